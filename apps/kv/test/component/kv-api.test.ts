@@ -1,0 +1,122 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { ErrorBodySchema, KvEntrySchema, KvListSchema, kvContract } from '@pixelmill/contracts';
+import { ContractClient, createLogger, listen, type Listening } from '@pixelmill/kit';
+import { createApp } from '../../src/app';
+import { KvRepository } from '../../src/data-access/kv-repository';
+
+describe('kv API', () => {
+  let dir: string;
+  let repository: KvRepository;
+  let server: Listening;
+  let client: ContractClient;
+  let now = Date.parse('2026-01-01T00:00:00Z');
+
+  beforeEach(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pixelmill-kv-'));
+    repository = new KvRepository(path.join(dir, 'kv.sqlite'), () => now);
+    server = await listen(createApp({ repository, logger: createLogger('kv', 'silent') }), 0);
+    client = new ContractClient({ service: 'kv', baseUrl: server.url });
+  });
+
+  afterEach(async () => {
+    await server.close();
+    repository.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  const send = (method: string, urlPath: string, body?: string, contentType = 'application/json') =>
+    fetch(`${server.url}${urlPath}`, { method, body, headers: body === undefined ? {} : { 'content-type': contentType } });
+
+  it('when a key is set, then it can be read back, listed by prefix and deleted', async () => {
+    const set = await client.call(kvContract.set, { params: { key: 'services/master' }, body: { value: 'http://127.0.0.1:3003' } });
+    expect(set.status).toBe(200);
+
+    const got = await client.call(kvContract.get, { params: { key: 'services/master' } });
+    expect(got).toMatchObject({ status: 200, body: { key: 'services/master', value: 'http://127.0.0.1:3003', expiresAt: null } });
+
+    await client.call(kvContract.set, { params: { key: 'config/op' }, body: { value: 'invert' } });
+    const listed = await client.call(kvContract.list, { query: { prefix: 'services/' } });
+    expect(listed.status).toBe(200);
+    expect(listed.status === 200 && listed.body.items.map((item) => item.key)).toEqual(['services/master']);
+
+    const deleted = await client.call(kvContract.delete, { params: { key: 'services/master' } });
+    expect(deleted.status).toBe(204);
+    const gone = await client.call(kvContract.get, { params: { key: 'services/master' } });
+    expect(gone.status).toBe(404);
+  });
+
+  it('when a key is set again, then the new value wins', async () => {
+    await client.call(kvContract.set, { params: { key: 'a' }, body: { value: '1' } });
+    await client.call(kvContract.set, { params: { key: 'a' }, body: { value: '2' } });
+    const got = await client.call(kvContract.get, { params: { key: 'a' } });
+    expect(got.status === 200 && got.body.value).toBe('2');
+  });
+
+  it('when a key has a ttl, then it disappears once the ttl has passed', async () => {
+    await client.call(kvContract.set, { params: { key: 'services/storage' }, body: { value: 'x', ttlSeconds: 15 } });
+    now += 14_000;
+    expect((await client.call(kvContract.get, { params: { key: 'services/storage' } })).status).toBe(200);
+    now += 2_000;
+    expect((await client.call(kvContract.get, { params: { key: 'services/storage' } })).status).toBe(404);
+    const listed = await client.call(kvContract.list, { query: { prefix: 'services/' } });
+    expect(listed.status === 200 && listed.body.items).toEqual([]);
+  });
+
+  it('when a prefix contains LIKE wildcards, then they match literally', async () => {
+    await client.call(kvContract.set, { params: { key: 'a_b' }, body: { value: '1' } });
+    await client.call(kvContract.set, { params: { key: 'axb' }, body: { value: '2' } });
+    const listed = await client.call(kvContract.list, { query: { prefix: 'a_' } });
+    expect(listed.status === 200 && listed.body.items.map((item) => item.key)).toEqual(['a_b']);
+  });
+
+  it('when the process restarts, then the data is still there', async () => {
+    await client.call(kvContract.set, { params: { key: 'kept' }, body: { value: 'yes' } });
+    repository.close();
+    const reopened = new KvRepository(path.join(dir, 'kv.sqlite'), () => now);
+    expect(reopened.get('kept')?.value).toBe('yes');
+    reopened.close();
+    repository = new KvRepository(path.join(dir, 'kv.sqlite'), () => now);
+  });
+
+  it.each([
+    ['an unknown key', 'GET', '/keys/nope', undefined, 404, 'not_found'],
+    ['a malformed key', 'GET', '/keys/..%2Fetc', undefined, 400, 'bad_request'],
+    ['a missing value', 'POST', '/keys/a', '{}', 400, 'bad_request'],
+    ['a value of the wrong type', 'POST', '/keys/a', '{"value":3}', 400, 'bad_request'],
+    ['malformed JSON', 'POST', '/keys/a', '{"value":', 400, 'bad_request'],
+    ['a negative ttl', 'POST', '/keys/a', '{"value":"v","ttlSeconds":-1}', 400, 'bad_request'],
+    ['deleting an unknown key', 'DELETE', '/keys/nope', undefined, 404, 'not_found'],
+    ['a wrong method', 'PATCH', '/keys/a', undefined, 405, 'method_not_allowed'],
+    ['an unknown route', 'GET', '/nothing-here', undefined, 404, 'not_found'],
+  ])('when a request has %s, then it is refused with a JSON error', async (_name, method, urlPath, body, status, code) => {
+    const response = await send(method, urlPath, body);
+    expect(response.status).toBe(status);
+    const parsed = ErrorBodySchema.parse(await response.json());
+    expect(parsed.error.code).toBe(code);
+    expect(parsed.error.message).not.toMatch(/at .*\.js/);
+    // The service is still up and answering.
+    expect((await send('GET', '/healthz')).status).toBe(200);
+  });
+
+  it('when the request is not JSON, then the error names the body', async () => {
+    const response = await send('POST', '/keys/a', 'value=1', 'text/plain');
+    expect(response.status).toBe(400);
+    const parsed = ErrorBodySchema.parse(await response.json());
+    expect(parsed.error.message).toContain('body');
+  });
+
+  it('answers health and readiness', async () => {
+    expect(await (await send('GET', '/healthz')).json()).toEqual({ status: 'ok', service: 'kv' });
+    const ready = await send('GET', '/readyz');
+    expect(ready.status).toBe(200);
+    expect(await ready.json()).toMatchObject({ status: 'ready', checks: { database: 'ok' } });
+  });
+
+  it('keeps entries valid against the contract', async () => {
+    const response = await send('POST', '/keys/x', '{"value":"v"}');
+    KvEntrySchema.parse(await response.json());
+    KvListSchema.parse(await (await send('GET', '/keys?prefix=x')).json());
+  });
+});

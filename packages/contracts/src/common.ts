@@ -1,0 +1,104 @@
+import { z } from 'zod';
+import { defineRoute } from './route';
+
+/** Task ids are random UUIDs (v4), never counters. */
+export const TaskIdSchema = z.uuidv4({ error: 'must be a UUID v4' });
+export type TaskId = z.infer<typeof TaskIdSchema>;
+
+export const TaskState = {
+  NotStarted: 'not_started',
+  InProgress: 'in_progress',
+  Finished: 'finished',
+  Failed: 'failed',
+} as const;
+export const TASK_STATES = [TaskState.NotStarted, TaskState.InProgress, TaskState.Finished, TaskState.Failed] as const;
+export const TaskStateSchema = z.enum(TASK_STATES);
+export type TaskState = z.infer<typeof TaskStateSchema>;
+
+/** The transitions taskdb allows; `finished` and `failed` are final. */
+export const TASK_TRANSITIONS: Readonly<Record<TaskState, readonly TaskState[]>> = {
+  not_started: ['in_progress'],
+  in_progress: ['finished', 'failed', 'not_started'],
+  finished: [],
+  failed: [],
+};
+
+export const OPERATIONS = ['swap-red-blue', 'grayscale', 'invert'] as const;
+export const OperationSchema = z.enum(OPERATIONS);
+export type Operation = z.infer<typeof OperationSchema>;
+export const DEFAULT_OPERATION: Operation = 'swap-red-blue';
+
+export const IMAGE_TYPES = ['image/png', 'image/jpeg', 'image/bmp', 'image/gif'] as const;
+export const ImageTypeSchema = z.enum(IMAGE_TYPES);
+export type ImageType = z.infer<typeof ImageTypeSchema>;
+
+/** Where storage keeps an image: before the work (`inProgress`) and after it (`finished`). */
+export const StorageStateSchema = z.enum(['inProgress', 'finished']);
+export type StorageState = z.infer<typeof StorageStateSchema>;
+
+export const SERVICE_NAMES = ['kv', 'taskdb', 'storage', 'master', 'frontend'] as const;
+export const ServiceNameSchema = z.enum(SERVICE_NAMES);
+export type ServiceName = z.infer<typeof ServiceNameSchema>;
+
+export const ERROR_CODES = [
+  'bad_request',
+  'unauthorized',
+  'not_found',
+  'method_not_allowed',
+  'conflict',
+  'payload_too_large',
+  'unsupported_media_type',
+  'too_many_requests',
+  'internal',
+  'unavailable',
+] as const;
+export const ErrorCodeSchema = z.enum(ERROR_CODES);
+export type ErrorCode = z.infer<typeof ErrorCodeSchema>;
+
+/** The one JSON error body every service answers with. */
+export const ErrorBodySchema = z.object({
+  error: z.object({
+    code: ErrorCodeSchema,
+    message: z.string(),
+    details: z.unknown().optional(),
+  }),
+});
+export type ErrorBody = z.infer<typeof ErrorBodySchema>;
+
+export const TimestampSchema = z.iso.datetime();
+
+export const IdQuerySchema = z.object({ id: TaskIdSchema });
+
+/** What a client sees of a task: its state and, once failed, why. */
+export const TaskStatusSchema = z.object({
+  id: TaskIdSchema,
+  state: TaskStateSchema,
+  error: z.string().optional(),
+});
+export type TaskStatus = z.infer<typeof TaskStatusSchema>;
+
+export const AcceptedSchema = z.object({ id: TaskIdSchema, state: TaskStateSchema });
+export type Accepted = z.infer<typeof AcceptedSchema>;
+
+export const HealthSchema = z.object({ status: z.literal('ok'), service: z.string() });
+export const ReadySchema = z.object({
+  status: z.enum(['ready', 'not_ready']),
+  service: z.string(),
+  checks: z.record(z.string(), z.enum(['ok', 'failing'])),
+});
+
+/** Routes every server answers. */
+export const commonContract = {
+  health: defineRoute({
+    method: 'GET',
+    path: '/healthz',
+    summary: 'The process is alive',
+    responses: { 200: HealthSchema },
+  }),
+  ready: defineRoute({
+    method: 'GET',
+    path: '/readyz',
+    summary: 'The service and its dependencies are reachable',
+    responses: { 200: ReadySchema, 503: ReadySchema },
+  }),
+} as const;

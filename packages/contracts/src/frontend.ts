@@ -1,0 +1,47 @@
+import { z } from 'zod';
+import { AcceptedSchema, ErrorBodySchema, IdQuerySchema, TaskStatusSchema } from './common';
+import { BINARY, defineRoute } from './route';
+import { NewImageQuerySchema } from './master';
+
+/** Multipart form field that carries the image. */
+export const UPLOAD_FIELD = 'image';
+
+export const frontendContract = {
+  page: defineRoute({
+    method: 'GET',
+    path: '/',
+    summary: 'The upload page (HTML); with ?id= it shows that image’s state and result',
+    query: z.object({ id: z.string().optional() }),
+    responses: { 200: z.string() },
+  }),
+  newImage: defineRoute({
+    method: 'POST',
+    path: '/newImage',
+    summary:
+      'Upload an image: multipart field "image" (optional field "op"), or a raw image/* body with ?op=. ' +
+      'Browsers asking for HTML are redirected to the status page.',
+    query: NewImageQuerySchema.partial(),
+    body: BINARY,
+    responses: {
+      202: AcceptedSchema,
+      303: z.string(),
+      400: ErrorBodySchema,
+      413: ErrorBodySchema,
+      415: ErrorBodySchema,
+    },
+  }),
+  isReady: defineRoute({
+    method: 'GET',
+    path: '/image/isReady',
+    summary: "An image's state: not_started, in_progress, finished or failed (with the reason)",
+    query: IdQuerySchema,
+    responses: { 200: TaskStatusSchema, 400: ErrorBodySchema, 404: ErrorBodySchema },
+  }),
+  get: defineRoute({
+    method: 'GET',
+    path: '/image/get',
+    summary: 'The finished image, in the format it was uploaded in',
+    query: IdQuerySchema,
+    responses: { 200: BINARY, 400: ErrorBodySchema, 404: ErrorBodySchema, 409: ErrorBodySchema },
+  }),
+} as const;

@@ -1,0 +1,96 @@
+import { z } from 'zod';
+import {
+  AcceptedSchema,
+  ErrorBodySchema,
+  IdQuerySchema,
+  ImageTypeSchema,
+  OperationSchema,
+  TaskIdSchema,
+  TaskStatusSchema,
+  TimestampSchema,
+  DEFAULT_OPERATION,
+} from './common';
+import { BINARY, defineRoute, EMPTY } from './route';
+import { LeaseTokenSchema } from './taskdb';
+
+export const NewImageQuerySchema = z.object({
+  op: OperationSchema.default(DEFAULT_OPERATION),
+});
+
+export const GetWorkQuerySchema = z.object({
+  /** Long poll: how long to wait for a task before answering 204. */
+  waitMs: z.coerce.number().int().min(0).max(60_000).default(0),
+});
+
+/** A task handed to a worker, with what it needs to fetch the source and prove its lease. */
+export const WorkSchema = z.object({
+  id: TaskIdSchema,
+  op: OperationSchema,
+  contentType: ImageTypeSchema,
+  attempt: z.number().int().positive(),
+  leaseToken: LeaseTokenSchema,
+  leaseExpiresAt: TimestampSchema,
+});
+export type Work = z.infer<typeof WorkSchema>;
+
+export const WorkFinishedBodySchema = z.object({ id: TaskIdSchema, leaseToken: LeaseTokenSchema });
+export const WorkFailedBodySchema = z.object({
+  id: TaskIdSchema,
+  leaseToken: LeaseTokenSchema,
+  reason: z.string().min(1).max(2000),
+});
+export const HeartbeatBodySchema = z.object({ id: TaskIdSchema, leaseToken: LeaseTokenSchema });
+export const HeartbeatSchema = z.object({ id: TaskIdSchema, leaseExpiresAt: TimestampSchema });
+
+export const masterContract = {
+  newImage: defineRoute({
+    method: 'POST',
+    path: '/newImage',
+    summary: 'Store a new image (raw body, image/* Content-Type) and create its task',
+    query: NewImageQuerySchema,
+    body: BINARY,
+    responses: { 202: AcceptedSchema, 400: ErrorBodySchema, 413: ErrorBodySchema, 415: ErrorBodySchema },
+  }),
+  isReady: defineRoute({
+    method: 'GET',
+    path: '/isReady',
+    summary: "A task's state",
+    query: IdQuerySchema,
+    responses: { 200: TaskStatusSchema, 400: ErrorBodySchema, 404: ErrorBodySchema },
+  }),
+  get: defineRoute({
+    method: 'GET',
+    path: '/get',
+    summary: 'The finished image',
+    query: IdQuerySchema,
+    responses: { 200: BINARY, 400: ErrorBodySchema, 404: ErrorBodySchema, 409: ErrorBodySchema },
+  }),
+  getWork: defineRoute({
+    method: 'GET',
+    path: '/getWork',
+    summary: 'Claim the next task, waiting up to waitMs for one; 204 means no work to do',
+    query: GetWorkQuerySchema,
+    responses: { 200: WorkSchema, 204: EMPTY, 400: ErrorBodySchema },
+  }),
+  workFinished: defineRoute({
+    method: 'POST',
+    path: '/workFinished',
+    summary: 'The result is stored under finished/<id>; repeating it with the same lease is a success',
+    body: WorkFinishedBodySchema,
+    responses: { 200: TaskStatusSchema, 400: ErrorBodySchema, 404: ErrorBodySchema, 409: ErrorBodySchema },
+  }),
+  workFailed: defineRoute({
+    method: 'POST',
+    path: '/workFailed',
+    summary: 'The task cannot be done (e.g. the image does not decode); it ends failed with the reason',
+    body: WorkFailedBodySchema,
+    responses: { 200: TaskStatusSchema, 400: ErrorBodySchema, 404: ErrorBodySchema, 409: ErrorBodySchema },
+  }),
+  heartbeat: defineRoute({
+    method: 'POST',
+    path: '/heartbeat',
+    summary: 'Extend the lease of the task in hand',
+    body: HeartbeatBodySchema,
+    responses: { 200: HeartbeatSchema, 400: ErrorBodySchema, 404: ErrorBodySchema, 409: ErrorBodySchema },
+  }),
+} as const;

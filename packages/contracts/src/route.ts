@@ -1,0 +1,65 @@
+import { z } from 'zod';
+
+export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'DELETE' | 'HEAD';
+
+/** Marks a body of raw bytes (an image), sent and received as-is, never as JSON. */
+export interface BinaryBody {
+  readonly kind: 'binary';
+}
+export const BINARY: BinaryBody = Object.freeze({ kind: 'binary' as const });
+
+/** A response with no body at all (204, HEAD answers). */
+export interface EmptyBody {
+  readonly kind: 'empty';
+}
+export const EMPTY: EmptyBody = Object.freeze({ kind: 'empty' as const });
+
+export type BodySpec = z.ZodType | BinaryBody | EmptyBody;
+
+/** One endpoint: the single description shared by the server that answers it and every caller. */
+export interface Route {
+  readonly method: HttpMethod;
+  /** Express-style path; `:name` segments are filled from `params`. */
+  readonly path: string;
+  readonly summary: string;
+  readonly params?: z.ZodType<Record<string, string>>;
+  readonly query?: z.ZodType<Record<string, unknown>>;
+  readonly body?: z.ZodType | BinaryBody;
+  readonly responses: Readonly<Record<number, BodySpec>>;
+}
+
+export function defineRoute<const R extends Route>(route: R): R {
+  return route;
+}
+
+export function isBinary(spec: unknown): spec is BinaryBody {
+  return typeof spec === 'object' && spec !== null && (spec as { kind?: unknown }).kind === 'binary';
+}
+
+export function isEmpty(spec: unknown): spec is EmptyBody {
+  return typeof spec === 'object' && spec !== null && (spec as { kind?: unknown }).kind === 'empty';
+}
+
+/** What a body spec carries once parsed: JSON schemas give their output type, bytes a Buffer. */
+export type BodyOf<S> = S extends z.ZodType ? z.output<S> : S extends BinaryBody ? Buffer : undefined;
+export type BodyInputOf<S> = S extends z.ZodType ? z.input<S> : S extends BinaryBody ? Buffer : undefined;
+
+export type ParamsOf<R extends Route> = R extends { params: infer P extends z.ZodType } ? z.output<P> : Record<string, never>;
+export type QueryOf<R extends Route> = R extends { query: infer Q extends z.ZodType } ? z.output<Q> : Record<string, never>;
+export type RequestBodyOf<R extends Route> = R extends { body: infer B } ? BodyOf<B> : undefined;
+
+/** The union of every documented answer of a route, discriminated by `status`. */
+export type ResponseOf<R extends Route> = {
+  [S in keyof R['responses'] & number]: { status: S; body: BodyOf<R['responses'][S]> };
+}[keyof R['responses'] & number];
+
+/** Fills `:name` segments of a route path, encoding each value as one path segment. */
+export function buildPath(path: string, params: Record<string, string> = {}): string {
+  return path.replace(/:([A-Za-z0-9_]+)/g, (_match, name: string) => {
+    const value = params[name];
+    if (value === undefined) {
+      throw new Error(`missing path parameter "${name}" for ${path}`);
+    }
+    return encodeURIComponent(value);
+  });
+}

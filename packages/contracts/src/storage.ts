@@ -1,0 +1,52 @@
+import { z } from 'zod';
+import { ErrorBodySchema, ImageTypeSchema, StorageStateSchema } from './common';
+import { BINARY, defineRoute, EMPTY } from './route';
+
+/** One path segment: no slashes, no dots, so a key can never leave its folder. */
+export const StorageKeySchema = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, "_" and "-" only');
+
+export const ObjectParamsSchema = z.object({ state: StorageStateSchema, key: StorageKeySchema });
+
+export const StoredObjectSchema = z.object({
+  key: StorageKeySchema,
+  state: StorageStateSchema,
+  size: z.number().int().nonnegative(),
+  contentType: ImageTypeSchema,
+});
+export type StoredObject = z.infer<typeof StoredObjectSchema>;
+
+export const storageContract = {
+  put: defineRoute({
+    method: 'POST',
+    path: '/objects/:state/:key',
+    summary: 'Store bytes under a key in a state folder; the Content-Type header is kept',
+    params: ObjectParamsSchema,
+    body: BINARY,
+    responses: { 201: StoredObjectSchema, 400: ErrorBodySchema, 413: ErrorBodySchema, 415: ErrorBodySchema },
+  }),
+  get: defineRoute({
+    method: 'GET',
+    path: '/objects/:state/:key',
+    summary: 'Read stored bytes back, with their Content-Type',
+    params: ObjectParamsSchema,
+    responses: { 200: BINARY, 400: ErrorBodySchema, 404: ErrorBodySchema },
+  }),
+  head: defineRoute({
+    method: 'HEAD',
+    path: '/objects/:state/:key',
+    summary: 'Whether bytes are stored under a key',
+    params: ObjectParamsSchema,
+    responses: { 200: EMPTY, 400: EMPTY, 404: EMPTY },
+  }),
+  delete: defineRoute({
+    method: 'DELETE',
+    path: '/objects/:state/:key',
+    summary: 'Delete stored bytes',
+    params: ObjectParamsSchema,
+    responses: { 204: EMPTY, 400: ErrorBodySchema, 404: ErrorBodySchema },
+  }),
+} as const;

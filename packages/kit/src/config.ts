@@ -1,0 +1,57 @@
+import { z } from 'zod';
+
+export const PortSchema = z.coerce.number().int().min(0).max(65_535);
+export const UrlSchema = z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' });
+export const LogLevelSchema = z.enum(['error', 'warn', 'info', 'http', 'debug', 'silent']);
+
+/** Environment every server shares; each app extends it with its own variables. */
+export const ServerEnvSchema = z.object({
+  HOST: z.string().min(1).default('127.0.0.1'),
+  LOG_LEVEL: LogLevelSchema.default('info'),
+  /** Where the others reach this service; defaults to http://HOST:PORT. */
+  ADVERTISE_URL: UrlSchema.optional(),
+  SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).default(10_000),
+});
+
+/** Environment of every process that finds the others through kv. */
+export const DiscoveryEnvSchema = z.object({
+  KV_URL: UrlSchema.default('http://127.0.0.1:3000'),
+  /** How often a server renews its registration in kv. */
+  REGISTER_INTERVAL_MS: z.coerce.number().int().min(100).default(5_000),
+  REQUEST_TIMEOUT_MS: z.coerce.number().int().min(100).default(30_000),
+});
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Parses an environment with a schema; a bad value throws a ConfigError naming the variable. */
+export function parseConfig<S extends z.ZodType>(schema: S, env: Record<string, string | undefined>): Readonly<z.output<S>> {
+  const result = schema.safeParse(env);
+  if (!result.success) {
+    throw new ConfigError(
+      result.error.issues.map((issue) => `${issue.path.join('.') || '(environment)'}: ${issue.message}`),
+    );
+  }
+  return Object.freeze(result.data);
+}
+
+/** For main.ts: parse or stop the process with a message that names each bad variable. */
+export function loadConfigOrExit<S extends z.ZodType>(
+  service: string,
+  schema: S,
+  env: Record<string, string | undefined>,
+): Readonly<z.output<S>> {
+  try {
+    return parseConfig(schema, env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${service}: ${err.message}\n`);
+      process.exit(1);
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,110 @@
+import express, { type Request, type RequestHandler, type Response, type Router } from 'express';
+import type { ZodError, ZodType } from 'zod';
+import {
+  isBinary,
+  isEmpty,
+  type ParamsOf,
+  type QueryOf,
+  type RequestBodyOf,
+  type ResponseOf,
+  type Route,
+} from '@pixelmill/contracts';
+import { AppError, invalidRequest } from './errors';
+
+export interface RouteInput<R extends Route> {
+  params: ParamsOf<R>;
+  query: QueryOf<R>;
+  body: RequestBodyOf<R>;
+}
+
+/** A handler answers with one of the route's documented responses, or writes `res` itself and returns nothing. */
+export type Reply<R extends Route> = ResponseOf<R> & { headers?: Record<string, string> };
+export type RouteHandler<R extends Route> = (
+  input: RouteInput<R>,
+  req: Request,
+  res: Response,
+) => Promise<Reply<R> | void> | Reply<R> | void;
+
+export type ContractHandlers<C extends Record<string, Route>> = { [K in keyof C]: RouteHandler<C[K]> };
+
+export interface MountOptions {
+  /** Largest JSON body accepted. */
+  jsonLimit?: number;
+  /** Largest raw (binary) body accepted; larger ones are refused with 413. */
+  binaryLimit?: number;
+  /** Replaces the body parser of the named routes (e.g. multipart uploads). */
+  bodyParsers?: Record<string, RequestHandler>;
+}
+
+function parsePart<T>(schema: ZodType | undefined, value: unknown, where: string): T {
+  if (!schema) return {} as T;
+  const result = schema.safeParse(value);
+  if (!result.success) throw invalidRequest(result.error as ZodError, where);
+  return result.data as T;
+}
+
+function sendReply(route: Route, reply: { status: number; body: unknown; headers?: Record<string, string> }, res: Response): void {
+  const spec = route.responses[reply.status];
+  if (spec === undefined) throw new Error(`${route.method} ${route.path} has no documented ${reply.status} response`);
+  if (reply.headers) res.set(reply.headers);
+  res.status(reply.status);
+  if (isEmpty(spec)) res.end();
+  else if (isBinary(spec)) res.end(reply.body as Buffer);
+  else if (typeof reply.body === 'string') res.send(reply.body);
+  else res.json(reply.body);
+}
+
+/**
+ * Mounts every route of a contract on a router. Requests are parsed with the contract's schemas
+ * (a mismatch is a 400 naming the field); a known path with another method is a 405.
+ */
+export function mountContract<C extends Record<string, Route>>(
+  router: Router,
+  contract: C,
+  // A conditional type keeps TypeScript from inferring C from the handlers, so literal statuses type-check.
+  handlers: C extends Record<string, Route> ? ContractHandlers<C> : never,
+  options: MountOptions = {},
+): void {
+  const jsonParser = express.json({ limit: options.jsonLimit ?? 1024 * 1024 });
+  const rawParser = express.raw({ type: () => true, limit: options.binaryLimit ?? 25 * 1024 * 1024 });
+  const methodsByPath = new Map<string, Set<string>>();
+  // HEAD routes go first: Express would otherwise answer HEAD with the GET route of the same path.
+  const names = Object.keys(contract).sort(
+    (a, b) => Number(contract[b]!.method === 'HEAD') - Number(contract[a]!.method === 'HEAD'),
+  );
+
+  for (const name of names) {
+    const route = contract[name]!;
+    const handler = handlers[name] as RouteHandler<Route>;
+    const methods = methodsByPath.get(route.path) ?? new Set<string>();
+    methods.add(route.method);
+    if (route.method === 'GET') methods.add('HEAD');
+    methodsByPath.set(route.path, methods);
+
+    const bodyParser =
+      options.bodyParsers?.[name] ?? (route.body === undefined ? undefined : isBinary(route.body) ? rawParser : jsonParser);
+    const handle: RequestHandler = async (req, res) => {
+      const params = parsePart<Record<string, string>>(route.params, req.params, 'params');
+      const query = parsePart<Record<string, unknown>>(route.query, req.query, 'query');
+      let body: unknown;
+      if (route.body !== undefined && isBinary(route.body)) {
+        body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+      } else if (route.body !== undefined) {
+        body = parsePart(route.body as ZodType, req.body, 'body');
+      }
+      const reply = await handler({ params, query, body } as RouteInput<Route>, req, res);
+      if (reply) sendReply(route, reply, res);
+    };
+    const method = route.method.toLowerCase() as 'get' | 'post' | 'put' | 'delete' | 'head';
+    if (bodyParser) router[method](route.path, bodyParser, handle);
+    else router[method](route.path, handle);
+  }
+
+  for (const [path, methods] of methodsByPath) {
+    const allow = [...methods].sort().join(', ');
+    router.all(path, (req, res) => {
+      res.setHeader('Allow', allow);
+      throw new AppError('method_not_allowed', 405, `${req.method} is not allowed on ${path}; allowed: ${allow}`);
+    });
+  }
+}

@@ -1,0 +1,104 @@
+import type { ErrorRequestHandler, RequestHandler } from 'express';
+import { ZodError } from 'zod';
+import type { ErrorBody, ErrorCode } from '@pixelmill/contracts';
+import type { Logger } from './logger';
+
+/** The one error type of pixelmill: a code and status the client may see, and a message for humans. */
+export class AppError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    readonly status: number,
+    message: string,
+    readonly details?: unknown,
+  ) {
+    super(message);
+    this.name = 'AppError';
+  }
+
+  toBody(): ErrorBody {
+    return { error: { code: this.code, message: this.message, ...(this.details === undefined ? {} : { details: this.details }) } };
+  }
+}
+
+export function describeZodError(err: ZodError, where?: string): string {
+  return err.issues
+    .map((issue) => {
+      const path = [where, ...issue.path.map(String)].filter(Boolean).join('.');
+      return path ? `${path}: ${issue.message}` : issue.message;
+    })
+    .join('; ');
+}
+
+/** Turns a ZodError of a request part into a 400 that says what was wrong where. */
+export function invalidRequest(err: ZodError, where: string): AppError {
+  return new AppError('bad_request', 400, `invalid request: ${describeZodError(err, where)}`, {
+    issues: err.issues.map((issue) => ({ path: [where, ...issue.path.map(String)].join('.'), message: issue.message })),
+  });
+}
+
+interface HttpishError {
+  status?: number;
+  statusCode?: number;
+  type?: string;
+  expose?: boolean;
+  code?: string;
+  name?: string;
+  message?: string;
+}
+
+const MULTER_CODES: Record<string, [ErrorCode, number, string]> = {
+  LIMIT_FILE_SIZE: ['payload_too_large', 413, 'the image is larger than the upload limit'],
+  LIMIT_FIELD_VALUE: ['payload_too_large', 413, 'a form field is too long'],
+  LIMIT_FILE_COUNT: ['bad_request', 400, 'only one image per upload'],
+  LIMIT_UNEXPECTED_FILE: ['bad_request', 400, 'unexpected file field; send the image in the field "image"'],
+  LIMIT_PART_COUNT: ['bad_request', 400, 'too many form parts'],
+  LIMIT_FIELD_COUNT: ['bad_request', 400, 'too many form fields'],
+  LIMIT_FIELD_KEY: ['bad_request', 400, 'a form field name is too long'],
+};
+
+/** Maps anything thrown to the contract's error body; unknown errors become a 500 with no internals. */
+export function toAppError(err: unknown): AppError | null {
+  if (err instanceof AppError) return err;
+  if (err instanceof ZodError) return new AppError('bad_request', 400, `invalid request: ${describeZodError(err)}`);
+  const e = (err ?? {}) as HttpishError;
+  if (e.name === 'MulterError' && e.code) {
+    const [code, status, message] = MULTER_CODES[e.code] ?? ['bad_request', 400, e.message ?? 'bad upload'];
+    return new AppError(code, status, message);
+  }
+  if (e.type === 'entity.parse.failed') return new AppError('bad_request', 400, 'malformed JSON body');
+  if (e.type === 'entity.too.large') return new AppError('payload_too_large', 413, 'request body is larger than the limit');
+  if (e.type === 'encoding.unsupported' || e.type === 'charset.unsupported') {
+    return new AppError('unsupported_media_type', 415, e.message ?? 'unsupported encoding');
+  }
+  const status = e.status ?? e.statusCode;
+  if (typeof status === 'number' && status >= 400 && status < 500) {
+    const code: ErrorCode =
+      status === 404 ? 'not_found' : status === 413 ? 'payload_too_large' : status === 415 ? 'unsupported_media_type' : 'bad_request';
+    return new AppError(code, status, e.expose && e.message ? e.message : 'bad request');
+  }
+  return null;
+}
+
+export function errorHandler(logger: Logger): ErrorRequestHandler {
+  return (err, req, res, next) => {
+    if (res.headersSent) {
+      logger.error('error after the response started', err);
+      next(err);
+      return;
+    }
+    const appError = toAppError(err);
+    if (appError) {
+      if (appError.status >= 500) logger.error(`${req.method} ${req.path} failed: ${appError.message}`);
+      res.status(appError.status).json(appError.toBody());
+      return;
+    }
+    logger.error(`${req.method} ${req.path} failed`, err);
+    res.status(500).json(new AppError('internal', 500, 'internal error').toBody());
+  };
+}
+
+export function notFoundHandler(): RequestHandler {
+  return (req) => {
+    throw new AppError('not_found', 404, `no route ${req.method} ${req.path}`);
+  };
+}

@@ -1,0 +1,149 @@
+import http from 'node:http';
+import https from 'node:https';
+import axios, { AxiosError, type AxiosInstance } from 'axios';
+import type { z } from 'zod';
+import {
+  buildPath,
+  isBinary,
+  isEmpty,
+  type BodyInputOf,
+  type ResponseOf,
+  type Route,
+} from '@pixelmill/contracts';
+import { AppError, describeZodError } from './errors';
+import { currentRequestId, REQUEST_ID_HEADER } from './request-context';
+
+type Input<S> = S extends z.ZodType ? z.input<S> : never;
+
+/** What a call needs: exactly the parts the route declares. */
+export type CallInput<R extends Route> = (R extends { params: infer P } ? { params: Input<P> } : { params?: undefined }) &
+  (R extends { query: infer Q } ? { query?: Input<Q> } : { query?: undefined }) &
+  (R extends { body: infer B } ? { body: BodyInputOf<B> } : { body?: undefined }) & {
+    /** Content-Type of a binary body. */
+    contentType?: string;
+    headers?: Record<string, string>;
+    timeoutMs?: number;
+  };
+
+export type CallResult<R extends Route> = ResponseOf<R> & { headers: Record<string, string> };
+
+export interface ContractClientOptions {
+  /** The service's name, for error messages. */
+  service: string;
+  /** Where the service is now: a fixed URL or a resolver (discovery). */
+  baseUrl: string | (() => Promise<string>);
+  timeoutMs?: number;
+  /** Bearer token sent on every call. */
+  token?: string;
+  /** Called when the service could not be reached, e.g. to forget a cached address. */
+  onUnreachable?: () => void;
+}
+
+const httpAgent = new http.Agent({ keepAlive: true });
+const httpsAgent = new https.Agent({ keepAlive: true });
+const sharedAxios: AxiosInstance = axios.create({
+  httpAgent,
+  httpsAgent,
+  maxRedirects: 0,
+  maxBodyLength: Infinity,
+  maxContentLength: Infinity,
+  responseType: 'arraybuffer',
+  // Every status is an answer to check against the contract, not an exception.
+  validateStatus: () => true,
+  transformResponse: [(data: unknown) => data],
+});
+
+/**
+ * A typed HTTP client over a contract: sends exactly what the route declares and checks the
+ * answer against the route's schema for that status, so a drifting service fails loudly.
+ * A service that cannot be reached is an AppError 503 (`unavailable`).
+ */
+export class ContractClient {
+  constructor(private readonly options: ContractClientOptions) {}
+
+  get service(): string {
+    return this.options.service;
+  }
+
+  async call<R extends Route>(route: R, input: CallInput<R>): Promise<CallResult<R>> {
+    const base =
+      typeof this.options.baseUrl === 'string' ? this.options.baseUrl : await this.options.baseUrl();
+    const url = base.replace(/\/+$/, '') + buildPath(route.path, (input.params ?? {}) as Record<string, string>);
+    const headers: Record<string, string> = { ...input.headers };
+    const requestId = currentRequestId();
+    if (requestId) headers[REQUEST_ID_HEADER] = requestId;
+    if (this.options.token) headers.authorization = `Bearer ${this.options.token}`;
+    let data: unknown;
+    if (route.body !== undefined && input.body !== undefined) {
+      if (isBinary(route.body)) {
+        headers['content-type'] = input.contentType ?? 'application/octet-stream';
+        data = input.body;
+      } else {
+        headers['content-type'] = 'application/json';
+        data = JSON.stringify(input.body);
+      }
+    }
+
+    let response;
+    try {
+      response = await sharedAxios.request<Buffer>({
+        method: route.method,
+        url,
+        params: input.query,
+        data,
+        headers,
+        timeout: input.timeoutMs ?? this.options.timeoutMs ?? 30_000,
+      });
+    } catch (err) {
+      this.options.onUnreachable?.();
+      const reason = err instanceof AxiosError ? (err.code ?? err.message) : String(err);
+      throw new AppError('unavailable', 503, `${this.options.service} is unreachable (${reason})`);
+    }
+
+    const status = response.status;
+    const spec = route.responses[status];
+    const raw = Buffer.from(response.data ?? []);
+    const responseHeaders = Object.fromEntries(
+      Object.entries(response.headers).map(([k, v]) => [k.toLowerCase(), String(v)]),
+    );
+    if (spec === undefined) {
+      throw new AppError(
+        'unavailable',
+        503,
+        `${this.options.service} answered ${route.method} ${route.path} with undocumented status ${status}: ${raw.toString('utf8', 0, 200)}`,
+      );
+    }
+    let body: unknown;
+    if (isEmpty(spec) || route.method === 'HEAD') body = undefined;
+    else if (isBinary(spec)) body = raw;
+    else {
+      let json: unknown;
+      try {
+        json = JSON.parse(raw.toString('utf8'));
+      } catch {
+        throw new AppError('unavailable', 503, `${this.options.service} answered ${status} with a body that is not JSON`);
+      }
+      const parsed = (spec as z.ZodType).safeParse(json);
+      if (!parsed.success) {
+        throw new AppError(
+          'unavailable',
+          503,
+          `${this.options.service} answered ${route.method} ${route.path} ${status} outside its contract: ${describeZodError(parsed.error)}`,
+        );
+      }
+      body = parsed.data;
+    }
+    return { status, body, headers: responseHeaders } as CallResult<R>;
+  }
+}
+
+/** Throws the downstream error body as an AppError when a call did not get the status it needed. */
+export function expectStatus<R extends Route, S extends number>(
+  result: CallResult<R>,
+  status: S,
+): Extract<CallResult<R>, { status: S }> {
+  if (result.status === status) return result as Extract<CallResult<R>, { status: S }>;
+  const body = result.body as { error?: { code?: string; message?: string } } | undefined;
+  const message = body?.error?.message ?? `unexpected status ${result.status}`;
+  throw new AppError('unavailable', 503, message);
+}

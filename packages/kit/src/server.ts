@@ -1,0 +1,129 @@
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import express, { type Express, type Router } from 'express';
+import { commonContract } from '@pixelmill/contracts';
+import { mountContract } from './contract-router';
+import { errorHandler, notFoundHandler } from './errors';
+import type { Logger } from './logger';
+import { requestContext } from './request-context';
+
+export type ReadinessCheck = () => Promise<unknown>;
+
+export interface ServiceAppOptions {
+  service: string;
+  logger: Logger;
+  /** Mounts the service's own routes. */
+  routes: (router: Router) => void;
+  /** Dependencies `/readyz` checks; each must resolve for the service to be ready. */
+  readiness?: Record<string, ReadinessCheck>;
+}
+
+/**
+ * The Express app every service shares: request ids, access log, `/healthz`, `/readyz`,
+ * the service's routes, then JSON 404s and the error handler. Never listens.
+ */
+export function createServiceApp(options: ServiceAppOptions): Express {
+  const { service, logger } = options;
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('query parser', 'simple');
+  app.use(requestContext());
+  app.use((req, res, next) => {
+    const started = process.hrtime.bigint();
+    res.on('finish', () => {
+      if (req.path === '/healthz' || req.path === '/readyz') return;
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      logger.http(`${req.method} ${req.path} ${res.statusCode}`, { status: res.statusCode, ms: Math.round(ms * 10) / 10 });
+    });
+    next();
+  });
+
+  const router = express.Router();
+  mountContract(router, commonContract, {
+    health: () => ({ status: 200, body: { status: 'ok', service } }),
+    ready: async () => {
+      const entries = await Promise.all(
+        Object.entries(options.readiness ?? {}).map(async ([name, check]) => {
+          try {
+            await check();
+            return [name, 'ok'] as const;
+          } catch {
+            return [name, 'failing'] as const;
+          }
+        }),
+      );
+      const checks = Object.fromEntries(entries);
+      const ready = entries.every(([, state]) => state === 'ok');
+      return ready
+        ? { status: 200, body: { status: 'ready', service, checks } }
+        : { status: 503, body: { status: 'not_ready', service, checks } };
+    },
+  });
+  options.routes(router);
+  app.use(router);
+  app.use(notFoundHandler());
+  app.use(errorHandler(logger));
+  return app;
+}
+
+export interface Listening {
+  server: Server;
+  port: number;
+  /** http://host:port as bound. */
+  url: string;
+  close(): Promise<void>;
+}
+
+/** Listens on host:port (0 picks a free port) and resolves once bound. */
+export function listen(app: Express, port: number, host = '127.0.0.1'): Promise<Listening> {
+  return new Promise((resolve, reject) => {
+    const server = app.listen(port, host);
+    server.once('error', reject);
+    server.once('listening', () => {
+      server.off('error', reject);
+      const address = server.address() as AddressInfo;
+      const shownHost = host.includes(':') ? `[${host}]` : host === '0.0.0.0' ? '127.0.0.1' : host;
+      resolve({
+        server,
+        port: address.port,
+        url: `http://${shownHost}:${address.port}`,
+        close: () =>
+          new Promise<void>((done, fail) => {
+            server.close((err) => (err ? fail(err) : done()));
+            server.closeIdleConnections();
+          }),
+      });
+    });
+  });
+}
+
+/**
+ * On SIGTERM or SIGINT: run the stop steps in order (stop taking work, close the server,
+ * release resources), then exit. A forced exit after `timeoutMs` is the backstop.
+ */
+export function onShutdown(logger: Logger, timeoutMs: number, steps: Array<() => Promise<unknown> | unknown>): void {
+  let stopping = false;
+  const stop = async (signal: string): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    logger.info(`${signal} received, shutting down`);
+    const force = setTimeout(() => {
+      logger.error(`shutdown took longer than ${timeoutMs} ms, exiting`);
+      process.exit(1);
+    }, timeoutMs);
+    force.unref();
+    let code = 0;
+    for (const step of steps) {
+      try {
+        await step();
+      } catch (err) {
+        code = 1;
+        logger.error('shutdown step failed', err);
+      }
+    }
+    logger.info('stopped');
+    process.exit(code);
+  };
+  process.once('SIGTERM', () => void stop('SIGTERM'));
+  process.once('SIGINT', () => void stop('SIGINT'));
+}
