@@ -1,0 +1,18 @@
+import type { Router } from 'express';
+import { taskdbContract } from '@pixelmill/contracts';
+import { mountContract } from '@pixelmill/kit';
+import type { TaskService } from '../domain/task-service';
+
+export function mountTaskRoutes(router: Router, tasks: TaskService): void {
+  mountContract(router, taskdbContract, {
+    create: ({ body }) => ({ status: 201, body: tasks.create(body) }),
+    get: ({ params }) => ({ status: 200, body: tasks.get(params.id) }),
+    changeState: ({ params, body }) => ({ status: 200, body: tasks.changeState(params.id, body) }),
+    list: ({ query }) => ({ status: 200, body: tasks.list(query.state, query.limit, query.cursor) }),
+    claim: ({ body }) => {
+      const claim = tasks.claim(body.leaseMs);
+      return claim ? { status: 200, body: claim } : { status: 204, body: undefined };
+    },
+    extendLease: ({ params, body }) => ({ status: 200, body: tasks.extendLease(params.id, body.leaseToken, body.leaseMs) }),
+  });
+}

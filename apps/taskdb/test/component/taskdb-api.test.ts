@@ -1,0 +1,216 @@
+import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { ErrorBodySchema, taskdbContract } from '@pixelmill/contracts';
+import { ContractClient, createLogger, listen, type Listening } from '@pixelmill/kit';
+import { createApp } from '../../src/app';
+import { TaskRepository } from '../../src/data-access/task-repository';
+import { TaskService } from '../../src/domain/task-service';
+
+describe('taskdb API', () => {
+  let dir: string;
+  let repository: TaskRepository;
+  let server: Listening;
+  let client: ContractClient;
+  let now: number;
+
+  const start = async (): Promise<void> => {
+    repository = new TaskRepository(path.join(dir, 'tasks.sqlite'));
+    const tasks = new TaskService(repository, { maxAttempts: 2, now: () => now });
+    server = await listen(createApp({ tasks, logger: createLogger('taskdb', 'silent'), ping: () => repository.ping() }), 0);
+    client = new ContractClient({ service: 'taskdb', baseUrl: server.url });
+  };
+  const stop = async (): Promise<void> => {
+    await server.close();
+    repository.close();
+  };
+
+  beforeEach(async () => {
+    now = Date.parse('2026-01-01T00:00:00Z');
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pixelmill-taskdb-'));
+    await start();
+  });
+
+  afterEach(async () => {
+    await stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  const create = async (id = randomUUID()) => {
+    const result = await client.call(taskdbContract.create, { body: { id, op: 'swap-red-blue', contentType: 'image/png' } });
+    expect(result.status).toBe(201);
+    return id;
+  };
+  const claim = async (leaseMs = 30_000) => {
+    const result = await client.call(taskdbContract.claim, { body: { leaseMs } });
+    return result.status === 200 ? result.body : undefined;
+  };
+  const send = (method: string, urlPath: string, body?: unknown) =>
+    fetch(`${server.url}${urlPath}`, {
+      method,
+      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    });
+  const expectError = async (response: Response, status: number, code: string) => {
+    expect(response.status).toBe(status);
+    const body = ErrorBodySchema.parse(await response.json());
+    expect(body.error.code).toBe(code);
+    return body.error.message;
+  };
+
+  it('when a task is created, then it is not_started with no attempts', async () => {
+    const id = await create();
+    const got = await client.call(taskdbContract.get, { params: { id } });
+    expect(got).toMatchObject({ status: 200, body: { id, state: 'not_started', attempt: 0, error: null, leaseExpiresAt: null } });
+  });
+
+  it('when the same id is created twice, then the second is a 409', async () => {
+    const id = await create();
+    const again = await client.call(taskdbContract.create, { body: { id, op: 'invert', contentType: 'image/png' } });
+    expect(again.status).toBe(409);
+  });
+
+  it('when tasks are claimed, then the oldest comes first, with a lease, and each only once', async () => {
+    const first = await create();
+    const second = await create();
+    const a = await claim(10_000);
+    const b = await claim(10_000);
+    expect(a).toMatchObject({ id: first, state: 'in_progress', attempt: 1, leaseExpiresAt: new Date(now + 10_000).toISOString() });
+    expect(b?.id).toBe(second);
+    expect(a?.leaseToken).not.toBe(b?.leaseToken);
+    expect(await claim()).toBeUndefined();
+  });
+
+  it('when many claims race, then no task is handed out twice', async () => {
+    const ids = await Promise.all(Array.from({ length: 20 }, () => create()));
+    const claims = await Promise.all(Array.from({ length: 30 }, () => claim()));
+    const claimed = claims.filter((c) => c !== undefined).map((c) => c!.id);
+    expect(claimed.sort()).toEqual([...ids].sort());
+  });
+
+  it('when a lease expires, then the task is claimable again with attempt + 1 and the old lease is fenced off', async () => {
+    const id = await create();
+    const first = (await claim(5_000))!;
+    now += 5_001;
+    const second = (await claim(5_000))!;
+    expect(second).toMatchObject({ id, attempt: 2 });
+    const stale = await client.call(taskdbContract.changeState, {
+      params: { id },
+      body: { to: 'finished', leaseToken: first.leaseToken },
+    });
+    expect(stale.status).toBe(409);
+    const extendStale = await client.call(taskdbContract.extendLease, {
+      params: { id },
+      body: { leaseToken: first.leaseToken, leaseMs: 5_000 },
+    });
+    expect(extendStale.status).toBe(409);
+  });
+
+  it('when the last attempt’s lease expires, then the task ends failed with the reason', async () => {
+    const id = await create();
+    await claim(5_000);
+    now += 6_000;
+    await claim(5_000);
+    now += 6_000;
+    expect(await claim(5_000)).toBeUndefined();
+    const got = await client.call(taskdbContract.get, { params: { id } });
+    expect(got.status === 200 && got.body).toMatchObject({ state: 'failed', error: expect.stringContaining('2 attempts') });
+  });
+
+  it('when a lease is extended, then it does not expire at the old time', async () => {
+    const id = await create();
+    const held = (await claim(5_000))!;
+    now += 4_000;
+    const extended = await client.call(taskdbContract.extendLease, { params: { id }, body: { leaseToken: held.leaseToken, leaseMs: 5_000 } });
+    expect(extended.status === 200 && extended.body.leaseExpiresAt).toBe(new Date(now + 5_000).toISOString());
+    now += 2_000;
+    expect(await claim()).toBeUndefined();
+  });
+
+  it('when the holder finishes, then the task is finished, and repeating it is a success', async () => {
+    const id = await create();
+    const held = (await claim())!;
+    const body = { to: 'finished' as const, leaseToken: held.leaseToken };
+    const done = await client.call(taskdbContract.changeState, { params: { id }, body });
+    expect(done).toMatchObject({ status: 200, body: { state: 'finished', leaseExpiresAt: null } });
+    const again = await client.call(taskdbContract.changeState, { params: { id }, body });
+    expect(again).toMatchObject({ status: 200, body: { state: 'finished' } });
+  });
+
+  it('when the holder reports a failure, then the task is failed with the reason', async () => {
+    const id = await create();
+    const held = (await claim())!;
+    const failed = await client.call(taskdbContract.changeState, {
+      params: { id },
+      body: { to: 'failed', error: 'could not decode image/png', leaseToken: held.leaseToken },
+    });
+    expect(failed).toMatchObject({ status: 200, body: { state: 'failed', error: 'could not decode image/png' } });
+  });
+
+  it('when a task is released, then it can be claimed again', async () => {
+    const id = await create();
+    const held = (await claim())!;
+    await client.call(taskdbContract.changeState, { params: { id }, body: { to: 'not_started', leaseToken: held.leaseToken } });
+    expect((await claim())?.id).toBe(id);
+  });
+
+  it.each([
+    ['not_started', 'finished'],
+    ['not_started', 'failed'],
+    ['not_started', 'in_progress'],
+    ['finished', 'not_started'],
+    ['finished', 'failed'],
+  ])('when a task in %s is moved to %s, then it is a 409', async (from, to) => {
+    const id = await create();
+    if (from === 'finished') {
+      const held = (await claim())!;
+      await client.call(taskdbContract.changeState, { params: { id }, body: { to: 'finished', leaseToken: held.leaseToken } });
+    }
+    const message = await expectError(await send('POST', `/tasks/${id}/state`, { to }), 409, 'conflict');
+    expect(message).toContain(to);
+  });
+
+  it('when ids are listed by state, then pages follow the cursor, oldest first', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i += 1) ids.push(await create());
+    await claim();
+    const page1 = await client.call(taskdbContract.list, { query: { state: 'not_started', limit: 2 } });
+    expect(page1.status === 200 && page1.body.ids).toEqual(ids.slice(1, 3));
+    const cursor = page1.status === 200 ? page1.body.nextCursor : null;
+    expect(cursor).not.toBeNull();
+    const page2 = await client.call(taskdbContract.list, { query: { state: 'not_started', limit: 2, cursor: cursor! } });
+    expect(page2.status === 200 && page2.body).toEqual({ ids: ids.slice(3, 5), nextCursor: null });
+    const inProgress = await client.call(taskdbContract.list, { query: { state: 'in_progress' } });
+    expect(inProgress.status === 200 && inProgress.body.ids).toEqual([ids[0]]);
+  });
+
+  it('when the server restarts, then tasks and their states are still there', async () => {
+    const id = await create();
+    await claim();
+    await stop();
+    await start();
+    const got = await client.call(taskdbContract.get, { params: { id } });
+    expect(got.status === 200 && got.body.state).toBe('in_progress');
+  });
+
+  it.each([
+    ['an unknown id', 'GET', `/tasks/${randomUUID()}`, undefined, 404, 'not_found'],
+    ['a malformed id', 'GET', '/tasks/42', undefined, 400, 'bad_request'],
+    ['a wrong state name', 'GET', '/tasks?state=done', undefined, 400, 'bad_request'],
+    ['a missing state', 'GET', '/tasks', undefined, 400, 'bad_request'],
+    ['a bad limit', 'GET', '/tasks?state=failed&limit=0', undefined, 400, 'bad_request'],
+    ['a bad cursor', 'GET', '/tasks?state=failed&cursor=abc', undefined, 400, 'bad_request'],
+    ['a missing field', 'POST', '/tasks', { id: randomUUID(), op: 'invert' }, 400, 'bad_request'],
+    ['an unknown operation', 'POST', '/tasks', { id: randomUUID(), op: 'melt', contentType: 'image/png' }, 400, 'bad_request'],
+    ['a malformed id in a body', 'POST', '/tasks', { id: 'x', op: 'invert', contentType: 'image/png' }, 400, 'bad_request'],
+    ['a change to a wrong state name', 'POST', `/tasks/${randomUUID()}/state`, { to: 'done' }, 400, 'bad_request'],
+    ['a change of an unknown task', 'POST', `/tasks/${randomUUID()}/state`, { to: 'failed' }, 404, 'not_found'],
+    ['a too short lease', 'POST', '/claims', { leaseMs: 1 }, 400, 'bad_request'],
+    ['malformed JSON', 'POST', '/claims', '{"leaseMs":', 400, 'bad_request'],
+    ['a wrong method', 'DELETE', '/tasks', undefined, 405, 'method_not_allowed'],
+  ])('when a request has %s, then it is refused with a JSON error', async (_name, method, urlPath, body, status, code) => {
+    await expectError(await send(method, urlPath, body), status, code);
+    expect((await send('GET', '/healthz')).status).toBe(200);
+  });
+});
