@@ -6,3 +6,4 @@ export * from './http-client';
 export * from './logger';
 export * from './request-context';
 export * from './server';
+export * from './service-runner';

@@ -1,0 +1,109 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { ErrorBodySchema, storageContract } from '@pixelmill/contracts';
+import { ContractClient, createLogger, listen, type Listening } from '@pixelmill/kit';
+import { createApp } from '../../src/app';
+import { FileStore } from '../../src/data-access/file-store';
+
+const PNG = Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), Buffer.from('rest of a png')]);
+const JPEG = Buffer.concat([Buffer.from([0xff, 0xd8, 0xff, 0xe0]), Buffer.from('rest of a jpeg')]);
+
+describe('storage API', () => {
+  let dir: string;
+  let server: Listening;
+  let client: ContractClient;
+
+  const start = async (maxObjectBytes = 1024 * 1024): Promise<void> => {
+    const store = new FileStore(dir);
+    server = await listen(createApp({ store, logger: createLogger('storage', 'silent'), maxObjectBytes }), 0);
+    client = new ContractClient({ service: 'storage', baseUrl: server.url });
+  };
+
+  beforeEach(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pixelmill-storage-'));
+    await start();
+  });
+
+  afterEach(async () => {
+    await server.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  const send = (method: string, urlPath: string, body?: Buffer | string, contentType = 'image/png') =>
+    fetch(`${server.url}${urlPath}`, { method, body, headers: body === undefined ? {} : { 'content-type': contentType } });
+  const listFiles = () =>
+    ['inProgress', 'finished', 'tmp'].flatMap((folder) => fs.readdirSync(path.join(dir, folder)).map((f) => `${folder}/${f}`));
+
+  it('when bytes are stored, then they sit in their state folder and come back with their content type', async () => {
+    const put = await client.call(storageContract.put, {
+      params: { state: 'inProgress', key: 'abc-1' },
+      body: PNG,
+      contentType: 'image/png',
+    });
+    expect(put).toMatchObject({ status: 201, body: { key: 'abc-1', state: 'inProgress', size: PNG.length, contentType: 'image/png' } });
+    expect(fs.readFileSync(path.join(dir, 'inProgress', 'abc-1'))).toEqual(PNG);
+
+    const got = await client.call(storageContract.get, { params: { state: 'inProgress', key: 'abc-1' } });
+    expect(got.status).toBe(200);
+    expect(got.body).toEqual(PNG);
+    expect(got.headers['content-type']).toBe('image/png');
+  });
+
+  it('keeps the two states apart', async () => {
+    await client.call(storageContract.put, { params: { state: 'inProgress', key: 'k' }, body: PNG, contentType: 'image/png' });
+    await client.call(storageContract.put, { params: { state: 'finished', key: 'k' }, body: JPEG, contentType: 'image/jpeg' });
+    const before = await client.call(storageContract.get, { params: { state: 'inProgress', key: 'k' } });
+    const after = await client.call(storageContract.get, { params: { state: 'finished', key: 'k' } });
+    expect(before.body).toEqual(PNG);
+    expect(after.body).toEqual(JPEG);
+    expect(after.headers['content-type']).toBe('image/jpeg');
+    expect(listFiles().sort()).toEqual(['finished/k', 'inProgress/k']);
+  });
+
+  it('when an object exists, then HEAD answers its size and type, and DELETE removes it', async () => {
+    await client.call(storageContract.put, { params: { state: 'finished', key: 'h' }, body: PNG, contentType: 'image/png' });
+    const head = await send('HEAD', '/objects/finished/h');
+    expect(head.status).toBe(200);
+    expect(head.headers.get('content-length')).toBe(String(PNG.length));
+    expect(head.headers.get('content-type')).toBe('image/png');
+    expect((await client.call(storageContract.delete, { params: { state: 'finished', key: 'h' } })).status).toBe(204);
+    expect((await send('HEAD', '/objects/finished/h')).status).toBe(404);
+    expect(listFiles()).toEqual([]);
+  });
+
+  it('when a write is overwritten, then the newest bytes win and no temp file is left', async () => {
+    await client.call(storageContract.put, { params: { state: 'finished', key: 'o' }, body: PNG, contentType: 'image/png' });
+    await client.call(storageContract.put, { params: { state: 'finished', key: 'o' }, body: JPEG, contentType: 'image/jpeg' });
+    expect(fs.readFileSync(path.join(dir, 'finished', 'o'))).toEqual(JPEG);
+    expect(listFiles()).toEqual(['finished/o']);
+  });
+
+  it('when the store opens, then leftovers of interrupted writes are removed', async () => {
+    fs.writeFileSync(path.join(dir, 'tmp', 'half-written'), 'xx');
+    new FileStore(dir);
+    expect(fs.readdirSync(path.join(dir, 'tmp'))).toEqual([]);
+  });
+
+  it.each([
+    ['an unknown key', 'GET', '/objects/finished/nope', undefined, 'image/png', 404, 'not_found'],
+    ['a wrong state name', 'GET', '/objects/done/abc', undefined, 'image/png', 400, 'bad_request'],
+    ['a traversal key', 'GET', '/objects/inProgress/..%2F..%2Fetc%2Fpasswd', undefined, 'image/png', 400, 'bad_request'],
+    ['a dotted key', 'POST', '/objects/inProgress/..', PNG, 'image/png', 404, 'not_found'],
+    ['an encoded dot key (the client resolves it away)', 'POST', '/objects/inProgress/%2E%2E', PNG, 'image/png', 404, 'not_found'],
+    ['a key with a slash', 'POST', '/objects/inProgress/a%2Fb', PNG, 'image/png', 400, 'bad_request'],
+    ['an empty body', 'POST', '/objects/inProgress/e', Buffer.alloc(0), 'image/png', 400, 'bad_request'],
+    ['a body that is not an image', 'POST', '/objects/inProgress/t', 'hello', 'image/png', 415, 'unsupported_media_type'],
+    ['a content type that lies', 'POST', '/objects/inProgress/l', PNG, 'image/jpeg', 415, 'unsupported_media_type'],
+    ['a body over the limit', 'POST', '/objects/inProgress/big', Buffer.concat([PNG, Buffer.alloc(2 * 1024 * 1024)]), 'image/png', 413, 'payload_too_large'],
+    ['deleting an unknown key', 'DELETE', '/objects/finished/nope', undefined, 'image/png', 404, 'not_found'],
+    ['a wrong method', 'PATCH', '/objects/finished/x', undefined, 'image/png', 405, 'method_not_allowed'],
+  ])('when a request has %s, then it is refused with a JSON error and nothing is written', async (_n, method, urlPath, body, type, status, code) => {
+    const response = await send(method, urlPath, body, type);
+    expect(response.status).toBe(status);
+    expect(ErrorBodySchema.parse(await response.json()).error.code).toBe(code);
+    expect(listFiles()).toEqual([]);
+    expect(fs.readdirSync(path.dirname(dir)).filter((f) => f === 'etc')).toEqual([]);
+    expect((await send('GET', '/healthz')).status).toBe(200);
+  });
+});

@@ -1,0 +1,53 @@
+import type { Express } from 'express';
+import type { ServiceName } from '@pixelmill/contracts';
+import { Discovery, registerService } from './discovery';
+import type { Logger } from './logger';
+import { listen, onShutdown, type Listening } from './server';
+
+export interface RunServiceOptions {
+  service: ServiceName;
+  app: Express;
+  logger: Logger;
+  config: {
+    PORT: number;
+    HOST: string;
+    ADVERTISE_URL?: string;
+    SHUTDOWN_TIMEOUT_MS: number;
+    KV_URL?: string;
+    REGISTER_INTERVAL_MS?: number;
+  };
+  /** Steps run on SIGTERM after the server stopped taking requests (close databases, ...). */
+  onStop?: Array<() => Promise<unknown> | unknown>;
+}
+
+/**
+ * Listens, registers the advertised address in kv (renewed periodically), and on SIGTERM
+ * unregisters, finishes requests in flight, runs the stop steps and exits.
+ */
+export async function runService(options: RunServiceOptions): Promise<Listening> {
+  const { service, logger, config } = options;
+  const server = await listen(options.app, config.PORT, config.HOST);
+  const url = config.ADVERTISE_URL ?? server.url;
+  const registration =
+    config.KV_URL === undefined
+      ? undefined
+      : registerService(new Discovery({ kvUrl: config.KV_URL }).kv, service, url, {
+          intervalMs: config.REGISTER_INTERVAL_MS ?? 5_000,
+          logger,
+        });
+  logger.info(`${service} listening on ${server.url}`, { url });
+  onShutdown(logger, config.SHUTDOWN_TIMEOUT_MS, [
+    () => registration?.stop(),
+    () => server.close(),
+    ...(options.onStop ?? []),
+  ]);
+  return server;
+}
+
+/** Runs a main function; a failure to start is printed with its stack and exits 1. */
+export function runMain(service: string, main: () => Promise<unknown>): void {
+  main().catch((err: unknown) => {
+    process.stderr.write(`${service} failed to start: ${(err as Error).stack ?? String(err)}\n`);
+    process.exit(1);
+  });
+}
