@@ -4,6 +4,7 @@ import axios, { AxiosError, type AxiosInstance } from 'axios';
 import type { z } from 'zod';
 import {
   buildPath,
+  ErrorBodySchema,
   isBinary,
   isEmpty,
   type BodyInputOf,
@@ -137,13 +138,25 @@ export class ContractClient {
   }
 }
 
-/** Throws the downstream error body as an AppError when a call did not get the status it needed. */
+/**
+ * The error for an answer a caller did not want: a downstream client error (4xx with the error
+ * body) is passed on as the same AppError; anything else is a 503.
+ */
+export function downstreamError(result: { status: number; body: unknown }, service: string): AppError {
+  const parsed = ErrorBodySchema.safeParse(result.body);
+  if (parsed.success && result.status >= 400 && result.status < 500) {
+    const { code, message, details } = parsed.data.error;
+    return new AppError(code, result.status, message, details);
+  }
+  return new AppError('unavailable', 503, `${service} answered ${result.status} unexpectedly`);
+}
+
+/** Returns the result when it has the wanted status, else throws its `downstreamError`. */
 export function expectStatus<R extends Route, S extends number>(
   result: CallResult<R>,
   status: S,
+  service = 'a dependency',
 ): Extract<CallResult<R>, { status: S }> {
   if (result.status === status) return result as Extract<CallResult<R>, { status: S }>;
-  const body = result.body as { error?: { code?: string; message?: string } } | undefined;
-  const message = body?.error?.message ?? `unexpected status ${result.status}`;
-  throw new AppError('unavailable', 503, message);
+  throw downstreamError(result, service);
 }

@@ -7,3 +7,4 @@ export * from './logger';
 export * from './request-context';
 export * from './server';
 export * from './service-runner';
+export * from './process';

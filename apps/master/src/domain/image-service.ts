@@ -1,0 +1,128 @@
+import { randomUUID } from 'node:crypto';
+import {
+  detectImageType,
+  storageContract,
+  taskdbContract,
+  type Accepted,
+  type ImageType,
+  type Operation,
+  type TaskStatus,
+  type Work,
+} from '@pixelmill/contracts';
+import { AppError, downstreamError, expectStatus, type ContractClient } from '@pixelmill/kit';
+import { WorkSignal } from './work-signal';
+
+export interface ImageServiceDeps {
+  taskdb: ContractClient;
+  storage: ContractClient;
+  leaseMs: number;
+  claimRecheckMs: number;
+}
+
+/**
+ * What master does: accepts images (stored first, then the task, so a worker never claims
+ * a task whose image is missing), reports their state, and hands work to workers.
+ */
+export class ImageService {
+  readonly signal = new WorkSignal();
+
+  constructor(private readonly deps: ImageServiceDeps) {}
+
+  async accept(bytes: Buffer, op: Operation): Promise<Accepted> {
+    if (bytes.length === 0) throw new AppError('bad_request', 400, 'empty body: send the image bytes');
+    const contentType = detectImageType(bytes);
+    if (!contentType) throw new AppError('unsupported_media_type', 415, 'not a PNG, JPEG, BMP or GIF image');
+    const id = randomUUID();
+    expectStatus(
+      await this.deps.storage.call(storageContract.put, {
+        params: { state: 'inProgress', key: id },
+        body: bytes,
+        contentType,
+      }),
+      201,
+      'storage',
+    );
+    const created = expectStatus(
+      await this.deps.taskdb.call(taskdbContract.create, { body: { id, op, contentType } }),
+      201,
+      'taskdb',
+    );
+    this.signal.notify();
+    return { id, state: created.body.state };
+  }
+
+  async status(id: string): Promise<TaskStatus> {
+    const task = await this.task(id);
+    return { id, state: task.state, ...(task.error ? { error: task.error } : {}) };
+  }
+
+  async result(id: string): Promise<{ bytes: Buffer; contentType: ImageType }> {
+    const task = await this.task(id);
+    if (task.state !== 'finished') {
+      throw new AppError('conflict', 409, `image ${id} is ${task.state}, not finished${task.error ? `: ${task.error}` : ''}`);
+    }
+    const file = expectStatus(
+      await this.deps.storage.call(storageContract.get, { params: { state: 'finished', key: id } }),
+      200,
+      'storage',
+    );
+    return { bytes: file.body, contentType: task.contentType };
+  }
+
+  /** Claims the next task, waiting up to waitMs for one; undefined means no work to do. */
+  async nextWork(waitMs: number, signal?: AbortSignal): Promise<Work | undefined> {
+    const deadline = Date.now() + waitMs;
+    for (;;) {
+      const claimed = await this.deps.taskdb.call(taskdbContract.claim, { body: { leaseMs: this.deps.leaseMs } });
+      if (claimed.status === 200) {
+        const { id, op, contentType, attempt, leaseToken, leaseExpiresAt } = claimed.body;
+        return { id, op, contentType, attempt, leaseToken, leaseExpiresAt };
+      }
+      expectStatus(claimed, 204, 'taskdb');
+      const left = deadline - Date.now();
+      if (left <= 0 || signal?.aborted) return undefined;
+      await this.signal.wait(Math.min(left, this.deps.claimRecheckMs), signal);
+    }
+  }
+
+  async finished(id: string, leaseToken: string): Promise<TaskStatus> {
+    const head = await this.deps.storage.call(storageContract.head, { params: { state: 'finished', key: id } });
+    if (head.status === 404) {
+      throw new AppError('conflict', 409, `no result stored for ${id}: upload finished/${id} to storage first`);
+    }
+    expectStatus(head, 200, 'storage');
+    return this.changeState(id, { to: 'finished', leaseToken });
+  }
+
+  async failed(id: string, leaseToken: string, reason: string): Promise<TaskStatus> {
+    return this.changeState(id, { to: 'failed', leaseToken, error: reason });
+  }
+
+  async heartbeat(id: string, leaseToken: string): Promise<{ id: string; leaseExpiresAt: string }> {
+    const extended = expectStatus(
+      await this.deps.taskdb.call(taskdbContract.extendLease, {
+        params: { id },
+        body: { leaseToken, leaseMs: this.deps.leaseMs },
+      }),
+      200,
+      'taskdb',
+    );
+    return { id, leaseExpiresAt: extended.body.leaseExpiresAt! };
+  }
+
+  private async changeState(
+    id: string,
+    body: { to: 'finished' | 'failed'; leaseToken: string; error?: string },
+  ): Promise<TaskStatus> {
+    const changed = expectStatus(await this.deps.taskdb.call(taskdbContract.changeState, { params: { id }, body }), 200, 'taskdb');
+    const task = changed.body;
+    return { id, state: task.state, ...(task.error ? { error: task.error } : {}) };
+  }
+
+  private async task(id: string) {
+    const result = await this.deps.taskdb.call(taskdbContract.get, { params: { id } });
+    if (result.status === 200) return result.body;
+    if (result.status === 404) throw new AppError('not_found', 404, `no image with id ${id}`);
+    throw downstreamError(result, 'taskdb');
+  }
+}

@@ -1,0 +1,19 @@
+import { createLogger, Discovery, loadConfigOrExit, runMain, runService } from '@pixelmill/kit';
+import { createApp } from './app';
+import { MasterConfigSchema } from './config';
+import { ImageService } from './domain/image-service';
+
+runMain('master', async () => {
+  const config = loadConfigOrExit('master', MasterConfigSchema, process.env);
+  const logger = createLogger('master', config.LOG_LEVEL);
+  const discovery = new Discovery({
+    kvUrl: config.KV_URL,
+    overrides: { taskdb: config.TASKDB_URL, storage: config.STORAGE_URL },
+    timeoutMs: config.REQUEST_TIMEOUT_MS,
+  });
+  const taskdb = discovery.client('taskdb');
+  const storage = discovery.client('storage');
+  const images = new ImageService({ taskdb, storage, leaseMs: config.LEASE_MS, claimRecheckMs: config.CLAIM_RECHECK_MS });
+  const app = createApp({ images, logger, maxUploadBytes: config.MAX_UPLOAD_BYTES, dependencies: [taskdb, storage] });
+  await runService({ service: 'master', app, logger, config });
+});

@@ -1,0 +1,223 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import {
+  ErrorBodySchema,
+  masterContract,
+  storageContract,
+  taskdbContract,
+  type Work,
+} from '@pixelmill/contracts';
+import {
+  ContractClient,
+  createLogger,
+  freePort,
+  listen,
+  startServiceProcess,
+  type Listening,
+  type ServiceProcess,
+} from '@pixelmill/kit';
+import { createApp } from '../../src/app';
+import { ImageService } from '../../src/domain/image-service';
+
+const PNG = Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), Buffer.from('pixels')]);
+const RESULT = Buffer.concat([PNG, Buffer.from(' swapped')]);
+const mainOf = (pkg: string) => path.join(path.dirname(require.resolve(`${pkg}/package.json`)), 'dist', 'main.js');
+
+/** master over real HTTP, with the built taskdb and storage running as their own processes. */
+describe('master API', () => {
+  let dir: string;
+  let taskdbProcess: ServiceProcess;
+  let storageProcess: ServiceProcess;
+  let server: Listening;
+  let master: ContractClient;
+  let taskdb: ContractClient;
+  let storage: ContractClient;
+  let images: ImageService;
+
+  const startDependency = async (name: string, pkg: string) => {
+    const port = await freePort();
+    return startServiceProcess({
+      name,
+      script: mainOf(pkg),
+      port,
+      env: { PATH: process.env.PATH, PORT: String(port), DATA_DIR: path.join(dir, name), LOG_LEVEL: 'warn', KV_URL: 'http://127.0.0.1:9' },
+      logFile: path.join(dir, `${name}.log`),
+    });
+  };
+
+  beforeAll(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pixelmill-master-'));
+    [taskdbProcess, storageProcess] = await Promise.all([
+      startDependency('taskdb', '@pixelmill/taskdb'),
+      startDependency('storage', '@pixelmill/storage'),
+    ]);
+    taskdb = new ContractClient({ service: 'taskdb', baseUrl: taskdbProcess.url! });
+    storage = new ContractClient({ service: 'storage', baseUrl: storageProcess.url! });
+    images = new ImageService({ taskdb, storage, leaseMs: 30_000, claimRecheckMs: 200 });
+    const app = createApp({ images, logger: createLogger('master', 'silent'), maxUploadBytes: 4096, dependencies: [taskdb, storage] });
+    server = await listen(app, 0);
+    master = new ContractClient({ service: 'master', baseUrl: server.url });
+  }, 30_000);
+
+  afterAll(async () => {
+    await server?.close();
+    await Promise.all([taskdbProcess?.stop(), storageProcess?.stop()]);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** Drains work left by earlier tests so each test starts with an empty queue. */
+  const drain = async (): Promise<void> => {
+    for (;;) {
+      const work = await master.call(masterContract.getWork, { query: { waitMs: 0 } });
+      if (work.status !== 200) return;
+      await master.call(masterContract.workFailed, { body: { id: work.body.id, leaseToken: work.body.leaseToken, reason: 'drained' } });
+    }
+  };
+  beforeEach(drain);
+
+  const upload = async (bytes = PNG, op?: 'invert') => {
+    const result = await master.call(masterContract.newImage, { body: bytes, contentType: 'image/png', query: op ? { op } : {} });
+    expect(result.status).toBe(202);
+    return result.status === 202 ? result.body.id : '';
+  };
+  const claim = async (): Promise<Work> => {
+    const work = await master.call(masterContract.getWork, { query: { waitMs: 0 } });
+    expect(work.status).toBe(200);
+    return (work as { body: Work }).body;
+  };
+  const send = (method: string, urlPath: string, body?: Buffer | string, contentType = 'application/json') =>
+    fetch(`${server.url}${urlPath}`, { method, body, headers: body === undefined ? {} : { 'content-type': contentType } });
+
+  it('when an image is accepted, then its bytes are stored under inProgress before the task exists', async () => {
+    const id = await upload();
+    const stored = await storage.call(storageContract.get, { params: { state: 'inProgress', key: id } });
+    expect(stored.body).toEqual(PNG);
+    const task = await taskdb.call(taskdbContract.get, { params: { id } });
+    expect(task.status === 200 && task.body).toMatchObject({ state: 'not_started', op: 'swap-red-blue', contentType: 'image/png' });
+    expect((await master.call(masterContract.isReady, { query: { id } })).body).toEqual({ id, state: 'not_started' });
+  });
+
+  it('when a worker does the work, then the image goes through in_progress to finished and can be downloaded', async () => {
+    const id = await upload(PNG, 'invert');
+    const work = await claim();
+    expect(work).toMatchObject({ id, op: 'invert', contentType: 'image/png', attempt: 1 });
+    expect((await master.call(masterContract.isReady, { query: { id } })).body).toEqual({ id, state: 'in_progress' });
+
+    const early = await master.call(masterContract.get, { query: { id } });
+    expect(early.status).toBe(409);
+
+    const beat = await master.call(masterContract.heartbeat, { body: { id, leaseToken: work.leaseToken } });
+    expect(beat.status).toBe(200);
+
+    await storage.call(storageContract.put, { params: { state: 'finished', key: id }, body: RESULT, contentType: 'image/png' });
+    const done = await master.call(masterContract.workFinished, { body: { id, leaseToken: work.leaseToken } });
+    expect(done).toMatchObject({ status: 200, body: { id, state: 'finished' } });
+    const again = await master.call(masterContract.workFinished, { body: { id, leaseToken: work.leaseToken } });
+    expect(again).toMatchObject({ status: 200, body: { id, state: 'finished' } });
+
+    const result = await master.call(masterContract.get, { query: { id } });
+    expect(result.status).toBe(200);
+    expect(result.body).toEqual(RESULT);
+    expect(result.headers['content-type']).toBe('image/png');
+  });
+
+  it('when a worker reports finished without a stored result, then it is a 409 and the task stays in progress', async () => {
+    const id = await upload();
+    const work = await claim();
+    const done = await master.call(masterContract.workFinished, { body: { id, leaseToken: work.leaseToken } });
+    expect(done.status).toBe(409);
+    expect((await master.call(masterContract.isReady, { query: { id } })).body).toEqual({ id, state: 'in_progress' });
+  });
+
+  it('when a worker reports a failure, then the state is failed with the reason', async () => {
+    const id = await upload();
+    const work = await claim();
+    await master.call(masterContract.workFailed, { body: { id, leaseToken: work.leaseToken, reason: 'could not decode image/png' } });
+    const status = await master.call(masterContract.isReady, { query: { id } });
+    expect(status.body).toEqual({ id, state: 'failed', error: 'could not decode image/png' });
+    const result = await master.call(masterContract.get, { query: { id } });
+    expect(result.status).toBe(409);
+  });
+
+  it('when there is no work, then getWork answers 204 after waiting', async () => {
+    const started = Date.now();
+    const work = await master.call(masterContract.getWork, { query: { waitMs: 300 } });
+    expect(work.status).toBe(204);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(250);
+  });
+
+  it('when a task is created while a worker waits, then the waiting getWork returns it', async () => {
+    const waiting = master.call(masterContract.getWork, { query: { waitMs: 10_000 } });
+    await new Promise((r) => setTimeout(r, 100));
+    const id = await upload();
+    const work = await waiting;
+    expect(work.status === 200 && work.body.id).toBe(id);
+  });
+
+  it('when a lease token is stale, then finishing with it is a 409', async () => {
+    const id = await upload();
+    await claim();
+    const done = await master.call(masterContract.workFailed, { body: { id, leaseToken: randomUUID(), reason: 'x' } });
+    expect(done.status).toBe(409);
+  });
+
+  it('when a dependency is down, then master answers 503 and stays up', async () => {
+    const broken = new ImageService({
+      taskdb: new ContractClient({ service: 'taskdb', baseUrl: 'http://127.0.0.1:9' }),
+      storage: new ContractClient({ service: 'storage', baseUrl: 'http://127.0.0.1:9' }),
+      leaseMs: 30_000,
+      claimRecheckMs: 100,
+    });
+    const app = createApp({ images: broken, logger: createLogger('master', 'silent'), maxUploadBytes: 4096, dependencies: [] });
+    const other = await listen(app, 0);
+    try {
+      const response = await fetch(`${other.url}/isReady?id=${randomUUID()}`);
+      expect(response.status).toBe(503);
+      expect(ErrorBodySchema.parse(await response.json()).error.message).toContain('taskdb is unreachable');
+      expect((await fetch(`${other.url}/healthz`)).status).toBe(200);
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('answers readiness with its dependencies', async () => {
+    const ready = await send('GET', '/readyz');
+    expect(await ready.json()).toMatchObject({ status: 'ready', checks: { taskdb: 'ok', storage: 'ok' } });
+  });
+
+  it.each([
+    ['an unknown id', 'GET', `/isReady?id=${randomUUID()}`, undefined, undefined, 404, 'not_found'],
+    ['an unknown id for get', 'GET', `/get?id=${randomUUID()}`, undefined, undefined, 404, 'not_found'],
+    ['a malformed id', 'GET', '/isReady?id=12', undefined, undefined, 400, 'bad_request'],
+    ['a missing id', 'GET', '/get', undefined, undefined, 400, 'bad_request'],
+    ['a body that is not an image', 'POST', '/newImage', 'hello', 'image/png', 415, 'unsupported_media_type'],
+    ['an empty body', 'POST', '/newImage', '', 'image/png', 400, 'bad_request'],
+    ['an unknown operation', 'POST', '/newImage?op=melt', PNG, 'image/png', 400, 'bad_request'],
+    ['a body over the limit', 'POST', '/newImage', Buffer.concat([PNG, Buffer.alloc(5000)]), 'image/png', 413, 'payload_too_large'],
+    ['a wait too long', 'GET', '/getWork?waitMs=999999', undefined, undefined, 400, 'bad_request'],
+    ['a missing lease token', 'POST', '/workFinished', JSON.stringify({ id: randomUUID() }), undefined, 400, 'bad_request'],
+    ['a finish of an unknown task', 'POST', '/workFailed', JSON.stringify({ id: randomUUID(), leaseToken: randomUUID(), reason: 'r' }), undefined, 404, 'not_found'],
+    ['malformed JSON', 'POST', '/heartbeat', '{', undefined, 400, 'bad_request'],
+    ['a wrong method', 'DELETE', '/newImage', undefined, undefined, 405, 'method_not_allowed'],
+  ])('when a request has %s, then it is refused with a JSON error', async (_n, method, urlPath, body, type, status, code) => {
+    const response = await send(method, urlPath, body, type);
+    expect(response.status).toBe(status);
+    expect(ErrorBodySchema.parse(await response.json()).error.code).toBe(code);
+    expect((await send('GET', '/healthz')).status).toBe(200);
+  });
+
+  it('when uploads are refused, then nothing is left in storage or taskdb', async () => {
+    const before = await taskdb.call(taskdbContract.list, { query: { state: 'not_started' } });
+    await send('POST', '/newImage', 'hello', 'image/png');
+    await send('POST', '/newImage?op=melt', PNG, 'image/png');
+    const after = await taskdb.call(taskdbContract.list, { query: { state: 'not_started' } });
+    expect(after.body).toEqual(before.body);
+    expect(fs.readdirSync(path.join(dir, 'storage', 'inProgress')).length).toBe(
+      (await Promise.all(['not_started', 'in_progress', 'finished', 'failed'].map((state) =>
+        taskdb.call(taskdbContract.list, { query: { state: state as 'failed', limit: 1000 } }),
+      ))).reduce((n, page) => n + (page.status === 200 ? page.body.ids.length : 0), 0),
+    );
+  });
+});
