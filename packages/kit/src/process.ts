@@ -49,14 +49,14 @@ export interface StartProcessOptions {
   env: Record<string, string | undefined>;
   /** For servers: the port they were given, to wait until /healthz answers. */
   port?: number;
-  /** Appends the process's stdout and stderr to this file; otherwise they are discarded. */
+  /** Appends the process's stdout and stderr to this file; otherwise they go to ours. */
   logFile?: string;
   healthTimeoutMs?: number;
 }
 
 /** Starts one built service as its own Node.js process and, for a server, waits until it is healthy. */
 export async function startServiceProcess(options: StartProcessOptions): Promise<ServiceProcess> {
-  const out = options.logFile ? fs.openSync(options.logFile, 'a') : 'ignore';
+  const out = options.logFile ? fs.openSync(options.logFile, 'a') : 'inherit';
   const child = spawn(process.execPath, [options.script], {
     env: options.env as NodeJS.ProcessEnv,
     stdio: ['ignore', out, out],

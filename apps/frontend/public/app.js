@@ -1,0 +1,127 @@
+// Enhances the upload page: uploads with fetch and follows the image's state without reloading.
+// The page works without this script too: the form posts and the status page refreshes itself.
+'use strict';
+
+(() => {
+  const POLL_MS = 500;
+  const RETRY_MS = 2000;
+  const FINAL_STATES = ['finished', 'failed'];
+
+  const form = document.getElementById('upload-form');
+  const status = document.getElementById('status');
+  if (!form || !status || !window.fetch) return;
+  const button = form.querySelector('button[type="submit"]');
+  const fileInput = form.elements.namedItem('image');
+  // Each upload gets a number; following an image stops once a newer upload starts.
+  let current = 0;
+
+  const el = (tag, attributes, ...children) => {
+    const node = document.createElement(tag);
+    for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
+    node.append(...children);
+    return node;
+  };
+  const show = (...nodes) => status.replaceChildren(...nodes);
+  const showAlert = (text) => show(el('p', { role: 'alert' }, text));
+  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+  const resultUrl = (id) => `/image/get?id=${encodeURIComponent(id)}`;
+  const megabytes = (bytes) => `${Math.round((bytes / (1024 * 1024)) * 10) / 10} MB`;
+
+  /** The message of pixelmill's JSON error body, or the status when there is none. */
+  const errorMessage = async (response) => {
+    try {
+      const body = await response.json();
+      if (body && body.error && body.error.message) return body.error.message;
+    } catch {
+      // not JSON: fall through
+    }
+    return `the server answered ${response.status}`;
+  };
+
+  const showTask = ({ id, state, error }) => {
+    const label = el('strong', { class: 'state', 'data-state': state }, state.replace('_', ' '));
+    const nodes = [el('p', {}, 'Image ', el('code', {}, id), ': ', label)];
+    if (state === 'finished') {
+      nodes.push(
+        el('p', {}, el('img', { src: resultUrl(id), alt: 'The processed image' })),
+        el('p', {}, el('a', { href: resultUrl(id), download: '' }, 'Download the result')),
+      );
+    } else if (state === 'failed') {
+      nodes.push(el('p', { role: 'alert' }, `Why: ${error || 'no reason given'}`));
+    } else {
+      nodes.push(el('p', {}, 'The result appears here when it is ready.'));
+    }
+    show(...nodes);
+  };
+
+  /** Polls the image's state until it is final, a newer upload starts, or the server refuses. */
+  const follow = async (id, run) => {
+    let shown = '';
+    while (run === current) {
+      let wait = POLL_MS;
+      try {
+        const response = await fetch(`/image/isReady?id=${encodeURIComponent(id)}`, {
+          headers: { Accept: 'application/json' },
+        });
+        if (run !== current) return;
+        if (response.ok) {
+          const task = await response.json();
+          // Re-render only on change, so screen readers announce each state once.
+          if (task.state !== shown) showTask(task);
+          shown = task.state;
+          if (FINAL_STATES.includes(task.state)) return;
+        } else if (response.status < 500) {
+          showAlert(`Cannot follow image ${id}: ${await errorMessage(response)}`);
+          return;
+        } else {
+          showAlert(`pixelmill cannot be reached right now (${await errorMessage(response)}); trying again.`);
+          shown = '';
+          wait = RETRY_MS;
+        }
+      } catch {
+        if (run !== current) return;
+        showAlert('pixelmill cannot be reached right now; trying again.');
+        shown = '';
+        wait = RETRY_MS;
+      }
+      await sleep(wait);
+    }
+  };
+
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const run = ++current;
+    const file = fileInput.files[0];
+    const maxBytes = Number(form.dataset.maxBytes);
+    if (file && maxBytes && file.size > maxBytes) {
+      showAlert(`The image is ${megabytes(file.size)}; the limit is ${megabytes(maxBytes)}.`);
+      return;
+    }
+    button.disabled = true;
+    show(el('p', {}, 'Uploading…'));
+    try {
+      const response = await fetch(form.action, {
+        method: 'POST',
+        body: new FormData(form),
+        headers: { Accept: 'application/json' },
+      });
+      if (!response.ok) {
+        const verdict = response.status < 500 ? 'refused' : 'failed';
+        showAlert(`Upload ${verdict}: ${await errorMessage(response)}`);
+        return;
+      }
+      const accepted = await response.json();
+      // A reload now shows this image's state, as the page does without JavaScript.
+      history.replaceState(null, '', `/?id=${encodeURIComponent(accepted.id)}`);
+      showTask(accepted);
+      void follow(accepted.id, run);
+    } catch {
+      showAlert('Upload failed: pixelmill could not be reached.');
+    } finally {
+      button.disabled = false;
+    }
+  });
+
+  // A status page opened with ?id= of an image still in work: follow it here instead of reloading.
+  if (status.dataset.poll === 'true' && status.dataset.id) void follow(status.dataset.id, current);
+})();

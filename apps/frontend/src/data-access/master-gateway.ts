@@ -1,0 +1,95 @@
+import {
+  commonContract,
+  detectImageType,
+  ImageTypeSchema,
+  masterContract,
+  type Accepted,
+  type Route,
+  type TaskId,
+  type TaskStatus,
+} from '@pixelmill/contracts';
+import { AppError, expectStatus, type CallResult, type ContractClient } from '@pixelmill/kit';
+import type { CheckedUpload } from '../domain/image-upload';
+
+export interface ImageResult {
+  bytes: Buffer;
+  contentType: string;
+}
+
+/** Master's error message, for answers that are the client's fault and are passed on as they are. */
+function messageOf(result: CallResult<Route>): string {
+  const body = result.body as { error?: { message?: string } } | undefined;
+  return body?.error?.message ?? `master answered ${result.status}`;
+}
+
+/**
+ * The result is served from our origin, so only an image type is passed on: anything else
+ * (say text/html) could run as a page of ours.
+ */
+function imageContentType(declared: string | undefined, bytes: Buffer): string {
+  const type = ImageTypeSchema.safeParse(declared?.split(';')[0]?.trim().toLowerCase());
+  return type.success ? type.data : (detectImageType(bytes.subarray(0, 16)) ?? 'application/octet-stream');
+}
+
+const unknownImage = (id: TaskId): AppError => new AppError('not_found', 404, `no image with id ${id}`);
+
+/** The frontend's only way to master: the calls it makes, with master's answers mapped to ours. */
+export class MasterGateway {
+  constructor(private readonly client: ContractClient) {}
+
+  async submit(upload: CheckedUpload): Promise<Accepted> {
+    const result = await this.client.call(masterContract.newImage, {
+      query: { op: upload.op },
+      body: upload.bytes,
+      contentType: upload.contentType,
+    });
+    switch (result.status) {
+      case 202:
+        return result.body;
+      case 400:
+        throw new AppError('bad_request', 400, messageOf(result));
+      case 413:
+        throw new AppError('payload_too_large', 413, messageOf(result));
+      case 415:
+        throw new AppError('unsupported_media_type', 415, messageOf(result));
+    }
+  }
+
+  async status(id: TaskId): Promise<TaskStatus> {
+    const result = await this.client.call(masterContract.isReady, { query: { id } });
+    switch (result.status) {
+      case 200:
+        return result.body;
+      case 404:
+        throw unknownImage(id);
+      case 400:
+        throw new AppError('bad_request', 400, messageOf(result));
+    }
+  }
+
+  async result(id: TaskId): Promise<ImageResult> {
+    const result = await this.client.call(masterContract.get, { query: { id } });
+    switch (result.status) {
+      case 200:
+        return { bytes: result.body, contentType: imageContentType(result.headers['content-type'], result.body) };
+      case 404:
+        throw unknownImage(id);
+      case 409: {
+        // Master's wording is its own; the user needs to know where the image stands.
+        const { state, error } = await this.status(id);
+        const message =
+          state === 'failed'
+            ? `image ${id} failed and has no result: ${error ?? 'no reason given'}`
+            : `image ${id} is not finished yet (state: ${state})`;
+        throw new AppError('conflict', 409, message, { state });
+      }
+      case 400:
+        throw new AppError('bad_request', 400, messageOf(result));
+    }
+  }
+
+  /** Resolves when master answers its health check; for /readyz. */
+  async ping(): Promise<void> {
+    expectStatus(await this.client.call(commonContract.health, {}), 200);
+  }
+}

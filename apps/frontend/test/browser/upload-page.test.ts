@@ -1,0 +1,162 @@
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { createLogger, Discovery, listen, type Listening } from '@pixelmill/kit';
+import { createApp } from '../../src/app';
+import { startFakeMaster, type FakeMaster, type FakeTask } from '../component/fake-master';
+
+// Debian's Chromium, never a downloaded browser build: without it these tests are skipped.
+const CHROMIUM = '/usr/bin/chromium';
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+const hasChromium = fs.existsSync(CHROMIUM);
+if (!hasChromium) process.stdout.write(`skipping the browser tests: ${CHROMIUM} is not installed\n`);
+const describeInBrowser = hasChromium ? describe : describe.skip;
+
+/** A real 1×1 PNG, so the browser can decode the result it is shown. */
+const DOT_PNG = Buffer.from(
+  'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==',
+  'base64',
+);
+
+jest.setTimeout(30_000);
+
+describeInBrowser(`upload page in Chromium (${CHROMIUM})`, () => {
+  let browser: Browser;
+  let master: FakeMaster;
+  let frontend: Listening;
+  let problems: string[];
+
+  beforeAll(async () => {
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  });
+
+  afterAll(async () => {
+    await browser.close();
+  });
+
+  beforeEach(async () => {
+    master = await startFakeMaster();
+    const discovery = new Discovery({ kvUrl: 'http://127.0.0.1:9', overrides: { master: master.url } });
+    const app = createApp({ master: discovery.client('master'), logger: createLogger('frontend', 'silent'), maxUploadBytes: 4096 });
+    frontend = await listen(app, 0);
+    problems = [];
+  });
+
+  afterEach(async () => {
+    await frontend.close();
+    await master.close();
+    // Script errors and CSP violations show up here; the page must have none.
+    expect(problems).toEqual([]);
+  });
+
+  const openPage = async (javaScriptEnabled: boolean, path = '/'): Promise<Page> => {
+    const context = await browser.newContext({ javaScriptEnabled });
+    const page = await context.newPage();
+    page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
+    page.on('console', (message) => {
+      if (message.type() === 'error') problems.push(`console: ${message.text()}`);
+    });
+    page.on('response', (response) => {
+      if (response.status() >= 400) problems.push(`${response.status()} ${new URL(response.url()).pathname}`);
+    });
+    await page.goto(`${frontend.url}${path}`);
+    return page;
+  };
+
+  const waitForTask = async (): Promise<FakeTask> => {
+    for (let i = 0; i < 100 && master.tasks.size === 0; i += 1) await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(master.tasks.size).toBe(1);
+    return [...master.tasks.values()][0]!;
+  };
+
+  const finish = (task: FakeTask): void => {
+    task.state = 'finished';
+    task.result = { bytes: DOT_PNG, contentType: 'image/png' };
+  };
+
+  it('when JavaScript runs, then an upload shows the id, follows the state and shows the result', async () => {
+    const page = await openPage(true);
+    await page.setInputFiles('#image', { name: 'dot.png', mimeType: 'image/png', buffer: DOT_PNG });
+    await page.selectOption('#op', 'invert');
+    await page.click('button[type="submit"]');
+
+    const task = await waitForTask();
+    expect(task.op).toBe('invert');
+    await page.waitForSelector('#status [data-state="not_started"]');
+    expect(await page.textContent('#status code')).toBe(task.id);
+    expect(new URL(page.url()).search).toBe(`?id=${task.id}`);
+
+    task.state = 'in_progress';
+    await page.waitForSelector('#status [data-state="in_progress"]');
+    finish(task);
+    const image = await page.waitForSelector('#status img');
+    // The result really loaded and decoded (the test's tsconfig has no DOM types, hence a string).
+    await page.waitForFunction("document.querySelector('#status img')?.naturalWidth === 1");
+    expect(await image.getAttribute('src')).toBe(`/image/get?id=${task.id}`);
+    expect(await page.getAttribute('#status a[download]', 'href')).toBe(`/image/get?id=${task.id}`);
+    await page.context().close();
+  });
+
+  it('when JavaScript runs and the image fails, then the reason is shown', async () => {
+    const page = await openPage(true);
+    await page.setInputFiles('#image', { name: 'dot.png', mimeType: 'image/png', buffer: DOT_PNG });
+    await page.click('button[type="submit"]');
+    const task = await waitForTask();
+    task.state = 'failed';
+    task.error = 'the image does not decode';
+
+    await page.waitForSelector('#status [data-state="failed"]');
+    expect(await page.textContent('#status [role="alert"]')).toContain('the image does not decode');
+    await page.context().close();
+  });
+
+  it('when JavaScript runs and the upload is refused, then the server’s message is shown', async () => {
+    const page = await openPage(true);
+    await page.setInputFiles('#image', { name: 'notes.png', mimeType: 'image/png', buffer: Buffer.from('not an image') });
+    await page.click('button[type="submit"]');
+
+    const alert = await page.waitForSelector('#status [role="alert"]');
+    expect(await alert.textContent()).toMatch(/^Upload refused: the upload is not a PNG/);
+    expect(master.tasks.size).toBe(0);
+    // The refused upload is the one expected failure of this page.
+    expect(problems.filter((problem) => !problem.includes('415'))).toEqual([]);
+    problems = [];
+    await page.context().close();
+  });
+
+  it('when JavaScript runs on the status page of an image in work, then it follows the state without reloading', async () => {
+    const task: FakeTask = { id: crypto.randomUUID(), op: 'grayscale', contentType: 'image/png', bytes: DOT_PNG, state: 'in_progress' };
+    master.tasks.set(task.id, task);
+    const page = await openPage(true, `/?id=${task.id}`);
+    let reloads = 0;
+    page.on('framenavigated', () => (reloads += 1));
+
+    finish(task);
+    await page.waitForSelector('#status img');
+    expect(reloads).toBe(0);
+    await page.context().close();
+  });
+
+  it('when JavaScript is off, then the form posts, the status page refreshes itself and shows the result', async () => {
+    const page = await openPage(false);
+    await page.setInputFiles('#image', { name: 'dot.png', mimeType: 'image/png', buffer: DOT_PNG });
+    await Promise.all([page.waitForURL(/\/\?id=/), page.click('button[type="submit"]')]);
+
+    const task = await waitForTask();
+    expect(new URL(page.url()).search).toBe(`?id=${task.id}`);
+    expect(await page.getAttribute('#status .state', 'data-state')).toBe('not_started');
+
+    finish(task);
+    const image = await page.waitForSelector('#status img', { timeout: 5000 });
+    expect(await image.getAttribute('src')).toBe(`/image/get?id=${task.id}`);
+    await page.context().close();
+  });
+});

@@ -1,0 +1,42 @@
+import { z } from 'zod';
+import { GetWorkQuerySchema } from '@pixelmill/contracts';
+import { DiscoveryEnvSchema, LogLevelSchema, UrlSchema } from '@pixelmill/kit';
+
+const positiveMs = (fallback: number) => z.coerce.number().int().min(1).default(fallback);
+
+export const WorkerConfigSchema = DiscoveryEnvSchema.extend({
+  LOG_LEVEL: LogLevelSchema.default('info'),
+  /** Fixed addresses that win over discovery through kv (a load balancer, a service DNS name). */
+  MASTER_URL: UrlSchema.optional(),
+  STORAGE_URL: UrlSchema.optional(),
+  /** Bearer token for master; falls back to INTERNAL_TOKEN. */
+  WORKER_TOKEN: z.string().min(1).optional(),
+  /** Bearer token for kv and storage (and master when WORKER_TOKEN is unset). */
+  INTERNAL_TOKEN: z.string().min(1).optional(),
+  /** Loops in this process, each holding at most one task. */
+  WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(1),
+  /** Long poll: how long master may hold a getWork request open; bounded like the contract's waitMs. */
+  POLL_WAIT_MS: GetWorkQuerySchema.shape.waitMs.unwrap().default(20_000),
+  /** First pause after a failed turn (service unreachable, 5xx); doubles per failure up to the max. */
+  ERROR_BACKOFF_MS: positiveMs(1_000),
+  ERROR_BACKOFF_MAX_MS: positiveMs(30_000),
+  /** zlib level of PNG output: 4 is about as fast as 1 and within a few % of 9 in size. */
+  PNG_DEFLATE_LEVEL: z.coerce.number().int().min(0).max(9).default(4),
+  JPEG_QUALITY: z.coerce.number().int().min(1).max(100).default(90),
+  /** Largest width × height decoded; a larger image fails its task (decompression bombs). */
+  MAX_IMAGE_PIXELS: z.coerce.number().int().min(1).default(50_000_000),
+  /** On SIGTERM/SIGINT: how long to wait for the tasks in hand (and a pending long poll). */
+  SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).default(30_000),
+}).refine((config) => config.ERROR_BACKOFF_MAX_MS >= config.ERROR_BACKOFF_MS, {
+  path: ['ERROR_BACKOFF_MAX_MS'],
+  message: 'must not be less than ERROR_BACKOFF_MS',
+});
+export type WorkerConfig = z.output<typeof WorkerConfigSchema>;
+
+/**
+ * The HTTP timeout of a getWork call: longer than the long poll itself, or every empty poll
+ * would end as a timeout instead of a 204.
+ */
+export function pollTimeoutMs(config: Pick<WorkerConfig, 'REQUEST_TIMEOUT_MS'>, waitMs: number): number {
+  return waitMs + config.REQUEST_TIMEOUT_MS;
+}

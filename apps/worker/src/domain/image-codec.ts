@@ -1,0 +1,186 @@
+import bmp from '@jimp/js-bmp';
+import gif from '@jimp/js-gif';
+import jpeg from '@jimp/js-jpeg';
+import png, { PNGColorType } from '@jimp/js-png';
+import { detectImageType, IMAGE_TYPES, type ImageType } from '@pixelmill/contracts';
+import { BitmapImage, GifCodec, GifFrame, GifUtil } from 'gifwrap';
+import type { RgbaBitmap } from './bitmap';
+import { readDeclaredDimensions } from './image-dimensions';
+import { ImageDecodeError, PermanentWorkError } from './work-errors';
+
+// jimp stays behind this module. Its format plugins are used directly: `Jimp.read` sniffs the
+// type through a dynamic import() of the ESM-only `file-type`, which breaks under jest and CommonJS.
+
+export interface ImageCodecOptions {
+  /** zlib level 0–9 of PNG output; scripts/measure-png-deflate.js measures the choices. */
+  pngDeflateLevel: number;
+  /** JPEG output quality, 1–100. */
+  jpegQuality: number;
+  /** Largest width × height decoded; a larger image is refused before its pixels are allocated. */
+  maxPixels: number;
+}
+
+interface FormatCodec {
+  decode(bytes: Buffer): RgbaBitmap;
+  encode(bitmap: RgbaBitmap): Buffer | Promise<Buffer>;
+}
+
+/** zlib's default strategy: jimp defaults to Z_RLE, which ignores most of the level and compresses
+ * screenshots ~10 % worse for no gain in speed at the chosen level. */
+const Z_DEFAULT_STRATEGY = 0;
+
+function hasTransparency({ data }: RgbaBitmap): boolean {
+  for (let i = 3; i < data.length; i += 4) {
+    if (data[i] !== 255) return true;
+  }
+  return false;
+}
+
+/** A GIF frame has at most 256 palette entries, one of them spent on transparency if any. */
+const GIF_PALETTE_SIZE = 256;
+
+/** Whether the opaque pixels use more distinct colours than `limit`; stops counting past it. */
+function hasMoreColoursThan({ data }: RgbaBitmap, limit: number): boolean {
+  const colours = new Set<number>();
+  for (let i = 0; i < data.length; i += 4) {
+    if (data[i + 3] === 0) continue;
+    colours.add((data[i]! << 16) | (data[i + 1]! << 8) | data[i + 2]!);
+    if (colours.size > limit) return true;
+  }
+  return false;
+}
+
+/**
+ * GIF through gifwrap (jimp's GIF library). A GIF that was decoded has at most 256 colours and
+ * the operations map colours to colours, so the result usually fits a palette as it is and
+ * comes out lossless. Only an image with more colours is quantized (lossy; Wu's method, which
+ * measured closer than jimp's NeuQuant on gradients and as close on photos); the quantizer
+ * rounds alpha too, so transparent pixels are restored after it. GIF has no partial alpha: alpha 0 is
+ * transparent, anything else opaque.
+ */
+async function encodeGif(bitmap: RgbaBitmap): Promise<Buffer> {
+  const { data } = bitmap;
+  const transparent = new Uint8Array(data.length / 4);
+  let anyTransparent = false;
+  for (let i = 3, pixel = 0; i < data.length; i += 4, pixel++) {
+    if (data[i] === 0) {
+      transparent[pixel] = 1;
+      anyTransparent = true;
+    } else {
+      data[i] = 255;
+    }
+  }
+  const maxColours = anyTransparent ? GIF_PALETTE_SIZE - 1 : GIF_PALETTE_SIZE;
+  if (hasMoreColoursThan(bitmap, maxColours)) {
+    GifUtil.quantizeWu(new BitmapImage(bitmap), maxColours);
+    for (let i = 3, pixel = 0; i < data.length; i += 4, pixel++) data[i] = transparent[pixel] ? 0 : 255;
+  }
+  const gif = await new GifCodec().encodeGif([new GifFrame(bitmap)], {});
+  return gif.buffer;
+}
+
+function createFormats(options: ImageCodecOptions): Readonly<Record<ImageType, FormatCodec>> {
+  const pngFormat = png();
+  const jpegFormat = jpeg();
+  const bmpFormat = bmp();
+  const gifFormat = gif();
+  return {
+    'image/png': {
+      decode: (bytes) => pngFormat.decode(bytes),
+      // Lossless; RGB when every pixel is opaque (smaller), RGBA otherwise so alpha survives.
+      encode: (bitmap) =>
+        pngFormat.encode(bitmap, {
+          deflateLevel: options.pngDeflateLevel,
+          deflateStrategy: Z_DEFAULT_STRATEGY,
+          colorType: hasTransparency(bitmap) ? PNGColorType.COLOR_ALPHA : PNGColorType.COLOR,
+          inputHasAlpha: true,
+        }),
+    },
+    'image/jpeg': {
+      decode: (bytes) => {
+        const decoded = jpegFormat.decode(bytes, {
+          formatAsRGBA: true,
+          // A truncated JPEG is an error, not a half-grey picture.
+          tolerantDecoding: false,
+          maxResolutionInMP: options.maxPixels / 1_000_000,
+          maxMemoryUsageInMB: Math.max(512, Math.ceil((options.maxPixels * 8) / 2 ** 20)),
+        });
+        return { data: decoded.data, width: decoded.width, height: decoded.height };
+      },
+      encode: (bitmap) => jpegFormat.encode(bitmap, { quality: options.jpegQuality }),
+    },
+    // The BMP decoder gives every pixel alpha 255, and the encoder writes 24-bit pixels after
+    // swapping `bitmap.data` to ABGR in place: encoding must be the last use of a bitmap.
+    'image/bmp': {
+      decode: (bytes) => bmpFormat.decode(bytes),
+      encode: (bitmap) => bmpFormat.encode(bitmap),
+    },
+    // Only the first frame of an animation is decoded.
+    'image/gif': {
+      decode: (bytes) => gifFormat.decode(bytes),
+      encode: encodeGif,
+    },
+  };
+}
+
+const isImageType = (value: string): value is ImageType => (IMAGE_TYPES as readonly string[]).includes(value);
+
+const describe = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+
+/** Decodes the supported image types to RGBA pixels and encodes pixels back to the same type. */
+export class ImageCodec {
+  private readonly formats: Readonly<Record<ImageType, FormatCodec>>;
+
+  constructor(private readonly options: ImageCodecOptions) {
+    this.formats = createFormats(options);
+  }
+
+  /**
+   * Decodes bytes declared as `contentType`. Throws an ImageDecodeError, whose message is fit to
+   * show a user, when there is no codec for the type, the bytes are of another type, the image is
+   * larger than the pixel limit, or the decoder fails.
+   */
+  decode(bytes: Buffer, contentType: string): RgbaBitmap {
+    const fail = (why: string, cause?: unknown) =>
+      new ImageDecodeError(`could not decode ${contentType}: ${why}`, { cause });
+    if (!isImageType(contentType)) throw fail('no codec for this content type');
+    const actual = detectImageType(bytes.subarray(0, 16));
+    if (actual !== contentType) {
+      throw fail(actual ? `the bytes are ${actual}` : 'the bytes are not an image of a supported type');
+    }
+    const declared = readDeclaredDimensions(contentType, bytes);
+    if (declared) this.checkPixelLimit(contentType, declared.width, declared.height);
+
+    let bitmap: RgbaBitmap;
+    try {
+      bitmap = this.formats[contentType].decode(bytes);
+    } catch (err) {
+      throw fail(describe(err), err);
+    }
+    this.checkPixelLimit(contentType, bitmap.width, bitmap.height);
+    if (bitmap.width < 1 || bitmap.height < 1 || bitmap.data.length !== bitmap.width * bitmap.height * 4) {
+      throw fail(`the decoder returned ${bitmap.data.length} bytes for ${bitmap.width}x${bitmap.height} pixels`);
+    }
+    return bitmap;
+  }
+
+  /**
+   * Encodes pixels as `type`. May reuse or scramble `bitmap.data` (BMP, GIF): do not use the
+   * bitmap afterwards. An encoder failure is permanent too: the same pixels would fail again.
+   */
+  async encode(bitmap: RgbaBitmap, type: ImageType): Promise<Buffer> {
+    try {
+      return await this.formats[type].encode(bitmap);
+    } catch (err) {
+      throw new PermanentWorkError(`could not encode ${type}: ${describe(err)}`, { cause: err });
+    }
+  }
+
+  private checkPixelLimit(type: ImageType, width: number, height: number): void {
+    if (width * height > this.options.maxPixels) {
+      throw new ImageDecodeError(
+        `${type} of ${width}x${height} pixels is larger than the limit of ${this.options.maxPixels} pixels`,
+      );
+    }
+  }
+}

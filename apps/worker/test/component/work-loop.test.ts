@@ -1,0 +1,248 @@
+import { PNG } from 'pngjs';
+import { createLogger, parseConfig, type Listening } from '@pixelmill/kit';
+import { WorkerConfigSchema } from '../../src/config';
+import { createWorker, type Worker } from '../../src/worker';
+import { FakeMaster, FakeStorage, startFakeKv } from './fake-services';
+
+const WIDTH = 4;
+const HEIGHT = 3;
+
+/** A PNG with transparency whose red and blue differ in every pixel. */
+function makePng(): { bytes: Buffer; pixels: Buffer } {
+  const image = new PNG({ width: WIDTH, height: HEIGHT });
+  for (let i = 0, pixel = 0; i < image.data.length; i += 4, pixel++) {
+    image.data.set([200 - pixel * 10, 50 + pixel, 10 + pixel * 5, pixel === 0 ? 0 : 100 + pixel], i);
+  }
+  return { bytes: PNG.sync.write(image, { colorType: 6 }), pixels: Buffer.from(image.data) };
+}
+
+function swapRedBlue(pixels: Buffer): Buffer {
+  const out = Buffer.from(pixels);
+  for (let i = 0; i < out.length; i += 4) {
+    out[i] = pixels[i + 2]!;
+    out[i + 2] = pixels[i]!;
+  }
+  return out;
+}
+
+async function until(condition: () => boolean, what: string, timeoutMs = 4_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A gate the test opens: storage holds its answers until then. */
+function gate(): { promise: Promise<void>; open: () => void } {
+  let open!: () => void;
+  const promise = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  return { promise, open };
+}
+
+describe('worker loop over HTTP', () => {
+  let master: FakeMaster;
+  let storage: FakeStorage;
+  let kv: Listening | undefined;
+  let worker: Worker | undefined;
+
+  beforeEach(async () => {
+    master = new FakeMaster();
+    storage = new FakeStorage();
+    await Promise.all([master.start(), storage.start()]);
+  });
+
+  afterEach(async () => {
+    await worker?.stop(5_000);
+    worker = undefined;
+    await Promise.all([master.close(), storage.close(), kv?.close()]);
+    kv = undefined;
+  });
+
+  const startWorker = (env: Record<string, string> = {}): Worker => {
+    const config = parseConfig(WorkerConfigSchema, {
+      MASTER_URL: master.url,
+      STORAGE_URL: storage.url,
+      // Nothing listens here: the overrides must be enough.
+      KV_URL: 'http://127.0.0.1:9',
+      POLL_WAIT_MS: '50',
+      ERROR_BACKOFF_MS: '20',
+      ERROR_BACKOFF_MAX_MS: '100',
+      ...env,
+    });
+    worker = createWorker(config, {
+      logger: createLogger('worker', 'silent'),
+      tuning: { minPollIntervalMs: 10, minHeartbeatMs: 20 },
+    });
+    worker.start();
+    return worker;
+  };
+
+  const queuePng = (bytes: Buffer): string => {
+    const id = master.enqueue({ contentType: 'image/png' });
+    storage.put('inProgress', id, bytes, 'image/png');
+    return id;
+  };
+
+  it('when a task is queued, then its swapped image is uploaded to finished/ and workFinished carries its lease', async () => {
+    const { bytes, pixels } = makePng();
+    const id = queuePng(bytes);
+    startWorker();
+
+    await until(() => master.tasks.get(id)!.state === 'finished', 'the task to finish');
+
+    const result = storage.get('finished', id)!;
+    expect(result.contentType).toBe('image/png');
+    const decoded = PNG.sync.read(result.bytes);
+    expect([decoded.width, decoded.height]).toEqual([WIDTH, HEIGHT]);
+    expect(decoded.data).toEqual(swapRedBlue(pixels));
+
+    const claimToken = master.tasks.get(id)!.leaseToken;
+    expect(master.callsTo('workFinished').map((call) => call.body)).toEqual([{ id, leaseToken: claimToken }]);
+    expect(master.callsTo('workFailed')).toEqual([]);
+    // The upload came before workFinished, and both calls carry the task's request id.
+    expect(storage.callsTo('put')[0]!.at).toBeLessThanOrEqual(master.callsTo('workFinished')[0]!.at);
+    expect(storage.callsTo('get')[0]!.requestId).toBe(`${id}.1`);
+  });
+
+  it('when the image cannot be decoded, then the task is reported failed with a reason and the loop goes on', async () => {
+    const broken = queuePng(Buffer.from('\x89PNG\r\n\x1a\n but nothing after the signature', 'latin1'));
+    const good = queuePng(makePng().bytes);
+    startWorker();
+
+    await until(() => master.tasks.get(good)!.state === 'finished', 'the next task to finish');
+
+    const failed = master.tasks.get(broken)!;
+    expect(failed.state).toBe('failed');
+    expect(failed.reason).toMatch(/^could not decode image\/png: ./);
+    expect(master.callsTo('workFailed').map((call) => call.body)).toEqual([
+      { id: broken, leaseToken: failed.leaseToken, reason: failed.reason },
+    ]);
+    expect(storage.get('finished', broken)).toBeUndefined();
+  });
+
+  it('when master answers 204, then the worker asks again with its waitMs', async () => {
+    startWorker({ POLL_WAIT_MS: '30' });
+    await until(() => master.callsTo('getWork').length >= 3, 'three polls');
+    expect(master.callsTo('getWork').every((call) => (call.query as { waitMs: number }).waitMs === 30)).toBe(true);
+
+    const id = queuePng(makePng().bytes);
+    await until(() => master.tasks.get(id)!.state === 'finished', 'the task to finish');
+  });
+
+  it('when master fails and storage is unavailable, then the worker backs off and retries without reporting the task failed', async () => {
+    master.failingPolls.push(500, 502);
+    storage.failingGets.push(503);
+    master.leaseMs = 300;
+    const id = queuePng(makePng().bytes);
+    startWorker();
+
+    await until(() => master.tasks.get(id)!.state === 'finished', 'the task to finish');
+
+    // Two failed polls, then attempt 1 lost to the storage error, then attempt 2 after its lease expired.
+    expect(master.callsTo('getWork').length).toBeGreaterThanOrEqual(4);
+    expect(master.tasks.get(id)!.attempt).toBe(2);
+    expect(master.callsTo('workFailed')).toEqual([]);
+  });
+
+  it('when work takes longer than the lease, then heartbeats keep it and finish it in one attempt', async () => {
+    master.leaseMs = 300;
+    const held = gate();
+    storage.gate = held.promise;
+    const id = queuePng(makePng().bytes);
+    startWorker();
+
+    await until(() => storage.callsTo('get').length === 1, 'the download to start');
+    await delay(700);
+    held.open();
+    await until(() => master.tasks.get(id)!.state === 'finished', 'the task to finish');
+
+    const { leaseToken } = master.tasks.get(id)!;
+    const heartbeats = master.callsTo('heartbeat');
+    expect(heartbeats.length).toBeGreaterThanOrEqual(3);
+    expect(heartbeats.every((call) => JSON.stringify(call.body) === JSON.stringify({ id, leaseToken }))).toBe(true);
+    expect(master.tasks.get(id)!.attempt).toBe(1);
+  });
+
+  it('when master refuses a heartbeat, then the task is abandoned: nothing uploaded, nothing reported', async () => {
+    const held = gate();
+    storage.gate = held.promise;
+    master.leaseMs = 300;
+    const id = queuePng(makePng().bytes);
+    startWorker();
+
+    await until(() => storage.callsTo('get').length === 1, 'the download to start');
+    master.revokeLease(id);
+    await until(() => master.callsTo('heartbeat').length >= 1, 'a heartbeat');
+    await delay(50); // for the refusal to reach the worker
+    held.open();
+    await until(() => worker!.states[0] === 'polling' && master.callsTo('getWork').length >= 2, 'the next poll');
+
+    expect(storage.get('finished', id)).toBeUndefined();
+    expect(master.callsTo('workFinished')).toEqual([]);
+    expect(master.callsTo('workFailed')).toEqual([]);
+  });
+
+  it('when stop() is called during a task, then it stops claiming and resolves only once the task is finished', async () => {
+    const held = gate();
+    storage.gate = held.promise;
+    const id = queuePng(makePng().bytes);
+    const running = startWorker();
+    await until(() => storage.callsTo('get').length === 1, 'the download to start');
+
+    let stopped = false;
+    const stopping = running.stop(5_000).then((drained) => {
+      stopped = true;
+      return drained;
+    });
+    await delay(150);
+    expect(stopped).toBe(false);
+    const pollsBefore = master.callsTo('getWork').length;
+
+    held.open();
+    await expect(stopping).resolves.toBe(true);
+    expect(master.tasks.get(id)!.state).toBe('finished');
+    expect(running.states).toEqual(['stopped']);
+    // No claim after the task in hand.
+    master.enqueue({ contentType: 'image/png' });
+    await delay(100);
+    expect(master.callsTo('getWork').length).toBe(pollsBefore);
+  });
+
+  it('when the task in hand outlasts the deadline, then stop() gives up and says so', async () => {
+    const held = gate();
+    storage.gate = held.promise;
+    queuePng(makePng().bytes);
+    const running = startWorker();
+    await until(() => storage.callsTo('get').length === 1, 'the download to start');
+
+    await expect(running.stop(100)).resolves.toBe(false);
+    held.open();
+    await running.stop(5_000);
+  });
+
+  it('when WORKER_CONCURRENCY is 2, then two tasks are worked on at the same time', async () => {
+    const held = gate();
+    storage.gate = held.promise;
+    const ids = [queuePng(makePng().bytes), queuePng(makePng().bytes)];
+    startWorker({ WORKER_CONCURRENCY: '2' });
+
+    await until(() => storage.callsTo('get').length === 2, 'two downloads in flight');
+    held.open();
+    await until(() => ids.every((id) => master.tasks.get(id)!.state === 'finished'), 'both tasks to finish');
+  });
+
+  it('when no override is given, then master and storage are found through kv', async () => {
+    kv = await startFakeKv({ master: master.url, storage: storage.url });
+    const id = queuePng(makePng().bytes);
+    const config = parseConfig(WorkerConfigSchema, { KV_URL: kv.url, POLL_WAIT_MS: '50' });
+    worker = createWorker(config, { logger: createLogger('worker', 'silent') });
+    worker.start();
+
+    await until(() => master.tasks.get(id)!.state === 'finished', 'the task to finish');
+  });
+});

@@ -1,0 +1,112 @@
+// Starts the six built pixelmill services as separate processes, in dependency order, and
+// finds them the way they find each other: through kv. Used by `npm start`, the end-to-end
+// tests and the benchmark.
+const path = require('node:path');
+const fs = require('node:fs');
+const { freePort, startServiceProcess, waitUntilHealthy } = require('@pixelmill/kit');
+
+const ROOT = path.resolve(__dirname, '..');
+
+/** The servers in start order, with their default ports; the worker comes last. */
+const SERVERS = [
+  { name: 'kv', port: 3000, data: true },
+  { name: 'taskdb', port: 3001, data: true },
+  { name: 'storage', port: 3002, data: true },
+  { name: 'master', port: 3003, data: false },
+  { name: 'frontend', port: 8080, data: false },
+];
+
+const scriptOf = (name) => path.join(ROOT, 'apps', name, 'dist', 'main.js');
+
+/** Waits until kv lists `services/<name>`, so dependents can resolve it at once. */
+async function waitUntilRegistered(kvUrl, name, timeoutMs = 15_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const response = await fetch(`${kvUrl}/keys/${encodeURIComponent(`services/${name}`)}`).catch(() => undefined);
+    if (response) await response.arrayBuffer();
+    if (response && response.ok) return;
+    if (Date.now() > deadline) throw new Error(`${name} did not register in kv within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/**
+ * @param {object} options
+ * @param {string} options.dataDir  folder for kv, taskdb and storage data (one subfolder each)
+ * @param {boolean} [options.freePorts]  pick free ports instead of the default ones
+ * @param {string} [options.logDir]  write each service's output to <logDir>/<name>.log instead of ours
+ * @param {Record<string, string>} [options.env]  extra environment for every service
+ * @param {Record<string, Record<string, string>>} [options.envFor]  extra environment per service
+ * @param {number} [options.workers]  how many worker processes (default 1)
+ */
+async function startStack(options) {
+  const env = { PATH: process.env.PATH, LOG_LEVEL: 'info', ...options.env };
+  if (options.logDir) fs.mkdirSync(options.logDir, { recursive: true });
+  const ports = {};
+  for (const server of SERVERS) ports[server.name] = options.freePorts ? await freePort() : server.port;
+  const kvUrl = `http://127.0.0.1:${ports.kv}`;
+
+  /** @type {Record<string, {name: string, env: Record<string, string | undefined>, port?: number, url?: string}>} */
+  const specs = {};
+  for (const server of SERVERS) {
+    specs[server.name] = {
+      name: server.name,
+      port: ports[server.name],
+      url: `http://127.0.0.1:${ports[server.name]}`,
+      env: {
+        ...env,
+        PORT: String(ports[server.name]),
+        KV_URL: kvUrl,
+        ...(server.data ? { DATA_DIR: path.join(options.dataDir, server.name) } : {}),
+        ...options.envFor?.[server.name],
+      },
+    };
+  }
+  for (let i = 0; i < (options.workers ?? 1); i += 1) {
+    const name = i === 0 ? 'worker' : `worker-${i + 1}`;
+    specs[name] = { name, env: { ...env, KV_URL: kvUrl, ...options.envFor?.worker } };
+  }
+
+  const running = {};
+  const start = async (name) => {
+    const spec = specs[name];
+    running[name] = await startServiceProcess({
+      name,
+      script: scriptOf(name.startsWith('worker') ? 'worker' : name),
+      env: spec.env,
+      port: spec.port,
+      logFile: options.logDir ? path.join(options.logDir, `${name}.log`) : undefined,
+    });
+    if (spec.port !== undefined && name !== 'kv') await waitUntilRegistered(kvUrl, name);
+    return running[name];
+  };
+
+  const stack = {
+    dataDir: options.dataDir,
+    kvUrl,
+    urls: Object.fromEntries(SERVERS.map((s) => [s.name, specs[s.name].url])),
+    processes: running,
+    /** Starts one service (again), e.g. after it died. */
+    start,
+    async stop() {
+      // Clients first, so nothing is left calling a stopped service.
+      const order = [...Object.keys(running).filter((n) => n.startsWith('worker')), 'frontend', 'master', 'storage', 'taskdb', 'kv'];
+      for (const name of order) await running[name]?.stop('SIGTERM');
+    },
+  };
+
+  try {
+    await start('kv');
+    await Promise.all([start('taskdb'), start('storage')]);
+    await start('master');
+    await start('frontend');
+    await Promise.all(Object.keys(specs).filter((n) => n.startsWith('worker')).map(start));
+    await waitUntilHealthy(stack.urls.frontend);
+  } catch (err) {
+    await stack.stop();
+    throw err;
+  }
+  return stack;
+}
+
+module.exports = { startStack, SERVERS };
