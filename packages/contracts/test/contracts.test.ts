@@ -1,0 +1,108 @@
+import {
+  ErrorBodySchema,
+  OPERATIONS,
+  TASK_STATES,
+  TASK_TRANSITIONS,
+  TaskIdSchema,
+  buildPath,
+  detectImageType,
+  frontendContract,
+  kvContract,
+  masterContract,
+  storageContract,
+  taskdbContract,
+  StorageKeySchema,
+  KvKeySchema,
+  isBinary,
+} from '../src';
+
+describe('detectImageType', () => {
+  it.each([
+    ['image/png', [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0x0d]],
+    ['image/jpeg', [0xff, 0xd8, 0xff, 0xe0, 0, 0x10]],
+    ['image/gif', [0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 1, 0]],
+    ['image/gif', [0x47, 0x49, 0x46, 0x38, 0x37, 0x61, 1, 0]],
+    ['image/bmp', [0x42, 0x4d, 0x36, 0, 0, 0, 0, 0, 0, 0, 0x36, 0, 0, 0]],
+  ])('when the bytes start like %s, then that is the type', (type, bytes) => {
+    expect(detectImageType(Buffer.from(bytes))).toBe(type);
+  });
+
+  it.each([
+    ['text', Buffer.from('hello, this is not an image')],
+    ['nothing', Buffer.alloc(0)],
+    ['half a PNG signature', Buffer.from([0x89, 0x50, 0x4e, 0x47])],
+    ['a GIF with a wrong version', Buffer.from('GIF80a')],
+    ['a two-byte "BM"', Buffer.from('BM')],
+  ])('when the bytes are %s, then there is no type', (_name, bytes) => {
+    expect(detectImageType(bytes)).toBeNull();
+  });
+});
+
+describe('buildPath', () => {
+  it('fills parameters, each encoded as one path segment', () => {
+    expect(buildPath(kvContract.get.path, { key: 'services/master' })).toBe('/keys/services%2Fmaster');
+    expect(buildPath(storageContract.get.path, { state: 'finished', key: 'a-b' })).toBe('/objects/finished/a-b');
+  });
+
+  it('refuses a missing parameter', () => {
+    expect(() => buildPath(taskdbContract.get.path, {})).toThrow('missing path parameter "id"');
+  });
+});
+
+describe('schemas', () => {
+  it('accepts only UUID v4 task ids', () => {
+    expect(TaskIdSchema.safeParse('3f0c6a8e-1b2d-4c3e-9f4a-5b6c7d8e9f00').success).toBe(true);
+    expect(TaskIdSchema.safeParse('3f0c6a8e-1b2d-1c3e-9f4a-5b6c7d8e9f00').success).toBe(false);
+    expect(TaskIdSchema.safeParse('42').success).toBe(false);
+  });
+
+  it('keeps storage keys inside one folder', () => {
+    for (const bad of ['..', '../etc', 'a/b', '/abs', '.hidden', 'a\\b', '']) {
+      expect(StorageKeySchema.safeParse(bad).success).toBe(false);
+    }
+    expect(StorageKeySchema.safeParse('3f0c6a8e-1b2d-4c3e-9f4a-5b6c7d8e9f00').success).toBe(true);
+  });
+
+  it('allows slashes in kv keys but not a leading one or odd characters', () => {
+    expect(KvKeySchema.safeParse('services/master').success).toBe(true);
+    expect(KvKeySchema.safeParse('/services').success).toBe(false);
+    expect(KvKeySchema.safeParse('a b').success).toBe(false);
+  });
+
+  it('describes errors with a code and a message', () => {
+    expect(ErrorBodySchema.safeParse({ error: { code: 'not_found', message: 'no task' } }).success).toBe(true);
+    expect(ErrorBodySchema.safeParse({ error: { code: 'teapot', message: 'x' } }).success).toBe(false);
+  });
+
+  it('makes finished and failed final, and every state reachable', () => {
+    expect(TASK_TRANSITIONS.finished).toEqual([]);
+    expect(TASK_TRANSITIONS.failed).toEqual([]);
+    const reachable = new Set(Object.values(TASK_TRANSITIONS).flat());
+    expect([...reachable].sort()).toEqual([...TASK_STATES].sort());
+  });
+
+  it('defaults the operation to swap-red-blue', () => {
+    expect(masterContract.newImage.query.parse({})).toEqual({ op: 'swap-red-blue' });
+    expect(OPERATIONS).toContain('swap-red-blue');
+  });
+});
+
+describe('every contract', () => {
+  const contracts = { kvContract, taskdbContract, storageContract, masterContract, frontendContract };
+
+  it.each(Object.entries(contracts))('%s documents a JSON error body for its client errors', (_name, contract) => {
+    for (const route of Object.values(contract)) {
+      for (const [status, spec] of Object.entries(route.responses)) {
+        if (Number(status) >= 400 && route.method !== 'HEAD') expect(spec).toBe(ErrorBodySchema);
+        if (Number(status) < 300) expect(spec).toBeDefined();
+      }
+    }
+  });
+
+  it('marks image bodies as binary, never JSON', () => {
+    expect(isBinary(masterContract.newImage.body)).toBe(true);
+    expect(isBinary(storageContract.put.body)).toBe(true);
+    expect(isBinary(masterContract.get.responses[200])).toBe(true);
+    expect(isBinary(frontendContract.get.responses[200])).toBe(true);
+  });
+});

@@ -1,0 +1,204 @@
+import express from 'express';
+import { z } from 'zod';
+import { commonContract, defineRoute, ErrorBodySchema, kvContract, type KvEntry } from '@pixelmill/contracts';
+import {
+  AppError,
+  ConfigError,
+  ContractClient,
+  createLogger,
+  createServiceApp,
+  Discovery,
+  listen,
+  mountContract,
+  parseConfig,
+  PortSchema,
+  registerService,
+  ServerEnvSchema,
+  type Listening,
+} from '../src';
+
+const logger = createLogger('test', 'silent');
+const servers: Listening[] = [];
+afterEach(async () => {
+  await Promise.all(servers.splice(0).map((s) => s.close()));
+});
+const serve = async (app: express.Express) => {
+  const server = await listen(app, 0);
+  servers.push(server);
+  return server;
+};
+
+describe('parseConfig', () => {
+  const Schema = ServerEnvSchema.extend({ PORT: PortSchema.default(3000) });
+
+  it('when the environment is valid, then it gives typed values with defaults', () => {
+    expect(parseConfig(Schema, { PORT: '4000' })).toMatchObject({ PORT: 4000, HOST: '127.0.0.1', LOG_LEVEL: 'info' });
+  });
+
+  it('when a value is bad, then the error names the variable', () => {
+    expect(() => parseConfig(Schema, { PORT: 'eighty', LOG_LEVEL: 'loud' })).toThrow(ConfigError);
+    try {
+      parseConfig(Schema, { PORT: 'eighty', LOG_LEVEL: 'loud' });
+    } catch (err) {
+      expect((err as ConfigError).problems.join('\n')).toMatch(/PORT/);
+      expect((err as ConfigError).problems.join('\n')).toMatch(/LOG_LEVEL/);
+    }
+  });
+});
+
+describe('createServiceApp', () => {
+  const boom = defineRoute({ method: 'GET', path: '/boom', summary: 'fails', query: z.object({ kind: z.string() }), responses: { 200: z.object({}) } });
+
+  const app = () =>
+    createServiceApp({
+      service: 'test',
+      logger,
+      routes: (router) =>
+        mountContract(router, { boom }, {
+          boom: ({ query }) => {
+            if (query.kind === 'app') throw new AppError('conflict', 409, 'it clashes');
+            throw new Error('secret internals at /srv/app.js');
+          },
+        }),
+    });
+
+  it('when a handler throws an AppError, then the client gets its status and the JSON error body', async () => {
+    const server = await serve(app());
+    const response = await fetch(`${server.url}/boom?kind=app`);
+    expect(response.status).toBe(409);
+    expect(await response.json()).toEqual({ error: { code: 'conflict', message: 'it clashes' } });
+  });
+
+  it('when a handler throws anything else, then it is a 500 with no internals', async () => {
+    const server = await serve(app());
+    const response = await fetch(`${server.url}/boom?kind=other`);
+    expect(response.status).toBe(500);
+    const text = await response.text();
+    expect(JSON.parse(text)).toEqual({ error: { code: 'internal', message: 'internal error' } });
+    expect(text).not.toContain('secret');
+  });
+
+  it('when the query does not match the contract, then the 400 names the field', async () => {
+    const server = await serve(app());
+    const response = await fetch(`${server.url}/boom`);
+    expect(response.status).toBe(400);
+    expect(ErrorBodySchema.parse(await response.json()).error.message).toContain('query.kind');
+  });
+
+  it('answers /healthz, a JSON 404 for unknown routes and a 405 with Allow for wrong methods', async () => {
+    const server = await serve(app());
+    expect(await (await fetch(`${server.url}/healthz`)).json()).toEqual({ status: 'ok', service: 'test' });
+    const missing = await fetch(`${server.url}/nope`);
+    expect(missing.status).toBe(404);
+    expect(ErrorBodySchema.parse(await missing.json()).error.code).toBe('not_found');
+    const wrong = await fetch(`${server.url}/boom`, { method: 'POST' });
+    expect(wrong.status).toBe(405);
+    expect(wrong.headers.get('allow')).toBe('GET, HEAD');
+  });
+
+  it('forwards the request id on calls made while serving a request', async () => {
+    let seen: string | undefined;
+    const downstream = await serve(
+      createServiceApp({
+        service: 'down',
+        logger,
+        routes: (router) => router.get('/echo', (req, res) => { seen = req.get('x-request-id'); res.json({}); }),
+      }),
+    );
+    const echo = defineRoute({ method: 'GET', path: '/echo', summary: 'echo', responses: { 200: z.object({}) } });
+    const client = new ContractClient({ service: 'down', baseUrl: downstream.url });
+    const upstream = await serve(
+      createServiceApp({
+        service: 'up',
+        logger,
+        routes: (router) => mountContract(router, { echo }, { echo: async () => (await client.call(echo, {})) as { status: 200; body: object } }),
+      }),
+    );
+    const response = await fetch(`${upstream.url}/echo`, { headers: { 'x-request-id': 'req-123' } });
+    expect(response.headers.get('x-request-id')).toBe('req-123');
+    expect(seen).toBe('req-123');
+  });
+});
+
+describe('ContractClient', () => {
+  it('when a service answers outside its contract, then the call fails loudly', async () => {
+    const liar = express().get('/healthz', (_req, res) => { res.json({ status: 'fine' }); });
+    const server = await serve(liar);
+    const client = new ContractClient({ service: 'liar', baseUrl: server.url });
+    await expect(client.call(commonContract.health, {})).rejects.toThrow(/outside its contract/);
+  });
+
+  it('when a service is unreachable, then the call is a 503 AppError and the address is forgotten', async () => {
+    const forgotten = jest.fn();
+    const client = new ContractClient({ service: 'gone', baseUrl: 'http://127.0.0.1:9', onUnreachable: forgotten });
+    const error = await client.call(commonContract.health, {}).catch((err: unknown) => err);
+    expect(error).toBeInstanceOf(AppError);
+    expect((error as AppError).status).toBe(503);
+    expect(forgotten).toHaveBeenCalled();
+  });
+});
+
+describe('Discovery', () => {
+  /** A kv that keeps entries in memory, served through the real kv contract. */
+  const startKv = async () => {
+    const entries = new Map<string, KvEntry>();
+    const app = createServiceApp({
+      service: 'kv',
+      logger,
+      routes: (router) =>
+        mountContract(router, kvContract, {
+          set: ({ params, body }) => {
+            const entry = { key: params.key, value: body.value, updatedAt: new Date().toISOString(), expiresAt: null };
+            entries.set(params.key, entry);
+            return { status: 200, body: entry };
+          },
+          get: ({ params }) => {
+            const entry = entries.get(params.key);
+            if (!entry) throw new AppError('not_found', 404, 'no key');
+            return { status: 200, body: entry };
+          },
+          delete: () => ({ status: 204, body: undefined }),
+          list: () => ({ status: 200, body: { items: [...entries.values()] } }),
+        }),
+    });
+    return { server: await serve(app), entries };
+  };
+
+  it('when a service registers, then others resolve it through kv, and an override wins', async () => {
+    const kv = await startKv();
+    const discovery = new Discovery({ kvUrl: kv.server.url });
+    const registration = registerService(discovery.kv, 'master', 'http://10.0.0.5:3003', { intervalMs: 60_000, logger });
+    await registration.stop();
+    expect(await discovery.resolve('master')).toBe('http://10.0.0.5:3003');
+    const overridden = new Discovery({ kvUrl: kv.server.url, overrides: { master: 'http://lb:80' } });
+    expect(await overridden.resolve('master')).toBe('http://lb:80');
+  });
+
+  it('when an address is invalidated, then kv is asked again', async () => {
+    const kv = await startKv();
+    const discovery = new Discovery({ kvUrl: kv.server.url });
+    kv.entries.set('services/storage', { key: 'services/storage', value: 'http://a', updatedAt: new Date().toISOString(), expiresAt: null });
+    expect(await discovery.resolve('storage')).toBe('http://a');
+    kv.entries.set('services/storage', { key: 'services/storage', value: 'http://b', updatedAt: new Date().toISOString(), expiresAt: null });
+    expect(await discovery.resolve('storage')).toBe('http://a');
+    discovery.invalidate('storage');
+    expect(await discovery.resolve('storage')).toBe('http://b');
+  });
+
+  it('when a service is not registered, then resolving it is a 503', async () => {
+    const kv = await startKv();
+    const discovery = new Discovery({ kvUrl: kv.server.url });
+    await expect(discovery.resolve('taskdb')).rejects.toMatchObject({ status: 503, message: 'taskdb is not registered in kv' });
+  });
+
+  it('when kv forgets a registration, then the renewal puts it back', async () => {
+    const kv = await startKv();
+    const discovery = new Discovery({ kvUrl: kv.server.url });
+    const registration = registerService(discovery.kv, 'frontend', 'http://f', { intervalMs: 100, logger });
+    await new Promise((r) => setTimeout(r, 50));
+    kv.entries.clear();
+    await new Promise((r) => setTimeout(r, 250));
+    await registration.stop();
+    expect(kv.entries.get('services/frontend')?.value).toBe('http://f');
+  });
+});
