@@ -9,10 +9,6 @@ export const WorkerConfigSchema = DiscoveryEnvSchema.extend({
   /** Fixed addresses that win over discovery through kv (a load balancer, a service DNS name). */
   MASTER_URL: UrlSchema.optional(),
   STORAGE_URL: UrlSchema.optional(),
-  /** Bearer token for master; falls back to INTERNAL_TOKEN. */
-  WORKER_TOKEN: z.string().min(1).optional(),
-  /** Bearer token for kv and storage (and master when WORKER_TOKEN is unset). */
-  INTERNAL_TOKEN: z.string().min(1).optional(),
   /** Loops in this process, each holding at most one task. */
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(1),
   /** Long poll: how long master may hold a getWork request open; bounded like the contract's waitMs. */

@@ -47,10 +47,9 @@ export function createWorker(
   const discovery = new Discovery({
     kvUrl: config.KV_URL,
     overrides: { master: config.MASTER_URL, storage: config.STORAGE_URL },
-    token: config.INTERNAL_TOKEN ?? config.WORKER_TOKEN,
     timeoutMs: config.REQUEST_TIMEOUT_MS,
   });
-  const master = createMasterApi(discovery.client('master', { token: config.WORKER_TOKEN ?? config.INTERNAL_TOKEN }), {
+  const master = createMasterApi(discovery.client('master'), {
     pollTimeoutMs: (waitMs) => pollTimeoutMs(config, waitMs),
   });
   const storage = createStorageApi(discovery.client('storage'));

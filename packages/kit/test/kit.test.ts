@@ -111,7 +111,13 @@ describe('createServiceApp', () => {
       createServiceApp({
         service: 'up',
         logger,
-        routes: (router) => mountContract(router, { echo }, { echo: async () => (await client.call(echo, {})) as { status: 200; body: object } }),
+        routes: (router) =>
+          mountContract(router, { echo }, {
+            echo: async () => {
+              await client.call(echo, {});
+              return { status: 200, body: {} };
+            },
+          }),
       }),
     );
     const response = await fetch(`${upstream.url}/echo`, { headers: { 'x-request-id': 'req-123' } });

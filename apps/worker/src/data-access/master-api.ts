@@ -25,10 +25,17 @@ function refusal(work: Work, what: string, result: { status: number; body: unkno
   if (result.status === 404 || result.status === 409) {
     return new LeaseLostError(`${what} for task ${work.id} refused (${result.status}): ${refusalMessage(result)}`);
   }
-  return new AppError('internal', 500, `${what} for task ${work.id} answered ${result.status}: ${refusalMessage(result)}`);
+  const message = `${what} for task ${work.id} answered ${result.status}: ${refusalMessage(result)}`;
+  return new AppError('internal', 500, message);
 }
 
-export function createMasterApi(client: ContractClient, options: { pollTimeoutMs: (waitMs: number) => number }): MasterApi {
+export interface MasterApiOptions {
+  /** HTTP timeout of a getWork call that may wait `waitMs` for a task. */
+  pollTimeoutMs: (waitMs: number) => number;
+}
+
+export function createMasterApi(client: ContractClient, options: MasterApiOptions): MasterApi {
+  const lease = (work: Work) => ({ body: { id: work.id, leaseToken: work.leaseToken } });
   return {
     async claimWork(waitMs) {
       const result = await client.call(masterContract.getWork, {
@@ -41,13 +48,13 @@ export function createMasterApi(client: ContractClient, options: { pollTimeoutMs
     },
 
     async heartbeat(work) {
-      const result = await client.call(masterContract.heartbeat, { body: { id: work.id, leaseToken: work.leaseToken } });
+      const result = await client.call(masterContract.heartbeat, lease(work));
       if (result.status === 200) return result.body.leaseExpiresAt;
       throw refusal(work, 'heartbeat', result);
     },
 
     async finish(work) {
-      const result = await client.call(masterContract.workFinished, { body: { id: work.id, leaseToken: work.leaseToken } });
+      const result = await client.call(masterContract.workFinished, lease(work));
       if (result.status !== 200) throw refusal(work, 'workFinished', result);
     },
 

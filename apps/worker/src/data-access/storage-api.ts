@@ -18,7 +18,7 @@ export function createStorageApi(client: ContractClient): StorageApi {
       if (result.status === 200) return result.body;
       // master stores the image before it creates the task, so a missing image will stay missing.
       if (result.status === 404) throw new PermanentWorkError('the source image is missing from storage');
-      throw new AppError('internal', 500, `storage get inProgress/${id} answered ${result.status}: ${refusalMessage(result)}`);
+      throw new AppError('internal', 500, `get inProgress/${id} answered ${result.status}: ${refusalMessage(result)}`);
     },
 
     async uploadResult(id, bytes, contentType) {
@@ -32,7 +32,7 @@ export function createStorageApi(client: ContractClient): StorageApi {
       if (result.status === 413 || result.status === 415) {
         throw new PermanentWorkError(`storage refused the result: ${refusalMessage(result)}`);
       }
-      throw new AppError('internal', 500, `storage put finished/${id} answered ${result.status}: ${refusalMessage(result)}`);
+      throw new AppError('internal', 500, `put finished/${id} answered ${result.status}: ${refusalMessage(result)}`);
     },
   };
 }

@@ -134,7 +134,7 @@ describe('worker loop over HTTP', () => {
     await until(() => master.tasks.get(id)!.state === 'finished', 'the task to finish');
   });
 
-  it('when master fails and storage is unavailable, then the worker backs off and retries without reporting the task failed', async () => {
+  it('when master fails and storage is unavailable, then the worker backs off and retries, reporting nothing failed', async () => {
     master.failingPolls.push(500, 502);
     storage.failingGets.push(503);
     master.leaseMs = 300;
