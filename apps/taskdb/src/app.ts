@@ -1,5 +1,5 @@
 import type { Express } from 'express';
-import { createServiceApp, type Logger } from '@pixelmill/kit';
+import { createServiceApp, type Logger, type ServiceTokens } from '@pixelmill/kit';
 import type { TaskService } from './domain/task-service';
 import { mountTaskRoutes } from './routes/task-routes';
 
@@ -7,13 +7,14 @@ export interface TaskdbAppDeps {
   tasks: TaskService;
   logger: Logger;
   ping: () => void;
+  tokens?: ServiceTokens;
 }
 
-export function createApp({ tasks, logger, ping }: TaskdbAppDeps): Express {
+export function createApp({ tasks, logger, ping, tokens = {} }: TaskdbAppDeps): Express {
   return createServiceApp({
     service: 'taskdb',
     logger,
-    routes: (router) => mountTaskRoutes(router, tasks),
+    routes: (router) => mountTaskRoutes(router, tasks, tokens),
     readiness: { database: async () => ping() },
   });
 }

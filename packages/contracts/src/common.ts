@@ -43,11 +43,14 @@ export type ServiceName = z.infer<typeof ServiceNameSchema>;
 export const ERROR_CODES = [
   'bad_request',
   'unauthorized',
+  'forbidden',
   'not_found',
   'method_not_allowed',
   'conflict',
   'payload_too_large',
+  'uri_too_long',
   'unsupported_media_type',
+  'headers_too_large',
   'too_many_requests',
   'internal',
   'unavailable',
@@ -68,6 +71,17 @@ export type ErrorBody = z.infer<typeof ErrorBodySchema>;
 export const TimestampSchema = z.iso.datetime();
 
 export const IdQuerySchema = z.object({ id: TaskIdSchema });
+
+/** Who created a task, as an opaque id (the frontend's hash of an API key); tasks are shown only to it. */
+export const OwnerSchema = z.string().regex(/^[A-Za-z0-9_-]{1,128}$/, 'letters, digits, "_" and "-" only');
+
+/** A client's key that makes a retried upload return the first upload's task instead of a new one. */
+export const IdempotencyKeySchema = z
+  .string()
+  .min(1)
+  .max(200)
+  .regex(/^[\x21-\x7e]+$/, 'printable ASCII without spaces');
+export const IdempotencyHeadersSchema = z.object({ 'idempotency-key': IdempotencyKeySchema.optional() });
 
 /** What a client sees of a task: its state and, once failed, why. */
 export const TaskStatusSchema = z.object({

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { AcceptedSchema, ErrorBodySchema, IdQuerySchema, TaskStatusSchema } from './common';
+import { AcceptedSchema, ErrorBodySchema, IdempotencyHeadersSchema, IdQuerySchema, TaskStatusSchema } from './common';
 import { BINARY, defineRoute } from './route';
 import { NewImageQuerySchema } from './master';
 
@@ -21,13 +21,16 @@ export const frontendContract = {
       'Upload an image: multipart field "image" (optional field "op"), or a raw image/* body with ?op=. ' +
       'Browsers asking for HTML are redirected to the status page.',
     query: NewImageQuerySchema.partial(),
+    headers: IdempotencyHeadersSchema,
     body: BINARY,
     responses: {
       202: AcceptedSchema,
       303: z.string(),
       400: ErrorBodySchema,
+      401: ErrorBodySchema,
       413: ErrorBodySchema,
       415: ErrorBodySchema,
+      429: ErrorBodySchema,
     },
   }),
   isReady: defineRoute({
@@ -35,13 +38,13 @@ export const frontendContract = {
     path: '/image/isReady',
     summary: "An image's state: not_started, in_progress, finished or failed (with the reason)",
     query: IdQuerySchema,
-    responses: { 200: TaskStatusSchema, 400: ErrorBodySchema, 404: ErrorBodySchema },
+    responses: { 200: TaskStatusSchema, 400: ErrorBodySchema, 401: ErrorBodySchema, 404: ErrorBodySchema },
   }),
   get: defineRoute({
     method: 'GET',
     path: '/image/get',
     summary: 'The finished image, in the format it was uploaded in',
     query: IdQuerySchema,
-    responses: { 200: BINARY, 400: ErrorBodySchema, 404: ErrorBodySchema, 409: ErrorBodySchema },
+    responses: { 200: BINARY, 400: ErrorBodySchema, 401: ErrorBodySchema, 404: ErrorBodySchema, 409: ErrorBodySchema },
   }),
 } as const;

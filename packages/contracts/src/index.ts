@@ -6,3 +6,4 @@ export * from './taskdb';
 export * from './storage';
 export * from './master';
 export * from './frontend';
+export * from './image-dimensions';

@@ -35,6 +35,8 @@ export const kvContract = {
   set: defineRoute({
     method: 'POST',
     path: '/keys/:key',
+    auth: 'internal',
+    idempotent: true,
     summary: 'Set a key to a value, optionally with a time to live',
     params: KvKeyParamsSchema,
     body: KvSetBodySchema,
@@ -43,6 +45,7 @@ export const kvContract = {
   get: defineRoute({
     method: 'GET',
     path: '/keys/:key',
+    auth: 'internal',
     summary: "Get a key's value",
     params: KvKeyParamsSchema,
     responses: { 200: KvEntrySchema, 400: ErrorBodySchema, 404: ErrorBodySchema },
@@ -50,6 +53,7 @@ export const kvContract = {
   delete: defineRoute({
     method: 'DELETE',
     path: '/keys/:key',
+    auth: 'internal',
     summary: 'Delete a key',
     params: KvKeyParamsSchema,
     responses: { 204: EMPTY, 400: ErrorBodySchema, 404: ErrorBodySchema },
@@ -57,6 +61,7 @@ export const kvContract = {
   list: defineRoute({
     method: 'GET',
     path: '/keys',
+    auth: 'internal',
     summary: 'List the entries whose key starts with a prefix',
     query: KvListQuerySchema,
     responses: { 200: KvListSchema, 400: ErrorBodySchema },

@@ -3,7 +3,9 @@ import {
   AcceptedSchema,
   ErrorBodySchema,
   IdQuerySchema,
+  IdempotencyHeadersSchema,
   ImageTypeSchema,
+  OwnerSchema,
   OperationSchema,
   TaskIdSchema,
   TaskStatusSchema,
@@ -16,6 +18,10 @@ import { LeaseTokenSchema } from './taskdb';
 export const NewImageQuerySchema = z.object({
   op: OperationSchema.default(DEFAULT_OPERATION),
 });
+
+/** The frontend names the task's owner when it uses API keys; others then see 404. */
+export const OwnerQuerySchema = z.object({ owner: OwnerSchema.optional() });
+export const OwnedIdQuerySchema = IdQuerySchema.extend(OwnerQuerySchema.shape);
 
 export const GetWorkQuerySchema = z.object({
   /** Long poll: how long to wait for a task before answering 204. */
@@ -30,11 +36,20 @@ export const WorkSchema = z.object({
   attempt: z.number().int().positive(),
   leaseToken: LeaseTokenSchema,
   leaseExpiresAt: TimestampSchema,
+  /** Signed, short-lived URL to GET the source image from storage: no storage credential needed. */
+  sourceUrl: z.url(),
+  /** Signed, short-lived URL to POST the result to storage. */
+  resultUrl: z.url(),
 });
 export type Work = z.infer<typeof WorkSchema>;
 
 export const WorkFinishedBodySchema = z.object({ id: TaskIdSchema, leaseToken: LeaseTokenSchema });
 export const WorkFailedBodySchema = z.object({
+  id: TaskIdSchema,
+  leaseToken: LeaseTokenSchema,
+  reason: z.string().min(1).max(2000),
+});
+export const WorkReleasedBodySchema = z.object({
   id: TaskIdSchema,
   leaseToken: LeaseTokenSchema,
   reason: z.string().min(1).max(2000),
@@ -46,28 +61,33 @@ export const masterContract = {
   newImage: defineRoute({
     method: 'POST',
     path: '/newImage',
+    auth: 'internal',
     summary: 'Store a new image (raw body, image/* Content-Type) and create its task',
-    query: NewImageQuerySchema,
+    query: NewImageQuerySchema.extend(OwnerQuerySchema.shape),
+    headers: IdempotencyHeadersSchema,
     body: BINARY,
     responses: { 202: AcceptedSchema, 400: ErrorBodySchema, 413: ErrorBodySchema, 415: ErrorBodySchema },
   }),
   isReady: defineRoute({
     method: 'GET',
     path: '/isReady',
+    auth: 'internal',
     summary: "A task's state",
-    query: IdQuerySchema,
+    query: OwnedIdQuerySchema,
     responses: { 200: TaskStatusSchema, 400: ErrorBodySchema, 404: ErrorBodySchema },
   }),
   get: defineRoute({
     method: 'GET',
     path: '/get',
+    auth: 'internal',
     summary: 'The finished image',
-    query: IdQuerySchema,
+    query: OwnedIdQuerySchema,
     responses: { 200: BINARY, 400: ErrorBodySchema, 404: ErrorBodySchema, 409: ErrorBodySchema },
   }),
   getWork: defineRoute({
     method: 'GET',
     path: '/getWork',
+    auth: 'worker',
     summary: 'Claim the next task, waiting up to waitMs for one; 204 means no work to do',
     query: GetWorkQuerySchema,
     responses: { 200: WorkSchema, 204: EMPTY, 400: ErrorBodySchema },
@@ -75,6 +95,8 @@ export const masterContract = {
   workFinished: defineRoute({
     method: 'POST',
     path: '/workFinished',
+    auth: 'worker',
+    idempotent: true,
     summary: 'The result is stored under finished/<id>; repeating it with the same lease is a success',
     body: WorkFinishedBodySchema,
     responses: { 200: TaskStatusSchema, 400: ErrorBodySchema, 404: ErrorBodySchema, 409: ErrorBodySchema },
@@ -82,13 +104,26 @@ export const masterContract = {
   workFailed: defineRoute({
     method: 'POST',
     path: '/workFailed',
+    auth: 'worker',
+    idempotent: true,
     summary: 'The task cannot be done (e.g. the image does not decode); it ends failed with the reason',
     body: WorkFailedBodySchema,
+    responses: { 200: TaskStatusSchema, 400: ErrorBodySchema, 404: ErrorBodySchema, 409: ErrorBodySchema },
+  }),
+  workReleased: defineRoute({
+    method: 'POST',
+    path: '/workReleased',
+    auth: 'worker',
+    idempotent: true,
+    summary: 'Give the task back at once (shutdown, a passing error); it is retried after a backoff, within the attempt limit',
+    body: WorkReleasedBodySchema,
     responses: { 200: TaskStatusSchema, 400: ErrorBodySchema, 404: ErrorBodySchema, 409: ErrorBodySchema },
   }),
   heartbeat: defineRoute({
     method: 'POST',
     path: '/heartbeat',
+    auth: 'worker',
+    idempotent: true,
     summary: 'Extend the lease of the task in hand',
     body: HeartbeatBodySchema,
     responses: { 200: HeartbeatSchema, 400: ErrorBodySchema, 404: ErrorBodySchema, 409: ErrorBodySchema },

@@ -16,14 +16,27 @@ export const EMPTY: EmptyBody = Object.freeze({ kind: 'empty' as const });
 
 export type BodySpec = z.ZodType | BinaryBody | EmptyBody;
 
+/**
+ * Who may call a route: anyone (`public`), the services of the stack holding `INTERNAL_TOKEN`
+ * (`internal`), or workers holding `WORKER_TOKEN` (`worker`). A server without the token
+ * configured leaves the route open.
+ */
+export type RouteAuth = 'public' | 'internal' | 'worker';
+
 /** One endpoint: the single description shared by the server that answers it and every caller. */
 export interface Route {
   readonly method: HttpMethod;
   /** Express-style path; `:name` segments are filled from `params`. */
   readonly path: string;
   readonly summary: string;
+  /** Who may call it; `public` when absent. */
+  readonly auth?: RouteAuth;
+  /** A POST that is safe to send again (retried by clients after a lost answer). GET, HEAD and DELETE always are. */
+  readonly idempotent?: boolean;
   readonly params?: z.ZodType<Record<string, string>>;
   readonly query?: z.ZodType<Record<string, unknown>>;
+  /** Request headers the route reads (lower-case names); others are ignored. */
+  readonly headers?: z.ZodType<Record<string, unknown>>;
   readonly body?: z.ZodType | BinaryBody;
   readonly responses: Readonly<Record<number, BodySpec>>;
 }
@@ -46,6 +59,7 @@ export type BodyInputOf<S> = S extends z.ZodType ? z.input<S> : S extends Binary
 
 export type ParamsOf<R extends Route> = R extends { params: infer P extends z.ZodType } ? z.output<P> : Record<string, never>;
 export type QueryOf<R extends Route> = R extends { query: infer Q extends z.ZodType } ? z.output<Q> : Record<string, never>;
+export type HeadersOf<R extends Route> = R extends { headers: infer H extends z.ZodType } ? z.output<H> : Record<string, never>;
 export type RequestBodyOf<R extends Route> = R extends { body: infer B } ? BodyOf<B> : undefined;
 
 /** The union of every documented answer of a route, discriminated by `status`. */

@@ -11,6 +11,15 @@ export const StorageKeySchema = z
 
 export const ObjectParamsSchema = z.object({ state: StorageStateSchema, key: StorageKeySchema });
 
+/**
+ * A signed URL's query: the request may go without the internal token when `signature` is the
+ * HMAC of the method, state, key and `expires` (ms since the epoch), and `expires` is still ahead.
+ */
+export const SignedQuerySchema = z.object({
+  expires: z.coerce.number().int().positive().optional(),
+  signature: z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'must be a URL signature').optional(),
+});
+
 export const StoredObjectSchema = z.object({
   key: StorageKeySchema,
   state: StorageStateSchema,
@@ -23,21 +32,33 @@ export const storageContract = {
   put: defineRoute({
     method: 'POST',
     path: '/objects/:state/:key',
+    auth: 'internal',
+    idempotent: true,
     summary: 'Store bytes under a key in a state folder; the Content-Type header is kept',
     params: ObjectParamsSchema,
+    query: SignedQuerySchema,
     body: BINARY,
-    responses: { 201: StoredObjectSchema, 400: ErrorBodySchema, 413: ErrorBodySchema, 415: ErrorBodySchema },
+    responses: {
+      201: StoredObjectSchema,
+      400: ErrorBodySchema,
+      403: ErrorBodySchema,
+      413: ErrorBodySchema,
+      415: ErrorBodySchema,
+    },
   }),
   get: defineRoute({
     method: 'GET',
     path: '/objects/:state/:key',
+    auth: 'internal',
     summary: 'Read stored bytes back, with their Content-Type',
     params: ObjectParamsSchema,
-    responses: { 200: BINARY, 400: ErrorBodySchema, 404: ErrorBodySchema },
+    query: SignedQuerySchema,
+    responses: { 200: BINARY, 400: ErrorBodySchema, 403: ErrorBodySchema, 404: ErrorBodySchema },
   }),
   head: defineRoute({
     method: 'HEAD',
     path: '/objects/:state/:key',
+    auth: 'internal',
     summary: 'Whether bytes are stored under a key',
     params: ObjectParamsSchema,
     responses: { 200: EMPTY, 400: EMPTY, 404: EMPTY },
@@ -45,6 +66,7 @@ export const storageContract = {
   delete: defineRoute({
     method: 'DELETE',
     path: '/objects/:state/:key',
+    auth: 'internal',
     summary: 'Delete stored bytes',
     params: ObjectParamsSchema,
     responses: { 204: EMPTY, 400: ErrorBodySchema, 404: ErrorBodySchema },

@@ -1,7 +1,9 @@
 import { z } from 'zod';
 import {
   ErrorBodySchema,
+  IdempotencyKeySchema,
   ImageTypeSchema,
+  OwnerSchema,
   OperationSchema,
   TaskIdSchema,
   TaskStateSchema,
@@ -19,6 +21,7 @@ export const TaskSchema = z.object({
   /** How many times the task has been claimed. */
   attempt: z.number().int().nonnegative(),
   error: z.string().nullable(),
+  owner: OwnerSchema.nullable(),
   createdAt: TimestampSchema,
   updatedAt: TimestampSchema,
   leaseExpiresAt: TimestampSchema.nullable(),
@@ -38,6 +41,9 @@ export const CreateTaskBodySchema = z.object({
   id: TaskIdSchema,
   op: OperationSchema,
   contentType: ImageTypeSchema,
+  owner: OwnerSchema.optional(),
+  /** A task created before with this key (and owner) is answered instead of a new one. */
+  idempotencyKey: IdempotencyKeySchema.optional(),
 });
 export type CreateTaskBody = z.infer<typeof CreateTaskBodySchema>;
 
@@ -45,7 +51,7 @@ export const LeaseMsSchema = z.number().int().min(1000).max(3_600_000);
 
 export const ChangeStateBodySchema = z.object({
   to: TaskStateSchema,
-  /** Why the task failed; kept on the task. */
+  /** Why the task failed, or why the attempt was given back (`not_started`); kept on the task. */
   error: z.string().max(2000).optional(),
   /** Required when leaving `in_progress`: only the current lease holder may end an attempt. */
   leaseToken: LeaseTokenSchema.optional(),
@@ -72,13 +78,17 @@ export const taskdbContract = {
   create: defineRoute({
     method: 'POST',
     path: '/tasks',
-    summary: 'Create a task in state not_started',
+    auth: 'internal',
+    idempotent: true,
+    summary:
+      'Create a task in state not_started; 200 with the existing task when the same id or idempotency key was created before',
     body: CreateTaskBodySchema,
-    responses: { 201: TaskSchema, 400: ErrorBodySchema, 409: ErrorBodySchema },
+    responses: { 200: TaskSchema, 201: TaskSchema, 400: ErrorBodySchema, 409: ErrorBodySchema },
   }),
   get: defineRoute({
     method: 'GET',
     path: '/tasks/:id',
+    auth: 'internal',
     summary: 'Get a task',
     params: TaskIdParamsSchema,
     responses: { 200: TaskSchema, 400: ErrorBodySchema, 404: ErrorBodySchema },
@@ -86,6 +96,8 @@ export const taskdbContract = {
   changeState: defineRoute({
     method: 'POST',
     path: '/tasks/:id/state',
+    auth: 'internal',
+    idempotent: true,
     summary: 'Move a task to another state; illegal transitions and stale leases are refused with 409',
     params: TaskIdParamsSchema,
     body: ChangeStateBodySchema,
@@ -94,6 +106,7 @@ export const taskdbContract = {
   list: defineRoute({
     method: 'GET',
     path: '/tasks',
+    auth: 'internal',
     summary: 'List task ids in a state, oldest first, a page at a time',
     query: ListTasksQuerySchema,
     responses: { 200: TaskListSchema, 400: ErrorBodySchema },
@@ -101,6 +114,7 @@ export const taskdbContract = {
   claim: defineRoute({
     method: 'POST',
     path: '/claims',
+    auth: 'internal',
     summary: 'Atomically claim the oldest claimable task with a lease; 204 when there is none',
     body: ClaimBodySchema,
     responses: { 200: ClaimSchema, 204: EMPTY, 400: ErrorBodySchema },
@@ -108,6 +122,8 @@ export const taskdbContract = {
   extendLease: defineRoute({
     method: 'POST',
     path: '/tasks/:id/lease',
+    auth: 'internal',
+    idempotent: true,
     summary: 'Extend the lease of the current attempt',
     params: TaskIdParamsSchema,
     body: ExtendLeaseBodySchema,

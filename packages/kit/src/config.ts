@@ -4,6 +4,14 @@ export const PortSchema = z.coerce.number().int().min(0).max(65_535);
 export const UrlSchema = z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' });
 export const LogLevelSchema = z.enum(['error', 'warn', 'info', 'http', 'debug', 'silent']);
 
+/** Tokens of the stack; a server without one leaves the routes it guards open. */
+export const AuthEnvSchema = z.object({
+  /** Guards kv, taskdb, storage and master's frontend side; services send it on every call. */
+  INTERNAL_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  /** Guards master's worker side; workers send it. */
+  WORKER_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+});
+
 /** Environment every server shares; each app extends it with its own variables. */
 export const ServerEnvSchema = z.object({
   HOST: z.string().min(1).default('127.0.0.1'),
@@ -11,7 +19,7 @@ export const ServerEnvSchema = z.object({
   /** Where the others reach this service; defaults to http://HOST:PORT. */
   ADVERTISE_URL: UrlSchema.optional(),
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).default(10_000),
-});
+}).extend(AuthEnvSchema.shape);
 
 /** Environment of every process that finds the others through kv. */
 export const DiscoveryEnvSchema = z.object({
@@ -30,7 +38,9 @@ export class ConfigError extends Error {
 
 /** Parses an environment with a schema; a bad value throws a ConfigError naming the variable. */
 export function parseConfig<S extends z.ZodType>(schema: S, env: Record<string, string | undefined>): Readonly<z.output<S>> {
-  const result = schema.safeParse(env);
+  // `VAR=` (as compose files and manifests often leave it) means unset, not an empty value.
+  const present = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value !== ''));
+  const result = schema.safeParse(present);
   if (!result.success) {
     throw new ConfigError(
       result.error.issues.map((issue) => `${issue.path.join('.') || '(environment)'}: ${issue.message}`),

@@ -3,17 +3,20 @@ import type { ZodError, ZodType } from 'zod';
 import {
   isBinary,
   isEmpty,
+  type HeadersOf,
   type ParamsOf,
   type QueryOf,
   type RequestBodyOf,
   type ResponseOf,
   type Route,
 } from '@pixelmill/contracts';
+import { checkBearer, unauthorized, type ServiceTokens } from './auth';
 import { AppError, invalidRequest } from './errors';
 
 export interface RouteInput<R extends Route> {
   params: ParamsOf<R>;
   query: QueryOf<R>;
+  headers: HeadersOf<R>;
   body: RequestBodyOf<R>;
 }
 
@@ -34,6 +37,13 @@ export interface MountOptions {
   binaryLimit?: number;
   /** Replaces the body parser of the named routes (e.g. multipart uploads). */
   bodyParsers?: Record<string, RequestHandler>;
+  /** The tokens routes ask for by their `auth`; a token left unset leaves its routes open. */
+  tokens?: ServiceTokens;
+  /**
+   * Other ways into a guarded route, tried when the bearer token is missing: e.g. a signed URL.
+   * A grant returns true to let the request in, false to refuse it, or throws its own error.
+   */
+  grants?: Record<string, (req: Request) => boolean>;
 }
 
 function parsePart<T>(schema: ZodType | undefined, value: unknown, where: string): T {
@@ -83,7 +93,18 @@ export function mountContract<C extends Record<string, Route>>(
 
     const bodyParser =
       options.bodyParsers?.[name] ?? (route.body === undefined ? undefined : isBinary(route.body) ? rawParser : jsonParser);
+    const authorize: RequestHandler = (req, _res, next) => {
+      const grant = options.grants?.[name];
+      try {
+        checkBearer(req, route.auth, options.tokens ?? {});
+      } catch (err) {
+        if (!grant) throw err;
+        if (!grant(req)) throw unauthorized((err as Error).message);
+      }
+      next();
+    };
     const handle: RequestHandler = async (req, res) => {
+      const headers = parsePart<Record<string, unknown>>(route.headers, req.headers, 'headers');
       const params = parsePart<Record<string, string>>(route.params, req.params, 'params');
       const query = parsePart<Record<string, unknown>>(route.query, req.query, 'query');
       let body: unknown;
@@ -92,12 +113,13 @@ export function mountContract<C extends Record<string, Route>>(
       } else if (route.body !== undefined) {
         body = parsePart(route.body as ZodType, req.body, 'body');
       }
-      const reply = await handler({ params, query, body } as RouteInput<Route>, req, res);
+      const reply = await handler({ params, query, headers, body } as RouteInput<Route>, req, res);
       if (reply) sendReply(route, reply, res);
     };
     const method = route.method.toLowerCase() as 'get' | 'post' | 'put' | 'delete' | 'head';
-    if (bodyParser) router[method](route.path, bodyParser, handle);
-    else router[method](route.path, handle);
+    // Authorization comes before the body is read: a stranger's upload is never buffered.
+    if (bodyParser) router[method](route.path, authorize, bodyParser, handle);
+    else router[method](route.path, authorize, handle);
   }
 
   for (const [path, methods] of methodsByPath) {

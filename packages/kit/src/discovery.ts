@@ -74,6 +74,8 @@ export function registerService(
   url: string,
   options: { intervalMs: number; ttlSeconds?: number; logger: Logger },
 ): Registration {
+  // An entry outlives a few missed renewals, then disappears: a dead service leaves discovery.
+  const ttlSeconds = options.ttlSeconds ?? Math.max(1, Math.ceil((3 * options.intervalMs) / 1000));
   let stopped = false;
   let registered = false;
   let inFlight: Promise<void> = Promise.resolve();
@@ -81,7 +83,7 @@ export function registerService(
     inFlight = kv
       .call(kvContract.set, {
         params: { key: serviceKey(name) },
-        body: { value: url, ttlSeconds: options.ttlSeconds },
+        body: { value: url, ttlSeconds },
       })
       .then((result) => {
         if (result.status !== 200) throw new Error(`kv answered ${result.status}`);

@@ -24,6 +24,10 @@ export type CallInput<R extends Route> = (R extends { params: infer P } ? { para
     contentType?: string;
     headers?: Record<string, string>;
     timeoutMs?: number;
+    /** Cancels the call (e.g. a long poll at shutdown). */
+    signal?: AbortSignal;
+    /** Whether the call may be sent again after a lost answer; by default GET, HEAD, DELETE and idempotent POSTs. */
+    retry?: boolean;
   };
 
 export type CallResult<R extends Route> = ResponseOf<R> & { headers: Record<string, string> };
@@ -38,7 +42,32 @@ export interface ContractClientOptions {
   token?: string;
   /** Called when the service could not be reached, e.g. to forget a cached address. */
   onUnreachable?: () => void;
+  /** Extra tries of a call that is safe to repeat, after a connection error or a 502/503/504 (default 2). */
+  retries?: number;
 }
+
+const RETRY_STATUSES = new Set([502, 503, 504]);
+const RETRY_BASE_MS = 100;
+const RETRY_MAX_MS = 2_000;
+
+/** Capped exponential backoff with jitter: 100, 200, 400 … ms, each between half and all of it. */
+export function retryDelayMs(attempt: number): number {
+  const ceiling = Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** (attempt - 1));
+  return Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
+}
+
+/** A connection that was never made: the request cannot have reached the server. */
+const neverConnected = (err: unknown): boolean =>
+  err instanceof AxiosError && ['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH'].includes(err.code ?? '');
+
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal?.addEventListener('abort', () => {
+      clearTimeout(timer);
+      resolve();
+    }, { once: true });
+  });
 
 const httpAgent = new http.Agent({ keepAlive: true });
 const httpsAgent = new https.Agent({ keepAlive: true });
@@ -67,9 +96,7 @@ export class ContractClient {
   }
 
   async call<R extends Route>(route: R, input: CallInput<R>): Promise<CallResult<R>> {
-    const base =
-      typeof this.options.baseUrl === 'string' ? this.options.baseUrl : await this.options.baseUrl();
-    const url = base.replace(/\/+$/, '') + buildPath(route.path, (input.params ?? {}) as Record<string, string>);
+    const path = buildPath(route.path, (input.params ?? {}) as Record<string, string>);
     const headers: Record<string, string> = { ...input.headers };
     const requestId = currentRequestId();
     if (requestId) headers[REQUEST_ID_HEADER] = requestId;
@@ -84,21 +111,36 @@ export class ContractClient {
         data = JSON.stringify(input.body);
       }
     }
+    const repeatable = input.retry ?? (route.method !== 'POST' || route.idempotent === true);
+    const tries = 1 + (this.options.retries ?? 2);
 
     let response;
-    try {
-      response = await sharedAxios.request<Buffer>({
-        method: route.method,
-        url,
-        params: input.query,
-        data,
-        headers,
-        timeout: input.timeoutMs ?? this.options.timeoutMs ?? 30_000,
-      });
-    } catch (err) {
-      this.options.onUnreachable?.();
-      const reason = err instanceof AxiosError ? (err.code ?? err.message) : String(err);
-      throw new AppError('unavailable', 503, `${this.options.service} is unreachable (${reason})`);
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        const base = typeof this.options.baseUrl === 'string' ? this.options.baseUrl : await this.options.baseUrl();
+        response = await sharedAxios.request<Buffer>({
+          method: route.method,
+          url: base.replace(/\/+$/, '') + path,
+          params: input.query,
+          data,
+          headers,
+          signal: input.signal,
+          timeout: input.timeoutMs ?? this.options.timeoutMs ?? 30_000,
+        });
+        if (!(repeatable && RETRY_STATUSES.has(response.status) && attempt < tries)) break;
+      } catch (err) {
+        if (input.signal?.aborted) throw new AppError('unavailable', 503, `call to ${this.options.service} was cancelled`);
+        if (err instanceof AxiosError) this.options.onUnreachable?.();
+        // A request that never got out (no connection, no address yet) can always be sent again;
+        // one that may have arrived only when it is repeatable.
+        const again = attempt < tries && (repeatable || neverConnected(err) || err instanceof AppError);
+        if (!again) {
+          if (err instanceof AppError) throw err;
+          const reason = err instanceof AxiosError ? (err.code ?? err.message) : String(err);
+          throw new AppError('unavailable', 503, `${this.options.service} is unreachable (${reason})`);
+        }
+      }
+      await sleep(retryDelayMs(attempt), input.signal);
     }
 
     const status = response.status;

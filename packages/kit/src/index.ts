@@ -8,3 +8,4 @@ export * from './request-context';
 export * from './server';
 export * from './service-runner';
 export * from './process';
+export * from './auth';

@@ -1,11 +1,32 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import express, { type Express, type Router } from 'express';
 import { commonContract } from '@pixelmill/contracts';
 import { mountContract } from './contract-router';
-import { errorHandler, notFoundHandler } from './errors';
+import { AppError, errorHandler, notFoundHandler } from './errors';
 import type { Logger } from './logger';
 import { requestContext } from './request-context';
+
+/** Longest request URL served; longer ones get a 414. */
+export const MAX_URL_LENGTH = 8 * 1024;
+
+/** Answers what Node's HTTP parser refuses before Express sees it with the same JSON error body. */
+function answerClientError(err: Error & { code?: string }, socket: Duplex): void {
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const [status, reason, code, message] =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'Request Header Fields Too Large', 'headers_too_large', 'the request headers (or URL) are too large']
+      : [400, 'Bad Request', 'bad_request', 'malformed HTTP request'];
+  const body = JSON.stringify({ error: { code, message } });
+  socket.end(
+    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
+}
 
 export type ReadinessCheck = () => Promise<unknown>;
 
@@ -28,6 +49,12 @@ export function createServiceApp(options: ServiceAppOptions): Express {
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
   app.use(requestContext());
+  app.use((req, _res, next) => {
+    if (req.originalUrl.length > MAX_URL_LENGTH) {
+      throw new AppError('uri_too_long', 414, `the URL is longer than ${MAX_URL_LENGTH} characters`);
+    }
+    next();
+  });
   app.use((req, res, next) => {
     const started = process.hrtime.bigint();
     res.on('finish', () => {
@@ -78,6 +105,9 @@ export interface Listening {
 export function listen(app: Express, port: number, host = '127.0.0.1'): Promise<Listening> {
   return new Promise((resolve, reject) => {
     const server = app.listen(port, host);
+    // Longer than the clients' idle sockets live, so a reused keep-alive socket is not closed under a request.
+    server.keepAliveTimeout = 65_000;
+    server.on('clientError', answerClientError);
     server.once('error', reject);
     server.once('listening', () => {
       server.off('error', reject);

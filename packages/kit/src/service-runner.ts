@@ -15,6 +15,7 @@ export interface RunServiceOptions {
     SHUTDOWN_TIMEOUT_MS: number;
     KV_URL?: string;
     REGISTER_INTERVAL_MS?: number;
+    INTERNAL_TOKEN?: string;
   };
   /** Steps run on SIGTERM after the server stopped taking requests (close databases, ...). */
   onStop?: Array<() => Promise<unknown> | unknown>;
@@ -31,7 +32,7 @@ export async function runService(options: RunServiceOptions): Promise<Listening>
   const registration =
     config.KV_URL === undefined
       ? undefined
-      : registerService(new Discovery({ kvUrl: config.KV_URL }).kv, service, url, {
+      : registerService(new Discovery({ kvUrl: config.KV_URL, token: config.INTERNAL_TOKEN }).kv, service, url, {
           intervalMs: config.REGISTER_INTERVAL_MS ?? 5_000,
           logger,
         });

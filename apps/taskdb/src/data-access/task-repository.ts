@@ -12,8 +12,13 @@ export interface TaskRecord {
   state: TaskState;
   attempt: number;
   error: string | null;
+  owner: string | null;
   leaseToken: string | null;
   leaseExpiresAt: number | null;
+  /** When the current attempt must end, however often its lease was extended. */
+  attemptDeadline: number | null;
+  /** A not_started task is not claimed before this time (retry backoff). */
+  availableAt: number;
   createdAt: number;
   updatedAt: number;
 }
@@ -26,8 +31,11 @@ interface Row {
   state: TaskState;
   attempt: number;
   error: string | null;
+  owner: string | null;
   lease_token: string | null;
   lease_expires_at: number | null;
+  attempt_deadline: number | null;
+  available_at: number;
   created_at: number;
   updated_at: number;
 }
@@ -40,8 +48,11 @@ const toRecord = (row: Row): TaskRecord => ({
   state: row.state,
   attempt: row.attempt,
   error: row.error,
+  owner: row.owner,
   leaseToken: row.lease_token,
   leaseExpiresAt: row.lease_expires_at,
+  attemptDeadline: row.attempt_deadline,
+  availableAt: row.available_at,
   createdAt: row.created_at,
   updatedAt: row.updated_at,
 });
@@ -53,6 +64,7 @@ export const toTask = (record: TaskRecord): Task => ({
   state: record.state,
   attempt: record.attempt,
   error: record.error,
+  owner: record.owner,
   createdAt: new Date(record.createdAt).toISOString(),
   updatedAt: new Date(record.updatedAt).toISOString(),
   leaseExpiresAt: record.leaseExpiresAt === null ? null : new Date(record.leaseExpiresAt).toISOString(),
@@ -64,7 +76,45 @@ export interface StateUpdate {
   error?: string | null;
   leaseToken?: string | null;
   leaseExpiresAt?: number | null;
+  attemptDeadline?: number | null;
+  availableAt?: number;
 }
+
+export interface NewTask {
+  id: string;
+  op: Operation;
+  contentType: ImageType;
+  owner?: string;
+  idempotencyKey?: string;
+}
+
+/**
+ * Schema versions, applied in order and recorded in `PRAGMA user_version`, so a database
+ * written by an older version is brought up to date when taskdb starts.
+ */
+const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE IF NOT EXISTS tasks (
+     seq INTEGER PRIMARY KEY AUTOINCREMENT,
+     id TEXT NOT NULL UNIQUE,
+     op TEXT NOT NULL,
+     content_type TEXT NOT NULL,
+     state TEXT NOT NULL,
+     attempt INTEGER NOT NULL DEFAULT 0,
+     error TEXT,
+     lease_token TEXT,
+     lease_expires_at INTEGER,
+     created_at INTEGER NOT NULL,
+     updated_at INTEGER NOT NULL
+   );
+   CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks (state, seq);
+   CREATE INDEX IF NOT EXISTS tasks_by_lease ON tasks (state, lease_expires_at);`,
+  `ALTER TABLE tasks ADD COLUMN owner TEXT;
+   ALTER TABLE tasks ADD COLUMN idempotency_key TEXT;
+   ALTER TABLE tasks ADD COLUMN attempt_deadline INTEGER;
+   ALTER TABLE tasks ADD COLUMN available_at INTEGER NOT NULL DEFAULT 0;
+   CREATE UNIQUE INDEX tasks_by_idempotency_key ON tasks (coalesce(owner, ''), idempotency_key)
+     WHERE idempotency_key IS NOT NULL;`,
+];
 
 /** Task rows in SQLite (WAL). Plain reads and writes; the rules live in the domain. */
 export class TaskRepository {
@@ -75,60 +125,62 @@ export class TaskRepository {
     fs.mkdirSync(path.dirname(file), { recursive: true });
     this.db = new Database(file);
     this.db.pragma('journal_mode = WAL');
-    // NORMAL in WAL mode survives a killed process; only a power loss may drop the last commits.
-    this.db.pragma('synchronous = NORMAL');
+    // FULL: a commit is on disk before taskdb answers, so an accepted task survives even a power loss.
+    this.db.pragma('synchronous = FULL');
     this.db.pragma('busy_timeout = 5000');
-    this.db.exec(`
-      CREATE TABLE IF NOT EXISTS tasks (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        id TEXT NOT NULL UNIQUE,
-        op TEXT NOT NULL,
-        content_type TEXT NOT NULL,
-        state TEXT NOT NULL,
-        attempt INTEGER NOT NULL DEFAULT 0,
-        error TEXT,
-        lease_token TEXT,
-        lease_expires_at INTEGER,
-        created_at INTEGER NOT NULL,
-        updated_at INTEGER NOT NULL
-      );
-      CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks (state, seq);
-      CREATE INDEX IF NOT EXISTS tasks_by_lease ON tasks (state, lease_expires_at);
-    `);
+    this.migrate();
     this.statements = {
-      insert: this.db.prepare<[string, string, string, string, number, number]>(
-        'INSERT INTO tasks (id, op, content_type, state, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)',
+      insert: this.db.prepare(
+        `INSERT INTO tasks (id, op, content_type, state, owner, idempotency_key, available_at, created_at, updated_at)
+         VALUES (@id, @op, @contentType, 'not_started', @owner, @idempotencyKey, @now, @now, @now)`,
       ),
       get: this.db.prepare<[string], Row>('SELECT * FROM tasks WHERE id = ?'),
+      byIdempotencyKey: this.db.prepare<[string, string], Row>(
+        `SELECT * FROM tasks WHERE coalesce(owner, '') = ? AND idempotency_key = ?`,
+      ),
       update: this.db.prepare(
         `UPDATE tasks SET state = @state, attempt = @attempt, error = @error, lease_token = @leaseToken,
-           lease_expires_at = @leaseExpiresAt, updated_at = @updatedAt WHERE id = @id`,
+           lease_expires_at = @leaseExpiresAt, attempt_deadline = @attemptDeadline, available_at = @availableAt,
+           updated_at = @updatedAt WHERE id = @id`,
       ),
       listByState: this.db.prepare<[string, number, number], { seq: number; id: string }>(
         'SELECT seq, id FROM tasks WHERE state = ? AND seq > ? ORDER BY seq LIMIT ?',
       ),
-      oldestNotStarted: this.db.prepare<[], Row>(
-        `SELECT * FROM tasks WHERE state = 'not_started' ORDER BY seq LIMIT 1`,
+      oldestAvailable: this.db.prepare<[number], Row>(
+        `SELECT * FROM tasks WHERE state = 'not_started' AND available_at <= ? ORDER BY seq LIMIT 1`,
       ),
-      oldestExpired: this.db.prepare<[number], Row>(
-        `SELECT * FROM tasks WHERE state = 'in_progress' AND lease_expires_at <= ? ORDER BY lease_expires_at LIMIT 1`,
+      expired: this.db.prepare<[number], Row>(
+        `SELECT * FROM tasks WHERE state = 'in_progress' AND lease_expires_at <= ? ORDER BY lease_expires_at LIMIT 100`,
       ),
     };
   }
 
-  /** False when a task with this id exists already. */
-  insert(task: { id: string; op: Operation; contentType: ImageType }, now: number): boolean {
+  /** False when a task with this id or idempotency key exists already. */
+  insert(task: NewTask, now: number): boolean {
     try {
-      this.statements.insert.run(task.id, task.op, task.contentType, 'not_started', now, now);
+      this.statements.insert.run({
+        id: task.id,
+        op: task.op,
+        contentType: task.contentType,
+        owner: task.owner ?? null,
+        idempotencyKey: task.idempotencyKey ?? null,
+        now,
+      });
       return true;
     } catch (err) {
-      if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE') return false;
+      const code = (err as { code?: string }).code;
+      if (code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY') return false;
       throw err;
     }
   }
 
   get(id: string): TaskRecord | undefined {
     const row = this.statements.get.get(id);
+    return row && toRecord(row);
+  }
+
+  byIdempotencyKey(owner: string | undefined, key: string): TaskRecord | undefined {
+    const row = this.statements.byIdempotencyKey.get(owner ?? '', key);
     return row && toRecord(row);
   }
 
@@ -140,6 +192,8 @@ export class TaskRepository {
       error: change.error === undefined ? record.error : change.error,
       leaseToken: change.leaseToken === undefined ? record.leaseToken : change.leaseToken,
       leaseExpiresAt: change.leaseExpiresAt === undefined ? record.leaseExpiresAt : change.leaseExpiresAt,
+      attemptDeadline: change.attemptDeadline === undefined ? record.attemptDeadline : change.attemptDeadline,
+      availableAt: change.availableAt ?? record.availableAt,
       updatedAt: now,
     };
     this.statements.update.run({
@@ -149,6 +203,8 @@ export class TaskRepository {
       error: next.error,
       leaseToken: next.leaseToken,
       leaseExpiresAt: next.leaseExpiresAt,
+      attemptDeadline: next.attemptDeadline,
+      availableAt: next.availableAt,
       updatedAt: now,
     });
     return next;
@@ -159,19 +215,30 @@ export class TaskRepository {
     return this.statements.listByState.all(state, afterSeq, limit);
   }
 
-  oldestNotStarted(): TaskRecord | undefined {
-    const row = this.statements.oldestNotStarted.get();
+  /** The oldest not_started task whose retry backoff (if any) is over. */
+  oldestAvailable(now: number): TaskRecord | undefined {
+    const row = this.statements.oldestAvailable.get(now);
     return row && toRecord(row);
   }
 
-  oldestExpired(now: number): TaskRecord | undefined {
-    const row = this.statements.oldestExpired.get(now);
-    return row && toRecord(row);
+  /** In-progress tasks whose lease has run out (a batch at a time). */
+  expired(now: number): TaskRecord[] {
+    return this.statements.expired.all(now).map(toRecord);
   }
 
   /** Runs `fn` in one write transaction, taken at once so two claims never see the same task. */
   transaction<T>(fn: () => T): T {
     return this.db.transaction(fn).immediate();
+  }
+
+  private migrate(): void {
+    const version = this.db.pragma('user_version', { simple: true }) as number;
+    for (let next = version; next < MIGRATIONS.length; next += 1) {
+      this.db.transaction(() => {
+        this.db.exec(MIGRATIONS[next]!);
+        this.db.pragma(`user_version = ${next + 1}`);
+      })();
+    }
   }
 
   ping(): void {

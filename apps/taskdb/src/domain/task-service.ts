@@ -12,10 +12,20 @@ import { toTask, type TaskRecord, type TaskRepository } from '../data-access/tas
 
 const isFinal = (state: TaskState): boolean => TASK_TRANSITIONS[state].length === 0;
 
-export interface TaskServiceOptions {
-  /** Claims a task may have; an expired lease on the last one ends it as failed. */
+export interface RetryPolicy {
+  /** Attempts (claims) a task may have; when the last one ends without a result the task fails. */
   maxAttempts: number;
+  /** Hard limit of one attempt, however often its lease is extended. */
+  attemptTimeoutMs: number;
+  /** Pause before the retry after the first attempt; doubles per attempt, capped, with jitter. */
+  retryBaseMs: number;
+  retryMaxMs: number;
+}
+
+export interface TaskServiceOptions extends RetryPolicy {
   now?: () => number;
+  /** A number in [0, 1) for the jitter; injected by tests. */
+  random?: () => number;
 }
 
 export interface TaskPage {
@@ -23,22 +33,41 @@ export interface TaskPage {
   nextCursor: string | null;
 }
 
-/** The task state machine: creation, transitions, claims with leases, and listings. */
+export interface CreateResult {
+  task: Task;
+  /** False when an earlier create with the same id or idempotency key is answered instead. */
+  created: boolean;
+}
+
+/**
+ * The task state machine: creation, transitions, claims with fenced leases, retries with
+ * backoff within an attempt limit, and listings.
+ */
 export class TaskService {
   private readonly now: () => number;
+  private readonly random: () => number;
 
   constructor(
     private readonly repository: TaskRepository,
     private readonly options: TaskServiceOptions,
   ) {
     this.now = options.now ?? Date.now;
+    this.random = options.random ?? Math.random;
   }
 
-  create(input: CreateTaskBody): Task {
-    if (!this.repository.insert(input, this.now())) {
-      throw new AppError('conflict', 409, `task ${input.id} exists already`);
-    }
-    return toTask(this.mustGet(input.id));
+  create(input: CreateTaskBody): CreateResult {
+    return this.repository.transaction(() => {
+      if (input.idempotencyKey !== undefined) {
+        const earlier = this.repository.byIdempotencyKey(input.owner, input.idempotencyKey);
+        if (earlier) return { task: toTask(earlier), created: false };
+      }
+      if (this.repository.insert(input, this.now())) return { task: toTask(this.mustGet(input.id)), created: true };
+      const existing = this.mustGet(input.id);
+      const same =
+        existing.op === input.op && existing.contentType === input.contentType && existing.owner === (input.owner ?? null);
+      if (!same) throw new AppError('conflict', 409, `task ${input.id} exists already, with other values`);
+      return { task: toTask(existing), created: false };
+    });
   }
 
   get(id: string): Task {
@@ -60,15 +89,19 @@ export class TaskService {
       if (record.state === 'in_progress' && change.leaseToken !== undefined && change.leaseToken !== record.leaseToken) {
         throw new AppError('conflict', 409, `the lease of task ${id} belongs to a newer attempt`);
       }
-      const keepsLeaseToken = change.to === 'finished' || change.to === 'failed';
+      if (change.to === 'not_started') {
+        return toTask(this.retryOrFail(record, change.error ?? 'the attempt was released', now));
+      }
       return toTask(
         this.repository.update(
           record,
           {
             state: change.to,
             error: change.to === 'failed' ? (change.error ?? 'failed without a reason') : null,
-            leaseToken: keepsLeaseToken ? record.leaseToken : null,
+            // Kept, so that the same holder repeating its report is recognised.
+            leaseToken: record.leaseToken,
             leaseExpiresAt: null,
+            attemptDeadline: null,
           },
           now,
         ),
@@ -76,49 +109,65 @@ export class TaskService {
     });
   }
 
-  /**
-   * Claims the oldest claimable task: first a task whose lease expired (its worker is gone),
-   * else the oldest not started. An expired task on its last attempt ends as failed instead.
-   */
+  /** Claims the oldest task that is not started and not waiting out a retry backoff. */
   claim(leaseMs: number): Claim | undefined {
     return this.repository.transaction(() => {
       const now = this.now();
-      for (;;) {
-        const expired = this.repository.oldestExpired(now);
-        if (expired && expired.attempt >= this.options.maxAttempts) {
-          this.repository.update(
-            expired,
-            {
-              state: 'failed',
-              error: `gave up after ${expired.attempt} attempts: the last lease expired`,
-              leaseToken: null,
-              leaseExpiresAt: null,
-            },
-            now,
-          );
-          continue;
-        }
-        const record = expired ?? this.repository.oldestNotStarted();
-        if (!record) return undefined;
-        const leaseToken = randomUUID();
-        const claimed = this.repository.update(
-          record,
-          { state: 'in_progress', attempt: record.attempt + 1, error: null, leaseToken, leaseExpiresAt: now + leaseMs },
-          now,
-        );
-        const task = toTask(claimed);
-        return { ...task, leaseToken, leaseExpiresAt: task.leaseExpiresAt! };
-      }
+      this.reapExpired(now);
+      const record = this.repository.oldestAvailable(now);
+      if (!record) return undefined;
+      const leaseToken = randomUUID();
+      const attemptDeadline = now + this.options.attemptTimeoutMs;
+      const claimed = this.repository.update(
+        record,
+        {
+          state: 'in_progress',
+          attempt: record.attempt + 1,
+          leaseToken,
+          leaseExpiresAt: Math.min(now + leaseMs, attemptDeadline),
+          attemptDeadline,
+        },
+        now,
+      );
+      const task = toTask(claimed);
+      return { ...task, leaseToken, leaseExpiresAt: task.leaseExpiresAt! };
     });
   }
 
+  /** Extends the lease of the current attempt, never past the attempt's hard limit. */
   extendLease(id: string, leaseToken: string, leaseMs: number): Task {
     return this.repository.transaction(() => {
       const record = this.mustGet(id);
+      const now = this.now();
       if (record.state !== 'in_progress' || record.leaseToken !== leaseToken) {
         throw new AppError('conflict', 409, `task ${id} is not held with this lease (state ${record.state})`);
       }
-      return toTask(this.repository.update(record, { state: 'in_progress', leaseExpiresAt: this.now() + leaseMs }, this.now()));
+      if (record.leaseExpiresAt !== null && record.leaseExpiresAt <= now) {
+        throw new AppError('conflict', 409, `the lease of task ${id} has expired`);
+      }
+      const deadline = record.attemptDeadline ?? Number.POSITIVE_INFINITY;
+      if (deadline <= now) {
+        throw new AppError('conflict', 409, `attempt ${record.attempt} of task ${id} ran past its limit of ${this.options.attemptTimeoutMs} ms`);
+      }
+      return toTask(this.repository.update(record, { state: 'in_progress', leaseExpiresAt: Math.min(now + leaseMs, deadline) }, now));
+    });
+  }
+
+  /**
+   * Gives tasks whose lease ran out back to the queue (after a backoff), or fails them on their
+   * last attempt. Runs before every claim and periodically, so `isReady` shows it soon.
+   */
+  reapExpired(now = this.now()): number {
+    return this.repository.transaction(() => {
+      let reaped = 0;
+      for (;;) {
+        const expired = this.repository.expired(now);
+        if (expired.length === 0) return reaped;
+        for (const record of expired) {
+          this.retryOrFail(record, `the lease of attempt ${record.attempt} expired (worker gone or too slow)`, now);
+          reaped += 1;
+        }
+      }
     });
   }
 
@@ -129,6 +178,28 @@ export class TaskService {
       ids: page.map((row) => row.id),
       nextCursor: rows.length > limit ? String(page[page.length - 1]!.seq) : null,
     };
+  }
+
+  /** Capped exponential backoff with jitter before retry number `attempt` (1 = after the first attempt). */
+  retryDelayMs(attempt: number): number {
+    const ceiling = Math.min(this.options.retryMaxMs, this.options.retryBaseMs * 2 ** (attempt - 1));
+    return Math.round(ceiling / 2 + (this.random() * ceiling) / 2);
+  }
+
+  private retryOrFail(record: TaskRecord, reason: string, now: number): TaskRecord {
+    const ended = { leaseToken: null, leaseExpiresAt: null, attemptDeadline: null };
+    if (record.attempt >= this.options.maxAttempts) {
+      return this.repository.update(
+        record,
+        { state: 'failed', error: `gave up after ${record.attempt} attempts: ${reason}`, ...ended },
+        now,
+      );
+    }
+    return this.repository.update(
+      record,
+      { state: 'not_started', error: reason, availableAt: now + this.retryDelayMs(record.attempt), ...ended },
+      now,
+    );
   }
 
   private sameAttempt(record: TaskRecord, leaseToken: string | undefined): boolean {

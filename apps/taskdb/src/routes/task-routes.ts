@@ -1,11 +1,14 @@
 import type { Router } from 'express';
 import { taskdbContract } from '@pixelmill/contracts';
-import { mountContract } from '@pixelmill/kit';
+import { mountContract, type ServiceTokens } from '@pixelmill/kit';
 import type { TaskService } from '../domain/task-service';
 
-export function mountTaskRoutes(router: Router, tasks: TaskService): void {
+export function mountTaskRoutes(router: Router, tasks: TaskService, tokens: ServiceTokens): void {
   mountContract(router, taskdbContract, {
-    create: ({ body }) => ({ status: 201, body: tasks.create(body) }),
+    create: ({ body }) => {
+      const { task, created } = tasks.create(body);
+      return created ? { status: 201, body: task } : { status: 200, body: task };
+    },
     get: ({ params }) => ({ status: 200, body: tasks.get(params.id) }),
     changeState: ({ params, body }) => ({ status: 200, body: tasks.changeState(params.id, body) }),
     list: ({ query }) => ({ status: 200, body: tasks.list(query.state, query.limit, query.cursor) }),
@@ -14,5 +17,5 @@ export function mountTaskRoutes(router: Router, tasks: TaskService): void {
       return claim ? { status: 200, body: claim } : { status: 204, body: undefined };
     },
     extendLease: ({ params, body }) => ({ status: 200, body: tasks.extendLease(params.id, body.leaseToken, body.leaseMs) }),
-  });
+  }, { tokens });
 }

@@ -13,11 +13,14 @@ describe('taskdb API', () => {
   let repository: TaskRepository;
   let server: Listening;
   let client: ContractClient;
+  let tasks: TaskService;
   let now: number;
 
+  /** Backoff before retry n is half its ceiling with random() = 0: 500 ms, 1000 ms, … */
+  const POLICY = { maxAttempts: 2, attemptTimeoutMs: 120_000, retryBaseMs: 1_000, retryMaxMs: 30_000 };
   const start = async (): Promise<void> => {
     repository = new TaskRepository(path.join(dir, 'tasks.sqlite'));
-    const tasks = new TaskService(repository, { maxAttempts: 2, now: () => now });
+    tasks = new TaskService(repository, { ...POLICY, now: () => now, random: () => 0 });
     server = await listen(createApp({ tasks, logger: createLogger('taskdb', 'silent'), ping: () => repository.ping() }), 0);
     client = new ContractClient({ service: 'taskdb', baseUrl: server.url });
   };
@@ -65,11 +68,6 @@ describe('taskdb API', () => {
     expect(got).toMatchObject({ status: 200, body: { id, state: 'not_started', attempt: 0, error: null, leaseExpiresAt: null } });
   });
 
-  it('when the same id is created twice, then the second is a 409', async () => {
-    const id = await create();
-    const again = await client.call(taskdbContract.create, { body: { id, op: 'invert', contentType: 'image/png' } });
-    expect(again.status).toBe(409);
-  });
 
   it('when tasks are claimed, then the oldest comes first, with a lease, and each only once', async () => {
     const first = await create();
@@ -89,10 +87,15 @@ describe('taskdb API', () => {
     expect(claimed.sort()).toEqual([...ids].sort());
   });
 
-  it('when a lease expires, then the task is claimable again with attempt + 1 and the old lease is fenced off', async () => {
+  it('when a lease expires, then the task is claimable again after a backoff, with attempt + 1, and the old lease is fenced off', async () => {
     const id = await create();
     const first = (await claim(5_000))!;
     now += 5_001;
+    expect(tasks.reapExpired()).toBe(1);
+    const waiting = await client.call(taskdbContract.get, { params: { id } });
+    expect(waiting.status === 200 && waiting.body).toMatchObject({ state: 'not_started', attempt: 1, error: expect.stringContaining('expired') });
+    expect(await claim(5_000)).toBeUndefined();
+    now += 500;
     const second = (await claim(5_000))!;
     expect(second).toMatchObject({ id, attempt: 2 });
     const stale = await client.call(taskdbContract.changeState, {
@@ -111,7 +114,9 @@ describe('taskdb API', () => {
     const id = await create();
     await claim(5_000);
     now += 6_000;
-    await claim(5_000);
+    tasks.reapExpired();
+    now += 500;
+    expect((await claim(5_000))?.attempt).toBe(2);
     now += 6_000;
     expect(await claim(5_000)).toBeUndefined();
     const got = await client.call(taskdbContract.get, { params: { id } });
@@ -148,11 +153,66 @@ describe('taskdb API', () => {
     expect(failed).toMatchObject({ status: 200, body: { state: 'failed', error: 'could not decode image/png' } });
   });
 
-  it('when a task is released, then it can be claimed again', async () => {
+  it('when a task is released, then it can be claimed again after the backoff, and after the last attempt it fails', async () => {
     const id = await create();
     const held = (await claim())!;
-    await client.call(taskdbContract.changeState, { params: { id }, body: { to: 'not_started', leaseToken: held.leaseToken } });
-    expect((await claim())?.id).toBe(id);
+    const released = await client.call(taskdbContract.changeState, {
+      params: { id },
+      body: { to: 'not_started', leaseToken: held.leaseToken, error: 'storage unreachable' },
+    });
+    expect(released.status === 200 && released.body).toMatchObject({ state: 'not_started', error: 'storage unreachable' });
+    expect(await claim()).toBeUndefined();
+    now += 500;
+    const again = (await claim())!;
+    expect(again).toMatchObject({ id, attempt: 2 });
+    const last = await client.call(taskdbContract.changeState, {
+      params: { id },
+      body: { to: 'not_started', leaseToken: again.leaseToken, error: 'storage unreachable' },
+    });
+    expect(last.status === 200 && last.body).toMatchObject({ state: 'failed', error: 'gave up after 2 attempts: storage unreachable' });
+  });
+
+  it('backs off exponentially, capped, with jitter between half and all of the step', () => {
+    const spread = (random: number) =>
+      new TaskService(repository, { ...POLICY, retryMaxMs: 5_000, random: () => random });
+    expect([1, 2, 3, 4, 5].map((n) => spread(0).retryDelayMs(n))).toEqual([500, 1_000, 2_000, 2_500, 2_500]);
+    expect([1, 2, 3, 4].map((n) => spread(0.999).retryDelayMs(n))).toEqual([1_000, 1_999, 3_998, 4_998]);
+  });
+
+  it('when an attempt reaches its hard limit, then its lease cannot be extended past it', async () => {
+    const id = await create();
+    const held = (await claim(30_000))!;
+    for (let i = 0; i < 4; i += 1) {
+      now += 29_000;
+      const extended = await client.call(taskdbContract.extendLease, { params: { id }, body: { leaseToken: held.leaseToken, leaseMs: 30_000 } });
+      expect(extended.status).toBe(200);
+    }
+    const capped = await client.call(taskdbContract.get, { params: { id } });
+    expect(capped.status === 200 && capped.body.leaseExpiresAt).toBe(new Date(Date.parse('2026-01-01T00:00:00Z') + 120_000).toISOString());
+    now = Date.parse('2026-01-01T00:00:00Z') + 120_000;
+    const refused = await client.call(taskdbContract.extendLease, { params: { id }, body: { leaseToken: held.leaseToken, leaseMs: 30_000 } });
+    expect(refused.status).toBe(409);
+  });
+
+  it('when a create repeats an idempotency key, then the first task is answered, per owner', async () => {
+    const body = { op: 'invert' as const, contentType: 'image/png' as const, idempotencyKey: 'upload-1', owner: 'alice' };
+    const first = await client.call(taskdbContract.create, { body: { ...body, id: randomUUID() } });
+    const again = await client.call(taskdbContract.create, { body: { ...body, id: randomUUID() } });
+    expect(first.status).toBe(201);
+    expect(again.status).toBe(200);
+    expect(again.status === 200 && first.status === 201 && again.body.id).toBe(first.status === 201 ? first.body.id : '');
+    const otherOwner = await client.call(taskdbContract.create, { body: { ...body, owner: 'bob', id: randomUUID() } });
+    expect(otherOwner.status).toBe(201);
+    const listed = await client.call(taskdbContract.list, { query: { state: 'not_started' } });
+    expect(listed.status === 200 && listed.body.ids.length).toBe(2);
+  });
+
+  it('when the same id is created again with the same values, then it is a success; with others, a 409', async () => {
+    const id = randomUUID();
+    const body = { id, op: 'invert' as const, contentType: 'image/png' as const };
+    expect((await client.call(taskdbContract.create, { body })).status).toBe(201);
+    expect((await client.call(taskdbContract.create, { body })).status).toBe(200);
+    expect((await client.call(taskdbContract.create, { body: { ...body, op: 'grayscale' } })).status).toBe(409);
   });
 
   it.each([

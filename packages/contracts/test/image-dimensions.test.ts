@@ -2,8 +2,7 @@ import bmp from '@jimp/js-bmp';
 import gif from '@jimp/js-gif';
 import jpeg from '@jimp/js-jpeg';
 import png from '@jimp/js-png';
-import type { ImageType } from '@pixelmill/contracts';
-import { readDeclaredDimensions } from '../../src/domain/image-dimensions';
+import { readDeclaredDimensions, type ImageType } from '../src';
 
 describe('readDeclaredDimensions', () => {
   const bitmap = () => ({ data: Buffer.alloc(7 * 5 * 4, 0x80), width: 7, height: 5 });

@@ -1,4 +1,4 @@
-import type { ImageType } from '@pixelmill/contracts';
+import type { ImageType } from './common';
 
 export interface Dimensions {
   width: number;
