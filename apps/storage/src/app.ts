@@ -1,5 +1,5 @@
 import type { Express } from 'express';
-import { createServiceApp, type Logger } from '@pixelmill/kit';
+import { createServiceApp, type Logger, type ServiceTokens } from '@pixelmill/kit';
 import type { FileStore } from './data-access/file-store';
 import { mountObjectRoutes } from './routes/object-routes';
 
@@ -7,13 +7,15 @@ export interface StorageAppDeps {
   store: FileStore;
   logger: Logger;
   maxObjectBytes: number;
+  tokens?: ServiceTokens;
+  signingKey?: string;
 }
 
-export function createApp({ store, logger, maxObjectBytes }: StorageAppDeps): Express {
+export function createApp({ store, logger, maxObjectBytes, tokens = {}, signingKey }: StorageAppDeps): Express {
   return createServiceApp({
     service: 'storage',
     logger,
-    routes: (router) => mountObjectRoutes(router, store, maxObjectBytes),
+    routes: (router) => mountObjectRoutes(router, store, { maxObjectBytes, tokens, signingKey }),
     readiness: { disk: () => store.ping() },
   });
 }

@@ -10,6 +10,8 @@ export const AuthEnvSchema = z.object({
   INTERNAL_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   /** Guards master's worker side; workers send it. */
   WORKER_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  /** Signs storage URLs handed to workers (master and storage); derived from INTERNAL_TOKEN when unset. */
+  URL_SIGNING_KEY: z.string().min(16, 'must be at least 16 characters').optional(),
 });
 
 /** Environment every server shares; each app extends it with its own variables. */

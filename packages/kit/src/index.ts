@@ -9,3 +9,4 @@ export * from './server';
 export * from './service-runner';
 export * from './process';
 export * from './auth';
+export * from './url-signing';

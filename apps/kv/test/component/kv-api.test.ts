@@ -120,3 +120,45 @@ describe('kv API', () => {
     KvListSchema.parse(await (await send('GET', '/keys?prefix=x')).json());
   });
 });
+
+describe('kv with tokens', () => {
+  const INTERNAL = 'internal-token-0123456789';
+  const WORKER = 'worker-token-0123456789ab';
+  let dir: string;
+  let repository: KvRepository;
+  let server: Listening;
+
+  beforeEach(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pixelmill-kv-'));
+    repository = new KvRepository(path.join(dir, 'kv.sqlite'));
+    repository.set('services/master', 'http://127.0.0.1:3003');
+    repository.set('config/secret', 'hidden');
+    const app = createApp({ repository, logger: createLogger('kv', 'silent'), tokens: { internal: INTERNAL, worker: WORKER } });
+    server = await listen(app, 0);
+  });
+  afterEach(async () => {
+    await server.close();
+    repository.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  const get = (urlPath: string, token?: string, method = 'GET') =>
+    fetch(`${server.url}${urlPath}`, { method, headers: token ? { authorization: `Bearer ${token}` } : {} });
+
+  it('when a request has no token or a wrong one, then it gets 401', async () => {
+    const anonymous = await get('/keys/services%2Fmaster');
+    expect(anonymous.status).toBe(401);
+    expect(ErrorBodySchema.parse(await anonymous.json()).error.code).toBe('unauthorized');
+    expect((await get('/keys/services%2Fmaster', 'wrong-token-wrong-token')).status).toBe(401);
+    expect((await get('/keys/services%2Fmaster', INTERNAL)).status).toBe(200);
+    expect((await get('/healthz')).status).toBe(200);
+  });
+
+  it('when a worker reads a service address with its token, then it gets it, and nothing else', async () => {
+    expect((await get('/keys/services%2Fmaster', WORKER)).status).toBe(200);
+    expect((await get('/keys/config%2Fsecret', WORKER)).status).toBe(401);
+    expect((await get('/keys?prefix=services/', WORKER)).status).toBe(401);
+    expect((await get('/keys/services%2Fmaster', WORKER, 'DELETE')).status).toBe(401);
+    expect(repository.get('services/master')).toBeDefined();
+  });
+});

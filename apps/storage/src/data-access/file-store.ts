@@ -7,6 +7,15 @@ import { detectImageType, type ImageType, type StorageState } from '@pixelmill/c
 export const STATE_FOLDERS: readonly StorageState[] = ['inProgress', 'finished'];
 const TMP_FOLDER = 'tmp';
 
+async function syncFolder(folder: string): Promise<void> {
+  const handle = await fsp.open(folder, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
 export interface StoredFile {
   bytes: Buffer;
   contentType: ImageType;
@@ -46,6 +55,8 @@ export class FileStore {
     }
     await handle.close();
     await fsp.rename(temp, target);
+    // The rename itself is durable only once the folder is flushed.
+    await syncFolder(path.dirname(target));
   }
 
   async get(state: StorageState, key: string): Promise<StoredFile | undefined> {

@@ -1,9 +1,27 @@
-import type { Router } from 'express';
-import { detectImageType, storageContract } from '@pixelmill/contracts';
-import { AppError, mountContract } from '@pixelmill/kit';
+import type { Request, Router } from 'express';
+import { detectImageType, ObjectParamsSchema, SignedQuerySchema, storageContract } from '@pixelmill/contracts';
+import { AppError, mountContract, verifyObjectSignature, type ServiceTokens } from '@pixelmill/kit';
 import type { FileStore } from '../data-access/file-store';
 
-export function mountObjectRoutes(router: Router, store: FileStore, maxObjectBytes: number): void {
+export interface ObjectRouteOptions {
+  maxObjectBytes: number;
+  tokens: ServiceTokens;
+  /** Key of the signed URLs master hands to workers; without it only the internal token opens objects. */
+  signingKey?: string;
+}
+
+/** A signed URL opens one method on one object until it expires: the signature names all four. */
+const signedFor =
+  (method: 'GET' | 'POST', signingKey: string | undefined) =>
+  (req: Request): boolean => {
+    const params = ObjectParamsSchema.safeParse(req.params);
+    const query = SignedQuerySchema.safeParse(req.query);
+    if (!params.success || !query.success) return false;
+    return verifyObjectSignature({ method, ...params.data, ...query.data }, signingKey);
+  };
+
+export function mountObjectRoutes(router: Router, store: FileStore, options: ObjectRouteOptions): void {
+  const { maxObjectBytes, tokens, signingKey } = options;
   const missing = (state: string, key: string) => new AppError('not_found', 404, `nothing stored under ${state}/${key}`);
   mountContract(
     router,
@@ -40,6 +58,10 @@ export function mountObjectRoutes(router: Router, store: FileStore, maxObjectByt
         return { status: 204, body: undefined };
       },
     },
-    { binaryLimit: maxObjectBytes },
+    {
+      binaryLimit: maxObjectBytes,
+      tokens,
+      grants: { get: signedFor('GET', signingKey), put: signedFor('POST', signingKey) },
+    },
   );
 }

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ErrorBodySchema, storageContract } from '@pixelmill/contracts';
-import { ContractClient, createLogger, listen, type Listening } from '@pixelmill/kit';
+import { ContractClient, createLogger, listen, signedObjectUrl, type Listening } from '@pixelmill/kit';
 import { createApp } from '../../src/app';
 import { FileStore } from '../../src/data-access/file-store';
 
@@ -105,5 +105,64 @@ describe('storage API', () => {
     expect(listFiles()).toEqual([]);
     expect(fs.readdirSync(path.dirname(dir)).filter((f) => f === 'etc')).toEqual([]);
     expect((await send('GET', '/healthz')).status).toBe(200);
+  });
+});
+
+describe('storage with tokens and signed URLs', () => {
+  const INTERNAL = 'internal-token-0123456789';
+  const SIGNING_KEY = 'signing-key-0123456789abcdef';
+  let dir: string;
+  let server: Listening;
+
+  beforeEach(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pixelmill-storage-'));
+    const app = createApp({
+      store: new FileStore(dir),
+      logger: createLogger('storage', 'silent'),
+      maxObjectBytes: 1024 * 1024,
+      tokens: { internal: INTERNAL },
+      signingKey: SIGNING_KEY,
+    });
+    server = await listen(app, 0);
+    fs.writeFileSync(path.join(dir, 'inProgress', 'task-1'), PNG);
+  });
+  afterEach(async () => {
+    await server.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  const url = (method: 'GET' | 'POST', state: 'inProgress' | 'finished', key: string, expires = Date.now() + 60_000) =>
+    signedObjectUrl(server.url, { method, state, key, expires }, SIGNING_KEY);
+
+  it('when a request has neither the token nor a signature, then it gets 401', async () => {
+    const response = await fetch(`${server.url}/objects/inProgress/task-1`);
+    expect(response.status).toBe(401);
+    expect(ErrorBodySchema.parse(await response.json()).error.code).toBe('unauthorized');
+    const withToken = await fetch(`${server.url}/objects/inProgress/task-1`, { headers: { authorization: `Bearer ${INTERNAL}` } });
+    expect(withToken.status).toBe(200);
+  });
+
+  it('when a signed URL is used for what it was signed for, then it works without the token', async () => {
+    const got = await fetch(url('GET', 'inProgress', 'task-1'));
+    expect(got.status).toBe(200);
+    expect(Buffer.from(await got.arrayBuffer())).toEqual(PNG);
+    const put = await fetch(url('POST', 'finished', 'task-1'), { method: 'POST', body: JPEG, headers: { 'content-type': 'image/jpeg' } });
+    expect(put.status).toBe(201);
+    expect(fs.readFileSync(path.join(dir, 'finished', 'task-1'))).toEqual(JPEG);
+  });
+
+  it.each([
+    ['another key', () => url('GET', 'inProgress', 'task-1').replace('/task-1?', '/task-2?')],
+    ['another state', () => url('GET', 'inProgress', 'task-1').replace('/inProgress/', '/finished/')],
+    ['another method', () => url('POST', 'inProgress', 'task-1')],
+    ['an expired URL', () => url('GET', 'inProgress', 'task-1', Date.now() - 1)],
+    ['a changed expiry', () => url('GET', 'inProgress', 'task-1').replace(/expires=(\d+)/, (_m, n: string) => `expires=${Number(n) + 1}`)],
+  ])('when a signed URL is used for %s, then it gets 403 and nothing is written', async (_name, make) => {
+    const response = await fetch(make());
+    expect(response.status).toBe(403);
+    expect(ErrorBodySchema.parse(await response.json()).error.code).toBe('forbidden');
+    const upload = await fetch(url('GET', 'finished', 'task-9'), { method: 'POST', body: PNG, headers: { 'content-type': 'image/png' } });
+    expect(upload.status).toBe(403);
+    expect(fs.existsSync(path.join(dir, 'finished', 'task-9'))).toBe(false);
   });
 });
