@@ -6,6 +6,10 @@ export const MasterConfigSchema = ServerEnvSchema.extend(DiscoveryEnvSchema.shap
   /** Fixed addresses that win over discovery through kv. */
   TASKDB_URL: UrlSchema.optional(),
   STORAGE_URL: UrlSchema.optional(),
+  /** Address of storage in the signed URLs handed to workers, when they reach it by another name. */
+  STORAGE_PUBLIC_URL: UrlSchema.optional(),
+  /** How long the signed storage URLs of a claimed task stay valid. */
+  SIGNED_URL_TTL_MS: z.coerce.number().int().min(1000).default(300_000),
   /** Largest image accepted from the frontend. */
   MAX_UPLOAD_BYTES: z.coerce.number().int().positive().default(25 * 1024 * 1024),
   /** How long a claimed task belongs to its worker unless it sends a heartbeat. */

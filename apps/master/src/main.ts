@@ -1,4 +1,4 @@
-import { createLogger, Discovery, loadConfigOrExit, runMain, runService } from '@pixelmill/kit';
+import { createLogger, deriveSigningKey, Discovery, loadConfigOrExit, runMain, runService } from '@pixelmill/kit';
 import { createApp } from './app';
 import { MasterConfigSchema } from './config';
 import { ImageService } from './domain/image-service';
@@ -9,11 +9,26 @@ runMain('master', async () => {
   const discovery = new Discovery({
     kvUrl: config.KV_URL,
     overrides: { taskdb: config.TASKDB_URL, storage: config.STORAGE_URL },
+    token: config.INTERNAL_TOKEN,
     timeoutMs: config.REQUEST_TIMEOUT_MS,
   });
   const taskdb = discovery.client('taskdb');
   const storage = discovery.client('storage');
-  const images = new ImageService({ taskdb, storage, leaseMs: config.LEASE_MS, claimRecheckMs: config.CLAIM_RECHECK_MS });
-  const app = createApp({ images, logger, maxUploadBytes: config.MAX_UPLOAD_BYTES, dependencies: [taskdb, storage] });
+  const images = new ImageService({
+    taskdb,
+    storage,
+    leaseMs: config.LEASE_MS,
+    claimRecheckMs: config.CLAIM_RECHECK_MS,
+    storageUrl: async () => config.STORAGE_PUBLIC_URL ?? (await discovery.resolve('storage')),
+    signingKey: deriveSigningKey(config.INTERNAL_TOKEN, config.URL_SIGNING_KEY),
+    signedUrlTtlMs: config.SIGNED_URL_TTL_MS,
+  });
+  const app = createApp({
+    images,
+    logger,
+    maxUploadBytes: config.MAX_UPLOAD_BYTES,
+    dependencies: [taskdb, storage],
+    tokens: { internal: config.INTERNAL_TOKEN, worker: config.WORKER_TOKEN },
+  });
   await runService({ service: 'master', app, logger, config });
 });

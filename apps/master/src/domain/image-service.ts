@@ -9,7 +9,7 @@ import {
   type TaskStatus,
   type Work,
 } from '@pixelmill/contracts';
-import { AppError, downstreamError, expectStatus, type ContractClient } from '@pixelmill/kit';
+import { AppError, downstreamError, expectStatus, signedObjectUrl, type ContractClient } from '@pixelmill/kit';
 import { WorkSignal } from './work-signal';
 
 export interface ImageServiceDeps {
@@ -17,6 +17,20 @@ export interface ImageServiceDeps {
   storage: ContractClient;
   leaseMs: number;
   claimRecheckMs: number;
+  /** Where workers reach storage: the address in the signed URLs. */
+  storageUrl: () => Promise<string>;
+  /** Signs the storage URLs handed to workers; unsigned URLs when storage is open. */
+  signingKey?: string;
+  /** How long a signed URL stays valid: past the attempt's hard limit, not much more. */
+  signedUrlTtlMs: number;
+}
+
+export interface Submission {
+  op: Operation;
+  /** Who uploaded it (with API keys); others get 404. */
+  owner?: string;
+  /** A retried upload with the same key answers the first upload's task. */
+  idempotencyKey?: string;
 }
 
 /**
@@ -28,7 +42,7 @@ export class ImageService {
 
   constructor(private readonly deps: ImageServiceDeps) {}
 
-  async accept(bytes: Buffer, op: Operation): Promise<Accepted> {
+  async accept(bytes: Buffer, { op, owner, idempotencyKey }: Submission): Promise<Accepted> {
     if (bytes.length === 0) throw new AppError('bad_request', 400, 'empty body: send the image bytes');
     const contentType = detectImageType(bytes);
     if (!contentType) throw new AppError('unsupported_media_type', 415, 'not a PNG, JPEG, BMP or GIF image');
@@ -42,22 +56,28 @@ export class ImageService {
       201,
       'storage',
     );
-    const created = expectStatus(
-      await this.deps.taskdb.call(taskdbContract.create, { body: { id, op, contentType } }),
-      201,
-      'taskdb',
-    );
+    const created = await this.deps.taskdb.call(taskdbContract.create, {
+      body: { id, op, contentType, owner, idempotencyKey },
+    });
+    if (created.status === 200 && created.body.id !== id) {
+      // A repeated upload: the first one's task answers, and these bytes are not needed.
+      await this.deps.storage
+        .call(storageContract.delete, { params: { state: 'inProgress', key: id } })
+        .catch(() => undefined);
+      return { id: created.body.id, state: created.body.state };
+    }
+    if (created.status !== 200 && created.status !== 201) throw downstreamError(created, 'taskdb');
     this.signal.notify();
     return { id, state: created.body.state };
   }
 
-  async status(id: string): Promise<TaskStatus> {
-    const task = await this.task(id);
+  async status(id: string, owner?: string): Promise<TaskStatus> {
+    const task = await this.task(id, owner);
     return { id, state: task.state, ...(task.error ? { error: task.error } : {}) };
   }
 
-  async result(id: string): Promise<{ bytes: Buffer; contentType: ImageType }> {
-    const task = await this.task(id);
+  async result(id: string, owner?: string): Promise<{ bytes: Buffer; contentType: ImageType }> {
+    const task = await this.task(id, owner);
     if (task.state !== 'finished') {
       throw new AppError('conflict', 409, `image ${id} is ${task.state}, not finished${task.error ? `: ${task.error}` : ''}`);
     }
@@ -76,7 +96,7 @@ export class ImageService {
       const claimed = await this.deps.taskdb.call(taskdbContract.claim, { body: { leaseMs: this.deps.leaseMs } });
       if (claimed.status === 200) {
         const { id, op, contentType, attempt, leaseToken, leaseExpiresAt } = claimed.body;
-        return { id, op, contentType, attempt, leaseToken, leaseExpiresAt };
+        return { id, op, contentType, attempt, leaseToken, leaseExpiresAt, ...(await this.signedUrls(id)) };
       }
       expectStatus(claimed, 204, 'taskdb');
       const left = deadline - Date.now();
@@ -98,6 +118,11 @@ export class ImageService {
     return this.changeState(id, { to: 'failed', leaseToken, error: reason });
   }
 
+  /** The worker gives the task back (shutdown, a passing error): taskdb retries it after a backoff. */
+  async released(id: string, leaseToken: string, reason: string): Promise<TaskStatus> {
+    return this.changeState(id, { to: 'not_started', leaseToken, error: reason });
+  }
+
   async heartbeat(id: string, leaseToken: string): Promise<{ id: string; leaseExpiresAt: string }> {
     const extended = expectStatus(
       await this.deps.taskdb.call(taskdbContract.extendLease, {
@@ -112,17 +137,30 @@ export class ImageService {
 
   private async changeState(
     id: string,
-    body: { to: 'finished' | 'failed'; leaseToken: string; error?: string },
+    body: { to: 'finished' | 'failed' | 'not_started'; leaseToken: string; error?: string },
   ): Promise<TaskStatus> {
     const changed = expectStatus(await this.deps.taskdb.call(taskdbContract.changeState, { params: { id }, body }), 200, 'taskdb');
     const task = changed.body;
     return { id, state: task.state, ...(task.error ? { error: task.error } : {}) };
   }
 
-  private async task(id: string) {
+  /** Task-scoped, short-lived storage URLs: a worker needs no storage credential. */
+  private async signedUrls(id: string): Promise<{ sourceUrl: string; resultUrl: string }> {
+    const storageUrl = await this.deps.storageUrl();
+    const expires = Date.now() + this.deps.signedUrlTtlMs;
+    return {
+      sourceUrl: signedObjectUrl(storageUrl, { method: 'GET', state: 'inProgress', key: id, expires }, this.deps.signingKey),
+      resultUrl: signedObjectUrl(storageUrl, { method: 'POST', state: 'finished', key: id, expires }, this.deps.signingKey),
+    };
+  }
+
+  /** A task, as seen by its owner: someone else's task is as unknown as a missing one. */
+  private async task(id: string, owner?: string) {
+    const missing = new AppError('not_found', 404, `no image with id ${id}`);
     const result = await this.deps.taskdb.call(taskdbContract.get, { params: { id } });
-    if (result.status === 200) return result.body;
-    if (result.status === 404) throw new AppError('not_found', 404, `no image with id ${id}`);
-    throw downstreamError(result, 'taskdb');
+    if (result.status === 404) throw missing;
+    if (result.status !== 200) throw downstreamError(result, 'taskdb');
+    if (result.body.owner !== (owner ?? null)) throw missing;
+    return result.body;
   }
 }

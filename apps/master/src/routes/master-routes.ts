@@ -1,17 +1,20 @@
 import type { Router } from 'express';
 import { masterContract } from '@pixelmill/contracts';
-import { mountContract } from '@pixelmill/kit';
+import { mountContract, type ServiceTokens } from '@pixelmill/kit';
 import type { ImageService } from '../domain/image-service';
 
-export function mountMasterRoutes(router: Router, images: ImageService, maxUploadBytes: number): void {
+export function mountMasterRoutes(router: Router, images: ImageService, maxUploadBytes: number, tokens: ServiceTokens): void {
   mountContract(
     router,
     masterContract,
     {
-      newImage: async ({ query, body }) => ({ status: 202, body: await images.accept(body, query.op) }),
-      isReady: async ({ query }) => ({ status: 200, body: await images.status(query.id) }),
+      newImage: async ({ query, headers, body }) => ({
+        status: 202,
+        body: await images.accept(body, { op: query.op, owner: query.owner, idempotencyKey: headers['idempotency-key'] }),
+      }),
+      isReady: async ({ query }) => ({ status: 200, body: await images.status(query.id, query.owner) }),
       get: async ({ query }) => {
-        const result = await images.result(query.id);
+        const result = await images.result(query.id, query.owner);
         return { status: 200, body: result.bytes, headers: { 'content-type': result.contentType } };
       },
       getWork: async ({ query }, req) => {
@@ -23,8 +26,9 @@ export function mountMasterRoutes(router: Router, images: ImageService, maxUploa
       },
       workFinished: async ({ body }) => ({ status: 200, body: await images.finished(body.id, body.leaseToken) }),
       workFailed: async ({ body }) => ({ status: 200, body: await images.failed(body.id, body.leaseToken, body.reason) }),
+      workReleased: async ({ body }) => ({ status: 200, body: await images.released(body.id, body.leaseToken, body.reason) }),
       heartbeat: async ({ body }) => ({ status: 200, body: await images.heartbeat(body.id, body.leaseToken) }),
     },
-    { binaryLimit: maxUploadBytes },
+    { binaryLimit: maxUploadBytes, tokens },
   );
 }

@@ -12,6 +12,7 @@ import {
 import {
   ContractClient,
   createLogger,
+  deriveSigningKey,
   freePort,
   listen,
   startServiceProcess,
@@ -23,6 +24,9 @@ import { ImageService } from '../../src/domain/image-service';
 
 const PNG = Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), Buffer.from('pixels')]);
 const RESULT = Buffer.concat([PNG, Buffer.from(' swapped')]);
+const INTERNAL_TOKEN = 'internal-token-0123456789';
+const WORKER_TOKEN = 'worker-token-0123456789ab';
+const SIGNING_KEY = deriveSigningKey(INTERNAL_TOKEN);
 const mainOf = (pkg: string) => path.join(path.dirname(require.resolve(`${pkg}/package.json`)), 'dist', 'main.js');
 
 /** master over real HTTP, with the built taskdb and storage running as their own processes. */
@@ -32,6 +36,7 @@ describe('master API', () => {
   let storageProcess: ServiceProcess;
   let server: Listening;
   let master: ContractClient;
+  let worker: ContractClient;
   let taskdb: ContractClient;
   let storage: ContractClient;
   let images: ImageService;
@@ -42,7 +47,15 @@ describe('master API', () => {
       name,
       script: mainOf(pkg),
       port,
-      env: { PATH: process.env.PATH, PORT: String(port), DATA_DIR: path.join(dir, name), LOG_LEVEL: 'warn', KV_URL: 'http://127.0.0.1:9' },
+      env: {
+        PATH: process.env.PATH,
+        PORT: String(port),
+        DATA_DIR: path.join(dir, name),
+        LOG_LEVEL: 'warn',
+        KV_URL: 'http://127.0.0.1:9',
+        INTERNAL_TOKEN,
+        RETRY_BASE_MS: '0',
+      },
       logFile: path.join(dir, `${name}.log`),
     });
   };
@@ -53,12 +66,27 @@ describe('master API', () => {
       startDependency('taskdb', '@pixelmill/taskdb'),
       startDependency('storage', '@pixelmill/storage'),
     ]);
-    taskdb = new ContractClient({ service: 'taskdb', baseUrl: taskdbProcess.url! });
-    storage = new ContractClient({ service: 'storage', baseUrl: storageProcess.url! });
-    images = new ImageService({ taskdb, storage, leaseMs: 30_000, claimRecheckMs: 200 });
-    const app = createApp({ images, logger: createLogger('master', 'silent'), maxUploadBytes: 4096, dependencies: [taskdb, storage] });
+    taskdb = new ContractClient({ service: 'taskdb', baseUrl: taskdbProcess.url!, token: INTERNAL_TOKEN });
+    storage = new ContractClient({ service: 'storage', baseUrl: storageProcess.url!, token: INTERNAL_TOKEN });
+    images = new ImageService({
+      taskdb,
+      storage,
+      leaseMs: 30_000,
+      claimRecheckMs: 200,
+      storageUrl: async () => storageProcess.url!,
+      signingKey: SIGNING_KEY,
+      signedUrlTtlMs: 60_000,
+    });
+    const app = createApp({
+      images,
+      logger: createLogger('master', 'silent'),
+      maxUploadBytes: 4096,
+      dependencies: [taskdb, storage],
+      tokens: { internal: INTERNAL_TOKEN, worker: WORKER_TOKEN },
+    });
     server = await listen(app, 0);
-    master = new ContractClient({ service: 'master', baseUrl: server.url });
+    master = new ContractClient({ service: 'master', baseUrl: server.url, token: INTERNAL_TOKEN });
+    worker = new ContractClient({ service: 'master', baseUrl: server.url, token: WORKER_TOKEN });
   }, 30_000);
 
   afterAll(async () => {
@@ -70,9 +98,9 @@ describe('master API', () => {
   /** Drains work left by earlier tests so each test starts with an empty queue. */
   const drain = async (): Promise<void> => {
     for (;;) {
-      const work = await master.call(masterContract.getWork, { query: { waitMs: 0 } });
+      const work = await worker.call(masterContract.getWork, { query: { waitMs: 0 } });
       if (work.status !== 200) return;
-      await master.call(masterContract.workFailed, { body: { id: work.body.id, leaseToken: work.body.leaseToken, reason: 'drained' } });
+      await worker.call(masterContract.workFailed, { body: { id: work.body.id, leaseToken: work.body.leaseToken, reason: 'drained' } });
     }
   };
   beforeEach(drain);
@@ -83,12 +111,16 @@ describe('master API', () => {
     return result.status === 202 ? result.body.id : '';
   };
   const claim = async (): Promise<Work> => {
-    const work = await master.call(masterContract.getWork, { query: { waitMs: 0 } });
+    const work = await worker.call(masterContract.getWork, { query: { waitMs: 0 } });
     expect(work.status).toBe(200);
     return (work as { body: Work }).body;
   };
-  const send = (method: string, urlPath: string, body?: Buffer | string, contentType = 'application/json') =>
-    fetch(`${server.url}${urlPath}`, { method, body, headers: body === undefined ? {} : { 'content-type': contentType } });
+  const send = (method: string, urlPath: string, body?: Buffer | string, contentType = 'application/json', token = urlPath.match(/^\/(getWork|work|heartbeat)/) ? WORKER_TOKEN : INTERNAL_TOKEN) =>
+    fetch(`${server.url}${urlPath}`, {
+      method,
+      body,
+      headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': contentType }) },
+    });
 
   it('when an image is accepted, then its bytes are stored under inProgress before the task exists', async () => {
     const id = await upload();
@@ -108,13 +140,13 @@ describe('master API', () => {
     const early = await master.call(masterContract.get, { query: { id } });
     expect(early.status).toBe(409);
 
-    const beat = await master.call(masterContract.heartbeat, { body: { id, leaseToken: work.leaseToken } });
+    const beat = await worker.call(masterContract.heartbeat, { body: { id, leaseToken: work.leaseToken } });
     expect(beat.status).toBe(200);
 
     await storage.call(storageContract.put, { params: { state: 'finished', key: id }, body: RESULT, contentType: 'image/png' });
-    const done = await master.call(masterContract.workFinished, { body: { id, leaseToken: work.leaseToken } });
+    const done = await worker.call(masterContract.workFinished, { body: { id, leaseToken: work.leaseToken } });
     expect(done).toMatchObject({ status: 200, body: { id, state: 'finished' } });
-    const again = await master.call(masterContract.workFinished, { body: { id, leaseToken: work.leaseToken } });
+    const again = await worker.call(masterContract.workFinished, { body: { id, leaseToken: work.leaseToken } });
     expect(again).toMatchObject({ status: 200, body: { id, state: 'finished' } });
 
     const result = await master.call(masterContract.get, { query: { id } });
@@ -126,7 +158,7 @@ describe('master API', () => {
   it('when a worker reports finished without a stored result, then it is a 409 and the task stays in progress', async () => {
     const id = await upload();
     const work = await claim();
-    const done = await master.call(masterContract.workFinished, { body: { id, leaseToken: work.leaseToken } });
+    const done = await worker.call(masterContract.workFinished, { body: { id, leaseToken: work.leaseToken } });
     expect(done.status).toBe(409);
     expect((await master.call(masterContract.isReady, { query: { id } })).body).toEqual({ id, state: 'in_progress' });
   });
@@ -134,22 +166,77 @@ describe('master API', () => {
   it('when a worker reports a failure, then the state is failed with the reason', async () => {
     const id = await upload();
     const work = await claim();
-    await master.call(masterContract.workFailed, { body: { id, leaseToken: work.leaseToken, reason: 'could not decode image/png' } });
+    await worker.call(masterContract.workFailed, { body: { id, leaseToken: work.leaseToken, reason: 'could not decode image/png' } });
     const status = await master.call(masterContract.isReady, { query: { id } });
     expect(status.body).toEqual({ id, state: 'failed', error: 'could not decode image/png' });
     const result = await master.call(masterContract.get, { query: { id } });
     expect(result.status).toBe(409);
   });
 
+  it('when work is claimed, then it comes with signed storage URLs that work without a token', async () => {
+    const id = await upload();
+    const work = await claim();
+    const source = await fetch(work.sourceUrl);
+    expect(source.status).toBe(200);
+    expect(Buffer.from(await source.arrayBuffer())).toEqual(PNG);
+    const put = await fetch(work.resultUrl, { method: 'POST', body: RESULT, headers: { 'content-type': 'image/png' } });
+    expect(put.status).toBe(201);
+    expect((await fetch(work.sourceUrl.replace(id, randomUUID()))).status).toBe(403);
+    const done = await worker.call(masterContract.workFinished, { body: { id, leaseToken: work.leaseToken } });
+    expect(done.status).toBe(200);
+  });
+
+  it('when a worker releases its task, then it is not_started with the reason and can be claimed again', async () => {
+    const id = await upload();
+    const first = await claim();
+    const released = await worker.call(masterContract.workReleased, {
+      body: { id, leaseToken: first.leaseToken, reason: 'worker shutting down' },
+    });
+    expect(released).toMatchObject({ status: 200, body: { id, state: 'not_started', error: 'worker shutting down' } });
+    const second = await claim();
+    expect(second).toMatchObject({ id, attempt: 2 });
+  });
+
+  it('when an upload repeats its idempotency key, then the first task answers and no second copy is kept', async () => {
+    const headers = { 'idempotency-key': `upload-${randomUUID()}` };
+    const first = await master.call(masterContract.newImage, { body: PNG, contentType: 'image/png', query: {}, headers });
+    const again = await master.call(masterContract.newImage, { body: PNG, contentType: 'image/png', query: {}, headers });
+    expect(first.status).toBe(202);
+    expect(again.status === 202 && first.status === 202 && again.body.id).toBe(first.status === 202 ? first.body.id : '');
+    const stored = fs.readdirSync(path.join(dir, 'storage', 'inProgress'));
+    expect(stored.filter((f) => f === (first.status === 202 ? first.body.id : '')).length).toBe(1);
+    expect(fs.readdirSync(path.join(dir, 'storage', 'tmp'))).toEqual([]);
+  });
+
+  it('when a task has an owner, then only that owner sees it', async () => {
+    const created = await master.call(masterContract.newImage, { body: PNG, contentType: 'image/png', query: { owner: 'alice' } });
+    const id = created.status === 202 ? created.body.id : '';
+    expect((await master.call(masterContract.isReady, { query: { id, owner: 'alice' } })).status).toBe(200);
+    expect((await master.call(masterContract.isReady, { query: { id, owner: 'bob' } })).status).toBe(404);
+    expect((await master.call(masterContract.isReady, { query: { id } })).status).toBe(404);
+    expect((await master.call(masterContract.get, { query: { id, owner: 'bob' } })).status).toBe(404);
+  });
+
+  it.each([
+    ['the frontend side without a token', 'GET', `/isReady?id=${randomUUID()}`, ''],
+    ['the frontend side with the worker token', 'GET', `/isReady?id=${randomUUID()}`, WORKER_TOKEN],
+    ['the worker side with the internal token', 'GET', '/getWork', INTERNAL_TOKEN],
+    ['the worker side without a token', 'POST', '/heartbeat', ''],
+  ])('when %s is called, then it is a 401', async (_name, method, urlPath, token) => {
+    const response = await send(method, urlPath, undefined, undefined, token);
+    expect(response.status).toBe(401);
+    expect(ErrorBodySchema.parse(await response.json()).error.code).toBe('unauthorized');
+  });
+
   it('when there is no work, then getWork answers 204 after waiting', async () => {
     const started = Date.now();
-    const work = await master.call(masterContract.getWork, { query: { waitMs: 300 } });
+    const work = await worker.call(masterContract.getWork, { query: { waitMs: 300 } });
     expect(work.status).toBe(204);
     expect(Date.now() - started).toBeGreaterThanOrEqual(250);
   });
 
   it('when a task is created while a worker waits, then the waiting getWork returns it', async () => {
-    const waiting = master.call(masterContract.getWork, { query: { waitMs: 10_000 } });
+    const waiting = worker.call(masterContract.getWork, { query: { waitMs: 10_000 } });
     await new Promise((r) => setTimeout(r, 100));
     const id = await upload();
     const work = await waiting;
@@ -159,16 +246,18 @@ describe('master API', () => {
   it('when a lease token is stale, then finishing with it is a 409', async () => {
     const id = await upload();
     await claim();
-    const done = await master.call(masterContract.workFailed, { body: { id, leaseToken: randomUUID(), reason: 'x' } });
+    const done = await worker.call(masterContract.workFailed, { body: { id, leaseToken: randomUUID(), reason: 'x' } });
     expect(done.status).toBe(409);
   });
 
   it('when a dependency is down, then master answers 503 and stays up', async () => {
     const broken = new ImageService({
-      taskdb: new ContractClient({ service: 'taskdb', baseUrl: 'http://127.0.0.1:9' }),
-      storage: new ContractClient({ service: 'storage', baseUrl: 'http://127.0.0.1:9' }),
+      taskdb: new ContractClient({ service: 'taskdb', baseUrl: 'http://127.0.0.1:9', retries: 0 }),
+      storage: new ContractClient({ service: 'storage', baseUrl: 'http://127.0.0.1:9', retries: 0 }),
       leaseMs: 30_000,
       claimRecheckMs: 100,
+      storageUrl: async () => 'http://127.0.0.1:9',
+      signedUrlTtlMs: 60_000,
     });
     const app = createApp({ images: broken, logger: createLogger('master', 'silent'), maxUploadBytes: 4096, dependencies: [] });
     const other = await listen(app, 0);
