@@ -12,6 +12,12 @@
   if (!form || !status || !window.fetch) return;
   const button = form.querySelector('button[type="submit"]');
   const fileInput = form.elements.namedItem('image');
+  // Only there when the server needs API keys. The key goes as a header, never in a URL; the
+  // result is then fetched with it too and shown from memory, since an <img> cannot send it.
+  const keyInput = form.elements.namedItem('apiKey');
+  const keyHeaders = () => (keyInput && keyInput.value ? { 'X-API-Key': keyInput.value } : {});
+  const EXTENSIONS = { 'image/png': 'png', 'image/jpeg': 'jpg', 'image/bmp': 'bmp', 'image/gif': 'gif' };
+  let objectUrl = '';
   // Each upload gets a number; following an image stops once a newer upload starts.
   let current = 0;
 
@@ -38,13 +44,25 @@
     return `the server answered ${response.status}`;
   };
 
-  const showTask = ({ id, state, error }) => {
+  /** Where the result loads from: its URL, or with a key, the bytes fetched with the key. */
+  const resultSource = async (id, headers) => {
+    if (!headers['X-API-Key']) return { src: resultUrl(id), download: '' };
+    const response = await fetch(resultUrl(id), { headers });
+    if (!response.ok) throw new Error(await errorMessage(response));
+    const blob = await response.blob();
+    if (objectUrl) URL.revokeObjectURL(objectUrl);
+    objectUrl = URL.createObjectURL(blob);
+    return { src: objectUrl, download: `pixelmill-${id}.${EXTENSIONS[blob.type] || 'bin'}` };
+  };
+
+  const showTask = async ({ id, state, error }, headers) => {
     const label = el('strong', { class: 'state', 'data-state': state }, state.replace('_', ' '));
     const nodes = [el('p', {}, 'Image ', el('code', {}, id), ': ', label)];
     if (state === 'finished') {
+      const { src, download } = await resultSource(id, headers);
       nodes.push(
-        el('p', {}, el('img', { src: resultUrl(id), alt: 'The processed image' })),
-        el('p', {}, el('a', { href: resultUrl(id), download: '' }, 'Download the result')),
+        el('p', {}, el('img', { src, alt: 'The processed image' })),
+        el('p', {}, el('a', { href: src, download }, 'Download the result')),
       );
     } else if (state === 'failed') {
       nodes.push(el('p', { role: 'alert' }, `Why: ${error || 'no reason given'}`));
@@ -55,19 +73,27 @@
   };
 
   /** Polls the image's state until it is final, a newer upload starts, or the server refuses. */
-  const follow = async (id, run) => {
+  const follow = async (id, run, headers) => {
     let shown = '';
     while (run === current) {
       let wait = POLL_MS;
       try {
         const response = await fetch(`/image/isReady?id=${encodeURIComponent(id)}`, {
-          headers: { Accept: 'application/json' },
+          headers: { Accept: 'application/json', ...headers },
         });
         if (run !== current) return;
         if (response.ok) {
           const task = await response.json();
           // Re-render only on change, so screen readers announce each state once.
-          if (task.state !== shown) showTask(task);
+          if (task.state !== shown) {
+            try {
+              await showTask(task, headers);
+            } catch (err) {
+              if (run === current) showAlert(`Cannot show the result of image ${id}: ${err.message}`);
+              return;
+            }
+            if (run !== current) return;
+          }
           shown = task.state;
           if (FINAL_STATES.includes(task.state)) return;
         } else if (response.status < 500) {
@@ -99,11 +125,15 @@
     }
     button.disabled = true;
     show(el('p', {}, 'Uploading…'));
+    delete status.dataset.needsKey;
+    const headers = keyHeaders();
+    const body = new FormData(form);
+    body.delete('apiKey'); // sent as a header instead
     try {
       const response = await fetch(form.action, {
         method: 'POST',
-        body: new FormData(form),
-        headers: { Accept: 'application/json' },
+        body,
+        headers: { Accept: 'application/json', ...headers },
       });
       if (!response.ok) {
         const verdict = response.status < 500 ? 'refused' : 'failed';
@@ -113,8 +143,8 @@
       const accepted = await response.json();
       // A reload now shows this image's state, as the page does without JavaScript.
       history.replaceState(null, '', `/?id=${encodeURIComponent(accepted.id)}`);
-      showTask(accepted);
-      void follow(accepted.id, run);
+      await showTask(accepted, headers);
+      void follow(accepted.id, run, headers);
     } catch {
       showAlert('Upload failed: pixelmill could not be reached.');
     } finally {
@@ -123,5 +153,14 @@
   });
 
   // A status page opened with ?id= of an image still in work: follow it here instead of reloading.
-  if (status.dataset.poll === 'true' && status.dataset.id) void follow(status.dataset.id, current);
+  if (status.dataset.poll === 'true' && status.dataset.id) void follow(status.dataset.id, current, {});
+
+  // The status page of an image when keys are on: it can be followed once the key is entered.
+  if (status.dataset.needsKey === 'true' && status.dataset.id && keyInput) {
+    const followWithKey = () => {
+      if (keyInput.value && status.dataset.needsKey === 'true') void follow(status.dataset.id, ++current, keyHeaders());
+    };
+    keyInput.addEventListener('change', followWithKey);
+    followWithKey(); // a key the browser filled in
+  }
 })();

@@ -2,34 +2,68 @@ import path from 'node:path';
 import express, { type Express } from 'express';
 import { createServiceApp, type ContractClient, type Logger } from '@pixelmill/kit';
 import { MasterGateway } from './data-access/master-gateway';
+import { ApiKeys } from './domain/api-keys';
+import { DEFAULT_IMAGE_LIMITS, type ImageLimits } from './domain/image-upload';
+import type { RateLimiter } from './domain/rate-limiter';
+import { createClientAccess } from './routes/client-access';
 import { mountFrontendRoutes } from './routes/frontend-routes';
+import { securityHeaders } from './routes/security-headers';
 
 /** The page's script and style; next to src/ and dist/ alike. */
 const PUBLIC_DIR = path.join(__dirname, '..', 'public');
 
 export interface FrontendAppDeps {
-  /** A client of master, usually `discovery.client('master')`. */
+  /** A client of master, usually `discovery.client('master')` (which sends INTERNAL_TOKEN). */
   master: ContractClient;
   logger: Logger;
   maxUploadBytes: number;
+  /** How large an image may declare itself in its header; 50 megapixels and 16384 px a side by default. */
+  imageLimits?: ImageLimits;
+  /** Keys that may use the API, each seeing only its own images; none (the default) leaves the API open. */
+  apiKeys?: readonly string[];
+  /** Counts uploads per client (its key, or its address without keys); none: no limit. */
+  uploadLimiter?: RateLimiter;
+  /** Proxies whose X-Forwarded-For is believed, counted from ours (Express's `trust proxy`); 0 by default. */
+  trustProxyHops?: number;
   /** How often the status page reloads itself without JavaScript. */
   refreshSeconds?: number;
 }
 
-export function createApp({ master, logger, maxUploadBytes, refreshSeconds = 1 }: FrontendAppDeps): Express {
+export function createApp({
+  master,
+  logger,
+  maxUploadBytes,
+  imageLimits = DEFAULT_IMAGE_LIMITS,
+  apiKeys = [],
+  uploadLimiter,
+  trustProxyHops = 0,
+  refreshSeconds = 1,
+}: FrontendAppDeps): Express {
   const gateway = new MasterGateway(master);
-  return createServiceApp({
+  const keys = new ApiKeys(apiKeys);
+  const access = createClientAccess({ apiKeys: keys, uploadLimiter });
+  const service = createServiceApp({
     service: 'frontend',
     logger,
     routes: (router) => {
-      mountFrontendRoutes(router, { master: gateway, maxUploadBytes, refreshSeconds });
-      router.use(
-        express.static(PUBLIC_DIR, {
-          index: false,
-          setHeaders: (res) => res.setHeader('x-content-type-options', 'nosniff'),
-        }),
-      );
+      mountFrontendRoutes(router, {
+        master: gateway,
+        access,
+        apiKeys: keys.enabled,
+        maxUploadBytes,
+        imageLimits,
+        refreshSeconds,
+      });
+      router.use(express.static(PUBLIC_DIR, { index: false }));
     },
     readiness: { master: () => gateway.ping() },
   });
+
+  // An outer app, so the security headers are on every answer, /healthz and kit's own errors included.
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', trustProxyHops);
+  app.use(securityHeaders());
+  app.use(service);
+  return app;
 }

@@ -1,10 +1,44 @@
 import { z } from 'zod';
 import { DiscoveryEnvSchema, PortSchema, ServerEnvSchema, UrlSchema } from '@pixelmill/kit';
+import { DEFAULT_IMAGE_LIMITS } from './domain/image-upload';
+
+/** A key fits in a header and in a comma-separated list; long enough not to be guessed. */
+const ApiKeySchema = z
+  .string()
+  .min(16, 'each key must be at least 16 characters')
+  .max(200, 'each key must be at most 200 characters')
+  .regex(/^[\x21-\x2b\x2d-\x7e]+$/, 'each key must be printable ASCII without spaces or commas');
+
+/** `API_KEYS=key1,key2`: spaces around the commas are ignored. */
+const ApiKeyListSchema = z
+  .string()
+  .transform((list) =>
+    list
+      .split(',')
+      .map((key) => key.trim())
+      .filter((key) => key !== ''),
+  )
+  .pipe(z.array(ApiKeySchema).min(1, 'list at least one key, or leave API_KEYS unset for an open API'));
 
 export const FrontendConfigSchema = ServerEnvSchema.extend(DiscoveryEnvSchema.shape).extend({
   PORT: PortSchema.default(8080),
-  /** Largest image accepted; a larger upload is refused with 413. */
+  /** Largest image accepted; a larger upload is refused with 413 while it streams in. */
   MAX_UPLOAD_BYTES: z.coerce.number().int().positive().default(25 * 1024 * 1024),
+  /** Most pixels (width × height) an image may declare in its header; more is refused with 413. */
+  MAX_IMAGE_PIXELS: z.coerce.number().int().positive().default(DEFAULT_IMAGE_LIMITS.maxPixels),
+  /** Widest and tallest an image may declare in its header; more is refused with 413. */
+  MAX_IMAGE_SIDE: z.coerce.number().int().positive().default(DEFAULT_IMAGE_LIMITS.maxSide),
+  /** Keys that may use the API; each sees only its own images. Unset: the API is open to all. */
+  API_KEYS: ApiKeyListSchema.optional(),
+  /** Uploads a client (an API key, or an address without keys) may make per minute on average; 0 turns the limit off. */
+  UPLOAD_RATE_PER_MINUTE: z.coerce.number().int().min(0).default(120),
+  /** Uploads a client may make at once, above the rate, after a quiet spell. */
+  UPLOAD_BURST: z.coerce.number().int().min(1).default(30),
+  /**
+   * Proxies in front of the frontend whose X-Forwarded-For is believed, counted from ours: the
+   * client address (for the rate limit without keys) is that many hops back. 0: the socket's peer.
+   */
+  TRUST_PROXY_HOPS: z.coerce.number().int().min(0).max(10).default(0),
   /** Fixed address of master (a load balancer, a service DNS name); wins over discovery through kv. */
   MASTER_URL: UrlSchema.optional(),
   /** How often the status page reloads itself (without JavaScript) until the image is done. */

@@ -1,6 +1,7 @@
 import { createLogger, Discovery, loadConfigOrExit, runMain, runService } from '@pixelmill/kit';
 import { createApp } from './app';
 import { FrontendConfigSchema } from './config';
+import { RateLimiter } from './domain/rate-limiter';
 
 runMain('frontend', async () => {
   const config = loadConfigOrExit('frontend', FrontendConfigSchema, process.env);
@@ -8,14 +9,24 @@ runMain('frontend', async () => {
   const discovery = new Discovery({
     kvUrl: config.KV_URL,
     overrides: { master: config.MASTER_URL },
+    // Sent to kv and, through discovery.client, to master.
+    token: config.INTERNAL_TOKEN,
     timeoutMs: config.REQUEST_TIMEOUT_MS,
   });
   const app = createApp({
     master: discovery.client('master'),
     logger,
     maxUploadBytes: config.MAX_UPLOAD_BYTES,
+    imageLimits: { maxPixels: config.MAX_IMAGE_PIXELS, maxSide: config.MAX_IMAGE_SIDE },
+    apiKeys: config.API_KEYS,
+    uploadLimiter:
+      config.UPLOAD_RATE_PER_MINUTE === 0
+        ? undefined
+        : new RateLimiter({ ratePerMinute: config.UPLOAD_RATE_PER_MINUTE, burst: config.UPLOAD_BURST }),
+    trustProxyHops: config.TRUST_PROXY_HOPS,
     refreshSeconds: config.PAGE_REFRESH_SECONDS,
   });
+  if (config.API_KEYS) logger.info(`API keys required (${config.API_KEYS.length} configured)`);
   // Listens, registers services/frontend in kv (renewed), and on SIGTERM unregisters and closes.
   await runService({ service: 'frontend', app, logger, config });
 });

@@ -31,17 +31,28 @@ function imageContentType(declared: string | undefined, bytes: Buffer): string {
   return type.success ? type.data : (detectImageType(bytes.subarray(0, 16)) ?? 'application/octet-stream');
 }
 
+// Also the answer for another key's image: to a stranger, someone else's image does not exist.
 const unknownImage = (id: TaskId): AppError => new AppError('not_found', 404, `no image with id ${id}`);
+
+export interface Submission {
+  /** Whose task it becomes (the owner id of an API key); undefined without keys. */
+  owner?: string;
+  /** Makes the call safe to repeat: master answers a repeated key with the first call's task. */
+  idempotencyKey: string;
+}
 
 /** The frontend's only way to master: the calls it makes, with master's answers mapped to ours. */
 export class MasterGateway {
   constructor(private readonly client: ContractClient) {}
 
-  async submit(upload: CheckedUpload): Promise<Accepted> {
+  async submit(upload: CheckedUpload, { owner, idempotencyKey }: Submission): Promise<Accepted> {
     const result = await this.client.call(masterContract.newImage, {
-      query: { op: upload.op },
+      query: { op: upload.op, owner },
+      headers: { 'idempotency-key': idempotencyKey },
       body: upload.bytes,
       contentType: upload.contentType,
+      // With the key, an answer lost on the way back can be asked for again without a second task.
+      retry: true,
     });
     switch (result.status) {
       case 202:
@@ -55,8 +66,9 @@ export class MasterGateway {
     }
   }
 
-  async status(id: TaskId): Promise<TaskStatus> {
-    const result = await this.client.call(masterContract.isReady, { query: { id } });
+  /** The task's state, when `owner` owns it (or no owner is given and keys are off). */
+  async status(id: TaskId, owner?: string): Promise<TaskStatus> {
+    const result = await this.client.call(masterContract.isReady, { query: { id, owner } });
     switch (result.status) {
       case 200:
         return result.body;
@@ -67,8 +79,8 @@ export class MasterGateway {
     }
   }
 
-  async result(id: TaskId): Promise<ImageResult> {
-    const result = await this.client.call(masterContract.get, { query: { id } });
+  async result(id: TaskId, owner?: string): Promise<ImageResult> {
+    const result = await this.client.call(masterContract.get, { query: { id, owner } });
     switch (result.status) {
       case 200:
         return { bytes: result.body, contentType: imageContentType(result.headers['content-type'], result.body) };
@@ -76,7 +88,7 @@ export class MasterGateway {
         throw unknownImage(id);
       case 409: {
         // Master's wording is its own; the user needs to know where the image stands.
-        const { state, error } = await this.status(id);
+        const { state, error } = await this.status(id, owner);
         const message =
           state === 'failed'
             ? `image ${id} failed and has no result: ${error ?? 'no reason given'}`

@@ -1,4 +1,13 @@
-import { detectImageType, IMAGE_TYPES, OPERATIONS, OperationSchema, type ImageType, type Operation } from '@pixelmill/contracts';
+import {
+  detectImageType,
+  IMAGE_TYPES,
+  OPERATIONS,
+  OperationSchema,
+  readDeclaredDimensions,
+  type Dimensions,
+  type ImageType,
+  type Operation,
+} from '@pixelmill/contracts';
 import { AppError } from '@pixelmill/kit';
 
 /** An upload that passed every check, ready to hand to master. */
@@ -7,6 +16,16 @@ export interface CheckedUpload {
   contentType: ImageType;
   op: Operation;
 }
+
+/** How large an image may say it is, in its header; checked before anything decodes it. */
+export interface ImageLimits {
+  /** Width times height. */
+  maxPixels: number;
+  /** Width and height, each. */
+  maxSide: number;
+}
+
+export const DEFAULT_IMAGE_LIMITS: ImageLimits = { maxPixels: 50_000_000, maxSide: 16_384 };
 
 /** The accepted formats as people name them: PNG, JPEG, … */
 export const IMAGE_TYPE_NAMES = IMAGE_TYPES.map((type) => type.replace('image/', '').toUpperCase());
@@ -21,11 +40,35 @@ export function parseOperation(value: unknown): Operation {
   return result.data;
 }
 
+const formatCount = (n: number): string => n.toLocaleString('en-US');
+
+/**
+ * Refuses an image whose header declares more pixels than the limits, a decompression bomb
+ * say: a few hundred bytes of PNG can declare 100000×100000 pixels. Only the header is read.
+ */
+export function checkDeclaredSize({ width, height }: Dimensions, { maxPixels, maxSide }: ImageLimits): void {
+  const declared = `the image declares ${formatCount(width)}×${formatCount(height)} pixels`;
+  const details = { width, height, maxPixels, maxSide };
+  // The pixel count first: it is what a decompression bomb is about.
+  if (width * height > maxPixels) {
+    throw new AppError(
+      'payload_too_large',
+      413,
+      `${declared} (${formatCount(width * height)} in all); the limit is ${formatCount(maxPixels)} pixels`,
+      details,
+    );
+  }
+  if (width > maxSide || height > maxSide) {
+    throw new AppError('payload_too_large', 413, `${declared}; the limit is ${formatCount(maxSide)} pixels a side`, details);
+  }
+}
+
 /**
  * The real type of an upload decides, from its first bytes: the file name and the declared
- * Content-Type are the client's word and are never trusted.
+ * Content-Type are the client's word and are never trusted. The size its header declares must
+ * be within the limits; a header that cannot be read passes, and the worker reports the damage.
  */
-export function checkUpload(bytes: Buffer | undefined, op: Operation): CheckedUpload {
+export function checkUpload(bytes: Buffer | undefined, op: Operation, limits: ImageLimits = DEFAULT_IMAGE_LIMITS): CheckedUpload {
   if (!bytes || bytes.length === 0) {
     throw new AppError(
       'bad_request',
@@ -41,5 +84,7 @@ export function checkUpload(bytes: Buffer | undefined, op: Operation): CheckedUp
       `the upload is not a ${KNOWN_TYPES} image (judged by its content, not its name or declared type)`,
     );
   }
+  const declared = readDeclaredDimensions(contentType, bytes);
+  if (declared) checkDeclaredSize(declared, limits);
   return { bytes, contentType, op };
 }

@@ -1,35 +1,45 @@
+import { randomUUID } from 'node:crypto';
 import type { Router } from 'express';
 import { DEFAULT_OPERATION, frontendContract, TaskIdSchema, type Operation } from '@pixelmill/contracts';
 import { AppError, mountContract } from '@pixelmill/kit';
 import type { MasterGateway } from '../data-access/master-gateway';
-import { checkUpload, parseOperation } from '../domain/image-upload';
+import { checkUpload, parseOperation, type ImageLimits } from '../domain/image-upload';
 import { renderUploadPage, type PageStatus } from '../views/upload-page';
+import { API_KEY_FIELD, type ClientAccess } from './client-access';
 import { uploadParser } from './upload-parser';
 
 export interface FrontendRouteDeps {
   master: MasterGateway;
+  access: ClientAccess;
+  /** Whether the API needs keys: the page then asks for one. */
+  apiKeys: boolean;
   maxUploadBytes: number;
+  imageLimits: ImageLimits;
   refreshSeconds: number;
 }
 
-/** The page loads its script and style from us only; nothing inline, nothing external. */
+/**
+ * The page loads its script and style from us only; nothing inline, nothing external. Images
+ * may also be `blob:`: with API keys the script fetches the result with the key and shows it so.
+ */
 const PAGE_HEADERS = {
   'content-type': 'text/html; charset=utf-8',
   'content-security-policy':
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; " +
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; connect-src 'self'; " +
     "form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
-  'referrer-policy': 'no-referrer',
   'cache-control': 'no-store',
 };
 
 const FILE_EXTENSIONS: Record<string, string> = { 'image/png': 'png', 'image/jpeg': 'jpg', 'image/bmp': 'bmp', 'image/gif': 'gif' };
 
 /** What the page shows for `?id=`: the image's state, or a message instead of an error page. */
-async function pageStatus(master: MasterGateway, rawId: string | undefined): Promise<PageStatus | undefined> {
+async function pageStatus(master: MasterGateway, rawId: string | undefined, apiKeys: boolean): Promise<PageStatus | undefined> {
   if (rawId === undefined || rawId === '') return undefined;
   const parsed = TaskIdSchema.safeParse(rawId);
   if (!parsed.success) return { kind: 'problem', message: `"${rawId.slice(0, 100)}" is not an image id.`, retry: false };
   const id = parsed.data;
+  // A link cannot carry the key (and a key in the URL would end up in logs and histories).
+  if (apiKeys) return { kind: 'locked', id };
   try {
     return { kind: 'task', status: await master.status(id) };
   } catch (err) {
@@ -40,23 +50,35 @@ async function pageStatus(master: MasterGateway, rawId: string | undefined): Pro
   }
 }
 
-export function mountFrontendRoutes(router: Router, { master, maxUploadBytes, refreshSeconds }: FrontendRouteDeps): void {
+export function mountFrontendRoutes(
+  router: Router,
+  { master, access, apiKeys, maxUploadBytes, imageLimits, refreshSeconds }: FrontendRouteDeps,
+): void {
+  // Before the contract's routes, so the key and the rate limit are checked before a body is read.
+  router.post(frontendContract.newImage.path, access.admitUploadEarly);
+  router.get(frontendContract.isReady.path, access.requireKey);
+  router.get(frontendContract.get.path, access.requireKey);
+
   mountContract(
     router,
     frontendContract,
     {
       page: async ({ query }) => ({
         status: 200,
-        body: renderUploadPage({ maxUploadBytes, refreshSeconds, status: await pageStatus(master, query.id) }),
+        body: renderUploadPage({ maxUploadBytes, refreshSeconds, apiKeys, status: await pageStatus(master, query.id, apiKeys) }),
         headers: PAGE_HEADERS,
       }),
 
-      newImage: async ({ query, body }, req) => {
+      newImage: async ({ query, headers, body }, req, res) => {
         // A multipart form carries the image in req.file and its fields in req.body; a raw upload is `body`.
         const form = req.is('multipart/form-data') ? (req.body as Record<string, unknown>) : undefined;
+        // Admitted already, unless a form sent its key as a field and has no file part to admit it at.
+        const client = access.admitUpload(req, res, form?.[API_KEY_FIELD]);
         const op: Operation = form?.op !== undefined ? parseOperation(form.op) : (query.op ?? DEFAULT_OPERATION);
-        const upload = checkUpload(form ? req.file?.buffer : body, op);
-        const accepted = await master.submit(upload);
+        const upload = checkUpload(form ? req.file?.buffer : body, op, imageLimits);
+        // Every upload goes with a key, the client's or a new one, so master can be asked again safely.
+        const idempotencyKey = headers['idempotency-key'] ?? randomUUID();
+        const accepted = await master.submit(upload, { owner: client.owner, idempotencyKey });
         // A browser form without JavaScript asks for HTML: send it to the page that shows the image's state.
         if (req.accepts(['application/json', 'text/html']) === 'text/html') {
           const location = `/?id=${encodeURIComponent(accepted.id)}`;
@@ -69,10 +91,13 @@ export function mountFrontendRoutes(router: Router, { master, maxUploadBytes, re
         return { status: 202, body: accepted };
       },
 
-      isReady: async ({ query }) => ({ status: 200, body: await master.status(query.id) }),
+      isReady: async ({ query }, _req, res) => ({
+        status: 200,
+        body: await master.status(query.id, access.clientOf(res).owner),
+      }),
 
-      get: async ({ query }) => {
-        const result = await master.result(query.id);
+      get: async ({ query }, _req, res) => {
+        const result = await master.result(query.id, access.clientOf(res).owner);
         const extension = FILE_EXTENSIONS[result.contentType] ?? 'bin';
         return {
           status: 200,
@@ -80,11 +105,17 @@ export function mountFrontendRoutes(router: Router, { master, maxUploadBytes, re
           headers: {
             'content-type': result.contentType,
             'content-disposition': `inline; filename="pixelmill-${query.id}.${extension}"`,
-            'x-content-type-options': 'nosniff',
           },
         };
       },
     },
-    { bodyParsers: { newImage: uploadParser(maxUploadBytes) } },
+    {
+      bodyParsers: {
+        newImage: uploadParser({
+          maxBytes: maxUploadBytes,
+          beforeFile: (req) => access.admitUpload(req, req.res!, (req.body as Record<string, unknown>)[API_KEY_FIELD]),
+        }),
+      },
+    },
   );
 }

@@ -1,17 +1,35 @@
-import express, { type RequestHandler } from 'express';
+import express, { type Request, type RequestHandler } from 'express';
 import multer from 'multer';
 import { UPLOAD_FIELD } from '@pixelmill/contracts';
+
+export interface UploadParserOptions {
+  /** Largest image, in bytes. */
+  maxBytes: number;
+  /**
+   * Runs when a form's file part starts, before a byte of it is stored, with the fields sent
+   * before it already on `req.body`; throwing refuses the upload (the rest is read and dropped).
+   */
+  beforeFile?: (req: Request) => void;
+}
 
 /**
  * Reads an upload into memory, at most `maxBytes` of image: a multipart form (browsers) puts the
  * file on `req.file` and its fields on `req.body`; any other body (API clients, normally
  * `image/*`) becomes a Buffer on `req.body`. Limits break with MulterError or a 413, which the
- * error handler maps.
+ * error handler maps. Nothing touches the disk, so a refused upload leaves nothing behind.
  */
-export function uploadParser(maxBytes: number): RequestHandler {
+export function uploadParser({ maxBytes, beforeFile }: UploadParserOptions): RequestHandler {
   const multipart = multer({
     storage: multer.memoryStorage(),
     limits: { fileSize: maxBytes, files: 1, fields: 4, fieldNameSize: 100, fieldSize: 1024, parts: 5, headerPairs: 50 },
+    fileFilter: (req, _file, accept) => {
+      try {
+        beforeFile?.(req);
+        accept(null, true);
+      } catch (err) {
+        accept(err as Error);
+      }
+    },
   }).single(UPLOAD_FIELD);
   // The declared type is not trusted either way: the magic bytes decide, after parsing.
   const raw = express.raw({ type: () => true, limit: maxBytes });

@@ -1,14 +1,19 @@
 import { DEFAULT_OPERATION, IMAGE_TYPES, OPERATIONS, UPLOAD_FIELD, type TaskState, type TaskStatus } from '@pixelmill/contracts';
 import { IMAGE_TYPE_NAMES } from '../domain/image-upload';
+import { API_KEY_FIELD } from '../routes/client-access';
 
 /** What the page shows under the form: an image's state, or why it cannot be shown. */
 export type PageStatus =
   | { kind: 'task'; status: TaskStatus }
-  | { kind: 'problem'; message: string; id?: string; retry: boolean };
+  | { kind: 'problem'; message: string; id?: string; retry: boolean }
+  /** API keys are on: only the key that uploaded the image may see it, and a link carries no key. */
+  | { kind: 'locked'; id: string };
 
 export interface PageModel {
   maxUploadBytes: number;
   refreshSeconds: number;
+  /** Whether the API needs a key: the form then has a field for it. */
+  apiKeys?: boolean;
   status?: PageStatus;
 }
 
@@ -31,7 +36,7 @@ export function formatBytes(bytes: number): string {
 
 /** Whether the status can still change, so the page should look again. */
 export function keepsChanging(status: PageStatus | undefined): boolean {
-  if (!status) return false;
+  if (!status || status.kind === 'locked') return false;
   return status.kind === 'problem' ? status.retry : !FINAL_STATES.includes(status.status.state);
 }
 
@@ -53,9 +58,18 @@ function renderTask({ id, state, error }: TaskStatus): string {
   return lines.join('\n      ');
 }
 
+function renderLocked(id: string): string {
+  return [
+    `<p>Image <code>${escapeHtml(id)}</code> is shown only with the API key that uploaded it, and a link cannot carry a key.</p>`,
+    '<p>Enter that key above to follow the image here (this needs JavaScript), or ask the API with the key in a header:',
+    `<code>GET ${escapeHtml(`/image/isReady?id=${encodeURIComponent(id)}`)}</code> with <code>X-API-Key: &lt;key&gt;</code>.</p>`,
+  ].join('\n      ');
+}
+
 function renderStatus(status: PageStatus | undefined): string {
   if (!status) return '';
   if (status.kind === 'problem') return `<p role="alert">${escapeHtml(status.message)}</p>`;
+  if (status.kind === 'locked') return renderLocked(status.id);
   return renderTask(status.status);
 }
 
@@ -64,13 +78,23 @@ function renderStatus(status: PageStatus | undefined): string {
  * /app.js, when it runs, uploads with fetch and polls instead. No inline script or style,
  * so the page runs under a strict Content-Security-Policy.
  */
-export function renderUploadPage({ maxUploadBytes, refreshSeconds, status }: PageModel): string {
+export function renderUploadPage({ maxUploadBytes, refreshSeconds, apiKeys = false, status }: PageModel): string {
   const polling = keepsChanging(status);
   const id = status?.kind === 'task' ? status.status.id : status?.id;
   const statusAttributes = [
     id === undefined ? '' : ` data-id="${escapeHtml(id)}"`,
     polling ? ' data-poll="true"' : '',
+    status?.kind === 'locked' ? ' data-needs-key="true"' : '',
   ].join('');
+  // First in the form, so a form posted without JavaScript sends the key before the file and is
+  // checked before the file is read.
+  const keyField = apiKeys
+    ? `
+        <p>
+          <label for="api-key">API key</label>
+          <input id="api-key" type="password" name="${API_KEY_FIELD}" autocomplete="off" required>
+        </p>`
+    : '';
   const options = OPERATIONS.map(
     (op) => `<option value="${escapeHtml(op)}"${op === DEFAULT_OPERATION ? ' selected' : ''}>${escapeHtml(op)}</option>`,
   ).join('\n          ');
@@ -88,7 +112,7 @@ export function renderUploadPage({ maxUploadBytes, refreshSeconds, status }: Pag
   <body>
     <main>
       <h1>pixelmill</h1>
-      <form id="upload-form" method="post" action="/newImage" enctype="multipart/form-data" data-max-bytes="${maxUploadBytes}">
+      <form id="upload-form" method="post" action="/newImage" enctype="multipart/form-data" data-max-bytes="${maxUploadBytes}">${keyField}
         <p>
           <label for="image">Image (${escapeHtml(IMAGE_TYPE_NAMES.join(', '))}, up to ${escapeHtml(formatBytes(maxUploadBytes))})</label>
           <input id="image" type="file" name="${UPLOAD_FIELD}" accept="${IMAGE_TYPES.join(',')}" required>

@@ -1,8 +1,9 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { chromium, type Browser, type ElementHandle, type Page } from 'playwright-core';
 import { createLogger, Discovery, listen, type Listening } from '@pixelmill/kit';
 import { createApp } from '../../src/app';
+import { ownerIdOf } from '../../src/domain/api-keys';
 import { startFakeMaster, type FakeMaster, type FakeTask } from '../component/fake-master';
 
 // Debian's Chromium, never a downloaded browser build: without it these tests are skipped.
@@ -26,6 +27,8 @@ const DOT_PNG = Buffer.from(
   'base64',
 );
 
+const API_KEY = 'browser-test-key-0123456789';
+
 jest.setTimeout(30_000);
 
 describeInBrowser(`upload page in Chromium (${CHROMIUM})`, () => {
@@ -42,11 +45,26 @@ describeInBrowser(`upload page in Chromium (${CHROMIUM})`, () => {
     await browser.close();
   });
 
+  const startFrontend = (apiKeys?: string[]): Promise<Listening> => {
+    const discovery = new Discovery({ kvUrl: 'http://127.0.0.1:9', overrides: { master: master.url } });
+    const app = createApp({
+      master: discovery.client('master'),
+      logger: createLogger('frontend', 'silent'),
+      maxUploadBytes: 4096,
+      apiKeys,
+    });
+    return listen(app, 0);
+  };
+
+  /** The same page, served by a frontend that needs API keys. */
+  const requireApiKeys = async (): Promise<void> => {
+    await frontend.close();
+    frontend = await startFrontend([API_KEY]);
+  };
+
   beforeEach(async () => {
     master = await startFakeMaster();
-    const discovery = new Discovery({ kvUrl: 'http://127.0.0.1:9', overrides: { master: master.url } });
-    const app = createApp({ master: discovery.client('master'), logger: createLogger('frontend', 'silent'), maxUploadBytes: 4096 });
-    frontend = await listen(app, 0);
+    frontend = await startFrontend();
     problems = [];
   });
 
@@ -77,6 +95,19 @@ describeInBrowser(`upload page in Chromium (${CHROMIUM})`, () => {
     return [...master.tasks.values()][0]!;
   };
 
+  /**
+   * Resolves once the status image has loaded and decoded (1×1 px). Polled from here: a string
+   * predicate of waitForFunction would be eval'ed in the page, which its CSP rightly forbids.
+   */
+  const waitForDecodedImage = async (page: Page): Promise<ElementHandle> => {
+    const image = await page.waitForSelector('#status img');
+    for (let i = 0; i < 100; i += 1) {
+      if (await image.evaluate((img) => (img as unknown as { naturalWidth: number }).naturalWidth === 1)) return image;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    throw new Error('the result image did not load');
+  };
+
   const finish = (task: FakeTask): void => {
     task.state = 'finished';
     task.result = { bytes: DOT_PNG, contentType: 'image/png' };
@@ -97,9 +128,7 @@ describeInBrowser(`upload page in Chromium (${CHROMIUM})`, () => {
     task.state = 'in_progress';
     await page.waitForSelector('#status [data-state="in_progress"]');
     finish(task);
-    const image = await page.waitForSelector('#status img');
-    // The result really loaded and decoded (the test's tsconfig has no DOM types, hence a string).
-    await page.waitForFunction("document.querySelector('#status img')?.naturalWidth === 1");
+    const image = await waitForDecodedImage(page); // the result really loaded and decoded
     expect(await image.getAttribute('src')).toBe(`/image/get?id=${task.id}`);
     expect(await page.getAttribute('#status a[download]', 'href')).toBe(`/image/get?id=${task.id}`);
     await page.context().close();
@@ -158,5 +187,84 @@ describeInBrowser(`upload page in Chromium (${CHROMIUM})`, () => {
     const image = await page.waitForSelector('#status img', { timeout: 5000 });
     expect(await image.getAttribute('src')).toBe(`/image/get?id=${task.id}`);
     await page.context().close();
+  });
+
+  describe('with API keys', () => {
+    beforeEach(requireApiKeys);
+
+    it('when JavaScript runs, then the key goes as a header (not in the form), and the result is fetched with it and shown', async () => {
+      const page = await openPage(true);
+      const uploads: Array<{ key?: string; body: string }> = [];
+      page.on('request', (request) => {
+        if (new URL(request.url()).pathname === '/newImage') {
+          uploads.push({ key: request.headers()['x-api-key'], body: request.postDataBuffer()?.toString('latin1') ?? '' });
+        }
+      });
+      await page.fill('#api-key', API_KEY);
+      await page.setInputFiles('#image', { name: 'dot.png', mimeType: 'image/png', buffer: DOT_PNG });
+      await page.click('button[type="submit"]');
+
+      const task = await waitForTask();
+      expect(task.owner).toBe(ownerIdOf(API_KEY));
+      expect(uploads).toHaveLength(1);
+      expect(uploads[0]!.key).toBe(API_KEY);
+      expect(uploads[0]!.body).not.toContain(API_KEY);
+      await page.waitForSelector('#status [data-state="not_started"]');
+
+      finish(task);
+      // Loaded from memory (an <img> cannot send the key) and allowed by the page's CSP.
+      const image = await waitForDecodedImage(page);
+      expect(await image.getAttribute('src')).toMatch(/^blob:/);
+      expect(await page.getAttribute('#status a[download]', 'download')).toBe(`pixelmill-${task.id}.png`);
+      await page.context().close();
+    });
+
+    it('when JavaScript runs with a wrong key, then the refusal is shown', async () => {
+      const page = await openPage(true);
+      await page.fill('#api-key', 'not-the-key-0123456789');
+      await page.setInputFiles('#image', { name: 'dot.png', mimeType: 'image/png', buffer: DOT_PNG });
+      await page.click('button[type="submit"]');
+
+      const alert = await page.waitForSelector('#status [role="alert"]');
+      expect(await alert.textContent()).toBe('Upload refused: the API key is not valid');
+      expect(master.tasks.size).toBe(0);
+      expect(problems.filter((problem) => !problem.includes('401'))).toEqual([]);
+      problems = [];
+      await page.context().close();
+    });
+
+    it('when JavaScript is off, then the form sends the key as a field and the status page says a key is needed', async () => {
+      const page = await openPage(false);
+      await page.fill('#api-key', API_KEY);
+      await page.setInputFiles('#image', { name: 'dot.png', mimeType: 'image/png', buffer: DOT_PNG });
+      await Promise.all([page.waitForURL(/\/\?id=/), page.click('button[type="submit"]')]);
+
+      const task = await waitForTask();
+      expect(task.owner).toBe(ownerIdOf(API_KEY));
+      expect(new URL(page.url()).search).toBe(`?id=${task.id}`);
+      expect(await page.textContent('#status')).toContain('is shown only with the API key that uploaded it');
+      await page.context().close();
+    });
+
+    it('when JavaScript runs on the status page and the key is entered, then the image is followed to its result', async () => {
+      const task: FakeTask = {
+        id: crypto.randomUUID(),
+        op: 'invert',
+        contentType: 'image/png',
+        bytes: DOT_PNG,
+        state: 'in_progress',
+        owner: ownerIdOf(API_KEY),
+      };
+      master.tasks.set(task.id, task);
+      const page = await openPage(true, `/?id=${task.id}`);
+      expect(await page.textContent('#status')).toContain('Enter that key above');
+
+      await page.fill('#api-key', API_KEY);
+      await page.press('#api-key', 'Tab');
+      await page.waitForSelector('#status [data-state="in_progress"]');
+      finish(task);
+      await waitForDecodedImage(page);
+      await page.context().close();
+    });
   });
 });

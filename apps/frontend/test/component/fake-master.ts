@@ -9,56 +9,120 @@ export interface FakeTask {
   contentType: string | undefined;
   bytes: Buffer;
   state: TaskState;
+  /** Who may see it: the owner id the frontend named, if any. */
+  owner?: string;
+  idempotencyKey?: string;
   error?: string;
   result?: { bytes: Buffer; contentType: string };
+}
+
+/** One `POST /newImage` that got past the token check, as master saw it. */
+export interface NewImageCall {
+  owner?: string;
+  idempotencyKey?: string;
+  authorization?: string;
+}
+
+export interface FakeMasterOptions {
+  /** Like the real master: when set, its frontend side answers 401 without `Authorization: Bearer <token>`. */
+  internalToken?: string;
 }
 
 export interface FakeMaster {
   url: string;
   tasks: Map<string, FakeTask>;
+  newImageCalls: NewImageCall[];
+  /** Every request that reached master, with the Authorization header it carried. */
+  requests: Array<{ method: string; path: string; authorization?: string }>;
+  /** When set, the next `newImage` creates its task and then drops the connection without answering. */
+  loseNextAnswer: boolean;
   close(): Promise<void>;
 }
 
 /**
  * A master holding its tasks in memory, served through masterContract like the real one, so
- * the frontend's requests are parsed with the contract here and master's answers there.
+ * the frontend's requests are parsed with the contract here and master's answers there. Like
+ * master it shows a task only to its owner (others get 404, as for an unknown id) and answers a
+ * repeated idempotency key (of the same owner) with the first task.
  */
-export async function startFakeMaster(): Promise<FakeMaster> {
+export async function startFakeMaster({ internalToken }: FakeMasterOptions = {}): Promise<FakeMaster> {
   const tasks = new Map<string, FakeTask>();
-  const find = (id: string): FakeTask => {
+  const newImageCalls: NewImageCall[] = [];
+  const requests: FakeMaster['requests'] = [];
+  const find = (id: string, owner: string | undefined): FakeTask => {
     const task = tasks.get(id);
-    if (!task) throw new AppError('not_found', 404, `no task ${id}`);
+    if (!task || task.owner !== owner) throw new AppError('not_found', 404, `no task ${id}`);
     return task;
   };
   const notInThisFake = (): never => {
     throw new AppError('not_found', 404, 'the worker side is not part of this fake');
   };
+  const fake: FakeMaster = {
+    url: '',
+    tasks,
+    newImageCalls,
+    requests,
+    loseNextAnswer: false,
+    close: async () => undefined,
+  };
   const app = createServiceApp({
     service: 'master',
     logger: createLogger('master', 'silent'),
-    routes: (router) =>
-      mountContract(router, masterContract, {
-        newImage: ({ query, body }, req) => {
-          const id = randomUUID();
-          tasks.set(id, { id, op: query.op, contentType: req.get('content-type'), bytes: body, state: 'not_started' });
-          return { status: 202, body: { id, state: 'not_started' } };
+    routes: (router) => {
+      router.use((req, _res, next) => {
+        requests.push({ method: req.method, path: req.path, authorization: req.get('authorization') });
+        next();
+      });
+      mountContract(
+        router,
+        masterContract,
+        {
+          newImage: ({ query, headers, body }, req) => {
+            const idempotencyKey = headers['idempotency-key'];
+            newImageCalls.push({ owner: query.owner, idempotencyKey, authorization: req.get('authorization') });
+            const earlier = [...tasks.values()].find(
+              (task) => idempotencyKey !== undefined && task.idempotencyKey === idempotencyKey && task.owner === query.owner,
+            );
+            if (earlier) return { status: 202, body: { id: earlier.id, state: earlier.state } };
+            const id = randomUUID();
+            tasks.set(id, {
+              id,
+              op: query.op,
+              contentType: req.get('content-type'),
+              bytes: body,
+              state: 'not_started',
+              owner: query.owner,
+              idempotencyKey,
+            });
+            if (fake.loseNextAnswer) {
+              fake.loseNextAnswer = false;
+              req.socket.destroy();
+              return;
+            }
+            return { status: 202, body: { id, state: 'not_started' } };
+          },
+          isReady: ({ query }) => {
+            const { id, state, error } = find(query.id, query.owner);
+            return { status: 200, body: { id, state, ...(error === undefined ? {} : { error }) } };
+          },
+          get: ({ query }) => {
+            const task = find(query.id, query.owner);
+            // Deliberately terse: the frontend is the one that tells the user the state.
+            if (!task.result) throw new AppError('conflict', 409, 'no result');
+            return { status: 200, body: task.result.bytes, headers: { 'content-type': task.result.contentType } };
+          },
+          getWork: () => ({ status: 204, body: undefined }),
+          workFinished: notInThisFake,
+          workFailed: notInThisFake,
+          workReleased: notInThisFake,
+          heartbeat: notInThisFake,
         },
-        isReady: ({ query }) => {
-          const { id, state, error } = find(query.id);
-          return { status: 200, body: { id, state, ...(error === undefined ? {} : { error }) } };
-        },
-        get: ({ query }) => {
-          const task = find(query.id);
-          // Deliberately terse: the frontend is the one that tells the user the state.
-          if (!task.result) throw new AppError('conflict', 409, 'no result');
-          return { status: 200, body: task.result.bytes, headers: { 'content-type': task.result.contentType } };
-        },
-        getWork: () => ({ status: 204, body: undefined }),
-        workFinished: notInThisFake,
-        workFailed: notInThisFake,
-        heartbeat: notInThisFake,
-      }),
+        { tokens: { internal: internalToken } },
+      );
+    },
   });
   const server = await listen(app, 0);
-  return { url: server.url, tasks, close: () => server.close() };
+  fake.url = server.url;
+  fake.close = () => server.close();
+  return fake;
 }

@@ -1,0 +1,101 @@
+import type { Request, RequestHandler, Response } from 'express';
+import { AppError, bearerToken } from '@pixelmill/kit';
+import type { ApiKeys } from '../domain/api-keys';
+import type { RateLimiter } from '../domain/rate-limiter';
+
+/** The other header an API key may come in, for clients that keep Authorization for something else. */
+export const API_KEY_HEADER = 'x-api-key';
+/** The upload page's form field for the key: a form posted without JavaScript cannot send headers. */
+export const API_KEY_FIELD = 'apiKey';
+
+/** Who is asking. */
+export interface Client {
+  /** The owner id of the client's API key, when keys are on; master shows an owner only its own tasks. */
+  owner?: string;
+  /** The rate-limit bucket its uploads are counted in: its key, or its address without keys. */
+  bucket: string;
+}
+
+export interface ClientAccess {
+  /** Middleware of the routes that read a task: with keys on, a valid key is needed. */
+  requireKey: RequestHandler;
+  /**
+   * Middleware that runs before an upload's body is read, so a stranger's bytes are never
+   * buffered: checks the key and the rate limit. A multipart upload without a key header is left
+   * to the upload parser, which admits it when the file starts, the form's key field read by then.
+   */
+  admitUploadEarly: RequestHandler;
+  /** Checks an upload's key (header, else `formKey`) and takes a token from its bucket, once per request. */
+  admitUpload(req: Request, res: Response, formKey?: unknown): Client;
+  /** The client the middleware above admitted. */
+  clientOf(res: Response): Client;
+}
+
+const CLIENT_LOCAL = 'pixelmillClient';
+const CHALLENGE = 'Bearer realm="pixelmill"';
+
+function unauthorized(res: Response, message: string, invalid: boolean): AppError {
+  res.setHeader('WWW-Authenticate', invalid ? `${CHALLENGE}, error="invalid_token"` : CHALLENGE);
+  return new AppError('unauthorized', 401, message);
+}
+
+/** The key in `Authorization: Bearer <key>` or `X-API-Key: <key>`; never in the URL, where logs would keep it. */
+function presentedKey(req: Request): string | undefined {
+  return bearerToken(req) ?? (req.get(API_KEY_HEADER) || undefined);
+}
+
+export function createClientAccess({ apiKeys, uploadLimiter }: { apiKeys: ApiKeys; uploadLimiter?: RateLimiter }): ClientAccess {
+  const identify = (req: Request, res: Response, formKey?: unknown): Client => {
+    if (!apiKeys.enabled) return { bucket: `address:${req.ip ?? 'unknown'}` };
+    const key = presentedKey(req) ?? (typeof formKey === 'string' && formKey !== '' ? formKey : undefined);
+    if (key === undefined) {
+      throw unauthorized(
+        res,
+        `an API key is needed: send "Authorization: Bearer <key>" or "${API_KEY_HEADER}: <key>" ` +
+          `(or, in a form, the field "${API_KEY_FIELD}" before the image)`,
+        false,
+      );
+    }
+    const owner = apiKeys.ownerOf(key);
+    if (owner === undefined) throw unauthorized(res, 'the API key is not valid', true);
+    return { owner, bucket: `key:${owner}` };
+  };
+
+  const admitUpload = (req: Request, res: Response, formKey?: unknown): Client => {
+    const admitted = res.locals[CLIENT_LOCAL] as Client | undefined;
+    if (admitted) return admitted;
+    const client = identify(req, res, formKey);
+    const decision = uploadLimiter?.take(client.bucket);
+    if (decision && !decision.allowed) {
+      res.setHeader('Retry-After', String(decision.retryAfterSeconds));
+      throw new AppError(
+        'too_many_requests',
+        429,
+        `too many uploads from this client; try again in ${decision.retryAfterSeconds} s`,
+        { retryAfterSeconds: decision.retryAfterSeconds },
+      );
+    }
+    res.locals[CLIENT_LOCAL] = client;
+    return client;
+  };
+
+  return {
+    requireKey: (req, res, next) => {
+      res.locals[CLIENT_LOCAL] = identify(req, res);
+      // The answer is for this key alone: no shared cache may keep it (X-API-Key is not a header caches know).
+      if (apiKeys.enabled) res.setHeader('Cache-Control', 'private, no-store');
+      next();
+    },
+    admitUploadEarly: (req, res, next) => {
+      const keyInForm = apiKeys.enabled && presentedKey(req) === undefined && Boolean(req.is('multipart/form-data'));
+      if (!keyInForm) admitUpload(req, res);
+      next();
+    },
+    admitUpload,
+    clientOf: (res) => {
+      const client = res.locals[CLIENT_LOCAL] as Client | undefined;
+      if (!client) throw new Error('no client admitted: the access middleware is not mounted before this route');
+      return client;
+    },
+  };
+}

@@ -1,0 +1,55 @@
+import { ConfigError, parseConfig } from '@pixelmill/kit';
+import { FrontendConfigSchema } from '../../src/config';
+
+const problemsOf = (env: Record<string, string>): string[] => {
+  try {
+    parseConfig(FrontendConfigSchema, env);
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems;
+    throw err;
+  }
+  throw new Error('the configuration was accepted');
+};
+
+describe('frontend configuration', () => {
+  it('when nothing is set, then the API is open and the limits have their defaults', () => {
+    const config = parseConfig(FrontendConfigSchema, {});
+
+    expect(config.API_KEYS).toBeUndefined();
+    expect(config).toMatchObject({
+      MAX_UPLOAD_BYTES: 25 * 1024 * 1024,
+      MAX_IMAGE_PIXELS: 50_000_000,
+      MAX_IMAGE_SIDE: 16_384,
+      UPLOAD_RATE_PER_MINUTE: 120,
+      UPLOAD_BURST: 30,
+      TRUST_PROXY_HOPS: 0,
+    });
+  });
+
+  it('when API_KEYS lists keys, then they are split on commas with the spaces around them dropped', () => {
+    const config = parseConfig(FrontendConfigSchema, { API_KEYS: ' first-key-0123456789 , second-key-0123456789,' });
+
+    expect(config.API_KEYS).toEqual(['first-key-0123456789', 'second-key-0123456789']);
+  });
+
+  it.each([
+    ['a key shorter than 16 characters', 'short', /API_KEYS.*at least 16/],
+    ['only commas', ',,', /API_KEYS.*at least one key/],
+    ['a key with a space inside', 'first key 0123456789', /API_KEYS.*without spaces/],
+  ])('when API_KEYS has %s, then start-up stops with a message naming the variable', (_name, value, message) => {
+    const problems = problemsOf({ API_KEYS: value });
+
+    expect(problems.join('\n')).toMatch(message);
+    // The message never repeats a key.
+    expect(problems.join('\n')).not.toContain(value.trim() || 'never');
+  });
+
+  it.each([
+    ['UPLOAD_RATE_PER_MINUTE', '-1'],
+    ['UPLOAD_BURST', '0'],
+    ['MAX_IMAGE_PIXELS', '0'],
+    ['MAX_IMAGE_SIDE', 'wide'],
+  ])('when %s is %p, then start-up stops naming it', (name, value) => {
+    expect(problemsOf({ [name]: value }).join('\n')).toContain(name);
+  });
+});
