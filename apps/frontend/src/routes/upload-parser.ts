@@ -1,6 +1,7 @@
 import express, { type Request, type RequestHandler } from 'express';
 import multer from 'multer';
 import { UPLOAD_FIELD } from '@pixelmill/contracts';
+import { AppError } from '@pixelmill/kit';
 
 export interface UploadParserOptions {
   /** Largest image, in bytes. */
@@ -33,5 +34,15 @@ export function uploadParser({ maxBytes, beforeFile }: UploadParserOptions): Req
   }).single(UPLOAD_FIELD);
   // The declared type is not trusted either way: the magic bytes decide, after parsing.
   const raw = express.raw({ type: () => true, limit: maxBytes });
-  return (req, res, next) => (req.is('multipart/form-data') ? multipart(req, res, next) : raw(req, res, next));
+  // The form parser's own errors (no boundary, a form cut short) are the client's malformed
+  // request; limits (MulterError) and our refusals (AppError) pass through as they are.
+  const multipartWithClearErrors: RequestHandler = (req, res, next) =>
+    multipart(req, res, (err?: unknown) => {
+      if (err === undefined || err instanceof AppError || (err as Error).name === 'MulterError') {
+        next(err);
+        return;
+      }
+      next(new AppError('bad_request', 400, `malformed multipart form: ${(err as Error).message}`));
+    });
+  return (req, res, next) => (req.is('multipart/form-data') ? multipartWithClearErrors(req, res, next) : raw(req, res, next));
 }

@@ -115,6 +115,16 @@ describe('frontend API', () => {
       expect(onlyTask().contentType).toBe('image/jpeg');
     });
 
+    it.each([
+      ['has no boundary', 'multipart/form-data', '--x\r\ncontent-disposition: form-data; name="image"\r\n\r\nabc\r\n--x--\r\n'],
+      ['is cut short', 'multipart/form-data; boundary=x', '--x\r\ncontent-disposition: form-data; name="image"; filename="a.png"\r\n\r\nabc'],
+    ])('when a multipart form %s, then it is a 400 that says the form is malformed', async (_name, type, body) => {
+      const response = await fetch(`${frontend.url}/newImage`, { method: 'POST', body, headers: { 'content-type': type } });
+      const message = await expectError(response, 400, 'bad_request');
+      expect(message).toContain('malformed multipart form');
+      expect((await get('/healthz')).status).toBe(200);
+    });
+
     it('when a form names no op, then the default operation is used', async () => {
       expect((await uploadForm(png())).status).toBe(202);
       expect(onlyTask().op).toBe('swap-red-blue');

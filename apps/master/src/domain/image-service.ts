@@ -108,6 +108,7 @@ export class ImageService {
   async finished(id: string, leaseToken: string): Promise<TaskStatus> {
     const head = await this.deps.storage.call(storageContract.head, { params: { state: 'finished', key: id } });
     if (head.status === 404) {
+      await this.anyTask(id); // an unknown task is a 404, not a missing result
       throw new AppError('conflict', 409, `no result stored for ${id}: upload finished/${id} to storage first`);
     }
     expectStatus(head, 200, 'storage');
@@ -155,12 +156,16 @@ export class ImageService {
   }
 
   /** A task, as seen by its owner: someone else's task is as unknown as a missing one. */
-  private async task(id: string, owner?: string) {
-    const missing = new AppError('not_found', 404, `no image with id ${id}`);
+  private async task(id: string, owner: string | undefined) {
+    const task = await this.anyTask(id);
+    if (task.owner !== (owner ?? null)) throw new AppError('not_found', 404, `no image with id ${id}`);
+    return task;
+  }
+
+  private async anyTask(id: string) {
     const result = await this.deps.taskdb.call(taskdbContract.get, { params: { id } });
-    if (result.status === 404) throw missing;
+    if (result.status === 404) throw new AppError('not_found', 404, `no image with id ${id}`);
     if (result.status !== 200) throw downstreamError(result, 'taskdb');
-    if (result.body.owner !== (owner ?? null)) throw missing;
     return result.body;
   }
 }

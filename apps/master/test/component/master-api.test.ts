@@ -287,6 +287,7 @@ describe('master API', () => {
     ['a body over the limit', 'POST', '/newImage', Buffer.concat([PNG, Buffer.alloc(5000)]), 'image/png', 413, 'payload_too_large'],
     ['a wait too long', 'GET', '/getWork?waitMs=999999', undefined, undefined, 400, 'bad_request'],
     ['a missing lease token', 'POST', '/workFinished', JSON.stringify({ id: randomUUID() }), undefined, 400, 'bad_request'],
+    ['a finished report of an unknown task', 'POST', '/workFinished', JSON.stringify({ id: randomUUID(), leaseToken: randomUUID() }), undefined, 404, 'not_found'],
     ['a finish of an unknown task', 'POST', '/workFailed', JSON.stringify({ id: randomUUID(), leaseToken: randomUUID(), reason: 'r' }), undefined, 404, 'not_found'],
     ['malformed JSON', 'POST', '/heartbeat', '{', undefined, 400, 'bad_request'],
     ['a wrong method', 'DELETE', '/newImage', undefined, undefined, 405, 'method_not_allowed'],
