@@ -1,14 +1,18 @@
 import { z } from 'zod';
 import { GetWorkQuerySchema } from '@pixelmill/contracts';
-import { DiscoveryEnvSchema, LogLevelSchema, UrlSchema } from '@pixelmill/kit';
+import { AuthEnvSchema, DiscoveryEnvSchema, LogLevelSchema, UrlSchema } from '@pixelmill/kit';
 
 const positiveMs = (fallback: number) => z.coerce.number().int().min(1).default(fallback);
 
 export const WorkerConfigSchema = DiscoveryEnvSchema.extend({
   LOG_LEVEL: LogLevelSchema.default('info'),
-  /** Fixed addresses that win over discovery through kv (a load balancer, a service DNS name). */
+  /** A fixed address of master that wins over discovery through kv (a load balancer, a service DNS name). */
   MASTER_URL: UrlSchema.optional(),
-  STORAGE_URL: UrlSchema.optional(),
+  /**
+   * Sent to master (its worker side) and to kv (which lets it read `services/` keys only). The
+   * worker needs no storage address nor credential: each task comes with signed URLs.
+   */
+  WORKER_TOKEN: AuthEnvSchema.shape.WORKER_TOKEN,
   /** Loops in this process, each holding at most one task. */
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(1),
   /** Long poll: how long master may hold a getWork request open; bounded like the contract's waitMs. */
@@ -16,12 +20,17 @@ export const WorkerConfigSchema = DiscoveryEnvSchema.extend({
   /** First pause after a failed turn (service unreachable, 5xx); doubles per failure up to the max. */
   ERROR_BACKOFF_MS: positiveMs(1_000),
   ERROR_BACKOFF_MAX_MS: positiveMs(30_000),
+  /**
+   * The longest one attempt may take here before the worker gives the task back (taskdb enforces
+   * its own hard limit, 120 s by default). Decoding is synchronous: it is checked between steps.
+   */
+  ATTEMPT_TIMEOUT_MS: positiveMs(120_000),
   /** zlib level of PNG output: 4 is about as fast as 1 and within a few % of 9 in size. */
   PNG_DEFLATE_LEVEL: z.coerce.number().int().min(0).max(9).default(4),
   JPEG_QUALITY: z.coerce.number().int().min(1).max(100).default(90),
   /** Largest width × height decoded; a larger image fails its task (decompression bombs). */
   MAX_IMAGE_PIXELS: z.coerce.number().int().min(1).default(50_000_000),
-  /** On SIGTERM/SIGINT: how long to wait for the tasks in hand (and a pending long poll). */
+  /** On SIGTERM/SIGINT: how long the tasks in hand may take to finish before they are released. */
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).default(30_000),
 }).refine((config) => config.ERROR_BACKOFF_MAX_MS >= config.ERROR_BACKOFF_MS, {
   path: ['ERROR_BACKOFF_MAX_MS'],

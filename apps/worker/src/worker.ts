@@ -31,14 +31,20 @@ export class Worker {
     for (const loop of this.loops) loop.start();
   }
 
-  /** Stops every loop; true when all ended, with their tasks in hand done, within `timeoutMs`. */
+  /**
+   * Stops every loop: no more claims; true when all ended, with their tasks in hand done, within
+   * `timeoutMs`; false when tasks were given back (released) instead.
+   */
   async stop(timeoutMs: number): Promise<boolean> {
     const ended = await Promise.all(this.loops.map((loop) => loop.stop(timeoutMs)));
     return ended.every(Boolean);
   }
 }
 
-/** The worker as configured: master and storage found through kv unless MASTER_URL / STORAGE_URL say otherwise. */
+/**
+ * The worker as configured: master found through kv unless MASTER_URL says otherwise, both
+ * reached with WORKER_TOKEN; storage only through the signed URLs that come with each task.
+ */
 export function createWorker(
   config: WorkerConfig,
   deps: { logger: Logger; tuning?: Partial<WorkerTuning> },
@@ -46,13 +52,14 @@ export function createWorker(
   const tuning = { ...DEFAULT_TUNING, ...deps.tuning };
   const discovery = new Discovery({
     kvUrl: config.KV_URL,
-    overrides: { master: config.MASTER_URL, storage: config.STORAGE_URL },
+    overrides: { master: config.MASTER_URL },
+    token: config.WORKER_TOKEN,
     timeoutMs: config.REQUEST_TIMEOUT_MS,
   });
   const master = createMasterApi(discovery.client('master'), {
     pollTimeoutMs: (waitMs) => pollTimeoutMs(config, waitMs),
   });
-  const storage = createStorageApi(discovery.client('storage'));
+  const storage = createStorageApi({ timeoutMs: config.REQUEST_TIMEOUT_MS });
   const codec = new ImageCodec({
     pngDeflateLevel: config.PNG_DEFLATE_LEVEL,
     jpegQuality: config.JPEG_QUALITY,
@@ -66,6 +73,7 @@ export function createWorker(
       backoff: { initialMs: config.ERROR_BACKOFF_MS, maxMs: config.ERROR_BACKOFF_MAX_MS },
       minPollIntervalMs: tuning.minPollIntervalMs,
       minHeartbeatMs: tuning.minHeartbeatMs,
+      attemptTimeoutMs: config.ATTEMPT_TIMEOUT_MS,
     },
   );
 }

@@ -3,23 +3,33 @@ import { AppError, type ContractClient } from '@pixelmill/kit';
 import { refusalMessage } from './refusal-message';
 import { LeaseLostError } from '../domain/work-errors';
 
+export interface CallOptions {
+  /** Cancels the call (a long poll at shutdown, a heartbeat of a task that ended). */
+  signal?: AbortSignal;
+  /** HTTP timeout of each try, when shorter than the client's. */
+  timeoutMs?: number;
+}
+
 /** What the loop needs from master. Anything not listed as a result is thrown and is transient. */
 export interface MasterApi {
   /** The next task, or null when master had none within `waitMs`. */
-  claimWork(waitMs: number): Promise<Work | null>;
+  claimWork(waitMs: number, options?: CallOptions): Promise<Work | null>;
   /** Extends the lease; returns the new expiry. Throws LeaseLostError when the lease is gone. */
-  heartbeat(work: Work): Promise<string>;
+  heartbeat(work: Work, options?: CallOptions): Promise<string>;
   /** Throws LeaseLostError when master no longer counts this worker as the holder. */
   finish(work: Work): Promise<void>;
-  /** Throws LeaseLostError when master no longer counts this worker as the holder. */
+  /** The task can never succeed: it ends failed. Throws LeaseLostError when the lease is gone. */
   fail(work: Work, reason: string): Promise<void>;
+  /** Gives the task back at once, to be retried later. Throws LeaseLostError when the lease is gone. */
+  release(work: Work, reason: string): Promise<void>;
 }
 
 const REASON_MAX_LENGTH = 2000;
 
 /**
- * 404 (task gone) and 409 (lease expired or taken over) both mean the work in hand is no longer
- * ours; a 400 means this worker sent something the contract refuses, a bug worth a loud error.
+ * 404 (task gone) and 409 (lease expired, taken over, or past the attempt's hard limit) all mean
+ * the work in hand is no longer ours; a 400 means this worker sent something the contract
+ * refuses, a bug worth a loud error.
  */
 function refusal(work: Work, what: string, result: { status: number; body: unknown }): Error {
   if (result.status === 404 || result.status === 409) {
@@ -35,34 +45,39 @@ export interface MasterApiOptions {
 }
 
 export function createMasterApi(client: ContractClient, options: MasterApiOptions): MasterApi {
-  const lease = (work: Work) => ({ body: { id: work.id, leaseToken: work.leaseToken } });
+  const lease = (work: Work) => ({ id: work.id, leaseToken: work.leaseToken });
+  const withReason = (work: Work, reason: string) => ({ ...lease(work), reason: reason.slice(0, REASON_MAX_LENGTH) });
   return {
-    async claimWork(waitMs) {
+    async claimWork(waitMs, { signal } = {}) {
       const result = await client.call(masterContract.getWork, {
         query: { waitMs },
         timeoutMs: options.pollTimeoutMs(waitMs),
+        signal,
       });
       if (result.status === 200) return result.body;
       if (result.status === 204) return null;
       throw new AppError('internal', 500, `getWork answered ${result.status}: ${refusalMessage(result)}`);
     },
 
-    async heartbeat(work) {
-      const result = await client.call(masterContract.heartbeat, lease(work));
+    async heartbeat(work, { signal, timeoutMs } = {}) {
+      const result = await client.call(masterContract.heartbeat, { body: lease(work), signal, timeoutMs });
       if (result.status === 200) return result.body.leaseExpiresAt;
       throw refusal(work, 'heartbeat', result);
     },
 
     async finish(work) {
-      const result = await client.call(masterContract.workFinished, lease(work));
+      const result = await client.call(masterContract.workFinished, { body: lease(work) });
       if (result.status !== 200) throw refusal(work, 'workFinished', result);
     },
 
     async fail(work, reason) {
-      const result = await client.call(masterContract.workFailed, {
-        body: { id: work.id, leaseToken: work.leaseToken, reason: reason.slice(0, REASON_MAX_LENGTH) },
-      });
+      const result = await client.call(masterContract.workFailed, { body: withReason(work, reason) });
       if (result.status !== 200) throw refusal(work, 'workFailed', result);
+    },
+
+    async release(work, reason) {
+      const result = await client.call(masterContract.workReleased, { body: withReason(work, reason) });
+      if (result.status !== 200) throw refusal(work, 'workReleased', result);
     },
   };
 }

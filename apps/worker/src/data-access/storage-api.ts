@@ -1,38 +1,97 @@
-import { storageContract, type ImageType, type TaskId } from '@pixelmill/contracts';
-import { AppError, type ContractClient } from '@pixelmill/kit';
+import { BINARY, defineRoute, storageContract, type Work } from '@pixelmill/contracts';
+import { AppError, ContractClient, type CallInput, type CallResult } from '@pixelmill/kit';
 import { refusalMessage } from './refusal-message';
 import { PermanentWorkError } from '../domain/work-errors';
 
-/** What the loop needs from storage. Anything not listed as a result is thrown and is transient. */
+/**
+ * What the loop needs from storage, through the signed URLs master handed out with the task: the
+ * worker holds no storage address nor credential. Anything not listed as a result is thrown and
+ * is transient: the task is given back.
+ */
 export interface StorageApi {
   /** The image to work on. Throws PermanentWorkError when storage has no such image. */
-  downloadSource(id: TaskId): Promise<Buffer>;
-  /** Stores the result. Throws PermanentWorkError when storage refuses these bytes. */
-  uploadResult(id: TaskId, bytes: Buffer, contentType: ImageType): Promise<void>;
+  downloadSource(work: Work, signal: AbortSignal): Promise<Buffer>;
+  /** Stores the result, in the source's type. Throws PermanentWorkError when storage refuses these bytes. */
+  uploadResult(work: Work, bytes: Buffer, signal: AbortSignal): Promise<void>;
 }
 
-export function createStorageApi(client: ContractClient): StorageApi {
+// A signed URL is called as it is (path and signature come from master): it is the client's base
+// URL and the route's path is empty, since kit appends the path to the base. The routes keep
+// storage's documented answers, so an answer outside storage's contract still fails loudly, and
+// kit's client adds the timeout, keep-alive, request id and retries of what is safe to repeat.
+const signedGet = defineRoute({
+  method: 'GET',
+  path: '',
+  summary: 'Read the source image through its signed URL',
+  responses: storageContract.get.responses,
+});
+const signedPut = defineRoute({
+  method: 'POST',
+  path: '',
+  idempotent: true,
+  summary: 'Store the result through its signed URL',
+  body: BINARY,
+  responses: storageContract.put.responses,
+});
+
+/**
+ * Calls a signed URL; errors name the step (the URL itself is not repeated: its signature is a
+ * credential, and the reason of a released task is kept by taskdb).
+ */
+async function callSigned<R extends typeof signedGet | typeof signedPut>(
+  step: string,
+  url: string,
+  route: R,
+  input: CallInput<R>,
+  timeoutMs: number,
+): Promise<CallResult<R>> {
+  // The contract's z.url() admits any scheme; axios would read a data: URL without a request.
+  if (!/^https?:$/.test(new URL(url).protocol)) {
+    throw new AppError('internal', 500, `${step}: master handed out a signed URL that is not http(s)`);
+  }
+  try {
+    return await new ContractClient({ service: 'storage', baseUrl: url, timeoutMs }).call(route, input);
+  } catch (err) {
+    if (err instanceof AppError) throw new AppError(err.code, err.status, `${step}: ${err.message}`, err.details);
+    throw err;
+  }
+}
+
+/** 403: the signature expired or does not match (a late worker, or a clock that is off). */
+function signatureRefused(what: string, result: { status: number; body: unknown }): AppError {
+  return new AppError(
+    'forbidden',
+    403,
+    `storage refused the signed ${what} URL (expired or invalid; is this host's clock right?): ${refusalMessage(result)}`,
+  );
+}
+
+export function createStorageApi(options: { timeoutMs: number }): StorageApi {
   return {
-    async downloadSource(id) {
-      const result = await client.call(storageContract.get, { params: { state: 'inProgress', key: id } });
+    async downloadSource(work, signal) {
+      const result = await callSigned('download of the source', work.sourceUrl, signedGet, { signal }, options.timeoutMs);
       if (result.status === 200) return result.body;
       // master stores the image before it creates the task, so a missing image will stay missing.
       if (result.status === 404) throw new PermanentWorkError('the source image is missing from storage');
-      throw new AppError('internal', 500, `get inProgress/${id} answered ${result.status}: ${refusalMessage(result)}`);
+      if (result.status === 403) throw signatureRefused('source', result);
+      throw new AppError('internal', 500, `download of the source answered ${result.status}: ${refusalMessage(result)}`);
     },
 
-    async uploadResult(id, bytes, contentType) {
-      const result = await client.call(storageContract.put, {
-        params: { state: 'finished', key: id },
-        body: bytes,
-        contentType,
-      });
+    async uploadResult(work, bytes, signal) {
+      const result = await callSigned(
+        'upload of the result',
+        work.resultUrl,
+        signedPut,
+        { body: bytes, contentType: work.contentType, signal },
+        options.timeoutMs,
+      );
       if (result.status === 201) return;
       // Too large, or a type storage does not accept: the same bytes would be refused again.
       if (result.status === 413 || result.status === 415) {
         throw new PermanentWorkError(`storage refused the result: ${refusalMessage(result)}`);
       }
-      throw new AppError('internal', 500, `put finished/${id} answered ${result.status}: ${refusalMessage(result)}`);
+      if (result.status === 403) throw signatureRefused('result', result);
+      throw new AppError('internal', 500, `upload of the result answered ${result.status}: ${refusalMessage(result)}`);
     },
   };
 }

@@ -2,10 +2,9 @@ import bmp from '@jimp/js-bmp';
 import gif from '@jimp/js-gif';
 import jpeg from '@jimp/js-jpeg';
 import png, { PNGColorType } from '@jimp/js-png';
-import { detectImageType, IMAGE_TYPES, type ImageType } from '@pixelmill/contracts';
+import { detectImageType, IMAGE_TYPES, readDeclaredDimensions, type ImageType } from '@pixelmill/contracts';
 import { BitmapImage, GifCodec, GifFrame, GifUtil } from 'gifwrap';
 import type { RgbaBitmap } from './bitmap';
-import { readDeclaredDimensions } from './image-dimensions';
 import { ImageDecodeError, PermanentWorkError } from './work-errors';
 
 // jimp stays behind this module. Its format plugins (and gifwrap, its GIF library) are used

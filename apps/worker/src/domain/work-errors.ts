@@ -27,3 +27,15 @@ export class LeaseLostError extends Error {
     this.name = 'LeaseLostError';
   }
 }
+
+/**
+ * The worker gives the task back by its own decision (the attempt took too long, the worker is
+ * shutting down): master is told at once (workReleased) and the task is retried later, within
+ * the attempt limit. No service failed, so the loop does not back off.
+ */
+export class WorkGivenBackError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'WorkGivenBackError';
+  }
+}

@@ -3,24 +3,33 @@ import type { Logger } from '@pixelmill/kit';
 import type { MasterApi } from '../data-access/master-api';
 import { LeaseLostError } from '../domain/work-errors';
 
+/** Least HTTP timeout of a heartbeat, however short the lease. */
+const MIN_HEARTBEAT_TIMEOUT_MS = 1_000;
+
+export interface LeaseKeeperOptions {
+  /** Floor of the interval, against a flood of heartbeats when clocks disagree. */
+  minIntervalMs: number;
+  /** Called once when master refuses a heartbeat: the task is no longer ours. */
+  onLost: (err: LeaseLostError) => void;
+}
+
 /**
  * Keeps the lease of the task in hand alive with heartbeats, one every third of the time left on
- * the lease, so that two can fail before it expires. A failed heartbeat is retried sooner (less
- * time is left); a refused one means the task is no longer ours and the work is abandoned.
+ * the lease (10 s of a 30 s lease), so that two can fail before it expires. A heartbeat may take
+ * a quarter of the time left, so a hung one cannot outlive the lease; a failed one is retried
+ * sooner (less time is left); a refused one means the task is no longer ours.
  */
 export class LeaseKeeper {
   private timer: NodeJS.Timeout | undefined;
   private inFlight: Promise<void> = Promise.resolve();
-  private stopped = false;
+  private readonly stopped = new AbortController();
   private leaseExpiresAt: string;
-  private lost: LeaseLostError | undefined;
 
   constructor(
     private readonly master: MasterApi,
     private readonly work: Work,
     private readonly logger: Logger,
-    /** Floor of the interval, against a flood of heartbeats when clocks disagree. */
-    private readonly minIntervalMs: number,
+    private readonly options: LeaseKeeperOptions,
   ) {
     this.leaseExpiresAt = work.leaseExpiresAt;
   }
@@ -29,32 +38,34 @@ export class LeaseKeeper {
     this.schedule();
   }
 
-  /** Throws the LeaseLostError master answered a heartbeat with, if any. */
-  throwIfLost(): void {
-    if (this.lost) throw this.lost;
-  }
-
-  /** Stops beating; resolves once a heartbeat in flight has been answered. */
+  /** Stops beating; a heartbeat in flight is cancelled, and resolves once it has let go. */
   async stop(): Promise<void> {
-    this.stopped = true;
+    this.stopped.abort();
     clearTimeout(this.timer);
     await this.inFlight;
   }
 
+  private remainingMs(): number {
+    return Date.parse(this.leaseExpiresAt) - Date.now();
+  }
+
   private schedule(): void {
-    if (this.stopped) return;
-    const remainingMs = Date.parse(this.leaseExpiresAt) - Date.now();
+    if (this.stopped.signal.aborted) return;
     this.timer = setTimeout(() => {
       this.inFlight = this.beat();
-    }, Math.max(this.minIntervalMs, Math.floor(remainingMs / 3)));
+    }, Math.max(this.options.minIntervalMs, Math.floor(this.remainingMs() / 3)));
   }
 
   private async beat(): Promise<void> {
     try {
-      this.leaseExpiresAt = await this.master.heartbeat(this.work);
+      this.leaseExpiresAt = await this.master.heartbeat(this.work, {
+        signal: this.stopped.signal,
+        timeoutMs: Math.max(MIN_HEARTBEAT_TIMEOUT_MS, Math.floor(this.remainingMs() / 4)),
+      });
     } catch (err) {
+      if (this.stopped.signal.aborted) return;
       if (err instanceof LeaseLostError) {
-        this.lost = err;
+        this.options.onLost(err);
         return;
       }
       this.logger.warn(`heartbeat failed, the lease runs until ${this.leaseExpiresAt}: ${(err as Error).message}`);

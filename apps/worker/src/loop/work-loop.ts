@@ -4,9 +4,10 @@ import type { MasterApi } from '../data-access/master-api';
 import type { StorageApi } from '../data-access/storage-api';
 import type { ImageCodec } from '../domain/image-codec';
 import { transformImage } from '../domain/image-transformer';
-import { LeaseLostError, PermanentWorkError } from '../domain/work-errors';
+import { LeaseLostError, PermanentWorkError, WorkGivenBackError } from '../domain/work-errors';
 import { LeaseKeeper } from './lease-keeper';
-import { backoffDelay, sleep, type BackoffOptions } from './timing';
+import { TaskInHand } from './task-in-hand';
+import { backoffDelay, sleep, yieldToTimers, type BackoffOptions } from './timing';
 
 export const LoopState = {
   Idle: 'idle',
@@ -35,22 +36,46 @@ export interface WorkLoopOptions {
   minPollIntervalMs: number;
   /** Floor of the heartbeat interval. */
   minHeartbeatMs: number;
+  /** The longest one attempt may take before the task is given back. */
+  attemptTimeoutMs: number;
 }
 
+/**
+ * After the grace period of stop(), how long the loop may take to give its task back before
+ * stop() resolves anyway. The process's forced exit must leave at least this much.
+ */
+export const RELEASE_GRACE_MS = 3_000;
+
 const describe = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+
+/** Resolves true when `promise` settles within `ms`, false otherwise. */
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([promise.then(() => true, () => true), deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /**
  * One worker loop: claim a task (long poll), do it, report it, again. Each turn has one
  * try/catch: what escapes a turn is transient (a service unreachable, a 5xx, an answer outside
- * the contract) and makes the loop back off; tasks that can never succeed are reported as failed
- * inside the turn. `stop()` stops claiming and waits for the task in hand.
+ * the contract) and makes the loop back off. A task in hand ends in exactly one of four ways:
+ * finished; failed (it can never succeed); released (a passing error, too slow, or shutdown: it
+ * is retried later); or abandoned without a word when its lease is gone.
+ * `stop()` stops claiming at once and waits for the task in hand, then releases it.
  */
 export class WorkLoop {
   private currentState: LoopState = LoopState.Idle;
   private stopping = false;
   private running: Promise<void> | undefined;
   private failuresInARow = 0;
-  /** Aborted by stop(): cuts pauses short. */
+  private inHand: TaskInHand | undefined;
+  /** Aborted by stop(): cuts a long poll and pauses short. */
   private readonly wake = new AbortController();
 
   constructor(
@@ -67,9 +92,10 @@ export class WorkLoop {
   }
 
   /**
-   * Stops claiming work. Resolves true once the loop has ended, having finished (or given up) the
-   * task in hand, or false when `timeoutMs` passes first; the task's lease then expires and
-   * another worker takes it.
+   * Stops claiming work (a pending long poll is aborted). Resolves true once the loop has ended,
+   * having finished (or failed) the task in hand within `timeoutMs`. Past that, the task is
+   * given back to master at once (workReleased), so that another worker can take it without
+   * waiting for the lease to expire, and it resolves false.
    */
   async stop(timeoutMs: number): Promise<boolean> {
     this.stopping = true;
@@ -78,15 +104,10 @@ export class WorkLoop {
       this.currentState = LoopState.Stopped;
       return true;
     }
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<boolean>((resolve) => {
-      timer = setTimeout(() => resolve(false), timeoutMs);
-    });
-    try {
-      return await Promise.race([this.running.then(() => true), deadline]);
-    } finally {
-      clearTimeout(timer);
-    }
+    if (await settlesWithin(this.running, timeoutMs)) return true;
+    this.inHand?.cancel(new WorkGivenBackError(`the worker is shutting down and the task was not done within ${timeoutMs} ms`));
+    await settlesWithin(this.running, RELEASE_GRACE_MS);
+    return false;
   }
 
   private async run(): Promise<void> {
@@ -100,16 +121,18 @@ export class WorkLoop {
     try {
       this.currentState = LoopState.Polling;
       const pollStarted = Date.now();
-      // A poll in flight when stop() is called is awaited: work it brings is in hand and is done.
-      const work = await this.deps.master.claimWork(this.options.pollWaitMs);
+      const work = await this.deps.master.claimWork(this.options.pollWaitMs, { signal: this.wake.signal });
       this.failuresInARow = 0;
       if (!work) {
         await sleep(this.options.minPollIntervalMs - (Date.now() - pollStarted), this.wake.signal);
         return;
       }
+      // Work that arrived as stop() was called is in hand all the same: it is done, or released.
       this.currentState = LoopState.Working;
       await withRequestId(`${work.id}.${work.attempt}`, () => this.handle(work));
     } catch (err) {
+      // A poll cut short by stop(), or the last task's error (already logged with its release).
+      if (this.stopping) return;
       this.failuresInARow += 1;
       const delayMs = backoffDelay(this.failuresInARow, this.options.backoff);
       this.deps.logger.warn(
@@ -120,40 +143,85 @@ export class WorkLoop {
     }
   }
 
-  /** Does one task under its lease. A task that can never succeed is reported failed; transient errors escape. */
+  /**
+   * Does one task under its lease and reports it. A transient error is thrown after the task
+   * was released, so that the loop backs off.
+   */
   private async handle(work: Work): Promise<void> {
     const logger = this.deps.logger.child({ taskId: work.id, attempt: work.attempt });
-    const lease = new LeaseKeeper(this.deps.master, work, logger, this.options.minHeartbeatMs);
+    const task = new TaskInHand(work);
+    const lease = new LeaseKeeper(this.deps.master, work, logger, {
+      minIntervalMs: this.options.minHeartbeatMs,
+      onLost: (err) => task.cancel(err),
+    });
+    const { attemptTimeoutMs } = this.options;
+    const overtime = setTimeout(
+      () => task.cancel(new WorkGivenBackError(`the attempt took longer than ATTEMPT_TIMEOUT_MS (${attemptTimeoutMs} ms)`)),
+      attemptTimeoutMs,
+    );
+    this.inHand = task;
     lease.start();
+    let problem: unknown;
+    let stats: Record<string, number> | undefined;
     try {
-      try {
-        await this.process(work, lease, logger);
-      } catch (err) {
-        if (!(err instanceof PermanentWorkError)) throw err;
-        await this.deps.master.fail(work, err.message);
-        logger.warn(`task failed: ${err.message}`);
-      }
+      stats = await this.process(task);
     } catch (err) {
-      if (!(err instanceof LeaseLostError)) throw err;
-      logger.warn(`task abandoned, its lease is gone: ${err.message}`);
+      problem = task.explain(err);
     } finally {
+      clearTimeout(overtime);
       await lease.stop();
+      this.inHand = undefined;
     }
+
+    if (!(problem instanceof LeaseLostError)) {
+      try {
+        if (stats) {
+          await this.deps.master.finish(work);
+          logger.info(`task finished: ${work.op} on ${work.contentType}`, stats);
+          return;
+        }
+        if (problem instanceof PermanentWorkError) {
+          await this.deps.master.fail(work, problem.message);
+          logger.warn(`task failed: ${problem.message}`);
+          return;
+        }
+      } catch (err) {
+        // The report did not get through: the task is released instead, unless it was lost.
+        problem = err;
+      }
+    }
+    if (problem instanceof LeaseLostError) {
+      logger.warn(`task abandoned, its lease is gone: ${problem.message}`);
+      return;
+    }
+    await this.release(work, describe(problem), logger);
+    if (!(problem instanceof WorkGivenBackError)) throw problem;
   }
 
-  private async process(work: Work, lease: LeaseKeeper, logger: Logger): Promise<void> {
+  /** Downloads, transforms and uploads; checks between the steps that the task is still ours to do. */
+  private async process(task: TaskInHand): Promise<Record<string, number>> {
+    const { work, signal } = task;
     const started = Date.now();
-    const source = await this.deps.storage.downloadSource(work.id);
-    lease.throwIfLost();
-    const result = await transformImage(this.deps.codec, source, work.contentType, work.op);
-    lease.throwIfLost();
-    await this.deps.storage.uploadResult(work.id, result, work.contentType);
-    lease.throwIfLost();
-    await this.deps.master.finish(work);
-    logger.info(`task finished: ${work.op} on ${work.contentType}`, {
-      bytesIn: source.length,
-      bytesOut: result.length,
-      ms: Date.now() - started,
+    const source = await this.deps.storage.downloadSource(work, signal);
+    task.throwIfCancelled();
+    const result = await transformImage(this.deps.codec, source, work.contentType, work.op, async () => {
+      await yieldToTimers();
+      task.throwIfCancelled();
     });
+    task.throwIfCancelled();
+    await this.deps.storage.uploadResult(work, result, signal);
+    task.throwIfCancelled();
+    return { bytesIn: source.length, bytesOut: result.length, ms: Date.now() - started };
+  }
+
+  /** Gives the task back at once. If master cannot be told, the lease expires instead: logged, not thrown. */
+  private async release(work: Work, reason: string, logger: Logger): Promise<void> {
+    try {
+      await this.deps.master.release(work, reason);
+      logger.warn(`task released: ${reason}`);
+    } catch (err) {
+      if (err instanceof LeaseLostError) logger.warn(`task abandoned, its lease is gone: ${err.message}`);
+      else logger.warn(`could not release the task (${reason}); its lease expires at ${work.leaseExpiresAt} or later: ${describe(err)}`);
+    }
   }
 }

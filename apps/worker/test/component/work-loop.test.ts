@@ -2,7 +2,7 @@ import { PNG } from 'pngjs';
 import { createLogger, parseConfig, type Listening } from '@pixelmill/kit';
 import { WorkerConfigSchema } from '../../src/config';
 import { createWorker, type Worker } from '../../src/worker';
-import { FakeMaster, FakeStorage, startFakeKv } from './fake-services';
+import { FakeMaster, FakeStorage, startFakeKv, type SeenRequest } from './fake-services';
 
 const WIDTH = 4;
 const HEIGHT = 3;
@@ -35,6 +35,8 @@ async function until(condition: () => boolean, what: string, timeoutMs = 4_000):
 
 const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+const WORKER_TOKEN = 'worker-token-of-the-tests-0123456789';
+
 /** A gate the test opens: storage holds its answers until then. */
 function gate(): { promise: Promise<void>; open: () => void } {
   let open!: () => void;
@@ -47,12 +49,12 @@ function gate(): { promise: Promise<void>; open: () => void } {
 describe('worker loop over HTTP', () => {
   let master: FakeMaster;
   let storage: FakeStorage;
-  let kv: Listening | undefined;
+  let kv: (Listening & { requests: SeenRequest[] }) | undefined;
   let worker: Worker | undefined;
 
   beforeEach(async () => {
-    master = new FakeMaster();
     storage = new FakeStorage();
+    master = new FakeMaster(storage);
     await Promise.all([master.start(), storage.start()]);
   });
 
@@ -66,8 +68,7 @@ describe('worker loop over HTTP', () => {
   const startWorker = (env: Record<string, string> = {}): Worker => {
     const config = parseConfig(WorkerConfigSchema, {
       MASTER_URL: master.url,
-      STORAGE_URL: storage.url,
-      // Nothing listens here: the overrides must be enough.
+      // Nothing listens here: the override and the signed URLs must be enough.
       KV_URL: 'http://127.0.0.1:9',
       POLL_WAIT_MS: '50',
       ERROR_BACKOFF_MS: '20',
@@ -109,6 +110,20 @@ describe('worker loop over HTTP', () => {
     expect(storage.callsTo('get')[0]!.requestId).toBe(`${id}.1`);
   });
 
+  it('when a task comes with signed URLs, then storage is reached through them alone (it refuses unsigned requests)', async () => {
+    const id = queuePng(makePng().bytes);
+    startWorker();
+
+    await until(() => master.tasks.get(id)!.state === 'finished', 'the task to finish');
+
+    // The worker knows no storage address: it can only have used the URLs, with their signatures.
+    expect(storage.calls.map(({ route, signed }) => ({ route, signed }))).toEqual([
+      { route: 'get', signed: true },
+      { route: 'put', signed: true },
+    ]);
+    expect(storage.get('finished', id)!.contentType).toBe('image/png');
+  });
+
   it('when the image cannot be decoded, then the task is reported failed with a reason and the loop goes on', async () => {
     const broken = queuePng(Buffer.from('\x89PNG\r\n\x1a\n but nothing after the signature', 'latin1'));
     const good = queuePng(makePng().bytes);
@@ -134,17 +149,84 @@ describe('worker loop over HTTP', () => {
     await until(() => master.tasks.get(id)!.state === 'finished', 'the task to finish');
   });
 
-  it('when master fails and storage is unavailable, then the worker backs off and retries, reporting nothing failed', async () => {
+  it('when master fails, then the worker backs off and asks again, reporting nothing', async () => {
     master.failingPolls.push(500, 502);
-    storage.failingGets.push(503);
-    master.leaseMs = 300;
     const id = queuePng(makePng().bytes);
     startWorker();
 
     await until(() => master.tasks.get(id)!.state === 'finished', 'the task to finish');
 
-    // Two failed polls, then attempt 1 lost to the storage error, then attempt 2 after its lease expired.
-    expect(master.callsTo('getWork').length).toBeGreaterThanOrEqual(4);
+    expect(master.callsTo('getWork').length).toBeGreaterThanOrEqual(3);
+    expect(master.tasks.get(id)!.attempt).toBe(1);
+    expect(master.callsTo('workFailed')).toEqual([]);
+    expect(master.callsTo('workReleased')).toEqual([]);
+  });
+
+  it('when storage fails to download the source, then the task is released at once (not failed) and done again', async () => {
+    storage.failingGets.push(500);
+    const id = queuePng(makePng().bytes);
+    startWorker();
+
+    await until(() => master.tasks.get(id)!.state === 'finished', 'the task to finish');
+
+    const released = master.callsTo('workReleased');
+    expect(released).toHaveLength(1);
+    expect(released[0]!.body).toMatchObject({ id, reason: expect.stringMatching(/500/) });
+    expect(master.tasks.get(id)!.attempt).toBe(2);
+    expect(master.callsTo('workFailed')).toEqual([]);
+  });
+
+  it('when the upload of the result fails for a passing reason, then the task is released with the reason, not failed', async () => {
+    storage.failingPuts.push(500);
+    const id = queuePng(makePng().bytes);
+    startWorker();
+
+    await until(() => master.tasks.get(id)!.state === 'finished', 'the task to finish');
+
+    const released = master.callsTo('workReleased');
+    expect(released).toHaveLength(1);
+    expect(released[0]!.body).toEqual({
+      id,
+      leaseToken: expect.any(String),
+      reason: expect.stringMatching(/^upload of the result: .*500.*storage could not write/),
+    });
+    expect(master.callsTo('workFailed')).toEqual([]);
+    expect(master.tasks.get(id)!.attempt).toBe(2);
+    // The release came before the second claim; the finish carries the second lease.
+    expect(master.callsTo('workFinished').map((call) => call.body)).toEqual([
+      { id, leaseToken: master.tasks.get(id)!.leaseToken },
+    ]);
+    expect((released[0]!.body as { leaseToken: string }).leaseToken).not.toBe(master.tasks.get(id)!.leaseToken);
+  });
+
+  it('when storage refuses the signed URL (403: expired), then the task is released, not failed', async () => {
+    master.expiredUrls = 1;
+    const id = queuePng(makePng().bytes);
+    startWorker();
+
+    await until(() => master.tasks.get(id)!.state === 'finished', 'the task to finish');
+
+    expect(storage.calls[0]).toMatchObject({ route: 'get', signed: true });
+    const released = master.callsTo('workReleased');
+    expect(released).toHaveLength(1);
+    expect(released[0]!.body).toMatchObject({ id, reason: expect.stringMatching(/refused the signed source URL/) });
+    expect(master.callsTo('workFailed')).toEqual([]);
+    expect(master.tasks.get(id)!.attempt).toBe(2);
+  });
+
+  it('when an attempt outlasts ATTEMPT_TIMEOUT_MS, then the task is given back and the loop goes on', async () => {
+    const held = gate();
+    storage.gate = held.promise;
+    const id = queuePng(makePng().bytes);
+    startWorker({ ATTEMPT_TIMEOUT_MS: '150' });
+
+    await until(() => master.callsTo('workReleased').length === 1, 'the release');
+    expect(master.callsTo('workReleased')[0]!.body).toMatchObject({
+      id,
+      reason: expect.stringMatching(/ATTEMPT_TIMEOUT_MS \(150 ms\)/),
+    });
+    held.open();
+    await until(() => master.tasks.get(id)!.state === 'finished', 'the next attempt to finish');
     expect(master.tasks.get(id)!.attempt).toBe(2);
     expect(master.callsTo('workFailed')).toEqual([]);
   });
@@ -185,6 +267,7 @@ describe('worker loop over HTTP', () => {
     expect(storage.get('finished', id)).toBeUndefined();
     expect(master.callsTo('workFinished')).toEqual([]);
     expect(master.callsTo('workFailed')).toEqual([]);
+    expect(master.callsTo('workReleased')).toEqual([]);
   });
 
   it('when stop() is called during a task, then it stops claiming and resolves only once the task is finished', async () => {
@@ -213,16 +296,38 @@ describe('worker loop over HTTP', () => {
     expect(master.callsTo('getWork').length).toBe(pollsBefore);
   });
 
-  it('when the task in hand outlasts the deadline, then stop() gives up and says so', async () => {
+  it('when the task in hand outlasts the deadline, then stop() releases it at once and says so', async () => {
     const held = gate();
     storage.gate = held.promise;
-    queuePng(makePng().bytes);
+    const id = queuePng(makePng().bytes);
     const running = startWorker();
     await until(() => storage.callsTo('get').length === 1, 'the download to start');
 
     await expect(running.stop(100)).resolves.toBe(false);
+
+    // Given back before stop() resolved: claimable again without waiting for the lease to expire.
+    expect(master.callsTo('workReleased').map((call) => call.body)).toEqual([
+      { id, leaseToken: master.tasks.get(id)!.leaseToken, reason: expect.stringMatching(/shutting down/) },
+    ]);
+    expect(master.tasks.get(id)!.state).toBe('queued');
+    expect(running.states).toEqual(['stopped']);
     held.open();
-    await running.stop(5_000);
+    await delay(50);
+    expect(storage.callsTo('put')).toEqual([]);
+    expect(master.callsTo('workFinished')).toEqual([]);
+  });
+
+  it('when stop() is called during a long poll, then the poll is aborted and stop() resolves without waiting for it', async () => {
+    // The fake master holds an empty poll for the whole waitMs: 10 s, longer than this test may take.
+    const running = startWorker({ POLL_WAIT_MS: '10000' });
+    await until(() => master.callsTo('getWork').length === 1, 'the long poll');
+    await delay(50);
+
+    await expect(running.stop(30_000)).resolves.toBe(true);
+
+    await until(() => master.abortedPolls === 1, 'master to see the poll abandoned');
+    expect(master.callsTo('getWork')).toHaveLength(1);
+    expect(running.states).toEqual(['stopped']);
   });
 
   it('when WORKER_CONCURRENCY is 2, then two tasks are worked on at the same time', async () => {
@@ -236,13 +341,50 @@ describe('worker loop over HTTP', () => {
     await until(() => ids.every((id) => master.tasks.get(id)!.state === 'finished'), 'both tasks to finish');
   });
 
-  it('when no override is given, then master and storage are found through kv', async () => {
-    kv = await startFakeKv({ master: master.url, storage: storage.url });
+  it('when master wants WORKER_TOKEN, then the worker sends it on every call and gets its work', async () => {
+    master.requireToken(WORKER_TOKEN);
+    master.leaseMs = 300;
+    const held = gate();
+    storage.gate = held.promise;
     const id = queuePng(makePng().bytes);
-    const config = parseConfig(WorkerConfigSchema, { KV_URL: kv.url, POLL_WAIT_MS: '50' });
+    startWorker({ WORKER_TOKEN });
+
+    await until(() => master.callsTo('heartbeat').length >= 1, 'a heartbeat');
+    held.open();
+    await until(() => master.tasks.get(id)!.state === 'finished', 'the task to finish');
+
+    expect(new Set(master.requests.map((request) => request.path))).toEqual(
+      new Set(['/getWork', '/heartbeat', '/workFinished']),
+    );
+    expect(master.requests.every((request) => request.authorization === `Bearer ${WORKER_TOKEN}`)).toBe(true);
+    // The signed URLs are the storage credential: the token is not handed to storage.
+    expect(storage.calls.every((call) => call.signed)).toBe(true);
+  });
+
+  it('when master wants WORKER_TOKEN and the worker has none, then master refuses it and no work is claimed', async () => {
+    master.requireToken(WORKER_TOKEN);
+    const id = queuePng(makePng().bytes);
+    startWorker();
+
+    await until(() => master.requests.length >= 2, 'two refused polls');
+
+    expect(master.callsTo('getWork')).toEqual([]);
+    expect(master.requests.every((request) => request.authorization === undefined)).toBe(true);
+    expect(master.tasks.get(id)!.state).toBe('queued');
+  });
+
+  it('when no override is given, then master is found through kv with WORKER_TOKEN, and storage through the signed URLs', async () => {
+    master.requireToken(WORKER_TOKEN);
+    kv = await startFakeKv({ master: master.url }, { workerToken: WORKER_TOKEN });
+    const id = queuePng(makePng().bytes);
+    const config = parseConfig(WorkerConfigSchema, { KV_URL: kv.url, POLL_WAIT_MS: '50', WORKER_TOKEN });
     worker = createWorker(config, { logger: createLogger('worker', 'silent') });
     worker.start();
 
     await until(() => master.tasks.get(id)!.state === 'finished', 'the task to finish');
+
+    // Only master was looked up: the fake kv does not even know storage.
+    expect(kv.requests.map((request) => request.path)).toEqual([`/keys/${encodeURIComponent('services/master')}`]);
+    expect(kv.requests[0]!.authorization).toBe(`Bearer ${WORKER_TOKEN}`);
   });
 });

@@ -13,28 +13,42 @@ describe('worker config', () => {
       JPEG_QUALITY: 90,
       MAX_IMAGE_PIXELS: 50_000_000,
       SHUTDOWN_TIMEOUT_MS: 30_000,
+      ATTEMPT_TIMEOUT_MS: 120_000,
     });
     expect(config.MASTER_URL).toBeUndefined();
-    expect(config.STORAGE_URL).toBeUndefined();
+    expect(config.WORKER_TOKEN).toBeUndefined();
+  });
+
+  it('when WORKER_TOKEN is empty, then it counts as unset', () => {
+    expect(parseConfig(WorkerConfigSchema, { WORKER_TOKEN: '' }).WORKER_TOKEN).toBeUndefined();
+  });
+
+  it('has no storage address: storage is reached through the signed URLs of each task', () => {
+    const config = parseConfig(WorkerConfigSchema, { STORAGE_URL: 'http://storage.internal:3002' });
+    expect(config).not.toHaveProperty('STORAGE_URL');
   });
 
   it('reads overrides and numbers from strings', () => {
     const config = parseConfig(WorkerConfigSchema, {
       MASTER_URL: 'http://master.internal:3003',
-      STORAGE_URL: 'https://storage.internal',
+      WORKER_TOKEN: 'a-worker-token-of-32-characters!',
       WORKER_CONCURRENCY: '4',
       POLL_WAIT_MS: '0',
+      ATTEMPT_TIMEOUT_MS: '60000',
     });
     expect(config).toMatchObject({
       MASTER_URL: 'http://master.internal:3003',
-      STORAGE_URL: 'https://storage.internal',
+      WORKER_TOKEN: 'a-worker-token-of-32-characters!',
       WORKER_CONCURRENCY: 4,
       POLL_WAIT_MS: 0,
+      ATTEMPT_TIMEOUT_MS: 60_000,
     });
   });
 
   it.each([
     ['MASTER_URL', { MASTER_URL: 'master:3003' }],
+    ['WORKER_TOKEN', { WORKER_TOKEN: 'too-short' }],
+    ['ATTEMPT_TIMEOUT_MS', { ATTEMPT_TIMEOUT_MS: '0' }],
     ['WORKER_CONCURRENCY', { WORKER_CONCURRENCY: '0' }],
     ['POLL_WAIT_MS', { POLL_WAIT_MS: '60001' }],
     ['PNG_DEFLATE_LEVEL', { PNG_DEFLATE_LEVEL: '10' }],

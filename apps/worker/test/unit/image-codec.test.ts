@@ -190,3 +190,27 @@ describe('image codec', () => {
     });
   });
 });
+
+describe('transformImage', () => {
+  it('when the checkpoint between steps throws, then the work stops there and nothing is encoded', async () => {
+    const codec = new ImageCodec({ pngDeflateLevel: 4, jpegQuality: 90, maxPixels: 1_000_000 });
+    const encode = jest.spyOn(codec, 'encode');
+    const bytes = encodePng(picture(() => 255));
+    let checks = 0;
+    const stop = new Error('given up');
+
+    await expect(
+      transformImage(codec, bytes, 'image/png', 'swap-red-blue', async () => {
+        checks += 1;
+        throw stop;
+      }),
+    ).rejects.toBe(stop);
+    expect(checks).toBe(1);
+    expect(encode).not.toHaveBeenCalled();
+
+    await transformImage(codec, bytes, 'image/png', 'swap-red-blue', async () => {
+      checks += 1;
+    });
+    expect(checks).toBe(3);
+  });
+});
