@@ -31,7 +31,7 @@ export const WorkerConfigSchema = DiscoveryEnvSchema.extend({
   /** Largest width × height decoded; a larger image fails its task (decompression bombs). */
   MAX_IMAGE_PIXELS: z.coerce.number().int().min(1).default(50_000_000),
   /** On SIGTERM/SIGINT: how long the tasks in hand may take to finish before they are released. */
-  SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).default(30_000),
+  SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).default(20_000),
 }).refine((config) => config.ERROR_BACKOFF_MAX_MS >= config.ERROR_BACKOFF_MS, {
   path: ['ERROR_BACKOFF_MAX_MS'],
   message: 'must not be less than ERROR_BACKOFF_MS',

@@ -37,9 +37,9 @@ export const WorkSchema = z.object({
   leaseToken: LeaseTokenSchema,
   leaseExpiresAt: TimestampSchema,
   /** Signed, short-lived URL to GET the source image from storage: no storage credential needed. */
-  sourceUrl: z.url(),
+  sourceUrl: z.url({ protocol: /^https?$/ }),
   /** Signed, short-lived URL to POST the result to storage. */
-  resultUrl: z.url(),
+  resultUrl: z.url({ protocol: /^https?$/ }),
 });
 export type Work = z.infer<typeof WorkSchema>;
 

@@ -17,11 +17,18 @@ export function mountMasterRoutes(router: Router, images: ImageService, maxUploa
         const result = await images.result(query.id, query.owner);
         return { status: 200, body: result.bytes, headers: { 'content-type': result.contentType } };
       },
-      getWork: async ({ query }, req) => {
+      getWork: async ({ query }, _req, res) => {
         // A worker that hangs up stops its wait, so a claim is never handed to nobody.
         const gone = new AbortController();
-        req.once('close', () => gone.abort());
+        res.once('close', () => {
+          if (!res.writableFinished) gone.abort();
+        });
         const work = await images.nextWork(query.waitMs, gone.signal);
+        if (work && gone.signal.aborted) {
+          // Claimed just as the worker hung up: give it back rather than let it wait out the lease.
+          await images.released(work.id, work.leaseToken, 'the worker went away before it received the task');
+          return;
+        }
         return work ? { status: 200, body: work } : { status: 204, body: undefined };
       },
       workFinished: async ({ body }) => ({ status: 200, body: await images.finished(body.id, body.leaseToken) }),

@@ -243,6 +243,19 @@ describe('master API', () => {
     expect(work.status === 200 && work.body.id).toBe(id);
   });
 
+  it('when a waiting worker hangs up, then a task created afterwards is not handed to it', async () => {
+    const hangUp = new AbortController();
+    const waiting = worker.call(masterContract.getWork, { query: { waitMs: 10_000 }, signal: hangUp.signal }).catch(() => 'aborted');
+    await new Promise((r) => setTimeout(r, 100));
+    hangUp.abort();
+    expect(await waiting).toBe('aborted');
+    await new Promise((r) => setTimeout(r, 50));
+    const id = await upload();
+    expect((await master.call(masterContract.isReady, { query: { id } })).body).toEqual({ id, state: 'not_started' });
+    const work = await claim();
+    expect(work).toMatchObject({ id, attempt: 1 });
+  });
+
   it('when a lease token is stale, then finishing with it is a 409', async () => {
     const id = await upload();
     await claim();

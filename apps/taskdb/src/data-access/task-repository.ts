@@ -17,6 +17,8 @@ export interface TaskRecord {
   leaseExpiresAt: number | null;
   /** When the current attempt must end, however often its lease was extended. */
   attemptDeadline: number | null;
+  /** Attempts that ended without a word from their worker (lease expired): what the attempt limit counts. */
+  lostAttempts: number;
   /** A not_started task is not claimed before this time (retry backoff). */
   availableAt: number;
   createdAt: number;
@@ -35,6 +37,7 @@ interface Row {
   lease_token: string | null;
   lease_expires_at: number | null;
   attempt_deadline: number | null;
+  lost_attempts: number;
   available_at: number;
   created_at: number;
   updated_at: number;
@@ -52,6 +55,7 @@ const toRecord = (row: Row): TaskRecord => ({
   leaseToken: row.lease_token,
   leaseExpiresAt: row.lease_expires_at,
   attemptDeadline: row.attempt_deadline,
+  lostAttempts: row.lost_attempts,
   availableAt: row.available_at,
   createdAt: row.created_at,
   updatedAt: row.updated_at,
@@ -77,6 +81,7 @@ export interface StateUpdate {
   leaseToken?: string | null;
   leaseExpiresAt?: number | null;
   attemptDeadline?: number | null;
+  lostAttempts?: number;
   availableAt?: number;
 }
 
@@ -114,6 +119,7 @@ const MIGRATIONS: readonly string[] = [
    ALTER TABLE tasks ADD COLUMN available_at INTEGER NOT NULL DEFAULT 0;
    CREATE UNIQUE INDEX tasks_by_idempotency_key ON tasks (coalesce(owner, ''), idempotency_key)
      WHERE idempotency_key IS NOT NULL;`,
+  `ALTER TABLE tasks ADD COLUMN lost_attempts INTEGER NOT NULL DEFAULT 0;`,
 ];
 
 /** Task rows in SQLite (WAL). Plain reads and writes; the rules live in the domain. */
@@ -140,7 +146,8 @@ export class TaskRepository {
       ),
       update: this.db.prepare(
         `UPDATE tasks SET state = @state, attempt = @attempt, error = @error, lease_token = @leaseToken,
-           lease_expires_at = @leaseExpiresAt, attempt_deadline = @attemptDeadline, available_at = @availableAt,
+           lease_expires_at = @leaseExpiresAt, attempt_deadline = @attemptDeadline, lost_attempts = @lostAttempts,
+           available_at = @availableAt,
            updated_at = @updatedAt WHERE id = @id`,
       ),
       listByState: this.db.prepare<[string, number, number], { seq: number; id: string }>(
@@ -193,6 +200,7 @@ export class TaskRepository {
       leaseToken: change.leaseToken === undefined ? record.leaseToken : change.leaseToken,
       leaseExpiresAt: change.leaseExpiresAt === undefined ? record.leaseExpiresAt : change.leaseExpiresAt,
       attemptDeadline: change.attemptDeadline === undefined ? record.attemptDeadline : change.attemptDeadline,
+      lostAttempts: change.lostAttempts ?? record.lostAttempts,
       availableAt: change.availableAt ?? record.availableAt,
       updatedAt: now,
     };
@@ -204,6 +212,7 @@ export class TaskRepository {
       leaseToken: next.leaseToken,
       leaseExpiresAt: next.leaseExpiresAt,
       attemptDeadline: next.attemptDeadline,
+      lostAttempts: next.lostAttempts,
       availableAt: next.availableAt,
       updatedAt: now,
     });

@@ -12,8 +12,14 @@ import { toTask, type TaskRecord, type TaskRepository } from '../data-access/tas
 
 const isFinal = (state: TaskState): boolean => TASK_TRANSITIONS[state].length === 0;
 
+/**
+ * Releases (a worker giving a task back on shutdown or a passing error) do not count against the
+ * attempt limit, but a task is not claimed more than this many times the limit in all.
+ */
+export const CLAIMS_PER_ATTEMPT = 5;
+
 export interface RetryPolicy {
-  /** Attempts (claims) a task may have; when the last one ends without a result the task fails. */
+  /** Attempts whose lease expires (worker gone, or too slow) before the task fails. */
   maxAttempts: number;
   /** Hard limit of one attempt, however often its lease is extended. */
   attemptTimeoutMs: number;
@@ -90,7 +96,7 @@ export class TaskService {
         throw new AppError('conflict', 409, `the lease of task ${id} belongs to a newer attempt`);
       }
       if (change.to === 'not_started') {
-        return toTask(this.retryOrFail(record, change.error ?? 'the attempt was released', now));
+        return toTask(this.retryOrFail(record, change.error ?? 'the attempt was released', now, 'released'));
       }
       return toTask(
         this.repository.update(
@@ -164,7 +170,7 @@ export class TaskService {
         const expired = this.repository.expired(now);
         if (expired.length === 0) return reaped;
         for (const record of expired) {
-          this.retryOrFail(record, `the lease of attempt ${record.attempt} expired (worker gone or too slow)`, now);
+          this.retryOrFail(record, `the lease of attempt ${record.attempt} expired (worker gone or too slow)`, now, 'lost');
           reaped += 1;
         }
       }
@@ -186,9 +192,14 @@ export class TaskService {
     return Math.round(ceiling / 2 + (this.random() * ceiling) / 2);
   }
 
-  private retryOrFail(record: TaskRecord, reason: string, now: number): TaskRecord {
-    const ended = { leaseToken: null, leaseExpiresAt: null, attemptDeadline: null };
-    if (record.attempt >= this.options.maxAttempts) {
+  /**
+   * Ends the current attempt without a result. A lost attempt (lease expired) counts against the
+   * limit; a released one does not, within CLAIMS_PER_ATTEMPT times the limit in all.
+   */
+  private retryOrFail(record: TaskRecord, reason: string, now: number, how: 'lost' | 'released'): TaskRecord {
+    const lostAttempts = record.lostAttempts + (how === 'lost' ? 1 : 0);
+    const ended = { leaseToken: null, leaseExpiresAt: null, attemptDeadline: null, lostAttempts };
+    if (lostAttempts >= this.options.maxAttempts || record.attempt >= this.options.maxAttempts * CLAIMS_PER_ATTEMPT) {
       return this.repository.update(
         record,
         { state: 'failed', error: `gave up after ${record.attempt} attempts: ${reason}`, ...ended },

@@ -153,23 +153,39 @@ describe('taskdb API', () => {
     expect(failed).toMatchObject({ status: 200, body: { state: 'failed', error: 'could not decode image/png' } });
   });
 
-  it('when a task is released, then it can be claimed again after the backoff, and after the last attempt it fails', async () => {
+  it('when a task is released, then it can be claimed again after the backoff, without using up an attempt', async () => {
     const id = await create();
+    const release = async (leaseToken: string) =>
+      client.call(taskdbContract.changeState, { params: { id }, body: { to: 'not_started', leaseToken, error: 'storage unreachable' } });
     const held = (await claim())!;
-    const released = await client.call(taskdbContract.changeState, {
-      params: { id },
-      body: { to: 'not_started', leaseToken: held.leaseToken, error: 'storage unreachable' },
-    });
+    const released = await release(held.leaseToken);
     expect(released.status === 200 && released.body).toMatchObject({ state: 'not_started', error: 'storage unreachable' });
     expect(await claim()).toBeUndefined();
     now += 500;
     const again = (await claim())!;
     expect(again).toMatchObject({ id, attempt: 2 });
-    const last = await client.call(taskdbContract.changeState, {
-      params: { id },
-      body: { to: 'not_started', leaseToken: again.leaseToken, error: 'storage unreachable' },
-    });
-    expect(last.status === 200 && last.body).toMatchObject({ state: 'failed', error: 'gave up after 2 attempts: storage unreachable' });
+    // More releases than the attempt limit (2 here): still retried.
+    await release(again.leaseToken);
+    now += 1_000;
+    const third = (await claim())!;
+    expect(third).toMatchObject({ id, attempt: 3 });
+    // A lost attempt does count: the first of the two allowed.
+    now += 31_000;
+    tasks.reapExpired();
+    const after = await client.call(taskdbContract.get, { params: { id } });
+    expect(after.status === 200 && after.body).toMatchObject({ state: 'not_started', error: expect.stringContaining('expired') });
+  });
+
+  it('when a task is released over and over, then it fails after five times the attempt limit of claims', async () => {
+    const id = await create();
+    for (let attempt = 1; attempt <= 10; attempt += 1) {
+      now += 60_000;
+      const held = (await claim())!;
+      expect(held.attempt).toBe(attempt);
+      await client.call(taskdbContract.changeState, { params: { id }, body: { to: 'not_started', leaseToken: held.leaseToken, error: 'busy' } });
+    }
+    const after = await client.call(taskdbContract.get, { params: { id } });
+    expect(after.status === 200 && after.body).toMatchObject({ state: 'failed', error: 'gave up after 10 attempts: busy' });
   });
 
   it('backs off exponentially, capped, with jitter between half and all of the step', () => {

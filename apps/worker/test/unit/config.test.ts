@@ -12,7 +12,7 @@ describe('worker config', () => {
       PNG_DEFLATE_LEVEL: 4,
       JPEG_QUALITY: 90,
       MAX_IMAGE_PIXELS: 50_000_000,
-      SHUTDOWN_TIMEOUT_MS: 30_000,
+      SHUTDOWN_TIMEOUT_MS: 20_000,
       ATTEMPT_TIMEOUT_MS: 120_000,
     });
     expect(config.MASTER_URL).toBeUndefined();
