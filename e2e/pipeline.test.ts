@@ -155,7 +155,9 @@ describe('pixelmill end to end', () => {
   });
 
   it('registers every server in kv', async () => {
-    const response = await fetch(`${stack.kvUrl}/keys?prefix=services/`);
+    const response = await fetch(`${stack.kvUrl}/keys?prefix=services/`, {
+      headers: { authorization: `Bearer ${stack.tokens!.internal}` },
+    });
     const { items } = (await response.json()) as { items: Array<{ key: string; value: string }> };
     expect(items.map((item) => item.key).sort()).toEqual(
       ['services/frontend', 'services/kv', 'services/master', 'services/storage', 'services/taskdb'],

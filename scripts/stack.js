@@ -1,6 +1,7 @@
 // Starts the six built pixelmill services as separate processes, in dependency order, and
 // finds them the way they find each other: through kv. Used by `npm start`, the end-to-end
 // tests and the benchmark.
+const crypto = require('node:crypto');
 const path = require('node:path');
 const fs = require('node:fs');
 const { freePort, startServiceProcess, waitUntilHealthy } = require('@pixelmill/kit');
@@ -19,16 +20,20 @@ const SERVERS = [
 const scriptOf = (name) => path.join(ROOT, 'apps', name, 'dist', 'main.js');
 
 /** Waits until kv lists `services/<name>`, so dependents can resolve it at once. */
-async function waitUntilRegistered(kvUrl, name, timeoutMs = 15_000) {
+async function waitUntilRegistered(kvUrl, name, token, timeoutMs = 15_000) {
   const deadline = Date.now() + timeoutMs;
+  const headers = token ? { authorization: `Bearer ${token}` } : {};
   for (;;) {
-    const response = await fetch(`${kvUrl}/keys/${encodeURIComponent(`services/${name}`)}`).catch(() => undefined);
+    const response = await fetch(`${kvUrl}/keys/${encodeURIComponent(`services/${name}`)}`, { headers }).catch(() => undefined);
     if (response) await response.arrayBuffer();
     if (response && response.ok) return;
     if (Date.now() > deadline) throw new Error(`${name} did not register in kv within ${timeoutMs} ms`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }
+
+/** A fresh random token: the local stack gets new ones at every start. */
+const newToken = () => crypto.randomBytes(24).toString('base64url');
 
 /**
  * @param {object} options
@@ -38,8 +43,11 @@ async function waitUntilRegistered(kvUrl, name, timeoutMs = 15_000) {
  * @param {Record<string, string>} [options.env]  extra environment for every service
  * @param {Record<string, Record<string, string>>} [options.envFor]  extra environment per service
  * @param {number} [options.workers]  how many worker processes (default 1)
+ * @param {{internal: string, worker: string} | false} [options.tokens]  the stack's tokens; generated when absent, none with false
  */
 async function startStack(options) {
+  const tokens = options.tokens === false ? undefined : (options.tokens ?? { internal: newToken(), worker: newToken() });
+  const tokenEnv = tokens ? { INTERNAL_TOKEN: tokens.internal, WORKER_TOKEN: tokens.worker } : {};
   const env = { PATH: process.env.PATH, LOG_LEVEL: 'info', ...options.env };
   if (options.logDir) fs.mkdirSync(options.logDir, { recursive: true });
   const ports = {};
@@ -55,6 +63,7 @@ async function startStack(options) {
       url: `http://127.0.0.1:${ports[server.name]}`,
       env: {
         ...env,
+        ...tokenEnv,
         PORT: String(ports[server.name]),
         KV_URL: kvUrl,
         ...(server.data ? { DATA_DIR: path.join(options.dataDir, server.name) } : {}),
@@ -64,9 +73,11 @@ async function startStack(options) {
   }
   for (let i = 0; i < (options.workers ?? 1); i += 1) {
     const name = i === 0 ? 'worker' : `worker-${i + 1}`;
-    specs[name] = { name, env: { ...env, KV_URL: kvUrl, ...options.envFor?.worker } };
+    // A worker holds only its own token: storage is reached through signed URLs.
+    specs[name] = { name, env: { ...env, KV_URL: kvUrl, ...(tokens ? { WORKER_TOKEN: tokens.worker } : {}), ...options.envFor?.worker } };
   }
 
+  /** @type {Record<string, import('@pixelmill/kit').ServiceProcess>} */
   const running = {};
   const start = async (name) => {
     const spec = specs[name];
@@ -77,13 +88,14 @@ async function startStack(options) {
       port: spec.port,
       logFile: options.logDir ? path.join(options.logDir, `${name}.log`) : undefined,
     });
-    if (spec.port !== undefined && name !== 'kv') await waitUntilRegistered(kvUrl, name);
+    if (spec.port !== undefined && name !== 'kv') await waitUntilRegistered(kvUrl, name, tokens?.internal);
     return running[name];
   };
 
   const stack = {
     dataDir: options.dataDir,
     kvUrl,
+    tokens,
     urls: Object.fromEntries(SERVERS.map((s) => [s.name, specs[s.name].url])),
     processes: running,
     /** Starts one service (again), e.g. after it died. */
