@@ -41,7 +41,8 @@ describe('pixelmill end to end', () => {
   const waitUntilDone = async (id: string, timeoutMs = 60_000) => {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const response = await fetch(`${frontend}/image/isReady?id=${id}`);
+      // The long poll answers as soon as the image is done.
+      const response = await fetch(`${frontend}/image/isReady?id=${id}&waitMs=10000`);
       expect(response.status).toBe(200);
       const status = TaskStatusSchema.parse(await response.json());
       if (status.state === 'finished' || status.state === 'failed') return status;

@@ -3,7 +3,8 @@
 'use strict';
 
 (() => {
-  const POLL_MS = 500;
+  // Long poll: the server answers as soon as the image is done, else after this long (to show progress).
+  const LONG_POLL_MS = 2000;
   const RETRY_MS = 2000;
   const FINAL_STATES = ['finished', 'failed'];
 
@@ -72,13 +73,13 @@
     show(...nodes);
   };
 
-  /** Polls the image's state until it is final, a newer upload starts, or the server refuses. */
+  /** Long-polls the image's state until it is final, a newer upload starts, or the server refuses. */
   const follow = async (id, run, headers) => {
     let shown = '';
     while (run === current) {
-      let wait = POLL_MS;
+      let wait = 0;
       try {
-        const response = await fetch(`/image/isReady?id=${encodeURIComponent(id)}`, {
+        const response = await fetch(`/image/isReady?id=${encodeURIComponent(id)}&waitMs=${LONG_POLL_MS}`, {
           headers: { Accept: 'application/json', ...headers },
         });
         if (run !== current) return;

@@ -72,6 +72,10 @@ export const TimestampSchema = z.iso.datetime();
 
 export const IdQuerySchema = z.object({ id: TaskIdSchema });
 
+/** Long poll of isReady: answer at once when finished or failed, else wait up to this long for it. */
+export const StatusWaitSchema = z.coerce.number().int().min(0).max(30_000).default(0);
+export const StatusQuerySchema = IdQuerySchema.extend({ waitMs: StatusWaitSchema });
+
 /** Who created a task, as an opaque id (the frontend's hash of an API key); tasks are shown only to it. */
 export const OwnerSchema = z.string().regex(/^[A-Za-z0-9_-]{1,128}$/, 'letters, digits, "_" and "-" only');
 

@@ -1,5 +1,12 @@
 import { z } from 'zod';
-import { AcceptedSchema, ErrorBodySchema, IdempotencyHeadersSchema, IdQuerySchema, TaskStatusSchema } from './common';
+import {
+  AcceptedSchema,
+  ErrorBodySchema,
+  IdempotencyHeadersSchema,
+  IdQuerySchema,
+  StatusQuerySchema,
+  TaskStatusSchema,
+} from './common';
 import { BINARY, defineRoute } from './route';
 import { NewImageQuerySchema } from './master';
 
@@ -36,8 +43,10 @@ export const frontendContract = {
   isReady: defineRoute({
     method: 'GET',
     path: '/image/isReady',
-    summary: "An image's state: not_started, in_progress, finished or failed (with the reason)",
-    query: IdQuerySchema,
+    summary:
+      "An image's state: not_started, in_progress, finished or failed (with the reason); " +
+      'with waitMs (up to 30000), the answer waits until the image is finished or failed, or waitMs has passed',
+    query: StatusQuerySchema,
     responses: { 200: TaskStatusSchema, 400: ErrorBodySchema, 401: ErrorBodySchema, 404: ErrorBodySchema },
   }),
   get: defineRoute({

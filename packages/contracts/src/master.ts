@@ -4,6 +4,7 @@ import {
   ErrorBodySchema,
   IdQuerySchema,
   IdempotencyHeadersSchema,
+  StatusWaitSchema,
   ImageTypeSchema,
   OwnerSchema,
   OperationSchema,
@@ -22,6 +23,7 @@ export const NewImageQuerySchema = z.object({
 /** The frontend names the task's owner when it uses API keys; others then see 404. */
 export const OwnerQuerySchema = z.object({ owner: OwnerSchema.optional() });
 export const OwnedIdQuerySchema = IdQuerySchema.extend(OwnerQuerySchema.shape);
+export const OwnedStatusQuerySchema = OwnedIdQuerySchema.extend({ waitMs: StatusWaitSchema });
 
 export const GetWorkQuerySchema = z.object({
   /** Long poll: how long to wait for a task before answering 204. */
@@ -72,8 +74,8 @@ export const masterContract = {
     method: 'GET',
     path: '/isReady',
     auth: 'internal',
-    summary: "A task's state",
-    query: OwnedIdQuerySchema,
+    summary: "A task's state; with waitMs, answers once it is finished or failed, or when waitMs has passed",
+    query: OwnedStatusQuerySchema,
     responses: { 200: TaskStatusSchema, 400: ErrorBodySchema, 404: ErrorBodySchema },
   }),
   get: defineRoute({

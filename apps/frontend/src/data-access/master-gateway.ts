@@ -11,6 +11,9 @@ import {
 import { AppError, expectStatus, type CallResult, type ContractClient } from '@pixelmill/kit';
 import type { CheckedUpload } from '../domain/image-upload';
 
+/** Time on top of a long poll for master to answer it. */
+const LONG_POLL_MARGIN_MS = 10_000;
+
 export interface ImageResult {
   bytes: Buffer;
   contentType: string;
@@ -66,9 +69,16 @@ export class MasterGateway {
     }
   }
 
-  /** The task's state, when `owner` owns it (or no owner is given and keys are off). */
-  async status(id: TaskId, owner?: string): Promise<TaskStatus> {
-    const result = await this.client.call(masterContract.isReady, { query: { id, owner } });
+  /**
+   * The task's state, when `owner` owns it (or no owner is given and keys are off). With
+   * waitMs, master answers once the task is finished or failed, or when waitMs has passed.
+   */
+  async status(id: TaskId, owner?: string, waitMs = 0, signal?: AbortSignal): Promise<TaskStatus> {
+    const result = await this.client.call(masterContract.isReady, {
+      query: { id, owner, waitMs },
+      signal,
+      ...(waitMs > 0 ? { timeoutMs: waitMs + LONG_POLL_MARGIN_MS } : {}),
+    });
     switch (result.status) {
       case 200:
         return result.body;

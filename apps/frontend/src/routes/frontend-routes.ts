@@ -91,10 +91,14 @@ export function mountFrontendRoutes(
         return { status: 202, body: accepted };
       },
 
-      isReady: async ({ query }, _req, res) => ({
-        status: 200,
-        body: await master.status(query.id, access.clientOf(res).owner),
-      }),
+      isReady: async ({ query }, _req, res) => {
+        // A client that hangs up ends its long poll here and at master.
+        const gone = new AbortController();
+        res.once('close', () => {
+          if (!res.writableFinished) gone.abort();
+        });
+        return { status: 200, body: await master.status(query.id, access.clientOf(res).owner, query.waitMs, gone.signal) };
+      },
 
       get: async ({ query }, _req, res) => {
         const result = await master.result(query.id, access.clientOf(res).owner);

@@ -33,7 +33,7 @@ export interface FakeMaster {
   tasks: Map<string, FakeTask>;
   newImageCalls: NewImageCall[];
   /** Every request that reached master, with the Authorization header it carried. */
-  requests: Array<{ method: string; path: string; authorization?: string }>;
+  requests: Array<{ method: string; path: string; url: string; authorization?: string }>;
   /** When set, the next `newImage` creates its task and then drops the connection without answering. */
   loseNextAnswer: boolean;
   close(): Promise<void>;
@@ -70,7 +70,7 @@ export async function startFakeMaster({ internalToken }: FakeMasterOptions = {})
     logger: createLogger('master', 'silent'),
     routes: (router) => {
       router.use((req, _res, next) => {
-        requests.push({ method: req.method, path: req.path, authorization: req.get('authorization') });
+        requests.push({ method: req.method, path: req.path, url: req.originalUrl, authorization: req.get('authorization') });
         next();
       });
       mountContract(

@@ -264,6 +264,14 @@ describe('frontend API', () => {
       expect(response.headers.get('content-type')).toBe('image/png');
     });
 
+    it('when isReady asks to wait, then the wait is passed on to master, and a wait over 30 s is a 400', async () => {
+      const task = addTask({ state: 'finished' });
+      const response = await get(`/image/isReady?id=${task.id}&waitMs=1500`);
+      expect(response.status).toBe(200);
+      expect(master.requests.some((r) => r.path === '/isReady' && r.url.includes('waitMs=1500'))).toBe(true);
+      await expectError(await get(`/image/isReady?id=${task.id}&waitMs=30001`), 400, 'bad_request');
+    });
+
     it('when the image is still in progress, then it answers 409 saying the state', async () => {
       const task = addTask({ state: 'in_progress' });
       const message = await expectError(await get(`/image/get?id=${task.id}`), 409, 'conflict');

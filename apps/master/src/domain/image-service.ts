@@ -10,7 +10,7 @@ import {
   type Work,
 } from '@pixelmill/contracts';
 import { AppError, downstreamError, expectStatus, signedObjectUrl, type ContractClient } from '@pixelmill/kit';
-import { WorkSignal } from './work-signal';
+import { Signal } from './work-signal';
 
 export interface ImageServiceDeps {
   taskdb: ContractClient;
@@ -38,7 +38,10 @@ export interface Submission {
  * a task whose image is missing), reports their state, and hands work to workers.
  */
 export class ImageService {
-  readonly signal = new WorkSignal();
+  /** Wakes getWork calls waiting for a task. */
+  readonly signal = new Signal();
+  /** Wakes isReady calls waiting for their task to end, by task id. */
+  readonly ended = new Signal();
 
   constructor(private readonly deps: ImageServiceDeps) {}
 
@@ -71,9 +74,20 @@ export class ImageService {
     return { id, state: created.body.state };
   }
 
-  async status(id: string, owner?: string): Promise<TaskStatus> {
-    const task = await this.task(id, owner);
-    return { id, state: task.state, ...(task.error ? { error: task.error } : {}) };
+  /**
+   * A task's state. With waitMs, waits until it is finished or failed (woken when this master
+   * records the end, and re-asking taskdb now and then for ends recorded elsewhere).
+   */
+  async status(id: string, owner?: string, waitMs = 0, signal?: AbortSignal): Promise<TaskStatus> {
+    const deadline = Date.now() + waitMs;
+    for (;;) {
+      const task = await this.task(id, owner);
+      const left = deadline - Date.now();
+      if (task.state === 'finished' || task.state === 'failed' || left <= 0 || signal?.aborted) {
+        return { id, state: task.state, ...(task.error ? { error: task.error } : {}) };
+      }
+      await this.ended.wait(Math.min(left, this.deps.claimRecheckMs), signal, id);
+    }
   }
 
   async result(id: string, owner?: string): Promise<{ bytes: Buffer; contentType: ImageType }> {
@@ -142,6 +156,7 @@ export class ImageService {
   ): Promise<TaskStatus> {
     const changed = expectStatus(await this.deps.taskdb.call(taskdbContract.changeState, { params: { id }, body }), 200, 'taskdb');
     const task = changed.body;
+    if (task.state === 'finished' || task.state === 'failed') this.ended.notify(id);
     return { id, state: task.state, ...(task.error ? { error: task.error } : {}) };
   }
 

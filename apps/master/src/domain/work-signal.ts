@@ -1,31 +1,42 @@
 /**
- * Wakes waiting getWork calls when a task is created, so workers get new work at once
- * instead of polling. A wait also ends at its timeout or when its caller goes away.
+ * Wakes waiting calls when something happens, instead of polling: getWork calls when a task
+ * is created, isReady calls when their task finishes or fails. A wait also ends at its
+ * timeout or when its caller goes away.
  */
-export class WorkSignal {
-  private waiters = new Set<() => void>();
+export class Signal {
+  private readonly waiters = new Map<string, Set<() => void>>();
 
-  notify(): void {
-    const waiting = this.waiters;
-    this.waiters = new Set();
+  /** Wakes every wait on `topic`. */
+  notify(topic = ''): void {
+    const waiting = this.waiters.get(topic);
+    if (!waiting) return;
+    this.waiters.delete(topic);
     for (const wake of waiting) wake();
   }
 
-  wait(ms: number, signal?: AbortSignal): Promise<void> {
+  wait(ms: number, signal?: AbortSignal, topic = ''): Promise<void> {
     return new Promise((resolve) => {
       const done = (): void => {
         clearTimeout(timer);
-        this.waiters.delete(done);
+        const set = this.waiters.get(topic);
+        set?.delete(done);
+        if (set?.size === 0) this.waiters.delete(topic);
         signal?.removeEventListener('abort', done);
         resolve();
       };
       const timer = setTimeout(done, ms);
-      this.waiters.add(done);
+      const set = this.waiters.get(topic) ?? new Set();
+      set.add(done);
+      this.waiters.set(topic, set);
       signal?.addEventListener('abort', done, { once: true });
     });
   }
 
-  get waiting(): number {
-    return this.waiters.size;
+  /** How many calls wait, on one topic or on all. */
+  waiting(topic?: string): number {
+    if (topic !== undefined) return this.waiters.get(topic)?.size ?? 0;
+    let count = 0;
+    for (const set of this.waiters.values()) count += set.size;
+    return count;
   }
 }

@@ -1,7 +1,16 @@
-import type { Router } from 'express';
+import type { Response, Router } from 'express';
 import { masterContract } from '@pixelmill/contracts';
 import { mountContract, type ServiceTokens } from '@pixelmill/kit';
 import type { ImageService } from '../domain/image-service';
+
+/** Aborted when the client hangs up before its answer was sent: its long poll can stop. */
+function hangUpSignal(res: Response): AbortSignal {
+  const gone = new AbortController();
+  res.once('close', () => {
+    if (!res.writableFinished) gone.abort();
+  });
+  return gone.signal;
+}
 
 export function mountMasterRoutes(router: Router, images: ImageService, maxUploadBytes: number, tokens: ServiceTokens): void {
   mountContract(
@@ -12,19 +21,19 @@ export function mountMasterRoutes(router: Router, images: ImageService, maxUploa
         status: 202,
         body: await images.accept(body, { op: query.op, owner: query.owner, idempotencyKey: headers['idempotency-key'] }),
       }),
-      isReady: async ({ query }) => ({ status: 200, body: await images.status(query.id, query.owner) }),
+      isReady: async ({ query }, _req, res) => ({
+        status: 200,
+        body: await images.status(query.id, query.owner, query.waitMs, hangUpSignal(res)),
+      }),
       get: async ({ query }) => {
         const result = await images.result(query.id, query.owner);
         return { status: 200, body: result.bytes, headers: { 'content-type': result.contentType } };
       },
       getWork: async ({ query }, _req, res) => {
         // A worker that hangs up stops its wait, so a claim is never handed to nobody.
-        const gone = new AbortController();
-        res.once('close', () => {
-          if (!res.writableFinished) gone.abort();
-        });
-        const work = await images.nextWork(query.waitMs, gone.signal);
-        if (work && gone.signal.aborted) {
+        const gone = hangUpSignal(res);
+        const work = await images.nextWork(query.waitMs, gone);
+        if (work && gone.aborted) {
           // Claimed just as the worker hung up: give it back rather than let it wait out the lease.
           await images.released(work.id, work.leaseToken, 'the worker went away before it received the task');
           return;

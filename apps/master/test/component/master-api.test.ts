@@ -256,6 +256,25 @@ describe('master API', () => {
     expect(work).toMatchObject({ id, attempt: 1 });
   });
 
+  it('when isReady waits and the task finishes meanwhile, then it answers finished at once', async () => {
+    const id = await upload();
+    const started = Date.now();
+    const waiting = master.call(masterContract.isReady, { query: { id, waitMs: 20_000 } });
+    const work = await claim();
+    await storage.call(storageContract.put, { params: { state: 'finished', key: id }, body: RESULT, contentType: 'image/png' });
+    await worker.call(masterContract.workFinished, { body: { id, leaseToken: work.leaseToken } });
+    expect((await waiting).body).toEqual({ id, state: 'finished' });
+    expect(Date.now() - started).toBeLessThan(10_000);
+  });
+
+  it('when isReady waits and nothing ends, then it answers the current state after waitMs', async () => {
+    const id = await upload();
+    const started = Date.now();
+    const status = await master.call(masterContract.isReady, { query: { id, waitMs: 300 } });
+    expect(status.body).toEqual({ id, state: 'not_started' });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(250);
+  });
+
   it('when a lease token is stale, then finishing with it is a 409', async () => {
     const id = await upload();
     await claim();
@@ -299,6 +318,7 @@ describe('master API', () => {
     ['an unknown operation', 'POST', '/newImage?op=melt', PNG, 'image/png', 400, 'bad_request'],
     ['a body over the limit', 'POST', '/newImage', Buffer.concat([PNG, Buffer.alloc(5000)]), 'image/png', 413, 'payload_too_large'],
     ['a wait too long', 'GET', '/getWork?waitMs=999999', undefined, undefined, 400, 'bad_request'],
+    ['a status wait too long', 'GET', `/isReady?id=${randomUUID()}&waitMs=40000`, undefined, undefined, 400, 'bad_request'],
     ['a missing lease token', 'POST', '/workFinished', JSON.stringify({ id: randomUUID() }), undefined, 400, 'bad_request'],
     ['a finished report of an unknown task', 'POST', '/workFinished', JSON.stringify({ id: randomUUID(), leaseToken: randomUUID() }), undefined, 404, 'not_found'],
     ['a finish of an unknown task', 'POST', '/workFailed', JSON.stringify({ id: randomUUID(), leaseToken: randomUUID(), reason: 'r' }), undefined, 404, 'not_found'],
