@@ -1,5 +1,6 @@
 import http from 'node:http';
 import https from 'node:https';
+import type { Readable } from 'node:stream';
 import axios, { AxiosError, type AxiosInstance } from 'axios';
 import type { z } from 'zod';
 import {
@@ -31,6 +32,11 @@ export type CallInput<R extends Route> = (R extends { params: infer P } ? { para
   };
 
 export type CallResult<R extends Route> = ResponseOf<R> & { headers: Record<string, string> };
+
+/** A binary success as a stream (its status is one of the route's binary answers), or any other checked answer. */
+export type StreamResult<R extends Route> =
+  | { status: number; headers: Record<string, string>; stream: Readable }
+  | (CallResult<R> & { stream?: undefined });
 
 export interface ContractClientOptions {
   /** The service's name, for error messages. */
@@ -96,6 +102,27 @@ export class ContractClient {
   }
 
   async call<R extends Route>(route: R, input: CallInput<R>): Promise<CallResult<R>> {
+    const response = await this.send(route, input, 'arraybuffer');
+    // axios gives a Buffer already in Node: copying a large image again would double its memory.
+    const raw = Buffer.isBuffer(response.data) ? response.data : Buffer.from(new Uint8Array((response.data as ArrayBuffer | undefined) ?? new ArrayBuffer(0)));
+    return this.parse(route, response.status, headersOf(response.headers), raw);
+  }
+
+  /**
+   * Like `call`, but a binary success streams: the bytes are not held in memory, for a caller
+   * that passes them on. Any other answer is read and checked as `call` does.
+   */
+  async callStream<R extends Route>(route: R, input: CallInput<R>): Promise<StreamResult<R>> {
+    const response = await this.send(route, input, 'stream');
+    const stream = response.data as Readable;
+    const headers = headersOf(response.headers);
+    if (isBinary(route.responses[response.status])) return { status: response.status, headers, stream };
+    const chunks: Buffer[] = [];
+    for await (const chunk of stream) chunks.push(chunk as Buffer);
+    return this.parse(route, response.status, headers, Buffer.concat(chunks));
+  }
+
+  private async send<R extends Route>(route: R, input: CallInput<R>, responseType: 'arraybuffer' | 'stream') {
     const path = buildPath(route.path, (input.params ?? {}) as Record<string, string>);
     const headers: Record<string, string> = { ...input.headers };
     const requestId = currentRequestId();
@@ -114,20 +141,21 @@ export class ContractClient {
     const repeatable = input.retry ?? (route.method !== 'POST' || route.idempotent === true);
     const tries = 1 + (this.options.retries ?? 2);
 
-    let response;
     for (let attempt = 1; ; attempt += 1) {
       try {
         const base = typeof this.options.baseUrl === 'string' ? this.options.baseUrl : await this.options.baseUrl();
-        response = await sharedAxios.request<Buffer>({
+        const response = await sharedAxios.request<unknown>({
           method: route.method,
           url: base.replace(/\/+$/, '') + path,
           params: input.query,
           data,
           headers,
           signal: input.signal,
+          responseType,
           timeout: input.timeoutMs ?? this.options.timeoutMs ?? 30_000,
         });
-        if (!(repeatable && RETRY_STATUSES.has(response.status) && attempt < tries)) break;
+        if (!(repeatable && RETRY_STATUSES.has(response.status) && attempt < tries)) return response;
+        if (responseType === 'stream') (response.data as Readable).destroy();
       } catch (err) {
         if (input.signal?.aborted) throw new AppError('unavailable', 503, `call to ${this.options.service} was cancelled`);
         if (err instanceof AxiosError) this.options.onUnreachable?.();
@@ -142,13 +170,11 @@ export class ContractClient {
       }
       await sleep(retryDelayMs(attempt), input.signal);
     }
+  }
 
-    const status = response.status;
+  /** Checks an answer against the route's schema for its status. */
+  private parse<R extends Route>(route: R, status: number, headers: Record<string, string>, raw: Buffer): CallResult<R> {
     const spec = route.responses[status];
-    const raw = Buffer.from(response.data ?? []);
-    const responseHeaders = Object.fromEntries(
-      Object.entries(response.headers).map(([k, v]) => [k.toLowerCase(), String(v)]),
-    );
     if (spec === undefined) {
       throw new AppError(
         'unavailable',
@@ -176,9 +202,12 @@ export class ContractClient {
       }
       body = parsed.data;
     }
-    return { status, body, headers: responseHeaders } as CallResult<R>;
+    return { status, body, headers } as CallResult<R>;
   }
 }
+
+const headersOf = (headers: object): Record<string, string> =>
+  Object.fromEntries(Object.entries(headers).map(([k, v]) => [k.toLowerCase(), String(v)]));
 
 /**
  * The error for an answer a caller did not want: a downstream client error (4xx with the error

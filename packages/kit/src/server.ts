@@ -117,9 +117,16 @@ export function listen(app: Express, port: number, host = '127.0.0.1'): Promise<
         server,
         port: address.port,
         url: `http://${shownHost}:${address.port}`,
+        // Stops taking connections, lets requests in flight finish, and closes each keep-alive
+        // connection as soon as it is idle (not only those idle at the moment of closing).
         close: () =>
           new Promise<void>((done, fail) => {
-            server.close((err) => (err ? fail(err) : done()));
+            const sweep = setInterval(() => server.closeIdleConnections(), 50);
+            server.close((err) => {
+              clearInterval(sweep);
+              if (err) fail(err);
+              else done();
+            });
             server.closeIdleConnections();
           }),
       });

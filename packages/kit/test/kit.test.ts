@@ -1,6 +1,6 @@
 import express from 'express';
 import { z } from 'zod';
-import { commonContract, defineRoute, ErrorBodySchema, kvContract, type KvEntry } from '@pixelmill/contracts';
+import { BINARY, commonContract, defineRoute, ErrorBodySchema, kvContract, type KvEntry } from '@pixelmill/contracts';
 import {
   AppError,
   ConfigError,
@@ -132,6 +132,38 @@ describe('ContractClient', () => {
     const server = await serve(liar);
     const client = new ContractClient({ service: 'liar', baseUrl: server.url });
     await expect(client.call(commonContract.health, {})).rejects.toThrow(/outside its contract/);
+  });
+
+  it('when a binary answer is streamed, then the bytes arrive whole, and an error answer is checked as usual', async () => {
+    const bytes = Buffer.alloc(3 * 1024 * 1024, 9);
+    const file = defineRoute({
+      method: 'GET',
+      path: '/file/:name',
+      summary: 'a file',
+      params: z.object({ name: z.string() }),
+      responses: { 200: BINARY, 404: ErrorBodySchema },
+    });
+    const server = await serve(
+      createServiceApp({
+        service: 'files',
+        logger,
+        routes: (router) =>
+          mountContract(router, { file }, {
+            file: ({ params }) => {
+              if (params.name !== 'big') throw new AppError('not_found', 404, 'no such file');
+              return { status: 200, body: bytes };
+            },
+          }),
+      }),
+    );
+    const client = new ContractClient({ service: 'files', baseUrl: server.url });
+    const streamed = await client.callStream(file, { params: { name: 'big' } });
+    expect(streamed.stream).toBeDefined();
+    const chunks: Buffer[] = [];
+    for await (const chunk of streamed.stream!) chunks.push(chunk as Buffer);
+    expect(Buffer.concat(chunks).equals(bytes)).toBe(true);
+    const missing = await client.callStream(file, { params: { name: 'other' } });
+    expect(missing).toMatchObject({ status: 404, body: { error: { code: 'not_found', message: 'no such file' } } });
   });
 
   it('when a service is unreachable, then the call is a 503 AppError and the address is forgotten', async () => {

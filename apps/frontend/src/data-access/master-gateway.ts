@@ -8,6 +8,7 @@ import {
   type TaskId,
   type TaskStatus,
 } from '@pixelmill/contracts';
+import type { Readable } from 'node:stream';
 import { AppError, expectStatus, type CallResult, type ContractClient } from '@pixelmill/kit';
 import type { CheckedUpload } from '../domain/image-upload';
 
@@ -15,8 +16,37 @@ import type { CheckedUpload } from '../domain/image-upload';
 const LONG_POLL_MARGIN_MS = 10_000;
 
 export interface ImageResult {
-  bytes: Buffer;
+  /** The bytes as they come from master: passed on, never held whole in memory. */
+  stream: Readable;
   contentType: string;
+  size?: string;
+}
+
+/** The first bytes of a stream, put back so that the stream still yields everything. */
+async function peek(stream: Readable, bytes: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let length = 0;
+  while (length < bytes) {
+    const chunk = stream.read() as Buffer | null;
+    if (chunk === null) {
+      if (stream.readableEnded) break;
+      await new Promise<void>((resolve, reject) => {
+        const done = () => {
+          stream.off('readable', done);
+          stream.off('end', done);
+          stream.off('error', reject);
+          resolve();
+        };
+        stream.once('readable', done).once('end', done).once('error', reject);
+      });
+      continue;
+    }
+    chunks.push(chunk);
+    length += chunk.length;
+  }
+  const head = Buffer.concat(chunks);
+  if (head.length > 0) stream.unshift(head);
+  return head;
 }
 
 /** Master's error message, for answers that are the client's fault and are passed on as they are. */
@@ -90,10 +120,15 @@ export class MasterGateway {
   }
 
   async result(id: TaskId, owner?: string): Promise<ImageResult> {
-    const result = await this.client.call(masterContract.get, { query: { id, owner } });
+    const result = await this.client.callStream(masterContract.get, { query: { id, owner } });
+    if (result.stream !== undefined) {
+      const declared = result.headers['content-type'];
+      // Only a label that is not an image type costs a look at the first bytes.
+      const labelled = ImageTypeSchema.safeParse(declared?.split(';')[0]?.trim().toLowerCase()).success;
+      const contentType = imageContentType(declared, labelled ? Buffer.alloc(0) : await peek(result.stream, 16));
+      return { stream: result.stream, contentType, size: result.headers['content-length'] };
+    }
     switch (result.status) {
-      case 200:
-        return { bytes: result.body, contentType: imageContentType(result.headers['content-type'], result.body) };
       case 404:
         throw unknownImage(id);
       case 409: {
@@ -107,6 +142,8 @@ export class MasterGateway {
       }
       case 400:
         throw new AppError('bad_request', 400, messageOf(result));
+      default:
+        throw new AppError('unavailable', 503, `master answered ${result.status} without the image`);
     }
   }
 

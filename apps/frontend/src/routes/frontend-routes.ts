@@ -1,3 +1,4 @@
+import { pipeline } from 'node:stream/promises';
 import { randomUUID } from 'node:crypto';
 import type { Router } from 'express';
 import { DEFAULT_OPERATION, frontendContract, TaskIdSchema, type Operation } from '@pixelmill/contracts';
@@ -103,14 +104,12 @@ export function mountFrontendRoutes(
       get: async ({ query }, _req, res) => {
         const result = await master.result(query.id, access.clientOf(res).owner);
         const extension = FILE_EXTENSIONS[result.contentType] ?? 'bin';
-        return {
-          status: 200,
-          body: result.bytes,
-          headers: {
-            'content-type': result.contentType,
-            'content-disposition': `inline; filename="pixelmill-${query.id}.${extension}"`,
-          },
-        };
+        res.status(200).set({
+          'content-type': result.contentType,
+          'content-disposition': `inline; filename="pixelmill-${query.id}.${extension}"`,
+          ...(result.size ? { 'content-length': result.size } : {}),
+        });
+        await pipeline(result.stream, res);
       },
     },
     {

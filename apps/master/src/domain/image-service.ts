@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { Readable } from 'node:stream';
 import {
   detectImageType,
   storageContract,
@@ -90,17 +91,15 @@ export class ImageService {
     }
   }
 
-  async result(id: string, owner?: string): Promise<{ bytes: Buffer; contentType: ImageType }> {
+  /** The finished image as a stream from storage: passed on, never held whole in memory. */
+  async result(id: string, owner?: string): Promise<{ stream: Readable; contentType: ImageType; size?: string }> {
     const task = await this.task(id, owner);
     if (task.state !== 'finished') {
       throw new AppError('conflict', 409, `image ${id} is ${task.state}, not finished${task.error ? `: ${task.error}` : ''}`);
     }
-    const file = expectStatus(
-      await this.deps.storage.call(storageContract.get, { params: { state: 'finished', key: id } }),
-      200,
-      'storage',
-    );
-    return { bytes: file.body, contentType: task.contentType };
+    const file = await this.deps.storage.callStream(storageContract.get, { params: { state: 'finished', key: id } });
+    if (file.stream === undefined) throw downstreamError(file, 'storage');
+    return { stream: file.stream, contentType: task.contentType, size: file.headers['content-length'] };
   }
 
   /** Claims the next task, waiting up to waitMs for one; undefined means no work to do. */

@@ -1,3 +1,4 @@
+import { pipeline } from 'node:stream/promises';
 import type { Response, Router } from 'express';
 import { masterContract } from '@pixelmill/contracts';
 import { mountContract, type ServiceTokens } from '@pixelmill/kit';
@@ -25,9 +26,10 @@ export function mountMasterRoutes(router: Router, images: ImageService, maxUploa
         status: 200,
         body: await images.status(query.id, query.owner, query.waitMs, hangUpSignal(res)),
       }),
-      get: async ({ query }) => {
+      get: async ({ query }, _req, res) => {
         const result = await images.result(query.id, query.owner);
-        return { status: 200, body: result.bytes, headers: { 'content-type': result.contentType } };
+        res.status(200).set({ 'content-type': result.contentType, ...(result.size ? { 'content-length': result.size } : {}) });
+        await pipeline(result.stream, res);
       },
       getWork: async ({ query }, _req, res) => {
         // A worker that hangs up stops its wait, so a claim is never handed to nobody.

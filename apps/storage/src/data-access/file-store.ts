@@ -2,6 +2,8 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
+import { Transform, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { detectImageType, type ImageType, type StorageState } from '@pixelmill/contracts';
 
 export const STATE_FOLDERS: readonly StorageState[] = ['inProgress', 'finished'];
@@ -13,6 +15,23 @@ async function syncFolder(folder: string): Promise<void> {
     await handle.sync();
   } finally {
     await handle.close();
+  }
+}
+
+/** Bytes needed to tell an image's type. */
+const HEAD_BYTES = 16;
+
+export class StreamLimitError extends Error {
+  constructor(readonly maxBytes: number) {
+    super(`the body is larger than ${maxBytes} bytes`);
+    this.name = 'StreamLimitError';
+  }
+}
+
+export class EmptyBodyError extends Error {
+  constructor() {
+    super('empty body');
+    this.name = 'EmptyBodyError';
   }
 }
 
@@ -57,6 +76,79 @@ export class FileStore {
     await fsp.rename(temp, target);
     // The rename itself is durable only once the folder is flushed.
     await syncFolder(path.dirname(target));
+  }
+
+  /**
+   * Streams bytes into place: into a temp file, checked as they pass (the image type from the
+   * first bytes, the size limit on every chunk), flushed, then renamed. Memory stays at a chunk
+   * or two whatever the size. A refused or broken stream leaves nothing behind.
+   */
+  async putStream(
+    state: StorageState,
+    key: string,
+    source: Readable,
+    options: { maxBytes: number; check: (head: Buffer) => ImageType },
+  ): Promise<{ size: number; contentType: ImageType }> {
+    const target = this.pathOf(state, key);
+    const temp = path.join(this.root, TMP_FOLDER, `${key}.${randomUUID()}`);
+    let size = 0;
+    let head = Buffer.alloc(0);
+    let contentType: ImageType | undefined;
+    const guard = new Transform({
+      transform(chunk: Buffer, _encoding, done) {
+        size += chunk.length;
+        if (size > options.maxBytes) {
+          done(new StreamLimitError(options.maxBytes));
+          return;
+        }
+        if (!contentType) {
+          head = Buffer.concat([head, chunk]);
+          if (head.length < HEAD_BYTES) {
+            done();
+            return;
+          }
+          try {
+            contentType = options.check(head);
+          } catch (err) {
+            done(err as Error);
+            return;
+          }
+          done(null, head);
+          return;
+        }
+        done(null, chunk);
+      },
+      flush(done) {
+        if (contentType || head.length === 0) {
+          done();
+          return;
+        }
+        try {
+          contentType = options.check(head);
+          done(null, head);
+        } catch (err) {
+          done(err as Error);
+        }
+      },
+    });
+    try {
+      // `flush`: the file is fsync'ed before it is closed, so the rename below publishes whole bytes.
+      await pipeline(source, guard, fs.createWriteStream(temp, { flags: 'wx', flush: true }));
+      if (size === 0) throw new EmptyBodyError();
+    } catch (err) {
+      await fsp.rm(temp, { force: true });
+      throw err;
+    }
+    await fsp.rename(temp, target);
+    await syncFolder(path.dirname(target));
+    return { size, contentType: contentType! };
+  }
+
+  /** An object's type and size, and a stream of its bytes; undefined when there is none. */
+  async open(state: StorageState, key: string): Promise<{ size: number; contentType: ImageType; stream: Readable } | undefined> {
+    const info = await this.stat(state, key);
+    if (!info) return undefined;
+    return { ...info, stream: fs.createReadStream(this.pathOf(state, key)) };
   }
 
   async get(state: StorageState, key: string): Promise<StoredFile | undefined> {

@@ -1,7 +1,8 @@
-import type { Request, Router } from 'express';
-import { detectImageType, ObjectParamsSchema, SignedQuerySchema, storageContract } from '@pixelmill/contracts';
+import { pipeline } from 'node:stream/promises';
+import type { Request, RequestHandler, Router } from 'express';
+import { detectImageType, ObjectParamsSchema, SignedQuerySchema, storageContract, type ImageType } from '@pixelmill/contracts';
 import { AppError, mountContract, verifyObjectSignature, type ServiceTokens } from '@pixelmill/kit';
-import type { FileStore } from '../data-access/file-store';
+import { EmptyBodyError, StreamLimitError, type FileStore } from '../data-access/file-store';
 
 export interface ObjectRouteOptions {
   maxObjectBytes: number;
@@ -20,6 +21,20 @@ const signedFor =
     return verifyObjectSignature({ method, ...params.data, ...query.data }, signingKey);
   };
 
+/**
+ * Leaves the body unread for the handler to stream, refusing at once what declares itself too
+ * large (Content-Length); a body without a length is counted as it streams.
+ */
+const streamBody =
+  (maxBytes: number): RequestHandler =>
+  (req, _res, next) => {
+    const declared = Number(req.get('content-length') ?? Number.NaN);
+    if (declared > maxBytes) {
+      throw new AppError('payload_too_large', 413, `the body is larger than the limit of ${maxBytes} bytes`);
+    }
+    next();
+  };
+
 export function mountObjectRoutes(router: Router, store: FileStore, options: ObjectRouteOptions): void {
   const { maxObjectBytes, tokens, signingKey } = options;
   const missing = (state: string, key: string) => new AppError('not_found', 404, `nothing stored under ${state}/${key}`);
@@ -27,23 +42,38 @@ export function mountObjectRoutes(router: Router, store: FileStore, options: Obj
     router,
     storageContract,
     {
-      put: async ({ params, body }, req) => {
-        if (body.length === 0) throw new AppError('bad_request', 400, 'empty body: send the image bytes');
-        const contentType = detectImageType(body);
-        if (!contentType) {
-          throw new AppError('unsupported_media_type', 415, 'the body is not a PNG, JPEG, BMP or GIF image');
-        }
+      // The body streams to disk (see streamBody): memory stays small whatever the image's size.
+      put: async ({ params }, req) => {
         const declared = req.get('content-type')?.split(';')[0]?.trim().toLowerCase();
-        if (declared && declared !== contentType && declared !== 'application/octet-stream') {
-          throw new AppError('unsupported_media_type', 415, `Content-Type ${declared} does not match the bytes (${contentType})`);
+        const check = (head: Buffer): ImageType => {
+          const contentType = detectImageType(head);
+          if (!contentType) {
+            throw new AppError('unsupported_media_type', 415, 'the body is not a PNG, JPEG, BMP or GIF image');
+          }
+          if (declared && declared !== contentType && declared !== 'application/octet-stream') {
+            throw new AppError('unsupported_media_type', 415, `Content-Type ${declared} does not match the bytes (${contentType})`);
+          }
+          return contentType;
+        };
+        try {
+          const { size, contentType } = await store.putStream(params.state, params.key, req, { maxBytes: maxObjectBytes, check });
+          return { status: 201, body: { key: params.key, state: params.state, size, contentType } };
+        } catch (err) {
+          if (err instanceof StreamLimitError) {
+            req.unpipe();
+            req.resume();
+            throw new AppError('payload_too_large', 413, `the body is larger than the limit of ${maxObjectBytes} bytes`);
+          }
+          if (err instanceof EmptyBodyError) throw new AppError('bad_request', 400, 'empty body: send the image bytes');
+          if (err instanceof AppError) req.resume();
+          throw err;
         }
-        await store.put(params.state, params.key, body);
-        return { status: 201, body: { key: params.key, state: params.state, size: body.length, contentType } };
       },
-      get: async ({ params }) => {
-        const file = await store.get(params.state, params.key);
+      get: async ({ params }, _req, res) => {
+        const file = await store.open(params.state, params.key);
         if (!file) throw missing(params.state, params.key);
-        return { status: 200, body: file.bytes, headers: { 'content-type': file.contentType } };
+        res.status(200).set({ 'content-type': file.contentType, 'content-length': String(file.size) });
+        await pipeline(file.stream, res);
       },
       head: async ({ params }, _req, res) => {
         const info = await store.stat(params.state, params.key);
@@ -60,6 +90,7 @@ export function mountObjectRoutes(router: Router, store: FileStore, options: Obj
     },
     {
       binaryLimit: maxObjectBytes,
+      bodyParsers: { put: streamBody(maxObjectBytes) },
       tokens,
       grants: { get: signedFor('GET', signingKey), put: signedFor('POST', signingKey) },
     },

@@ -79,6 +79,32 @@ describe('storage API', () => {
     expect(listFiles()).toEqual(['finished/o']);
   });
 
+  it('when a large body streams in without a length, then it is stored whole, and one over the limit is refused with nothing left', async () => {
+    const big = Buffer.concat([PNG, Buffer.alloc(900 * 1024, 7)]);
+    const chunked = (bytes: Buffer) =>
+      new ReadableStream({
+        start(controller) {
+          for (let i = 0; i < bytes.length; i += 64 * 1024) controller.enqueue(bytes.subarray(i, i + 64 * 1024));
+          controller.close();
+        },
+      });
+    const put = (key: string, bytes: Buffer) =>
+      fetch(`${server.url}/objects/inProgress/${key}`, {
+        method: 'POST',
+        body: chunked(bytes),
+        headers: { 'content-type': 'image/png' },
+        duplex: 'half',
+      } as RequestInit);
+    const stored = await put('big', big);
+    expect(stored.status).toBe(201);
+    expect(fs.readFileSync(path.join(dir, 'inProgress', 'big')).equals(big)).toBe(true);
+
+    const tooBig = await put('too-big', Buffer.concat([big, Buffer.alloc(200 * 1024)]));
+    expect(tooBig.status).toBe(413);
+    expect(ErrorBodySchema.parse(await tooBig.json()).error.code).toBe('payload_too_large');
+    expect(listFiles()).toEqual(['inProgress/big']);
+  });
+
   it('when the store opens, then leftovers of interrupted writes are removed', async () => {
     fs.writeFileSync(path.join(dir, 'tmp', 'half-written'), 'xx');
     new FileStore(dir);
