@@ -5,6 +5,8 @@ export const TaskdbConfigSchema = ServerEnvSchema.extend(DiscoveryEnvSchema.shap
   PORT: PortSchema.default(3001),
   /** Folder of the SQLite database. */
   DATA_DIR: z.string().min(1).default('./data/taskdb'),
+  /** FULL: every commit survives a power loss; NORMAL: survives a killed process, one fsync less per commit. */
+  SQLITE_SYNCHRONOUS: z.enum(['FULL', 'NORMAL']).default('FULL'),
   /** Attempts (claims) a task may have; when the last one ends without a result the task fails. */
   MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(3),
   /** Hard limit of one attempt, however often its lease is extended. */

@@ -8,7 +8,7 @@ import { TaskService } from './domain/task-service';
 runMain('taskdb', async () => {
   const config = loadConfigOrExit('taskdb', TaskdbConfigSchema, process.env);
   const logger = createLogger('taskdb', config.LOG_LEVEL);
-  const repository = new TaskRepository(path.join(config.DATA_DIR, 'tasks.sqlite'));
+  const repository = new TaskRepository(path.join(config.DATA_DIR, 'tasks.sqlite'), config.SQLITE_SYNCHRONOUS);
   const tasks = new TaskService(repository, {
     maxAttempts: config.MAX_ATTEMPTS,
     attemptTimeoutMs: config.ATTEMPT_TIMEOUT_MS,

@@ -127,12 +127,16 @@ export class TaskRepository {
   private readonly db: Database.Database;
   private readonly statements;
 
-  constructor(file: string) {
+  /**
+   * @param synchronous FULL (default): a commit is on disk before taskdb answers, so an accepted
+   * task survives even a power loss. NORMAL: in WAL mode still safe when the process is killed,
+   * but a power loss may undo the last commits; it saves an fsync per commit.
+   */
+  constructor(file: string, synchronous: 'FULL' | 'NORMAL' = 'FULL') {
     fs.mkdirSync(path.dirname(file), { recursive: true });
     this.db = new Database(file);
     this.db.pragma('journal_mode = WAL');
-    // FULL: a commit is on disk before taskdb answers, so an accepted task survives even a power loss.
-    this.db.pragma('synchronous = FULL');
+    this.db.pragma(`synchronous = ${synchronous}`);
     this.db.pragma('busy_timeout = 5000');
     this.migrate();
     this.statements = {

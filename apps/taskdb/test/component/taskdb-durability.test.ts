@@ -36,9 +36,15 @@ describe('taskdb storage of state', () => {
     repository.close();
   });
 
-  it('keeps the journal in WAL mode with full synchronous commits', () => {
-    const repository = new TaskRepository(path.join(dir, 'tasks.sqlite'));
-    repository.close();
+  it('keeps the journal in WAL mode with full synchronous commits unless told otherwise', () => {
+    const synchronousOf = (repository: TaskRepository): unknown =>
+      (repository as unknown as { db: Database.Database }).db.pragma('synchronous', { simple: true });
+    const full = new TaskRepository(path.join(dir, 'tasks.sqlite'));
+    expect(synchronousOf(full)).toBe(2); // FULL
+    full.close();
+    const normal = new TaskRepository(path.join(dir, 'tasks.sqlite'), 'NORMAL');
+    expect(synchronousOf(normal)).toBe(1); // NORMAL
+    normal.close();
     const db = new Database(path.join(dir, 'tasks.sqlite'));
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
     db.close();

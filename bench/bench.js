@@ -1,0 +1,436 @@
+#!/usr/bin/env node
+// pixelmill's benchmark (issue 4). Starts the built stack as separate processes on free ports
+// with a temporary data folder, makes its own deterministic images and measures, per repetition:
+//   1. the raw limit: the worker's own decode → operation → encode in threads of this process;
+//   2. pipeline throughput through the frontend with concurrent clients, and its ratio to (1);
+//   3. idle latency, upload → `finished` seen by the client, one image at a time;
+//   4. CPU time per image of everything but the worker (/proc/<pid>/stat);
+//   5. peak RSS of each service, and RSS growth of frontend and storage for one 25 MB image.
+// Prints a table (stdout; progress goes to stderr) and writes a JSON file.
+//
+//   node bench/bench.js [--tiny] [--reps N] [--out FILE] [--worker-concurrency N] [--keep]
+//
+// It runs the build in apps/*/dist: `npm run bench` builds first.
+'use strict';
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { spawnSync } = require('node:child_process');
+
+const ROOT = path.resolve(__dirname, '..');
+const SERVICES = ['kv', 'taskdb', 'storage', 'master', 'frontend', 'worker'];
+/** Everything but the worker: the cost of the microservice pipeline itself. */
+const PLUMBING = ['frontend', 'master', 'storage', 'taskdb', 'kv'];
+/** The services a 25 MB image goes through, from the client in. */
+const BIG_IMAGE_PATH = ['frontend', 'master', 'storage'];
+const MAX_UPLOAD_BYTES = 64 * 1024 * 1024;
+const MB = 1e6;
+
+const USAGE = `usage: node bench/bench.js [options]
+  --tiny                  a few images, 1 repetition (CI: keeps the benchmark working)
+  --reps N                repetitions of every measurement (default 3)
+  --out FILE              where to write the JSON results (default bench/results.json)
+  --worker-concurrency N  WORKER_CONCURRENCY of the worker (default: the worker's own default)
+  --keep                  keep the temporary data and log folder
+`;
+
+/** What one run does; --tiny keeps only enough of each to produce every figure. */
+const PLANS = {
+  full: { reps: 3, png512: 100, png1080: 10, clients: 8, idle: 20, warmup: 4, single512: 10, single1080: 3, distinct512: 4, distinct1080: 2, bigBytes: 25 * MB, bigWaitMs: 120_000, idleWindowMs: 3_000 },
+  tiny: { reps: 1, png512: 8, png1080: 2, clients: 8, idle: 3, warmup: 2, single512: 3, single1080: 1, distinct512: 2, distinct1080: 1, bigBytes: 25 * MB, bigWaitMs: 60_000, idleWindowMs: 1_000 },
+};
+
+function parseArgs(argv) {
+  const args = { tiny: false, reps: undefined, out: path.join(__dirname, 'results.json'), workerConcurrency: undefined, keep: false };
+  const positiveInt = (flag, value) => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 1) throw new UsageError(`${flag} needs a positive integer, got "${value}"`);
+    return n;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    const value = () => {
+      if (i + 1 >= argv.length) throw new UsageError(`${arg} needs a value`);
+      return argv[++i];
+    };
+    if (arg === '--tiny') args.tiny = true;
+    else if (arg === '--reps') args.reps = positiveInt(arg, value());
+    else if (arg === '--out') args.out = path.resolve(value());
+    else if (arg === '--worker-concurrency') args.workerConcurrency = positiveInt(arg, value());
+    else if (arg === '--keep') args.keep = true;
+    else if (arg === '--help' || arg === '-h') args.help = true;
+    else throw new UsageError(`unknown option ${arg}`);
+  }
+  return args;
+}
+
+class UsageError extends Error {}
+
+/** The benchmark runs the built services and the worker's built code: say how to build if missing. */
+function checkBuilt() {
+  const needed = [...SERVICES.map((app) => `apps/${app}/dist/main.js`), 'packages/kit/dist/index.js', 'packages/contracts/dist/index.js'];
+  const missing = needed.filter((file) => !fs.existsSync(path.join(ROOT, file)));
+  if (missing.length > 0) {
+    throw new UsageError(`the build is missing (${missing.join(', ')}): run \`npm run build\` first, or \`npm run bench\`, which builds`);
+  }
+}
+
+const startedAt = Date.now();
+const log = (message) => process.stderr.write(`[bench ${((Date.now() - startedAt) / 1000).toFixed(1).padStart(6)} s] ${message}\n`);
+
+const loadAverage = () => os.loadavg().map((l) => Number(l.toFixed(2)));
+
+function describeMachine() {
+  const cpuinfo = fs.existsSync('/proc/cpuinfo') ? fs.readFileSync('/proc/cpuinfo', 'utf8') : '';
+  const model = /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1]?.trim() ?? os.cpus()[0]?.model ?? 'unknown';
+  return {
+    cores: os.cpus().length,
+    availableParallelism: os.availableParallelism(),
+    cpuModel: model,
+    memoryGiB: Number((os.totalmem() / 2 ** 30).toFixed(1)),
+    node: process.version,
+    os: `${os.type()} ${os.release()} ${os.arch()}`,
+    loadAverageAtStart: loadAverage(),
+  };
+}
+
+/** The commit and the files modified in the work tree: the figures are those of this build. */
+function describeSource() {
+  const git = (...args) => {
+    const result = spawnSync('git', args, { cwd: ROOT, encoding: 'utf8' });
+    return result.status === 0 ? result.stdout.trim() : undefined;
+  };
+  const commit = git('rev-parse', 'HEAD');
+  if (!commit) return undefined;
+  const status = git('status', '--porcelain') ?? '';
+  return { commit, modified: status.split('\n').filter(Boolean) };
+}
+
+/** Uploads `count` images with `clients` concurrent clients, each waiting for its image to finish. */
+async function runPipeline(client, images, count, clients) {
+  let next = 0;
+  const started = process.hrtime.bigint();
+  await Promise.all(
+    Array.from({ length: Math.min(clients, count) }, async () => {
+      for (let i = next++; i < count; i = next++) {
+        const id = await client.upload(images[i % images.length]);
+        const status = await client.waitUntilDone(id);
+        if (status.state !== 'finished') throw new Error(`image ${id} ${status.state}: ${status.error ?? ''}`);
+      }
+    }),
+  );
+  return Number(process.hrtime.bigint() - started) / 1e9;
+}
+
+/** Upload → finished, in ms, one image at a time with a pause between, so each meets an idle stack. */
+async function idleLatencies(client, images, count, sleep) {
+  const latencies = [];
+  for (let i = 0; i < count; i++) {
+    await sleep(100);
+    const started = process.hrtime.bigint();
+    const id = await client.upload(images[i % images.length]);
+    const status = await client.waitUntilDone(id);
+    latencies.push(Number(process.hrtime.bigint() - started) / 1e6);
+    if (status.state !== 'finished') throw new Error(`image ${id} ${status.state}: ${status.error ?? ''}`);
+  }
+  return latencies;
+}
+
+const difference = (after, before, names) => names.reduce((sum, name) => sum + (after[name] - before[name]), 0);
+const maxOf = (...maps) => Object.fromEntries(Object.keys(maps[0]).map((name) => [name, Math.max(...maps.map((m) => m[name]))]));
+
+/** The last lines of each service's log, to explain a failure before the folder is removed. */
+function logTails(logDir, lines = 15) {
+  if (!fs.existsSync(logDir)) return '';
+  return fs
+    .readdirSync(logDir)
+    .map((file) => {
+      const text = fs.readFileSync(path.join(logDir, file), 'utf8').trimEnd();
+      return text ? `--- ${file} (last ${lines} lines)\n${text.split('\n').slice(-lines).join('\n')}` : '';
+    })
+    .filter(Boolean)
+    .join('\n');
+}
+
+async function main() {
+  const args = parseArgs(process.argv.slice(2));
+  if (args.help) {
+    process.stdout.write(USAGE);
+    return;
+  }
+  checkBuilt();
+  // Loaded only now: they need the build.
+  const { startStack } = require('../scripts/stack');
+  const { ProcessMeter, clockTicksPerSecond } = require('./process-meter');
+  const { PixelmillClient, storageObjectLength, sleep, closeConnections } = require('./pixelmill-client');
+  const { RawPool, singleImageTimes } = require('./raw-limit');
+  const { photoPngs, noisePng } = require('./test-images');
+  const { workerDefaults, codecOptionsOf, createTransform } = require('./worker-code');
+  const { median, percentile, summarize } = require('./stats');
+  const { tableCells, markdownTable, isMet } = require('./report');
+
+  const plan = { ...PLANS[args.tiny ? 'tiny' : 'full'], ...(args.reps ? { reps: args.reps } : {}) };
+  const machine = describeMachine();
+  const source = describeSource();
+  const workerConfig = workerDefaults();
+  const codecOptions = codecOptionsOf(workerConfig);
+  const rawThreads = os.availableParallelism();
+  const workerConcurrency = args.workerConcurrency ?? workerConfig.WORKER_CONCURRENCY;
+  const reps = Array.from({ length: plan.reps }, (_, r) => r);
+
+  log(`machine: ${machine.cores} cores (${machine.cpuModel}), ${machine.memoryGiB} GiB, node ${machine.node}; load ${machine.loadAverageAtStart.join(' ')}`);
+  log(`plan: ${args.tiny ? 'tiny' : 'full'}, ${plan.reps} repetition(s); worker concurrency ${workerConcurrency}, raw limit on ${rawThreads} thread(s)`);
+
+  log('making test images');
+  const images = {
+    png512: photoPngs(512, 512, plan.distinct512, 1),
+    png1080: photoPngs(1920, 1080, plan.distinct1080, 101),
+  };
+  const big = noisePng(plan.bigBytes, 7);
+  const sizeOf = (set) => Math.round(median(set.map((b) => b.length)));
+  log(`images: 512×512 PNG ${(sizeOf(images.png512) / 1024).toFixed(0)} KiB, 1920×1080 PNG ${(sizeOf(images.png1080) / 1024).toFixed(0)} KiB, big ${big.width}×${big.height} PNG ${(big.bytes.length / MB).toFixed(1)} MB`);
+
+  // Per repetition: arrays of values, summarized at the end.
+  const values = {};
+  const record = (id, value) => (values[id] ??= []).push(value);
+
+  // 1. Raw limit, before the stack starts: nothing else runs.
+  const transform = createTransform(codecOptions);
+  for (const r of reps) {
+    record('raw.png512.singleImageMs', median(await singleImageTimes(transform, images.png512, plan.single512)));
+    record('raw.png1080.singleImageMs', median(await singleImageTimes(transform, images.png1080, plan.single1080)));
+    log(`raw single image, rep ${r + 1}: 512² ${values['raw.png512.singleImageMs'][r].toFixed(1)} ms, 1080p ${values['raw.png1080.singleImageMs'][r].toFixed(1)} ms`);
+  }
+  const pool = await RawPool.start({ threads: rawThreads, sets: images, codecOptions });
+  try {
+    for (const r of reps) {
+      record('raw.png512.imagesPerSecond', plan.png512 / (await pool.run('png512', plan.png512)));
+      record('raw.png1080.imagesPerSecond', plan.png1080 / (await pool.run('png1080', plan.png1080)));
+      log(`raw limit, rep ${r + 1}: 512² ${values['raw.png512.imagesPerSecond'][r].toFixed(1)} img/s, 1080p ${values['raw.png1080.imagesPerSecond'][r].toFixed(2)} img/s`);
+    }
+  } finally {
+    await pool.close();
+  }
+
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pixelmill-bench-'));
+  const logDir = path.join(dir, 'logs');
+  let stack;
+  let stopping;
+  // One cleanup, however it is reached (the end, an error, a signal): every caller awaits it.
+  const cleanup = () =>
+    (stopping ??= (async () => {
+      log('stopping the stack');
+      // Requests still in flight (long polls) would hold each server's shutdown up.
+      closeConnections();
+      await stack?.stop();
+      if (args.keep) log(`kept ${dir}`);
+      else fs.rmSync(dir, { recursive: true, force: true });
+    })());
+  let interrupted = false;
+  const onSignal = (signal) => {
+    interrupted = true;
+    log(`${signal}: stopping`);
+    cleanup().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+
+  let longPoll;
+  let peakMethod;
+  const bigImage = { downloads: [] };
+  try {
+    log('starting the stack');
+    stack = await startStack({
+      dataDir: path.join(dir, 'data'),
+      logDir,
+      freePorts: true,
+      env: { LOG_LEVEL: 'warn' },
+      envFor: {
+        frontend: { UPLOAD_RATE_PER_MINUTE: '0', MAX_UPLOAD_BYTES: String(MAX_UPLOAD_BYTES) },
+        master: { MAX_UPLOAD_BYTES: String(MAX_UPLOAD_BYTES) },
+        ...(args.workerConcurrency ? { worker: { WORKER_CONCURRENCY: String(args.workerConcurrency) } } : {}),
+      },
+    });
+    const meter = new ProcessMeter(Object.fromEntries(SERVICES.map((name) => [name, stack.processes[name].child.pid])));
+    const client = new PixelmillClient(stack.urls.frontend);
+    longPoll = await client.detectLongPoll();
+    log(`stack up; the frontend ${longPoll ? 'long-polls isReady (waitMs)' : 'has no waitMs on isReady: polling every 20 ms'}`);
+
+    log('warming up');
+    await runPipeline(client, images.png512, plan.warmup, plan.clients);
+    await runPipeline(client, images.png1080, 1, 1);
+
+    for (const r of reps) {
+      // 2. Pipeline throughput, with 4. the plumbing's CPU time across it.
+      const peaks = [];
+      for (const [set, count] of [['png512', plan.png512], ['png1080', plan.png1080]]) {
+        const cpuBefore = meter.cpuMs();
+        const clientBefore = process.cpuUsage();
+        const machineBefore = meter.machineBusyMs();
+        const watch = meter.watchPeakRss();
+        peakMethod = watch.method;
+        const seconds = await runPipeline(client, images[set], count, plan.clients);
+        const peak = watch.stop();
+        const cpuAfter = meter.cpuMs();
+        const clientCpu = process.cpuUsage(clientBefore);
+        // CPU the rest of the machine took meanwhile: on a shared machine, figures drop with it.
+        const ours = difference(cpuAfter, cpuBefore, SERVICES) + (clientCpu.user + clientCpu.system) / 1000;
+        const others = meter.machineBusyMs() - machineBefore - ours;
+        record(`machine.${set}.otherCpuPercent`, Math.max(0, (100 * others) / (seconds * 1000 * machine.cores)));
+        peaks.push(peak);
+        const rate = count / seconds;
+        record(`pipeline.${set}.imagesPerSecond`, rate);
+        record(`plumbing.${set}.cpuMsPerImage`, difference(cpuAfter, cpuBefore, PLUMBING) / count);
+        for (const name of PLUMBING) record(`plumbing.${set}.${name}.cpuMsPerImage`, (cpuAfter[name] - cpuBefore[name]) / count);
+        record(`worker.${set}.cpuMsPerImage`, (cpuAfter.worker - cpuBefore.worker) / count);
+        record(`client.${set}.cpuMsPerImage`, (clientCpu.user + clientCpu.system) / 1000 / count);
+        if (set === 'png1080') record('memory.workerPeakRss1080MB', peak.worker / MB);
+        log(`pipeline ${set}, rep ${r + 1}: ${rate.toFixed(2)} img/s, plumbing ${values[`plumbing.${set}.cpuMsPerImage`][r].toFixed(2)} ms CPU/img`);
+      }
+
+      // 3. Idle latency.
+      const watch = meter.watchPeakRss();
+      const latencies = await idleLatencies(client, images.png512, plan.idle, sleep);
+      peaks.push(watch.stop());
+      // The plumbing's CPU time with nothing to do (registrations, lease reaper, claim rechecks).
+      const idleBefore = meter.cpuMs();
+      await sleep(plan.idleWindowMs);
+      record('plumbing.idleCpuMsPerSecond', difference(meter.cpuMs(), idleBefore, PLUMBING) / (plan.idleWindowMs / 1000));
+      record('idle.latencyMedianMs', median(latencies));
+      record('idle.latencyP90Ms', percentile(latencies, 90));
+      log(`idle latency, rep ${r + 1}: median ${median(latencies).toFixed(1)} ms, p90 ${percentile(latencies, 90).toFixed(1)} ms`);
+
+      // 5. Peak RSS of each service over runs 2 and 3.
+      const peak = maxOf(...peaks);
+      for (const name of SERVICES) record(`memory.peakRss.${name}MB`, peak[name] / MB);
+    }
+
+    // 5. One 25 MB image up through frontend → master → storage, and down again. A process keeps
+    // the memory it grew once, so each repetition gets fresh ones, warmed up with small images.
+    for (const r of reps) {
+      // SIGKILL: a graceful stop would wait for the worker's long poll on master. Nothing is in
+      // flight, and the services are built to lose nothing on a kill anyway.
+      for (const name of BIG_IMAGE_PATH) await stack.processes[name].stop('SIGKILL');
+      for (const name of [...BIG_IMAGE_PATH].reverse()) meter.pids[name] = (await stack.start(name)).child.pid;
+      log(`25 MB image, rep ${r + 1}: ${BIG_IMAGE_PATH.join(', ')} restarted`);
+      await runPipeline(client, images.png512, plan.warmup, plan.clients);
+      await sleep(500);
+      const before = meter.rssBytes();
+      const watch = meter.watchPeakRss();
+      const id = await client.upload(big.bytes);
+      const status = await client.waitUntilDone(id, plan.bigWaitMs).catch((err) => ({ state: 'timeout', error: err.message }));
+      // The result through the frontend when the worker made one; else the upload, from storage.
+      const download =
+        status.state === 'finished'
+          ? { from: 'frontend /image/get (result)', bytes: await client.downloadLength(id) }
+          : { from: 'storage inProgress (upload; the task ended ' + status.state + ')', bytes: await storageObjectLength(stack.urls.storage, 'inProgress', id, stack.tokens?.internal) };
+      const peak = watch.stop();
+      bigImage.downloads.push(download);
+      for (const name of BIG_IMAGE_PATH) record(`memory.bigImage.${name}GrowthMB`, (peak[name] - before[name]) / MB);
+      record('memory.bigImage.workerPeakMB', peak.worker / MB);
+      log(`25 MB image, rep ${r + 1}: growth frontend ${values['memory.bigImage.frontendGrowthMB'][r].toFixed(1)} MB, storage ${values['memory.bigImage.storageGrowthMB'][r].toFixed(1)} MB; downloaded ${(download.bytes / MB).toFixed(1)} MB from ${download.from}`);
+    }
+  } catch (err) {
+    if (interrupted) {
+      // What failed is the measurement cut short by the signal: finish stopping, quietly.
+      await cleanup();
+      process.exit(130);
+    }
+    const tails = logTails(logDir);
+    if (tails) process.stderr.write(`${tails}\n`);
+    throw err;
+  } finally {
+    await cleanup();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+
+  // Figures derived from others, per repetition.
+  const rawMedian = (set) => median(values[`raw.${set}.imagesPerSecond`]);
+  for (const set of ['png512', 'png1080']) {
+    values[`pipeline.${set}.ratioToRaw`] = values[`pipeline.${set}.imagesPerSecond`].map((rate) => rate / rawMedian(set));
+  }
+  const rawSingle = median(values['raw.png512.singleImageMs']);
+  values['idle.overheadMs'] = values['idle.latencyMedianMs'].map((latency) => latency - rawSingle);
+
+  const figures = Object.fromEntries(Object.entries(values).map(([id, list]) => [id, summarize(list)]));
+
+  const rows = [
+    { id: 'raw.png512.imagesPerSecond', label: `raw limit 512×512 (${rawThreads} threads)`, unit: 'img/s', digits: 1 },
+    { id: 'raw.png1080.imagesPerSecond', label: `raw limit 1920×1080 (${rawThreads} threads)`, unit: 'img/s', digits: 2 },
+    { id: 'raw.png512.singleImageMs', label: 'raw single image 512×512 (1 thread)', unit: 'ms', digits: 1 },
+    { id: 'raw.png1080.singleImageMs', label: 'raw single image 1920×1080 (1 thread)', unit: 'ms', digits: 0 },
+    { id: 'pipeline.png512.imagesPerSecond', label: `pipeline 512×512 (${plan.png512} images, ${plan.clients} clients)`, unit: 'img/s', digits: 1 },
+    { id: 'pipeline.png512.ratioToRaw', label: 'pipeline ÷ raw, 512×512', unit: '', digits: 2, target: { cmp: '>=', value: 0.85 } },
+    { id: 'pipeline.png1080.imagesPerSecond', label: `pipeline 1920×1080 (${plan.png1080} images, ${plan.clients} clients)`, unit: 'img/s', digits: 2 },
+    { id: 'pipeline.png1080.ratioToRaw', label: 'pipeline ÷ raw, 1920×1080', unit: '', digits: 2, target: { cmp: '>=', value: 0.9 } },
+    { id: 'idle.latencyMedianMs', label: `idle latency upload → finished, median (${plan.idle} images)`, unit: 'ms', digits: 1 },
+    { id: 'idle.latencyP90Ms', label: 'idle latency, p90', unit: 'ms', digits: 1 },
+    { id: 'idle.overheadMs', label: 'idle latency overhead over raw, median', unit: 'ms', digits: 1, target: { cmp: '<=', value: 20 } },
+    { id: 'plumbing.png512.cpuMsPerImage', label: 'plumbing CPU per image, 512×512', unit: 'ms', digits: 2, target: { cmp: '<=', value: 4 } },
+    ...PLUMBING.map((name) => ({ id: `plumbing.png512.${name}.cpuMsPerImage`, label: `  of which ${name}`, unit: 'ms', digits: 2 })),
+    { id: 'plumbing.png1080.cpuMsPerImage', label: 'plumbing CPU per image, 1920×1080', unit: 'ms', digits: 2 },
+    { id: 'plumbing.idleCpuMsPerSecond', label: 'plumbing CPU when idle, per second', unit: 'ms', digits: 1 },
+    { id: 'worker.png512.cpuMsPerImage', label: 'worker CPU per image, 512×512', unit: 'ms', digits: 1 },
+    { id: 'worker.png1080.cpuMsPerImage', label: 'worker CPU per image, 1920×1080', unit: 'ms', digits: 0 },
+    { id: 'machine.png512.otherCpuPercent', label: 'machine CPU taken by others (processes, kernel), 512×512 run', unit: '%', digits: 0 },
+    { id: 'machine.png1080.otherCpuPercent', label: 'machine CPU taken by others, 1920×1080 run', unit: '%', digits: 0 },
+    { id: 'client.png512.cpuMsPerImage', label: 'benchmark client CPU per image, 512×512', unit: 'ms', digits: 2 },
+    ...SERVICES.map((name) => ({ id: `memory.peakRss.${name}MB`, label: `peak RSS ${name}, runs 2–3`, unit: 'MB', digits: 0 })),
+    { id: 'memory.workerPeakRss1080MB', label: 'worker peak RSS, 1920×1080', unit: 'MB', digits: 0, target: { cmp: '<=', value: 300 } },
+    { id: 'memory.bigImage.frontendGrowthMB', label: 'frontend RSS growth, 25 MB image', unit: 'MB', digits: 1, target: { cmp: '<=', value: 40 } },
+    { id: 'memory.bigImage.storageGrowthMB', label: 'storage RSS growth, 25 MB image', unit: 'MB', digits: 1, target: { cmp: '<=', value: 40 } },
+    { id: 'memory.bigImage.masterGrowthMB', label: 'master RSS growth, 25 MB image', unit: 'MB', digits: 1 },
+  ];
+  for (const row of rows) figures[row.id].unit = row.unit;
+
+  const header = [
+    `pixelmill benchmark, ${new Date(startedAt).toISOString()}${args.tiny ? ' (--tiny: NOT the figures of record)' : ''}`,
+    `machine: ${machine.cores} cores, ${machine.cpuModel}, ${machine.memoryGiB} GiB, node ${machine.node}, ${machine.os}; load average at start ${machine.loadAverageAtStart.join(' ')}, at end ${loadAverage().join(' ')}`,
+    `worker: WORKER_CONCURRENCY ${workerConcurrency}${args.workerConcurrency ? '' : ' (its default)'}, PNG_DEFLATE_LEVEL ${codecOptions.pngDeflateLevel}; client waits with ${longPoll ? 'isReady long poll (waitMs)' : 'isReady polling every 20 ms'}; ${plan.reps} repetition(s), median and min–max; peak RSS from ${peakMethod}`,
+    source ? `source: ${source.commit.slice(0, 12)}${source.modified.length ? `, ${source.modified.length} modified file(s) in the work tree` : ', clean work tree'}` : undefined,
+  ].filter(Boolean);
+  const table = markdownTable(['measure', 'median', 'min–max', 'target', 'met?'], tableCells(rows, figures));
+  process.stdout.write(`\n${header.join('\n')}\n\n${table}\n`);
+
+  const targets = rows
+    .filter((row) => row.target)
+    .map((row) => ({ id: row.id, label: row.label, cmp: row.target.cmp, value: row.target.value, median: figures[row.id].median, met: isMet(row.target, figures[row.id].median) }));
+  const results = {
+    benchmark: 'pixelmill',
+    version: 1,
+    startedAt: new Date(startedAt).toISOString(),
+    durationSeconds: Number(((Date.now() - startedAt) / 1000).toFixed(1)),
+    tiny: args.tiny,
+    plan,
+    machine: { ...machine, loadAverageAtEnd: loadAverage() },
+    source,
+    settings: {
+      rawThreads,
+      workerConcurrency,
+      workerDefaults: { WORKER_CONCURRENCY: workerConfig.WORKER_CONCURRENCY, PNG_DEFLATE_LEVEL: workerConfig.PNG_DEFLATE_LEVEL },
+      longPoll,
+      peakRssMethod: peakMethod,
+      clockTicksPerSecond: clockTicksPerSecond(),
+    },
+    images: {
+      png512: { width: 512, height: 512, distinct: images.png512.length, medianBytes: sizeOf(images.png512) },
+      png1080: { width: 1920, height: 1080, distinct: images.png1080.length, medianBytes: sizeOf(images.png1080) },
+      big: { width: big.width, height: big.height, bytes: big.bytes.length, downloads: bigImage.downloads },
+    },
+    figures,
+    targets,
+  };
+  fs.mkdirSync(path.dirname(args.out), { recursive: true });
+  fs.writeFileSync(args.out, `${JSON.stringify(results, null, 2)}\n`);
+  process.stdout.write(`\n${targets.filter((t) => t.met).length} of ${targets.length} targets met; results in ${path.relative(process.cwd(), args.out) || args.out}\n`);
+}
+
+main().catch((err) => {
+  if (err instanceof UsageError) {
+    process.stderr.write(`bench: ${err.message}\n\n${USAGE}`);
+    process.exit(2);
+  }
+  process.stderr.write(`bench failed: ${err.stack ?? err}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,31 @@
+// The worker's own image code, from its build: the raw limit measures exactly what the worker
+// runs for a task (decode → operation → encode), with the settings it starts with.
+'use strict';
+const path = require('node:path');
+
+const WORKER_DIST = path.resolve(__dirname, '..', 'apps', 'worker', 'dist');
+
+/** The worker's configuration as it starts with no environment: its defaults. */
+function workerDefaults() {
+  const { WorkerConfigSchema } = require(path.join(WORKER_DIST, 'config.js'));
+  return WorkerConfigSchema.parse({});
+}
+
+/** The codec options the worker derives from its configuration (see apps/worker/src/worker.ts). */
+function codecOptionsOf(config) {
+  return {
+    pngDeflateLevel: config.PNG_DEFLATE_LEVEL,
+    jpegQuality: config.JPEG_QUALITY,
+    maxPixels: config.MAX_IMAGE_PIXELS,
+  };
+}
+
+/** One task's image work: returns the encoded result. */
+function createTransform(codecOptions) {
+  const { ImageCodec } = require(path.join(WORKER_DIST, 'domain', 'image-codec.js'));
+  const { transformImage } = require(path.join(WORKER_DIST, 'domain', 'image-transformer.js'));
+  const codec = new ImageCodec(codecOptions);
+  return (bytes, type = 'image/png', op = 'swap-red-blue') => transformImage(codec, bytes, type, op);
+}
+
+module.exports = { WORKER_DIST, workerDefaults, codecOptionsOf, createTransform };

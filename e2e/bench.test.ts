@@ -1,0 +1,124 @@
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+const ROOT = path.resolve(__dirname, '..');
+const BENCH_TIMEOUT_MS = 120_000;
+
+interface Figure {
+  median: number;
+  min: number;
+  max: number;
+  values: number[];
+}
+
+interface Results {
+  tiny: boolean;
+  machine: { cores: number; cpuModel: string; memoryGiB: number; node: string };
+  settings: { rawThreads: number; workerConcurrency: number; longPoll: boolean };
+  figures: Record<string, Figure>;
+  targets: Array<{ id: string; median: number; met: boolean }>;
+}
+
+/** Runs `node bench/bench.js` with the given arguments; resolves with its exit code and output. */
+function runBench(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [path.join(ROOT, 'bench', 'bench.js'), ...args], { cwd: ROOT });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    // SIGINT lets the benchmark stop its stack and remove its folder.
+    const timer = setTimeout(() => child.kill('SIGINT'), BENCH_TIMEOUT_MS);
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+const SERVICES = ['kv', 'taskdb', 'storage', 'master', 'frontend', 'worker'];
+const PLUMBING = ['frontend', 'master', 'storage', 'taskdb', 'kv'];
+
+/** Figures that are a rate, a duration or a size: above zero in any sound run. */
+const POSITIVE = [
+  'raw.png512.imagesPerSecond',
+  'raw.png1080.imagesPerSecond',
+  'raw.png512.singleImageMs',
+  'raw.png1080.singleImageMs',
+  'pipeline.png512.imagesPerSecond',
+  'pipeline.png512.ratioToRaw',
+  'pipeline.png1080.imagesPerSecond',
+  'pipeline.png1080.ratioToRaw',
+  'idle.latencyMedianMs',
+  'idle.latencyP90Ms',
+  'worker.png512.cpuMsPerImage',
+  'worker.png1080.cpuMsPerImage',
+  'memory.workerPeakRss1080MB',
+  ...SERVICES.map((name) => `memory.peakRss.${name}MB`),
+];
+
+/**
+ * Figures that only need to be numbers: CPU time is counted in clock ticks (10 ms), so a few
+ * images may cost a service none; an overhead or a growth may come out at or below zero.
+ */
+const FINITE = [
+  'idle.overheadMs',
+  'plumbing.png512.cpuMsPerImage',
+  'plumbing.png1080.cpuMsPerImage',
+  'plumbing.idleCpuMsPerSecond',
+  ...PLUMBING.map((name) => `plumbing.png512.${name}.cpuMsPerImage`),
+  'client.png512.cpuMsPerImage',
+  'memory.bigImage.frontendGrowthMB',
+  'memory.bigImage.storageGrowthMB',
+  'memory.bigImage.masterGrowthMB',
+];
+
+/** The benchmark keeps working: the tiny run produces every figure. Its speed goals are its own to check. */
+describe('npm run bench', () => {
+  let dir: string;
+
+  beforeAll(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pixelmill-bench-test-'));
+  });
+
+  afterAll(() => {
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('when run with --tiny, then it prints the table and writes every figure to the JSON file', async () => {
+    const out = path.join(dir, 'results.json');
+
+    const { code, stdout, stderr } = await runBench(['--tiny', '--out', out]);
+
+    if (code !== 0) throw new Error(`bench exited with ${code}:\n${stderr.slice(-4000)}`);
+    expect(stdout).toContain('| measure');
+    expect(stdout).toContain('pipeline ÷ raw, 512×512');
+    const results = JSON.parse(fs.readFileSync(out, 'utf8')) as Results;
+    expect(results.tiny).toBe(true);
+    expect(results.machine.cores).toBeGreaterThan(0);
+    expect(results.machine.cpuModel).not.toBe('');
+    expect(results.machine.node).toBe(process.version);
+    expect(results.settings.rawThreads).toBeGreaterThan(0);
+    for (const id of POSITIVE) {
+      expect({ id, figure: results.figures[id] }).toEqual({ id, figure: expect.objectContaining({ median: expect.any(Number) }) });
+      expect({ id, positive: results.figures[id]!.min > 0 }).toEqual({ id, positive: true });
+    }
+    for (const id of FINITE) {
+      expect({ id, finite: Number.isFinite(results.figures[id]?.median) }).toEqual({ id, finite: true });
+    }
+    expect(results.targets.map((t) => t.id).sort()).toEqual(
+      [
+        'idle.overheadMs',
+        'memory.bigImage.frontendGrowthMB',
+        'memory.bigImage.storageGrowthMB',
+        'memory.workerPeakRss1080MB',
+        'pipeline.png1080.ratioToRaw',
+        'pipeline.png512.ratioToRaw',
+        'plumbing.png512.cpuMsPerImage',
+      ].sort(),
+    );
+  }, BENCH_TIMEOUT_MS + 30_000);
+});
