@@ -3,4 +3,7 @@ module.exports = {
   preset: 'ts-jest',
   testEnvironment: 'node',
   testMatch: ['<rootDir>/test/**/*.test.ts'],
+  globalSetup: '<rootDir>/test/global-setup.js',
+  // Tests start transform threads, which load the codecs first: seconds on a busy machine.
+  testTimeout: 20_000,
 };

@@ -1,6 +1,9 @@
+import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { GetWorkQuerySchema } from '@pixelmill/contracts';
 import { AuthEnvSchema, DiscoveryEnvSchema, LogLevelSchema, UrlSchema } from '@pixelmill/kit';
+
+const MAX_CONCURRENCY = 64;
 
 const positiveMs = (fallback: number) => z.coerce.number().int().min(1).default(fallback);
 
@@ -13,8 +16,16 @@ export const WorkerConfigSchema = DiscoveryEnvSchema.extend({
    * worker needs no storage address nor credential: each task comes with signed URLs.
    */
   WORKER_TOKEN: AuthEnvSchema.shape.WORKER_TOKEN,
-  /** Loops in this process, each holding at most one task. */
-  WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(1),
+  /**
+   * Transform threads of this process: images decoded, transformed and encoded at once, and
+   * tasks claimed at once (a task is claimed only when a thread is free for it).
+   */
+  WORKER_CONCURRENCY: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(MAX_CONCURRENCY)
+    .default(() => Math.min(MAX_CONCURRENCY, availableParallelism())),
   /** Long poll: how long master may hold a getWork request open; bounded like the contract's waitMs. */
   POLL_WAIT_MS: GetWorkQuerySchema.shape.waitMs.unwrap().default(20_000),
   /** First pause after a failed turn (service unreachable, 5xx); doubles per failure up to the max. */
@@ -22,7 +33,8 @@ export const WorkerConfigSchema = DiscoveryEnvSchema.extend({
   ERROR_BACKOFF_MAX_MS: positiveMs(30_000),
   /**
    * The longest one attempt may take here before the worker gives the task back (taskdb enforces
-   * its own hard limit, 120 s by default). Decoding is synchronous: it is checked between steps.
+   * its own hard limit, 120 s by default). A transform still running then is stopped with its
+   * thread, which is replaced.
    */
   ATTEMPT_TIMEOUT_MS: positiveMs(120_000),
   /** zlib level of PNG output: 4 is about as fast as 1 and within a few % of 9 in size. */

@@ -1,25 +1,64 @@
 import { Discovery, type Logger } from '@pixelmill/kit';
 import { pollTimeoutMs, type WorkerConfig } from './config';
-import { createMasterApi } from './data-access/master-api';
-import { createStorageApi } from './data-access/storage-api';
-import { ImageCodec } from './domain/image-codec';
-import { WorkLoop, type LoopState, type WorkLoopDeps, type WorkLoopOptions } from './loop/work-loop';
+import { createMasterApi, type MasterApi } from './data-access/master-api';
+import { createStorageApi, type StorageApi } from './data-access/storage-api';
+import { FreeSlots } from './loop/free-slots';
+import { WorkLoop, type LoopState, type WorkLoopOptions } from './loop/work-loop';
+import { TransformPool } from './threads/transform-pool';
 
 /** Timings with a sensible value for every deployment, not worth an environment variable. */
 export interface WorkerTuning {
   minPollIntervalMs: number;
   minHeartbeatMs: number;
+  /**
+   * Claim the next task while the thread encodes the last one (see WorkLoopOptions.prefetch).
+   * Off: on 2 cores it gained nothing measurable (the cores are busy with the threads and the
+   * HTTP work either way) and held one more image per thread (some 30 MB at 1920×1080).
+   */
+  prefetch: boolean;
 }
 
-const DEFAULT_TUNING: WorkerTuning = { minPollIntervalMs: 250, minHeartbeatMs: 1_000 };
+const DEFAULT_TUNING: WorkerTuning = { minPollIntervalMs: 250, minHeartbeatMs: 1_000, prefetch: false };
 
-/** WORKER_CONCURRENCY loops sharing the clients and the codec. */
+/**
+ * Loops per thread: when a thread is done with a task, its loop uploads and reports the result
+ * while another loop claims and downloads the next task for the thread. The slots, not the
+ * loops, bound what is claimed.
+ */
+const LOOPS_PER_THREAD = 2;
+
+/**
+ * Heap of a transform thread, per pixel of MAX_IMAGE_PIXELS: pixels live outside the heap, but
+ * jpeg-js keeps its blocks on it (about 21 bytes a pixel: 1 GB for 49 megapixels). A thread past
+ * its limit dies alone and is replaced, instead of growing until the process is killed.
+ */
+const THREAD_HEAP_BYTES_PER_PIXEL = 32;
+const MIN_THREAD_HEAP_MB = 256;
+
+/** The old-generation heap limit of each transform thread, in MB. */
+export function threadHeapLimitMb(maxPixels: number): number {
+  return Math.max(MIN_THREAD_HEAP_MB, Math.ceil((maxPixels * THREAD_HEAP_BYTES_PER_PIXEL) / 2 ** 20));
+}
+
+export interface WorkerDeps {
+  master: MasterApi;
+  storage: StorageApi;
+  /** The transform threads, one per slot; closed by stop(). */
+  pool: TransformPool;
+  logger: Logger;
+}
+
+/** The loops of one worker process, sharing the clients, the thread pool and its slots. */
 export class Worker {
+  readonly pool: TransformPool;
   private readonly loops: WorkLoop[];
 
-  constructor(deps: WorkLoopDeps, options: WorkLoopOptions & { concurrency: number }) {
-    this.loops = Array.from({ length: options.concurrency }, (_, index) =>
-      new WorkLoop({ ...deps, logger: deps.logger.child({ loop: index }) }, options),
+  constructor(deps: WorkerDeps, options: WorkLoopOptions) {
+    this.pool = deps.pool;
+    const slots = new FreeSlots(deps.pool.size);
+    const { master, storage, pool, logger } = deps;
+    this.loops = Array.from({ length: pool.size * LOOPS_PER_THREAD }, (_, index) =>
+      new WorkLoop({ master, storage, transformer: pool, slots, logger: logger.child({ loop: index }) }, options),
     );
   }
 
@@ -33,21 +72,23 @@ export class Worker {
 
   /**
    * Stops every loop: no more claims; true when all ended, with their tasks in hand done, within
-   * `timeoutMs`; false when tasks were given back (released) instead.
+   * `timeoutMs`; false when tasks were given back (released) instead. Then stops the threads.
    */
   async stop(timeoutMs: number): Promise<boolean> {
     const ended = await Promise.all(this.loops.map((loop) => loop.stop(timeoutMs)));
+    await this.pool.close();
     return ended.every(Boolean);
   }
 }
 
 /**
- * The worker as configured: master found through kv unless MASTER_URL says otherwise, both
- * reached with WORKER_TOKEN; storage only through the signed URLs that come with each task.
+ * The worker as configured: WORKER_CONCURRENCY transform threads; master found through kv
+ * unless MASTER_URL says otherwise, both reached with WORKER_TOKEN; storage only through the
+ * signed URLs that come with each task.
  */
 export function createWorker(
   config: WorkerConfig,
-  deps: { logger: Logger; tuning?: Partial<WorkerTuning> },
+  deps: { logger: Logger; tuning?: Partial<WorkerTuning>; threadScript?: string },
 ): Worker {
   const tuning = { ...DEFAULT_TUNING, ...deps.tuning };
   const discovery = new Discovery({
@@ -60,20 +101,26 @@ export function createWorker(
     pollTimeoutMs: (waitMs) => pollTimeoutMs(config, waitMs),
   });
   const storage = createStorageApi({ timeoutMs: config.REQUEST_TIMEOUT_MS });
-  const codec = new ImageCodec({
-    pngDeflateLevel: config.PNG_DEFLATE_LEVEL,
-    jpegQuality: config.JPEG_QUALITY,
-    maxPixels: config.MAX_IMAGE_PIXELS,
+  const pool = new TransformPool({
+    size: config.WORKER_CONCURRENCY,
+    codec: {
+      pngDeflateLevel: config.PNG_DEFLATE_LEVEL,
+      jpegQuality: config.JPEG_QUALITY,
+      maxPixels: config.MAX_IMAGE_PIXELS,
+    },
+    script: deps.threadScript,
+    resourceLimits: { maxOldGenerationSizeMb: threadHeapLimitMb(config.MAX_IMAGE_PIXELS) },
+    logger: deps.logger,
   });
   return new Worker(
-    { master, storage, codec, logger: deps.logger },
+    { master, storage, pool, logger: deps.logger },
     {
-      concurrency: config.WORKER_CONCURRENCY,
       pollWaitMs: config.POLL_WAIT_MS,
       backoff: { initialMs: config.ERROR_BACKOFF_MS, maxMs: config.ERROR_BACKOFF_MAX_MS },
       minPollIntervalMs: tuning.minPollIntervalMs,
       minHeartbeatMs: tuning.minHeartbeatMs,
       attemptTimeoutMs: config.ATTEMPT_TIMEOUT_MS,
+      prefetch: tuning.prefetch,
     },
   );
 }

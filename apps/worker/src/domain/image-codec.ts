@@ -5,6 +5,7 @@ import png, { PNGColorType } from '@jimp/js-png';
 import { detectImageType, IMAGE_TYPES, readDeclaredDimensions, type ImageType } from '@pixelmill/contracts';
 import { BitmapImage, GifCodec, GifFrame, GifUtil } from 'gifwrap';
 import type { RgbaBitmap } from './bitmap';
+import { describeDecoderError } from './decoder-errors';
 import { ImageDecodeError, PermanentWorkError } from './work-errors';
 
 // jimp stays behind this module. Its format plugins (and gifwrap, its GIF library) are used
@@ -30,6 +31,13 @@ interface FormatCodec {
  * a little faster on photos but 5–10 % larger on most images, screenshots included.
  */
 const Z_DEFAULT_STRATEGY = 0;
+
+/**
+ * What jpeg-js counts against maxMemoryUsageInMB, per pixel: its components and the RGBA output
+ * came to about 19 bytes for a 49-megapixel JPEG (888 MB). With 8, JPEGs under MAX_IMAGE_PIXELS
+ * but above some 25 megapixels were refused as too large.
+ */
+const JPEG_DECODE_BYTES_PER_PIXEL = 24;
 
 function hasTransparency({ data }: RgbaBitmap): boolean {
   for (let i = 3; i < data.length; i += 4) {
@@ -103,7 +111,7 @@ function createFormats(options: ImageCodecOptions): Readonly<Record<ImageType, F
         const decoded = jpegFormat.decode(bytes, {
           formatAsRGBA: true,
           maxResolutionInMP: options.maxPixels / 1_000_000,
-          maxMemoryUsageInMB: Math.max(512, Math.ceil((options.maxPixels * 8) / 2 ** 20)),
+          maxMemoryUsageInMB: Math.max(512, Math.ceil((options.maxPixels * JPEG_DECODE_BYTES_PER_PIXEL) / 2 ** 20)),
         });
         return { data: decoded.data, width: decoded.width, height: decoded.height };
       },
@@ -155,7 +163,7 @@ export class ImageCodec {
     try {
       bitmap = this.formats[contentType].decode(bytes);
     } catch (err) {
-      throw fail(describe(err), err);
+      throw fail(describeDecoderError(err), err);
     }
     this.checkPixelLimit(contentType, bitmap.width, bitmap.height);
     if (bitmap.width < 1 || bitmap.height < 1 || bitmap.data.length !== bitmap.width * bitmap.height * 4) {

@@ -2,21 +2,24 @@ import type { ImageType, Operation } from '@pixelmill/contracts';
 import type { ImageCodec } from './image-codec';
 import { applyOperation } from './operations';
 
+/** The step about to start when `checkpoint` is called. */
+export type TransformStep = 'operation' | 'encode';
+
 /**
  * Decodes an image, applies an operation to its pixels, and encodes it in the same type.
  * Each step is synchronous and may take seconds on a large image; `checkpoint` runs between
- * them, may let the event loop turn (heartbeats, deadlines) and throws to stop the work.
+ * them with the step that comes next, and may throw to stop the work.
  */
 export async function transformImage(
   codec: ImageCodec,
   source: Buffer,
   type: ImageType,
   op: Operation,
-  checkpoint: () => Promise<void> = async () => {},
+  checkpoint: (next: TransformStep) => Promise<void> | void = () => {},
 ): Promise<Buffer> {
   const bitmap = codec.decode(source, type);
-  await checkpoint();
+  await checkpoint('operation');
   applyOperation(op, bitmap);
-  await checkpoint();
+  await checkpoint('encode');
   return codec.encode(bitmap, type);
 }

@@ -19,7 +19,7 @@ export class TaskInHand {
     if (!this.controller.signal.aborted) this.controller.abort(reason);
   }
 
-  /** For the steps that cannot be interrupted (decoding is synchronous): call between them. */
+  /** Call between steps: a step that ended as the task was cancelled must not lead to the next. */
   throwIfCancelled(): void {
     if (this.controller.signal.aborted) throw this.controller.signal.reason;
   }

@@ -28,11 +28,3 @@ export function sleep(ms: number, signal: AbortSignal): Promise<void> {
     signal.addEventListener('abort', done, { once: true });
   });
 }
-
-/**
- * Lets the event loop run the timers that are due (a heartbeat, a deadline) between two long
- * synchronous steps: a zero timeout runs after them, where setImmediate could run before.
- */
-export function yieldToTimers(): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, 0));
-}

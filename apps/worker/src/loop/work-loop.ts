@@ -2,15 +2,17 @@ import type { Work } from '@pixelmill/contracts';
 import { withRequestId, type Logger } from '@pixelmill/kit';
 import type { MasterApi } from '../data-access/master-api';
 import type { StorageApi } from '../data-access/storage-api';
-import type { ImageCodec } from '../domain/image-codec';
-import { transformImage } from '../domain/image-transformer';
 import { LeaseLostError, PermanentWorkError, WorkGivenBackError } from '../domain/work-errors';
+import type { TransformRunner } from '../threads/transform-pool';
+import type { FreeSlots, Slot } from './free-slots';
 import { LeaseKeeper } from './lease-keeper';
 import { TaskInHand } from './task-in-hand';
-import { backoffDelay, sleep, yieldToTimers, type BackoffOptions } from './timing';
+import { backoffDelay, sleep, type BackoffOptions } from './timing';
 
 export const LoopState = {
   Idle: 'idle',
+  /** Every transform thread is promised to a task: no claim until one is free. */
+  WaitingForSlot: 'waiting_for_slot',
   Polling: 'polling',
   Working: 'working',
   BackingOff: 'backing_off',
@@ -21,7 +23,10 @@ export type LoopState = (typeof LoopState)[keyof typeof LoopState];
 export interface WorkLoopDeps {
   master: MasterApi;
   storage: StorageApi;
-  codec: ImageCodec;
+  /** Runs the CPU part of a task (decode, operation, encode) in a thread. */
+  transformer: Pick<TransformRunner, 'run'>;
+  /** Shared by the loops of a worker: one per thread. */
+  slots: FreeSlots;
   logger: Logger;
 }
 
@@ -38,6 +43,11 @@ export interface WorkLoopOptions {
   minHeartbeatMs: number;
   /** The longest one attempt may take before the task is given back. */
   attemptTimeoutMs: number;
+  /**
+   * Give the slot back when the task's thread starts encoding rather than when it is done, so
+   * that the next task is claimed and downloaded while this one encodes.
+   */
+  prefetch: boolean;
 }
 
 /**
@@ -62,9 +72,12 @@ async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boo
 }
 
 /**
- * One worker loop: claim a task (long poll), do it, report it, again. Each turn has one
- * try/catch: what escapes a turn is transient (a service unreachable, a 5xx, an answer outside
- * the contract) and makes the loop back off. A task in hand ends in exactly one of four ways:
+ * One worker loop: take a free slot, claim a task (long poll), do it, report it, again. Each
+ * turn has one try/catch: what escapes a turn is transient (a service unreachable, a 5xx, an
+ * answer outside the contract) and makes the loop back off, holding its slot if it still has
+ * it. The slot goes back as soon as the task's thread is done with it (or, prefetching, starts
+ * encoding): the upload and the report no longer keep a thread idle, and another loop claims
+ * meanwhile. A task in hand ends in exactly one of four ways:
  * finished; failed (it can never succeed); released (a passing error, too slow, or shutdown: it
  * is retried later); or abandoned without a word when its lease is gone.
  * `stop()` stops claiming at once and waits for the task in hand, then releases it.
@@ -118,6 +131,9 @@ export class WorkLoop {
   }
 
   private async turn(): Promise<void> {
+    this.currentState = LoopState.WaitingForSlot;
+    const slot = await this.deps.slots.take(this.wake.signal);
+    if (!slot) return;
     try {
       this.currentState = LoopState.Polling;
       const pollStarted = Date.now();
@@ -129,7 +145,7 @@ export class WorkLoop {
       }
       // Work that arrived as stop() was called is in hand all the same: it is done, or released.
       this.currentState = LoopState.Working;
-      await withRequestId(`${work.id}.${work.attempt}`, () => this.handle(work));
+      await withRequestId(`${work.id}.${work.attempt}`, () => this.handle(work, slot));
     } catch (err) {
       // A poll cut short by stop(), or the last task's error (already logged with its release).
       if (this.stopping) return;
@@ -140,6 +156,8 @@ export class WorkLoop {
       );
       this.currentState = LoopState.BackingOff;
       await sleep(delayMs, this.wake.signal);
+    } finally {
+      slot.release();
     }
   }
 
@@ -147,7 +165,7 @@ export class WorkLoop {
    * Does one task under its lease and reports it. A transient error is thrown after the task
    * was released, so that the loop backs off.
    */
-  private async handle(work: Work): Promise<void> {
+  private async handle(work: Work, slot: Slot): Promise<void> {
     const logger = this.deps.logger.child({ taskId: work.id, attempt: work.attempt });
     const task = new TaskInHand(work);
     const lease = new LeaseKeeper(this.deps.master, work, logger, {
@@ -164,7 +182,7 @@ export class WorkLoop {
     let problem: unknown;
     let stats: Record<string, number> | undefined;
     try {
-      stats = await this.process(task);
+      stats = await this.process(task, slot);
     } catch (err) {
       problem = task.explain(err);
     } finally {
@@ -198,20 +216,35 @@ export class WorkLoop {
     if (!(problem instanceof WorkGivenBackError)) throw problem;
   }
 
-  /** Downloads, transforms and uploads; checks between the steps that the task is still ours to do. */
-  private async process(task: TaskInHand): Promise<Record<string, number>> {
+  /**
+   * Downloads, transforms in a thread and uploads; checks between the steps that the task is
+   * still ours to do. A cancelled transform is dropped at once (its thread is replaced).
+   */
+  private async process(task: TaskInHand, slot: Slot): Promise<Record<string, number>> {
     const { work, signal } = task;
     const started = Date.now();
     const source = await this.deps.storage.downloadSource(work, signal);
     task.throwIfCancelled();
-    const result = await transformImage(this.deps.codec, source, work.contentType, work.op, async () => {
-      await yieldToTimers();
-      task.throwIfCancelled();
-    });
+    const bytesIn = source.length; // the source moves to the thread: empty afterwards
+    const output = await this.deps.transformer
+      .run(
+        { source, contentType: work.contentType, op: work.op },
+        { signal, onEncoding: this.options.prefetch ? () => slot.release() : undefined },
+      )
+      .finally(() => slot.release());
     task.throwIfCancelled();
-    await this.deps.storage.uploadResult(work, result, signal);
+    await this.deps.storage.uploadResult(work, output.bytes, signal);
     task.throwIfCancelled();
-    return { bytesIn: source.length, bytesOut: result.length, ms: Date.now() - started };
+    const { timings } = output;
+    return {
+      bytesIn,
+      bytesOut: output.bytes.length,
+      ms: Date.now() - started,
+      queuedMs: Math.round(output.queuedMs),
+      decodeMs: Math.round(timings.decodeMs),
+      operationMs: Math.round(timings.operationMs),
+      encodeMs: Math.round(timings.encodeMs),
+    };
   }
 
   /** Gives the task back at once. If master cannot be told, the lease expires instead: logged, not thrown. */

@@ -201,9 +201,11 @@ export class FakeMaster {
     return this.calls.filter((call) => call.route === route);
   }
 
-  enqueue(task: { id?: string; op?: Operation; contentType: ImageType }): string {
+  /** `attemptsUsed`: attempts the task had before, out of MAX_ATTEMPTS (as after releases). */
+  enqueue(task: { id?: string; op?: Operation; contentType: ImageType; attemptsUsed?: number }): string {
     const id = task.id ?? randomUUID();
-    this.tasks.set(id, { id, op: task.op ?? 'swap-red-blue', contentType: task.contentType, state: 'queued', attempt: 0 });
+    const attempt = task.attemptsUsed ?? 0;
+    this.tasks.set(id, { id, op: task.op ?? 'swap-red-blue', contentType: task.contentType, state: 'queued', attempt });
     this.wake();
     return id;
   }

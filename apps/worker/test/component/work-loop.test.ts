@@ -1,7 +1,8 @@
+import path from 'node:path';
 import { PNG } from 'pngjs';
 import { createLogger, parseConfig, type Listening } from '@pixelmill/kit';
 import { WorkerConfigSchema } from '../../src/config';
-import { createWorker, type Worker } from '../../src/worker';
+import { createWorker, type Worker, type WorkerTuning } from '../../src/worker';
 import { FakeMaster, FakeStorage, startFakeKv, type SeenRequest } from './fake-services';
 
 const WIDTH = 4;
@@ -65,7 +66,10 @@ describe('worker loop over HTTP', () => {
     kv = undefined;
   });
 
-  const startWorker = (env: Record<string, string> = {}): Worker => {
+  const startWorker = (
+    env: Record<string, string> = {},
+    options: { threadScript?: string; tuning?: Partial<WorkerTuning> } = {},
+  ): Worker => {
     const config = parseConfig(WorkerConfigSchema, {
       MASTER_URL: master.url,
       // Nothing listens here: the override and the signed URLs must be enough.
@@ -73,11 +77,14 @@ describe('worker loop over HTTP', () => {
       POLL_WAIT_MS: '50',
       ERROR_BACKOFF_MS: '20',
       ERROR_BACKOFF_MAX_MS: '100',
+      // One thread, so that tasks are taken one after another; the tests of concurrency say more.
+      WORKER_CONCURRENCY: '1',
       ...env,
     });
     worker = createWorker(config, {
       logger: createLogger('worker', 'silent'),
-      tuning: { minPollIntervalMs: 10, minHeartbeatMs: 20 },
+      tuning: { minPollIntervalMs: 10, minHeartbeatMs: 20, ...options.tuning },
+      threadScript: options.threadScript,
     });
     worker.start();
     return worker;
@@ -130,10 +137,10 @@ describe('worker loop over HTTP', () => {
     startWorker();
 
     await until(() => master.tasks.get(good)!.state === 'finished', 'the next task to finish');
+    await until(() => master.tasks.get(broken)!.state === 'failed', 'the broken task to fail');
 
     const failed = master.tasks.get(broken)!;
-    expect(failed.state).toBe('failed');
-    expect(failed.reason).toMatch(/^could not decode image\/png: ./);
+    expect(failed.reason).toBe('could not decode image/png: the file is truncated or corrupt (unrecognised content at end of stream)');
     expect(master.callsTo('workFailed').map((call) => call.body)).toEqual([
       { id: broken, leaseToken: failed.leaseToken, reason: failed.reason },
     ]);
@@ -262,7 +269,7 @@ describe('worker loop over HTTP', () => {
     await until(() => master.callsTo('heartbeat').length >= 1, 'a heartbeat');
     await delay(50); // for the refusal to reach the worker
     held.open();
-    await until(() => worker!.states[0] === 'polling' && master.callsTo('getWork').length >= 2, 'the next poll');
+    await until(() => worker!.states.includes('polling') && master.callsTo('getWork').length >= 2, 'the next poll');
 
     expect(storage.get('finished', id)).toBeUndefined();
     expect(master.callsTo('workFinished')).toEqual([]);
@@ -289,7 +296,7 @@ describe('worker loop over HTTP', () => {
     held.open();
     await expect(stopping).resolves.toBe(true);
     expect(master.tasks.get(id)!.state).toBe('finished');
-    expect(running.states).toEqual(['stopped']);
+    expect(new Set(running.states)).toEqual(new Set(['stopped']));
     // No claim after the task in hand.
     master.enqueue({ contentType: 'image/png' });
     await delay(100);
@@ -310,7 +317,7 @@ describe('worker loop over HTTP', () => {
       { id, leaseToken: master.tasks.get(id)!.leaseToken, reason: expect.stringMatching(/shutting down/) },
     ]);
     expect(master.tasks.get(id)!.state).toBe('queued');
-    expect(running.states).toEqual(['stopped']);
+    expect(new Set(running.states)).toEqual(new Set(['stopped']));
     held.open();
     await delay(50);
     expect(storage.callsTo('put')).toEqual([]);
@@ -327,7 +334,7 @@ describe('worker loop over HTTP', () => {
 
     await until(() => master.abortedPolls === 1, 'master to see the poll abandoned');
     expect(master.callsTo('getWork')).toHaveLength(1);
-    expect(running.states).toEqual(['stopped']);
+    expect(new Set(running.states)).toEqual(new Set(['stopped']));
   });
 
   it('when WORKER_CONCURRENCY is 2, then two tasks are worked on at the same time', async () => {
@@ -339,6 +346,89 @@ describe('worker loop over HTTP', () => {
     await until(() => storage.callsTo('get').length === 2, 'two downloads in flight');
     held.open();
     await until(() => ids.every((id) => master.tasks.get(id)!.state === 'finished'), 'both tasks to finish');
+  });
+
+  it('when every thread is promised to a task, then no more tasks are claimed until one is free', async () => {
+    const held = gate();
+    storage.gate = held.promise;
+    const ids = Array.from({ length: 5 }, () => queuePng(makePng().bytes));
+    const running = startWorker({ WORKER_CONCURRENCY: '2' });
+    const leased = () => [...master.tasks.values()].filter((task) => task.state === 'leased').length;
+
+    await until(() => storage.callsTo('get').length === 2, 'two downloads in flight');
+    await delay(150);
+
+    // Two threads: two tasks held, the other loops wait for a slot instead of claiming.
+    expect(leased()).toBe(2);
+    expect(master.callsTo('getWork')).toHaveLength(2);
+    expect(running.states.filter((state) => state === 'waiting_for_slot')).toHaveLength(2);
+    held.open();
+    await until(() => ids.every((id) => master.tasks.get(id)!.state === 'finished'), 'every task to finish');
+    expect(master.callsTo('workReleased')).toEqual([]);
+  });
+
+  it('when a thread dies on a task, then the task is released (not failed), the thread replaced, and the next task done', async () => {
+    // The fixture's thread dies of an uncaught exception on every 'invert' task.
+    const doomed = master.enqueue({ contentType: 'image/png', op: 'invert' });
+    storage.put('inProgress', doomed, makePng().bytes, 'image/png');
+    const good = queuePng(makePng().bytes);
+    const running = startWorker({}, { threadScript: path.join(__dirname, '..', 'fixtures', 'misbehaving-transform-thread.js') });
+
+    await until(() => master.tasks.get(good)!.state === 'finished', 'the next task to finish');
+
+    const released = master.callsTo('workReleased');
+    expect(released.length).toBeGreaterThanOrEqual(1);
+    for (const call of released) {
+      expect(call.body).toMatchObject({ id: doomed, reason: expect.stringMatching(/image thread \d+ died: this thread dies on purpose/) });
+    }
+    expect(master.callsTo('workFailed')).toEqual([]);
+    expect(running.pool.size).toBe(1);
+  });
+
+  it('when an attempt times out while its image is in a thread, then it is given back at once and the thread replaced', async () => {
+    // The fixture's thread never ends a 'grayscale' task, as a decode that takes forever. This
+    // is the task's last attempt: once given back, it ends failed and is not claimed again.
+    const stuck = master.enqueue({ contentType: 'image/png', op: 'grayscale', attemptsUsed: 2 });
+    storage.put('inProgress', stuck, makePng().bytes, 'image/png');
+    // Long enough for a new thread to load its codecs on a busy machine: the next task gets it.
+    const running = startWorker(
+      { ATTEMPT_TIMEOUT_MS: '2000' },
+      { threadScript: path.join(__dirname, '..', 'fixtures', 'misbehaving-transform-thread.js') },
+    );
+    const [hungThread] = running.pool.threadIds;
+
+    await until(() => master.callsTo('workReleased').length === 1, 'the release', 10_000);
+    expect(master.callsTo('workReleased')[0]!.body).toMatchObject({
+      id: stuck,
+      reason: expect.stringMatching(/ATTEMPT_TIMEOUT_MS \(2000 ms\)/),
+    });
+    expect(running.pool.threadIds).not.toContain(hungThread);
+
+    const good = queuePng(makePng().bytes);
+    await until(() => master.tasks.get(good)!.state === 'finished', 'the next task to finish', 10_000);
+    expect(master.tasks.get(good)!.attempt).toBe(1);
+    expect(master.callsTo('workFailed')).toEqual([]);
+  });
+
+  it('when prefetching, then tasks are claimed as threads start encoding, and all are done', async () => {
+    const ids = Array.from({ length: 6 }, () => queuePng(makePng().bytes));
+    startWorker({ WORKER_CONCURRENCY: '2' }, { tuning: { prefetch: true } });
+
+    await until(() => ids.every((id) => master.tasks.get(id)!.state === 'finished'), 'every task to finish');
+
+    expect(ids.every((id) => master.tasks.get(id)!.attempt === 1)).toBe(true);
+    expect(master.callsTo('workReleased')).toEqual([]);
+  });
+
+  it('when the worker stops, then its threads are stopped too', async () => {
+    const id = queuePng(makePng().bytes);
+    const running = startWorker({ WORKER_CONCURRENCY: '2' });
+    await until(() => master.tasks.get(id)!.state === 'finished', 'the task to finish');
+    expect(running.pool.liveThreads).toBe(2);
+
+    await expect(running.stop(1_000)).resolves.toBe(true);
+
+    expect(running.pool.liveThreads).toBe(0);
   });
 
   it('when master wants WORKER_TOKEN, then the worker sends it on every call and gets its work', async () => {
@@ -383,8 +473,8 @@ describe('worker loop over HTTP', () => {
 
     await until(() => master.tasks.get(id)!.state === 'finished', 'the task to finish');
 
-    // Only master was looked up: the fake kv does not even know storage.
-    expect(kv.requests.map((request) => request.path)).toEqual([`/keys/${encodeURIComponent('services/master')}`]);
+    // Only master was looked up (by each loop that polled): the fake kv does not even know storage.
+    expect(new Set(kv.requests.map((request) => request.path))).toEqual(new Set([`/keys/${encodeURIComponent('services/master')}`]));
     expect(kv.requests[0]!.authorization).toBe(`Bearer ${WORKER_TOKEN}`);
   });
 });

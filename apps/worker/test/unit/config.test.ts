@@ -1,5 +1,7 @@
+import { availableParallelism } from 'node:os';
 import { ConfigError, parseConfig } from '@pixelmill/kit';
 import { pollTimeoutMs, WorkerConfigSchema } from '../../src/config';
+import { threadHeapLimitMb } from '../../src/worker';
 
 describe('worker config', () => {
   it('when the environment is empty, then every variable has its default', () => {
@@ -7,7 +9,7 @@ describe('worker config', () => {
     expect(config).toMatchObject({
       KV_URL: 'http://127.0.0.1:3000',
       LOG_LEVEL: 'info',
-      WORKER_CONCURRENCY: 1,
+      WORKER_CONCURRENCY: Math.min(64, availableParallelism()),
       POLL_WAIT_MS: 20_000,
       PNG_DEFLATE_LEVEL: 4,
       JPEG_QUALITY: 90,
@@ -69,5 +71,11 @@ describe('worker config', () => {
     const config = parseConfig(WorkerConfigSchema, { POLL_WAIT_MS: '20000', REQUEST_TIMEOUT_MS: '5000' });
     expect(pollTimeoutMs(config, config.POLL_WAIT_MS)).toBeGreaterThan(config.POLL_WAIT_MS);
     expect(pollTimeoutMs(config, 0)).toBeGreaterThan(0);
+  });
+
+  it('gives each transform thread a heap that fits a JPEG of MAX_IMAGE_PIXELS, and no less than 256 MB', () => {
+    // A 49-megapixel JPEG took about 1 GB of heap in a thread.
+    expect(threadHeapLimitMb(50_000_000)).toBeGreaterThanOrEqual(1_100);
+    expect(threadHeapLimitMb(1_000)).toBe(256);
   });
 });

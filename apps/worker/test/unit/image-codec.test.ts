@@ -146,9 +146,10 @@ describe('image codec', () => {
 
     const damaged = Buffer.concat([png.subarray(0, 40), Buffer.alloc(20, 0x55), png.subarray(60)]);
     it.each<[string, Buffer, string, RegExp]>([
-      ['a truncated PNG', png.subarray(0, png.length >> 1), 'image/png', /^could not decode image\/png: .+/],
+      ['a truncated PNG', png.subarray(0, png.length >> 1), 'image/png', /^could not decode image\/png: the file is truncated or corrupt \(it ends too early\)$/],
+      ['a PNG cut after its header', png.subarray(0, 40), 'image/png', /^could not decode image\/png: the file is truncated or corrupt \(it ends too early\)$/],
       ['a PNG with a damaged chunk', damaged, 'image/png', /^could not decode image\/png: .+/],
-      ['a truncated JPEG', jpg.subarray(0, jpg.length >> 1), 'image/jpeg', /^could not decode image\/jpeg: .+/],
+      ['a truncated JPEG', jpg.subarray(0, jpg.length >> 1), 'image/jpeg', /^could not decode image\/jpeg: the file is truncated or corrupt/],
       ['a truncated GIF', Buffer.from('GIF89a\x10\x00\x0c\x00', 'latin1'), 'image/gif', /^could not decode image\/gif: .+/],
       ['a JPEG declared as PNG', jpg, 'image/png', /^could not decode image\/png: the bytes are image\/jpeg$/],
       ['text declared as PNG', Buffer.from('hello'), 'image/png', /^could not decode image\/png: the bytes are not an image of/],

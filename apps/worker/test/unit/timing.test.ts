@@ -1,4 +1,4 @@
-import { backoffDelay, sleep, yieldToTimers } from '../../src/loop/timing';
+import { backoffDelay, sleep } from '../../src/loop/timing';
 
 describe('backoffDelay', () => {
   const options = { initialMs: 100, maxMs: 1_000 };
@@ -36,20 +36,5 @@ describe('sleep', () => {
     const started = Date.now();
     await sleep(50, new AbortController().signal);
     expect(Date.now() - started).toBeGreaterThanOrEqual(45);
-  });
-});
-
-describe('yieldToTimers', () => {
-  it('when a timer fell due during synchronous work, then it has run by the time yieldToTimers resolves', async () => {
-    let ran = false;
-    setTimeout(() => {
-      ran = true;
-    }, 0);
-    const busyUntil = Date.now() + 5;
-    while (Date.now() < busyUntil) {
-      // synchronous work, like a decode
-    }
-    await yieldToTimers();
-    expect(ran).toBe(true);
   });
 });
