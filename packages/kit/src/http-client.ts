@@ -29,6 +29,11 @@ export type CallInput<R extends Route> = (R extends { params: infer P } ? { para
     signal?: AbortSignal;
     /** Whether the call may be sent again after a lost answer; by default GET, HEAD, DELETE and idempotent POSTs. */
     retry?: boolean;
+    /**
+     * An absolute URL that stands for base URL, path and query, such as a signed URL handed out
+     * for exactly this route; the route still decides the method, body and answers.
+     */
+    url?: string;
   };
 
 export type CallResult<R extends Route> = ResponseOf<R> & { headers: Record<string, string> };
@@ -143,11 +148,11 @@ export class ContractClient {
 
     for (let attempt = 1; ; attempt += 1) {
       try {
-        const base = typeof this.options.baseUrl === 'string' ? this.options.baseUrl : await this.options.baseUrl();
+        const base = input.url ?? (typeof this.options.baseUrl === 'string' ? this.options.baseUrl : await this.options.baseUrl());
         const response = await sharedAxios.request<unknown>({
           method: route.method,
-          url: base.replace(/\/+$/, '') + path,
-          params: input.query,
+          url: input.url ?? base.replace(/\/+$/, '') + path,
+          params: input.url === undefined ? input.query : undefined,
           data,
           headers,
           signal: input.signal,

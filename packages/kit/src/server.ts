@@ -1,7 +1,7 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import express, { type Express, type Router } from 'express';
+import express, { type Express, type Response, type Router } from 'express';
 import { commonContract } from '@pixelmill/contracts';
 import { mountContract } from './contract-router';
 import { AppError, errorHandler, notFoundHandler } from './errors';
@@ -91,6 +91,15 @@ export function createServiceApp(options: ServiceAppOptions): Express {
   app.use(notFoundHandler());
   app.use(errorHandler(logger));
   return app;
+}
+
+/** Aborted when the client hangs up before its answer was sent: a long poll for it can stop. */
+export function hangUpSignal(res: Response): AbortSignal {
+  const gone = new AbortController();
+  res.once('close', () => {
+    if (!res.writableFinished) gone.abort();
+  });
+  return gone.signal;
 }
 
 export interface Listening {

@@ -2,7 +2,7 @@ import { pipeline } from 'node:stream/promises';
 import { randomUUID } from 'node:crypto';
 import type { Router } from 'express';
 import { DEFAULT_OPERATION, frontendContract, TaskIdSchema, type Operation } from '@pixelmill/contracts';
-import { AppError, mountContract } from '@pixelmill/kit';
+import { AppError, hangUpSignal, mountContract } from '@pixelmill/kit';
 import type { MasterGateway } from '../data-access/master-gateway';
 import { checkUpload, parseOperation, type ImageLimits } from '../domain/image-upload';
 import { renderUploadPage, type PageStatus } from '../views/upload-page';
@@ -94,11 +94,8 @@ export function mountFrontendRoutes(
 
       isReady: async ({ query }, _req, res) => {
         // A client that hangs up ends its long poll here and at master.
-        const gone = new AbortController();
-        res.once('close', () => {
-          if (!res.writableFinished) gone.abort();
-        });
-        return { status: 200, body: await master.status(query.id, access.clientOf(res).owner, query.waitMs, gone.signal) };
+        const owner = access.clientOf(res).owner;
+        return { status: 200, body: await master.status(query.id, owner, query.waitMs, hangUpSignal(res)) };
       },
 
       get: async ({ query }, _req, res) => {

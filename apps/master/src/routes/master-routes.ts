@@ -1,17 +1,8 @@
 import { pipeline } from 'node:stream/promises';
-import type { Response, Router } from 'express';
+import type { Router } from 'express';
 import { masterContract } from '@pixelmill/contracts';
-import { mountContract, type ServiceTokens } from '@pixelmill/kit';
+import { hangUpSignal, mountContract, type ServiceTokens } from '@pixelmill/kit';
 import type { ImageService } from '../domain/image-service';
-
-/** Aborted when the client hangs up before its answer was sent: its long poll can stop. */
-function hangUpSignal(res: Response): AbortSignal {
-  const gone = new AbortController();
-  res.once('close', () => {
-    if (!res.writableFinished) gone.abort();
-  });
-  return gone.signal;
-}
 
 export function mountMasterRoutes(router: Router, images: ImageService, maxUploadBytes: number, tokens: ServiceTokens): void {
   mountContract(

@@ -1,4 +1,4 @@
-import { BINARY, defineRoute, storageContract, type Work } from '@pixelmill/contracts';
+import { storageContract, type Work } from '@pixelmill/contracts';
 import { AppError, ContractClient, type CallInput, type CallResult } from '@pixelmill/kit';
 import { refusalMessage } from './refusal-message';
 import { PermanentWorkError } from '../domain/work-errors';
@@ -15,42 +15,26 @@ export interface StorageApi {
   uploadResult(work: Work, bytes: Buffer, signal: AbortSignal): Promise<void>;
 }
 
-// A signed URL is called as it is (path and signature come from master): it is the client's base
-// URL and the route's path is empty, since kit appends the path to the base. The routes keep
-// storage's documented answers, so an answer outside storage's contract still fails loudly, and
-// kit's client adds the timeout, keep-alive, request id and retries of what is safe to repeat.
-const signedGet = defineRoute({
-  method: 'GET',
-  path: '',
-  summary: 'Read the source image through its signed URL',
-  responses: storageContract.get.responses,
-});
-const signedPut = defineRoute({
-  method: 'POST',
-  path: '',
-  idempotent: true,
-  summary: 'Store the result through its signed URL',
-  body: BINARY,
-  responses: storageContract.put.responses,
-});
+/** The two storage calls a worker makes, through the signed URLs of its task. */
+type SignedRoute = typeof storageContract.get | typeof storageContract.put;
 
 /**
- * Calls a signed URL; errors name the step (the URL itself is not repeated: its signature is a
- * credential, and the reason of a released task is kept by taskdb).
+ * Calls a signed URL as it is (its path and signature come from master) with storage's own
+ * route, so an answer outside storage's contract still fails loudly. Errors name the step, not
+ * the URL: its signature is a credential, and the reason of a released task is kept by taskdb.
  */
-async function callSigned<R extends typeof signedGet | typeof signedPut>(
+async function callSigned<R extends SignedRoute>(
   step: string,
   url: string,
   route: R,
   input: CallInput<R>,
   timeoutMs: number,
 ): Promise<CallResult<R>> {
-  // The contract's z.url() admits any scheme; axios would read a data: URL without a request.
-  if (!/^https?:$/.test(new URL(url).protocol)) {
-    throw new AppError('internal', 500, `${step}: master handed out a signed URL that is not http(s)`);
-  }
   try {
-    return await new ContractClient({ service: 'storage', baseUrl: url, timeoutMs }).call(route, input);
+    return await new ContractClient({ service: 'storage', baseUrl: new URL(url).origin, timeoutMs }).call(route, {
+      ...input,
+      url,
+    });
   } catch (err) {
     if (err instanceof AppError) throw new AppError(err.code, err.status, `${step}: ${err.message}`, err.details);
     throw err;
@@ -69,7 +53,8 @@ function signatureRefused(what: string, result: { status: number; body: unknown 
 export function createStorageApi(options: { timeoutMs: number }): StorageApi {
   return {
     async downloadSource(work, signal) {
-      const result = await callSigned('download of the source', work.sourceUrl, signedGet, { signal }, options.timeoutMs);
+      const params = { state: 'inProgress' as const, key: work.id };
+      const result = await callSigned('download of the source', work.sourceUrl, storageContract.get, { params, signal }, options.timeoutMs);
       if (result.status === 200) return result.body;
       // master stores the image before it creates the task, so a missing image will stay missing.
       if (result.status === 404) throw new PermanentWorkError('the source image is missing from storage');
@@ -81,8 +66,8 @@ export function createStorageApi(options: { timeoutMs: number }): StorageApi {
       const result = await callSigned(
         'upload of the result',
         work.resultUrl,
-        signedPut,
-        { body: bytes, contentType: work.contentType, signal },
+        storageContract.put,
+        { params: { state: 'finished', key: work.id }, body: bytes, contentType: work.contentType, signal },
         options.timeoutMs,
       );
       if (result.status === 201) return;
