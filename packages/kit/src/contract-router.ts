@@ -12,6 +12,7 @@ import {
 } from '@pixelmill/contracts';
 import { checkBearer, unauthorized, type ServiceTokens } from './auth';
 import { AppError, invalidRequest } from './errors';
+import { rawBodyParser } from './raw-body';
 
 export interface RouteInput<R extends Route> {
   params: ParamsOf<R>;
@@ -76,7 +77,7 @@ export function mountContract<C extends Record<string, Route>>(
   options: MountOptions = {},
 ): void {
   const jsonParser = express.json({ limit: options.jsonLimit ?? 1024 * 1024 });
-  const rawParser = express.raw({ type: () => true, limit: options.binaryLimit ?? 25 * 1024 * 1024 });
+  const rawParser = rawBodyParser({ limit: options.binaryLimit ?? 25 * 1024 * 1024 });
   const methodsByPath = new Map<string, Set<string>>();
   // HEAD routes go first: Express would otherwise answer HEAD with the GET route of the same path.
   const names = Object.keys(contract).sort(

@@ -8,5 +8,6 @@ export * from './request-context';
 export * from './server';
 export * from './service-runner';
 export * from './process';
+export * from './raw-body';
 export * from './auth';
 export * from './url-signing';

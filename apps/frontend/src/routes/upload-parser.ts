@@ -1,7 +1,7 @@
-import express, { type Request, type RequestHandler } from 'express';
+import type { Request, RequestHandler } from 'express';
 import multer from 'multer';
 import { UPLOAD_FIELD } from '@pixelmill/contracts';
-import { AppError } from '@pixelmill/kit';
+import { AppError, rawBodyParser } from '@pixelmill/kit';
 
 export interface UploadParserOptions {
   /** Largest image, in bytes. */
@@ -33,7 +33,7 @@ export function uploadParser({ maxBytes, beforeFile }: UploadParserOptions): Req
     },
   }).single(UPLOAD_FIELD);
   // The declared type is not trusted either way: the magic bytes decide, after parsing.
-  const raw = express.raw({ type: () => true, limit: maxBytes });
+  const raw = rawBodyParser({ limit: maxBytes });
   // The form parser's own errors (no boundary, a form cut short) are the client's malformed
   // request; limits (MulterError) and our refusals (AppError) pass through as they are.
   const multipartWithClearErrors: RequestHandler = (req, res, next) =>

@@ -41,8 +41,8 @@ export interface Submission {
 export class ImageService {
   /** Wakes getWork calls waiting for a task. */
   readonly signal = new Signal();
-  /** Wakes isReady calls waiting for their task to end, by task id. */
-  readonly ended = new Signal();
+  /** Wakes isReady calls waiting for their task to end, by task id, with the ended state. */
+  readonly ended = new Signal<TaskStatus>();
 
   constructor(private readonly deps: ImageServiceDeps) {}
 
@@ -87,7 +87,10 @@ export class ImageService {
       if (task.state === 'finished' || task.state === 'failed' || left <= 0 || signal?.aborted) {
         return { id, state: task.state, ...(task.error ? { error: task.error } : {}) };
       }
-      await this.ended.wait(Math.min(left, this.deps.claimRecheckMs), signal, id);
+      // Woken by this master's own changeState, the wake carries the ended state: no second read
+      // (the owner was checked by the read above). A timeout wakes empty and taskdb is asked again.
+      const ended = await this.ended.wait(Math.min(left, this.deps.claimRecheckMs), signal, id);
+      if (ended) return ended;
     }
   }
 
@@ -155,8 +158,9 @@ export class ImageService {
   ): Promise<TaskStatus> {
     const changed = expectStatus(await this.deps.taskdb.call(taskdbContract.changeState, { params: { id }, body }), 200, 'taskdb');
     const task = changed.body;
-    if (task.state === 'finished' || task.state === 'failed') this.ended.notify(id);
-    return { id, state: task.state, ...(task.error ? { error: task.error } : {}) };
+    const status: TaskStatus = { id, state: task.state, ...(task.error ? { error: task.error } : {}) };
+    if (status.state === 'finished' || status.state === 'failed') this.ended.notify(id, status);
+    return status;
   }
 
   /** Task-scoped, short-lived storage URLs: a worker needs no storage credential. */

@@ -2,33 +2,39 @@
  * Wakes waiting calls when something happens, instead of polling: getWork calls when a task
  * is created, isReady calls when their task finishes or fails. A wait also ends at its
  * timeout or when its caller goes away.
+ *
+ * A notify may carry a value to the waiters (what happened, so they need not ask again); a
+ * wait that ends by timeout or abort resolves with `undefined`.
  */
-export class Signal {
-  private readonly waiters = new Map<string, Set<() => void>>();
+export class Signal<T = void> {
+  private readonly waiters = new Map<string, Set<(value?: T) => void>>();
 
-  /** Wakes every wait on `topic`. */
-  notify(topic = ''): void {
+  /** Wakes every wait on `topic`, handing each the value. */
+  notify(topic = '', value?: T): void {
     const waiting = this.waiters.get(topic);
     if (!waiting) return;
     this.waiters.delete(topic);
-    for (const wake of waiting) wake();
+    for (const wake of waiting) wake(value);
   }
 
-  wait(ms: number, signal?: AbortSignal, topic = ''): Promise<void> {
+  /** Resolves with the notified value, or `undefined` at the timeout or on abort. */
+  wait(ms: number, signal?: AbortSignal, topic = ''): Promise<T | undefined> {
     return new Promise((resolve) => {
-      const done = (): void => {
+      const done = (value?: T): void => {
         clearTimeout(timer);
         const set = this.waiters.get(topic);
         set?.delete(done);
         if (set?.size === 0) this.waiters.delete(topic);
-        signal?.removeEventListener('abort', done);
-        resolve();
+        signal?.removeEventListener('abort', wakeEmpty);
+        resolve(value);
       };
-      const timer = setTimeout(done, ms);
+      // The timeout and the abort wake with no value (an abort listener given `done` would resolve with the Event).
+      const wakeEmpty = (): void => done();
+      const timer = setTimeout(wakeEmpty, ms);
       const set = this.waiters.get(topic) ?? new Set();
       set.add(done);
       this.waiters.set(topic, set);
-      signal?.addEventListener('abort', done, { once: true });
+      signal?.addEventListener('abort', wakeEmpty, { once: true });
     });
   }
 

@@ -21,6 +21,7 @@ import {
 } from '@pixelmill/kit';
 import { createApp } from '../../src/app';
 import { ImageService } from '../../src/domain/image-service';
+import { startCountingProxy } from './counting-proxy';
 
 const PNG = Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), Buffer.from('pixels')]);
 const RESULT = Buffer.concat([PNG, Buffer.from(' swapped')]);
@@ -114,6 +115,41 @@ describe('master API', () => {
     const work = await worker.call(masterContract.getWork, { query: { waitMs: 0 } });
     expect(work.status).toBe(200);
     return (work as { body: Work }).body;
+  };
+  /** A second master over the same taskdb and storage, its taskdb calls counted by a proxy. */
+  const startCountedMaster = async (claimRecheckMs: number) => {
+    const proxy = await startCountingProxy(taskdbProcess.url!);
+    const counted = new ImageService({
+      taskdb: new ContractClient({ service: 'taskdb', baseUrl: proxy.url, token: INTERNAL_TOKEN }),
+      storage,
+      leaseMs: 30_000,
+      claimRecheckMs,
+      storageUrl: async () => storageProcess.url!,
+      signingKey: SIGNING_KEY,
+      signedUrlTtlMs: 60_000,
+    });
+    const app = createApp({
+      images: counted,
+      logger: createLogger('master', 'silent'),
+      maxUploadBytes: 4096,
+      dependencies: [],
+      tokens: { internal: INTERNAL_TOKEN, worker: WORKER_TOKEN },
+    });
+    const other = await listen(app, 0);
+    return {
+      images: counted,
+      master: new ContractClient({ service: 'master', baseUrl: other.url, token: INTERNAL_TOKEN }),
+      worker: new ContractClient({ service: 'master', baseUrl: other.url, token: WORKER_TOKEN }),
+      /** How many times taskdb was asked for the task. */
+      taskReads: (id: string) => proxy.requests.filter((request) => request === `GET /tasks/${id}`).length,
+      close: async () => {
+        await other.close();
+        await proxy.close();
+      },
+    };
+  };
+  const until = async (check: () => boolean): Promise<void> => {
+    while (!check()) await new Promise((r) => setTimeout(r, 10));
   };
   const send = (method: string, urlPath: string, body?: Buffer | string, contentType = 'application/json', token = urlPath.match(/^\/(getWork|work|heartbeat)/) ? WORKER_TOKEN : INTERNAL_TOKEN) =>
     fetch(`${server.url}${urlPath}`, {
@@ -273,6 +309,51 @@ describe('master API', () => {
     const status = await master.call(masterContract.isReady, { query: { id, waitMs: 300 } });
     expect(status.body).toEqual({ id, state: 'not_started' });
     expect(Date.now() - started).toBeGreaterThanOrEqual(250);
+  });
+
+  it.each([
+    ['finishes', { state: 'finished' }],
+    ['fails', { state: 'failed', error: 'could not decode image/png' }],
+  ] as const)('when isReady waits and the task %s through the same master, then it answers without reading taskdb again', async (_name, end) => {
+    const id = await upload();
+    const work = await claim();
+    // No recheck during the test: the only wake is the end this master records.
+    const counted = await startCountedMaster(60_000);
+    try {
+      const waiting = counted.master.call(masterContract.isReady, { query: { id, waitMs: 20_000 } });
+      await until(() => counted.images.ended.waiting(id) === 1);
+      expect(counted.taskReads(id)).toBe(1);
+
+      if (end.state === 'finished') {
+        await storage.call(storageContract.put, { params: { state: 'finished', key: id }, body: RESULT, contentType: 'image/png' });
+        await counted.worker.call(masterContract.workFinished, { body: { id, leaseToken: work.leaseToken } });
+      } else {
+        await counted.worker.call(masterContract.workFailed, { body: { id, leaseToken: work.leaseToken, reason: end.error } });
+      }
+
+      expect((await waiting).body).toEqual({ id, ...end });
+      expect(counted.taskReads(id)).toBe(1);
+    } finally {
+      await counted.close();
+    }
+  });
+
+  it('when isReady waits and the task ends through another master, then it re-asks taskdb and answers the end', async () => {
+    const id = await upload();
+    const work = await claim();
+    const counted = await startCountedMaster(100);
+    try {
+      const waiting = counted.master.call(masterContract.isReady, { query: { id, waitMs: 20_000 } });
+      await until(() => counted.images.ended.waiting(id) === 1);
+
+      await storage.call(storageContract.put, { params: { state: 'finished', key: id }, body: RESULT, contentType: 'image/png' });
+      await worker.call(masterContract.workFinished, { body: { id, leaseToken: work.leaseToken } });
+
+      expect((await waiting).body).toEqual({ id, state: 'finished' });
+      expect(counted.taskReads(id)).toBeGreaterThanOrEqual(2);
+    } finally {
+      await counted.close();
+    }
   });
 
   it('when a lease token is stale, then finishing with it is a 409', async () => {

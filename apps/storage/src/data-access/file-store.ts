@@ -20,6 +20,8 @@ async function syncFolder(folder: string): Promise<void> {
 
 /** Bytes needed to tell an image's type. */
 const HEAD_BYTES = 16;
+/** Chunk size of object reads: fewer reads per image, and still little memory for a big one. */
+const READ_CHUNK_BYTES = 256 * 1024;
 
 export class StreamLimitError extends Error {
   constructor(readonly maxBytes: number) {
@@ -144,11 +146,21 @@ export class FileStore {
     return { size, contentType: contentType! };
   }
 
-  /** An object's type and size, and a stream of its bytes; undefined when there is none. */
+  /**
+   * An object's type and size, and a stream of its bytes; undefined when there is none. One open
+   * file serves the type, the size and the bytes, read in large chunks: a 400 KB image costs two
+   * reads, not seven, and no second open.
+   */
   async open(state: StorageState, key: string): Promise<{ size: number; contentType: ImageType; stream: Readable } | undefined> {
-    const info = await this.stat(state, key);
-    if (!info) return undefined;
-    return { ...info, stream: fs.createReadStream(this.pathOf(state, key)) };
+    const handle = await this.openExisting(state, key);
+    if (!handle) return undefined;
+    try {
+      const info = await this.describe(handle, state, key);
+      return { ...info, stream: handle.createReadStream({ start: 0, highWaterMark: READ_CHUNK_BYTES }) };
+    } catch (err) {
+      await handle.close();
+      throw err;
+    }
   }
 
   async get(state: StorageState, key: string): Promise<StoredFile | undefined> {
@@ -165,23 +177,32 @@ export class FileStore {
   }
 
   async stat(state: StorageState, key: string): Promise<{ size: number; contentType: ImageType } | undefined> {
-    let handle;
+    const handle = await this.openExisting(state, key);
+    if (!handle) return undefined;
     try {
-      handle = await fsp.open(this.pathOf(state, key), 'r');
+      return await this.describe(handle, state, key);
+    } finally {
+      await handle.close();
+    }
+  }
+
+  private async openExisting(state: StorageState, key: string): Promise<fsp.FileHandle | undefined> {
+    try {
+      return await fsp.open(this.pathOf(state, key), 'r');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw err;
     }
-    try {
-      const head = Buffer.alloc(16);
-      await handle.read(head, 0, head.length, 0);
-      const { size } = await handle.stat();
-      const contentType = detectImageType(head);
-      if (!contentType) throw new Error(`stored object ${state}/${key} is not an image`);
-      return { size, contentType };
-    } finally {
-      await handle.close();
-    }
+  }
+
+  /** The size and the type (from the first bytes) of an open object. */
+  private async describe(handle: fsp.FileHandle, state: StorageState, key: string): Promise<{ size: number; contentType: ImageType }> {
+    const head = Buffer.alloc(HEAD_BYTES);
+    await handle.read(head, 0, head.length, 0);
+    const { size } = await handle.stat();
+    const contentType = detectImageType(head);
+    if (!contentType) throw new Error(`stored object ${state}/${key} is not an image`);
+    return { size, contentType };
   }
 
   /** True when the object existed. */

@@ -1,0 +1,176 @@
+import http from 'node:http';
+import express from 'express';
+import { z } from 'zod';
+import { BINARY, defineRoute, EMPTY, ErrorBodySchema } from '@pixelmill/contracts';
+import { AppError, ContractClient, createLogger, createServiceApp, listen, mountContract, rawBodyParser, type Listening } from '../src';
+
+const logger = createLogger('test', 'silent');
+const servers: Listening[] = [];
+afterEach(async () => {
+  await Promise.all(servers.splice(0).map((s) => s.close()));
+});
+const serve = async (app: express.Express) => {
+  const server = await listen(app, 0);
+  servers.push(server);
+  return server;
+};
+
+const EchoSchema = z.object({ query: z.record(z.string(), z.string()), count: z.number() });
+const echo = defineRoute({
+  method: 'GET',
+  path: '/echo',
+  summary: 'what the server saw',
+  query: z.object({ a: z.string().optional(), n: z.coerce.number().optional(), flag: z.string().optional() }),
+  responses: { 200: EchoSchema, 503: ErrorBodySchema },
+});
+const submit = defineRoute({
+  method: 'POST',
+  path: '/submit',
+  summary: 'not safe to repeat',
+  body: z.object({ value: z.number() }),
+  responses: { 200: EchoSchema, 503: ErrorBodySchema },
+});
+const upload = defineRoute({
+  method: 'POST',
+  path: '/upload',
+  summary: 'raw bytes in, their length back',
+  body: BINARY,
+  responses: { 200: z.object({ length: z.number(), first: z.number() }), 413: ErrorBodySchema },
+});
+const slow = defineRoute({ method: 'GET', path: '/slow', summary: 'never answers in time', responses: { 204: EMPTY } });
+const routes = { echo, submit, upload, slow };
+
+/** A server over the routes above that fails the first `failFirst` calls of echo and submit with 503. */
+async function startServer(failFirst = 0) {
+  let count = 0;
+  const server = await serve(
+    createServiceApp({
+      service: 'echo',
+      logger,
+      routes: (router) =>
+        mountContract(router, routes, {
+          echo: (_input, req) => {
+            count += 1;
+            if (count <= failFirst) throw new AppError('unavailable', 503, 'not yet');
+            return { status: 200, body: { query: req.query as Record<string, string>, count } };
+          },
+          submit: () => {
+            count += 1;
+            if (count <= failFirst) throw new AppError('unavailable', 503, 'not yet');
+            return { status: 200, body: { query: {}, count } };
+          },
+          upload: ({ body }) => ({ status: 200, body: { length: body.length, first: body[0] ?? -1 } }),
+          slow: () => new Promise(() => undefined),
+        }, { binaryLimit: 1024 }),
+    }),
+  );
+  return { server, calls: () => count };
+}
+
+describe('ContractClient over node:http', () => {
+  it('when a query has absent values, then only the given ones are sent', async () => {
+    const { server } = await startServer();
+    const client = new ContractClient({ service: 'echo', baseUrl: server.url });
+    const result = await client.call(echo, { query: { a: 'x y&z', n: 5, flag: undefined } });
+    expect(result.status).toBe(200);
+    expect(result.body).toEqual({ query: { a: 'x y&z', n: '5' }, count: 1 });
+  });
+
+  it('when a repeatable call meets a 503, then it is sent again and the later answer counts', async () => {
+    const { server, calls } = await startServer(2);
+    const client = new ContractClient({ service: 'echo', baseUrl: server.url, retries: 2 });
+    const result = await client.call(echo, {});
+    expect(result).toMatchObject({ status: 200, body: { count: 3 } });
+    expect(calls()).toBe(3);
+  });
+
+  it('when a call that is not safe to repeat meets a 503, then it is sent once and the 503 is the answer', async () => {
+    const { server, calls } = await startServer(1);
+    const client = new ContractClient({ service: 'echo', baseUrl: server.url, retries: 2 });
+    const result = await client.call(submit, { body: { value: 1 } });
+    expect(result.status).toBe(503);
+    expect(calls()).toBe(1);
+  });
+
+  it('when the server does not answer in time, then the call is a 503 naming the timeout', async () => {
+    const { server } = await startServer();
+    const client = new ContractClient({ service: 'echo', baseUrl: server.url, retries: 0 });
+    const started = Date.now();
+    const error = await client.call(slow, { timeoutMs: 200 }).catch((err: unknown) => err);
+    expect(error).toBeInstanceOf(AppError);
+    expect((error as AppError).status).toBe(503);
+    expect((error as AppError).message).toMatch(/echo is unreachable \(ETIMEDOUT\)/);
+    expect(Date.now() - started).toBeLessThan(5_000);
+  });
+
+  it('when the caller aborts, then the call ends at once as cancelled', async () => {
+    const { server } = await startServer();
+    const client = new ContractClient({ service: 'echo', baseUrl: server.url });
+    const abort = new AbortController();
+    const pending = client.call(slow, { signal: abort.signal, timeoutMs: 60_000 }).catch((err: unknown) => err);
+    setTimeout(() => abort.abort(), 50);
+    const error = await pending;
+    expect(error).toBeInstanceOf(AppError);
+    expect((error as AppError).message).toMatch(/cancelled/);
+  });
+
+  it('when an absolute url is given, then it is called instead of the base URL', async () => {
+    const { server } = await startServer();
+    const client = new ContractClient({ service: 'echo', baseUrl: 'http://127.0.0.1:9' });
+    const result = await client.call(echo, { url: `${server.url}/echo?a=signed` });
+    expect(result.body).toMatchObject({ query: { a: 'signed' } });
+  });
+});
+
+/** Sends a raw body by hand: chunked (no Content-Length) when `chunked` is set. */
+function post(url: string, chunks: Buffer[], chunked: boolean): Promise<{ status: number; body: unknown }> {
+  return new Promise((resolve, reject) => {
+    const length = chunks.reduce((sum, c) => sum + c.length, 0);
+    const req = http.request(url, { method: 'POST', headers: chunked ? { 'content-type': 'image/png' } : { 'content-type': 'image/png', 'content-length': length } }, (res) => {
+      const parts: Buffer[] = [];
+      res.on('data', (c: Buffer) => parts.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(Buffer.concat(parts).toString('utf8')) }));
+    });
+    req.on('error', reject);
+    for (const chunk of chunks) req.write(chunk);
+    req.end();
+  });
+}
+
+describe('rawBodyParser', () => {
+  it('when a body declares its length, then it arrives whole, in one buffer', async () => {
+    const { server } = await startServer();
+    const answer = await post(`${server.url}/upload`, [Buffer.alloc(300, 7), Buffer.alloc(700, 8)], false);
+    expect(answer).toEqual({ status: 200, body: { length: 1000, first: 7 } });
+  });
+
+  it('when a chunked body comes without a length, then it arrives whole too', async () => {
+    const { server } = await startServer();
+    const answer = await post(`${server.url}/upload`, [Buffer.alloc(10, 3), Buffer.alloc(20, 4)], true);
+    expect(answer).toEqual({ status: 200, body: { length: 30, first: 3 } });
+  });
+
+  it('when a body is larger than the limit, declared or chunked, then it is a 413 naming the limit', async () => {
+    const { server } = await startServer();
+    for (const chunked of [false, true]) {
+      const answer = await post(`${server.url}/upload`, [Buffer.alloc(800), Buffer.alloc(800)], chunked);
+      expect(answer).toEqual({
+        status: 413,
+        body: { error: { code: 'payload_too_large', message: 'request body is larger than the limit of 1024 bytes' } },
+      });
+    }
+  });
+
+  it('when a request has no body, then req.body is an empty buffer', async () => {
+    const app = express();
+    let seen: unknown;
+    app.post('/', rawBodyParser({ limit: 10 }), (req, res) => {
+      seen = req.body;
+      res.json({});
+    });
+    const server = await serve(app);
+    const response = await fetch(`${server.url}/`, { method: 'POST' });
+    expect(response.status).toBe(200);
+    expect(Buffer.isBuffer(seen) && (seen as Buffer).length === 0).toBe(true);
+  });
+});
