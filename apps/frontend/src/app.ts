@@ -7,6 +7,7 @@ import { DEFAULT_IMAGE_LIMITS, type ImageLimits } from './domain/image-upload';
 import type { RateLimiter } from './domain/rate-limiter';
 import { createClientAccess } from './routes/client-access';
 import { mountFrontendRoutes } from './routes/frontend-routes';
+import { DEFAULT_STREAM_UPLOADS_FROM_BYTES } from './routes/upload-parser';
 import { securityHeaders } from './routes/security-headers';
 
 /** The page's script and style; next to src/ and dist/ alike. */
@@ -17,6 +18,8 @@ export interface FrontendAppDeps {
   master: ContractClient;
   logger: Logger;
   maxUploadBytes: number;
+  /** Raw uploads declaring more bytes than this stream on to master; 8 MiB by default. */
+  streamUploadsFromBytes?: number;
   /** How large an image may declare itself in its header; 50 megapixels and 16384 px a side by default. */
   imageLimits?: ImageLimits;
   /** Keys that may use the API, each seeing only its own images; none (the default) leaves the API open. */
@@ -33,6 +36,7 @@ export function createApp({
   master,
   logger,
   maxUploadBytes,
+  streamUploadsFromBytes = DEFAULT_STREAM_UPLOADS_FROM_BYTES,
   imageLimits = DEFAULT_IMAGE_LIMITS,
   apiKeys = [],
   uploadLimiter,
@@ -51,6 +55,7 @@ export function createApp({
         access,
         apiKeys: keys.enabled,
         maxUploadBytes,
+        streamUploadsFromBytes,
         imageLimits,
         refreshSeconds,
       });

@@ -17,6 +17,7 @@ runMain('frontend', async () => {
     master: discovery.client('master'),
     logger,
     maxUploadBytes: config.MAX_UPLOAD_BYTES,
+    streamUploadsFromBytes: config.STREAM_UPLOADS_FROM_BYTES,
     imageLimits: { maxPixels: config.MAX_IMAGE_PIXELS, maxSide: config.MAX_IMAGE_SIDE },
     apiKeys: config.API_KEYS,
     uploadLimiter:

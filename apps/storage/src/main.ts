@@ -14,5 +14,5 @@ runMain('storage', async () => {
     tokens: { internal: config.INTERNAL_TOKEN },
     signingKey: deriveSigningKey(config.INTERNAL_TOKEN, config.URL_SIGNING_KEY),
   });
-  await runService({ service: 'storage', app, logger, config });
+  await runService({ service: 'storage', app, logger, config, onStop: [() => store.close()] });
 });

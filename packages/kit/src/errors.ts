@@ -86,6 +86,9 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
       next(err);
       return;
     }
+    // A body a handler began to read and left (a stream refused by its first bytes) is read off
+    // and dropped, or the connection would stall with it and could not serve another request.
+    if (!req.complete && req.readableFlowing !== true) req.resume();
     const appError = toAppError(err);
     if (appError) {
       if (appError.status >= 500) logger.error(`${req.method} ${req.path} failed: ${appError.message}`);

@@ -3,6 +3,7 @@ import https from 'node:https';
 import type { Readable } from 'node:stream';
 import type { z } from 'zod';
 import {
+  type BinaryBody,
   buildPath,
   ErrorBodySchema,
   isBinary,
@@ -15,18 +16,25 @@ import { AppError, describeZodError } from './errors';
 import { currentRequestId, REQUEST_ID_HEADER } from './request-context';
 
 type Input<S> = S extends z.ZodType ? z.input<S> : never;
+/** A binary body goes as one buffer, or as a stream for bytes that should not be held whole. */
+type BodyInput<B> = B extends BinaryBody ? Buffer | Readable : BodyInputOf<B>;
 
 /** What a call needs: exactly the parts the route declares. */
 export type CallInput<R extends Route> = (R extends { params: infer P } ? { params: Input<P> } : { params?: undefined }) &
   (R extends { query: infer Q } ? { query?: Input<Q> } : { query?: undefined }) &
-  (R extends { body: infer B } ? { body: BodyInputOf<B> } : { body?: undefined }) & {
+  (R extends { body: infer B } ? { body: BodyInput<B> } : { body?: undefined }) & {
     /** Content-Type of a binary body. */
     contentType?: string;
+    /** Length of a streamed binary body, when known (sent as Content-Length; else it goes chunked). */
+    contentLength?: number;
     headers?: Record<string, string>;
     timeoutMs?: number;
     /** Cancels the call (e.g. a long poll at shutdown). */
     signal?: AbortSignal;
-    /** Whether the call may be sent again after a lost answer; by default GET, HEAD, DELETE and idempotent POSTs. */
+    /**
+     * Whether the call may be sent again after a lost answer; by default GET, HEAD, DELETE and
+     * idempotent POSTs. A streamed body is never sent twice: its bytes are gone once read.
+     */
     retry?: boolean;
     /**
      * An absolute URL that stands for base URL, path and query, such as a signed URL handed out
@@ -99,7 +107,7 @@ interface Outgoing {
   method: string;
   url: URL;
   headers: Record<string, string>;
-  body?: Buffer | string;
+  body?: Buffer | string | Readable;
   timeoutMs: number;
   signal?: AbortSignal;
 }
@@ -113,7 +121,8 @@ function send(request: Outgoing): Promise<{ response: IncomingMessage; done: () 
   return new Promise((resolve, reject) => {
     const secure = request.url.protocol === 'https:';
     const headers: Record<string, string | number> = { ...request.headers };
-    if (request.body !== undefined) headers['content-length'] = Buffer.byteLength(request.body);
+    const streamed = request.body !== undefined && typeof request.body !== 'string' && !Buffer.isBuffer(request.body);
+    if (request.body !== undefined && !streamed) headers['content-length'] = Buffer.byteLength(request.body as Buffer | string);
     const req = (secure ? https : http).request(request.url, {
       method: request.method,
       headers,
@@ -143,7 +152,13 @@ function send(request: Outgoing): Promise<{ response: IncomingMessage; done: () 
       settled = true;
       resolve({ response, done: cleanup });
     });
-    req.end(request.body);
+    if (streamed) {
+      const source = request.body as Readable;
+      source.once('error', (err) => req.destroy(err));
+      source.pipe(req);
+    } else {
+      req.end(request.body);
+    }
   });
 }
 
@@ -199,18 +214,20 @@ export class ContractClient {
     const requestId = currentRequestId();
     if (requestId) headers[REQUEST_ID_HEADER] = requestId;
     if (this.options.token) headers.authorization = `Bearer ${this.options.token}`;
-    let body: Buffer | string | undefined;
+    let body: Buffer | string | Readable | undefined;
     if (route.body !== undefined && input.body !== undefined) {
       if (isBinary(route.body)) {
         headers['content-type'] = input.contentType ?? 'application/octet-stream';
-        body = input.body as Buffer;
+        if (input.contentLength !== undefined) headers['content-length'] = String(input.contentLength);
+        body = input.body as Buffer | Readable;
       } else {
         headers['content-type'] = 'application/json';
         body = JSON.stringify(input.body);
       }
     }
-    const repeatable = input.retry ?? (route.method !== 'POST' || route.idempotent === true);
-    const tries = 1 + (this.options.retries ?? 2);
+    const streamedBody = body !== undefined && typeof body !== 'string' && !Buffer.isBuffer(body);
+    const repeatable = !streamedBody && (input.retry ?? (route.method !== 'POST' || route.idempotent === true));
+    const tries = streamedBody ? 1 : 1 + (this.options.retries ?? 2);
 
     for (let attempt = 1; ; attempt += 1) {
       try {

@@ -9,5 +9,6 @@ export * from './server';
 export * from './service-runner';
 export * from './process';
 export * from './raw-body';
+export * from './streams';
 export * from './auth';
 export * from './url-signing';

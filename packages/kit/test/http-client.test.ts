@@ -1,4 +1,5 @@
 import http from 'node:http';
+import { Readable } from 'node:stream';
 import express from 'express';
 import { z } from 'zod';
 import { BINARY, defineRoute, EMPTY, ErrorBodySchema } from '@pixelmill/contracts';
@@ -38,7 +39,15 @@ const upload = defineRoute({
   responses: { 200: z.object({ length: z.number(), first: z.number() }), 413: ErrorBodySchema },
 });
 const slow = defineRoute({ method: 'GET', path: '/slow', summary: 'never answers in time', responses: { 204: EMPTY } });
-const routes = { echo, submit, upload, slow };
+const storeBytes = defineRoute({
+  method: 'POST',
+  path: '/store',
+  summary: 'raw bytes, safe to repeat',
+  idempotent: true,
+  body: BINARY,
+  responses: { 200: EchoSchema, 503: ErrorBodySchema },
+});
+const routes = { echo, submit, upload, slow, storeBytes };
 
 /** A server over the routes above that fails the first `failFirst` calls of echo and submit with 503. */
 async function startServer(failFirst = 0) {
@@ -60,6 +69,11 @@ async function startServer(failFirst = 0) {
             return { status: 200, body: { query: {}, count } };
           },
           upload: ({ body }) => ({ status: 200, body: { length: body.length, first: body[0] ?? -1 } }),
+          storeBytes: () => {
+            count += 1;
+            if (count <= failFirst) throw new AppError('unavailable', 503, 'not yet');
+            return { status: 200, body: { query: {}, count } };
+          },
           slow: () => new Promise(() => undefined),
         }, { binaryLimit: 1024 }),
     }),
@@ -112,6 +126,27 @@ describe('ContractClient over node:http', () => {
     const error = await pending;
     expect(error).toBeInstanceOf(AppError);
     expect((error as AppError).message).toMatch(/cancelled/);
+  });
+
+  it('when a binary body is a stream, then it arrives whole, with its length or chunked, and is never sent twice', async () => {
+    const { server } = await startServer();
+    const client = new ContractClient({ service: 'echo', baseUrl: server.url });
+    const parts = () => Readable.from([Buffer.alloc(100, 5), Buffer.alloc(300, 6)]);
+    const withLength = await client.call(upload, { body: parts(), contentLength: 400, contentType: 'image/png' });
+    expect(withLength.body).toEqual({ length: 400, first: 5 });
+    const chunked = await client.call(upload, { body: parts(), contentType: 'image/png' });
+    expect(chunked.body).toEqual({ length: 400, first: 5 });
+
+    // The same idempotent route meeting a 503: a buffer is sent again, a stream is not.
+    const buffered = await startServer(1);
+    const bufferedClient = new ContractClient({ service: 'echo', baseUrl: buffered.server.url, retries: 2 });
+    expect((await bufferedClient.call(storeBytes, { body: Buffer.alloc(10) })).status).toBe(200);
+    expect(buffered.calls()).toBe(2);
+    const streamed = await startServer(1);
+    const streamClient = new ContractClient({ service: 'echo', baseUrl: streamed.server.url, retries: 2 });
+    const result = await streamClient.call(storeBytes, { body: parts() });
+    expect(streamed.calls()).toBe(1);
+    expect(result.status).toBe(503);
   });
 
   it('when an absolute url is given, then it is called instead of the base URL', async () => {

@@ -9,7 +9,7 @@ import {
   type TaskStatus,
 } from '@pixelmill/contracts';
 import type { Readable } from 'node:stream';
-import { AppError, expectStatus, type CallResult, type ContractClient } from '@pixelmill/kit';
+import { AppError, expectStatus, peekStream, type CallResult, type ContractClient } from '@pixelmill/kit';
 import type { CheckedUpload } from '../domain/image-upload';
 
 /** Time on top of a long poll for master to answer it. */
@@ -20,33 +20,6 @@ export interface ImageResult {
   stream: Readable;
   contentType: string;
   size?: string;
-}
-
-/** The first bytes of a stream, put back so that the stream still yields everything. */
-async function peek(stream: Readable, bytes: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let length = 0;
-  while (length < bytes) {
-    const chunk = stream.read() as Buffer | null;
-    if (chunk === null) {
-      if (stream.readableEnded) break;
-      await new Promise<void>((resolve, reject) => {
-        const done = () => {
-          stream.off('readable', done);
-          stream.off('end', done);
-          stream.off('error', reject);
-          resolve();
-        };
-        stream.once('readable', done).once('end', done).once('error', reject);
-      });
-      continue;
-    }
-    chunks.push(chunk);
-    length += chunk.length;
-  }
-  const head = Buffer.concat(chunks);
-  if (head.length > 0) stream.unshift(head);
-  return head;
 }
 
 /** Master's error message, for answers that are the client's fault and are passed on as they are. */
@@ -82,9 +55,10 @@ export class MasterGateway {
     const result = await this.client.call(masterContract.newImage, {
       query: { op: upload.op, owner },
       headers: { 'idempotency-key': idempotencyKey },
-      body: upload.bytes,
+      ...('bytes' in upload ? { body: upload.bytes } : { body: upload.stream, contentLength: upload.length }),
       contentType: upload.contentType,
-      // With the key, an answer lost on the way back can be asked for again without a second task.
+      // With the key, an answer lost on the way back can be asked for again without a second task
+      // (a streamed upload cannot: its bytes are gone once sent).
       retry: true,
     });
     switch (result.status) {
@@ -125,7 +99,7 @@ export class MasterGateway {
       const declared = result.headers['content-type'];
       // Only a label that is not an image type costs a look at the first bytes.
       const labelled = ImageTypeSchema.safeParse(declared?.split(';')[0]?.trim().toLowerCase()).success;
-      const contentType = imageContentType(declared, labelled ? Buffer.alloc(0) : await peek(result.stream, 16));
+      const contentType = imageContentType(declared, labelled ? Buffer.alloc(0) : await peekStream(result.stream, 16));
       return { stream: result.stream, contentType, size: result.headers['content-length'] };
     }
     switch (result.status) {

@@ -8,14 +8,23 @@ import {
   type ImageType,
   type Operation,
 } from '@pixelmill/contracts';
-import { AppError } from '@pixelmill/kit';
+import type { Readable } from 'node:stream';
+import { AppError, peekStream } from '@pixelmill/kit';
 
-/** An upload that passed every check, ready to hand to master. */
-export interface CheckedUpload {
-  bytes: Buffer;
-  contentType: ImageType;
-  op: Operation;
-}
+/**
+ * An upload that passed every check, ready to hand to master: the bytes, or for a large upload
+ * the stream they still arrive on (checked by their head), with its length.
+ */
+export type CheckedUpload = { contentType: ImageType; op: Operation } & (
+  | { bytes: Buffer }
+  | { stream: Readable; length: number }
+);
+
+/**
+ * How much of a streamed upload is read ahead for the checks: the type is in the first bytes, the
+ * declared size in the header (a JPEG's can follow up to 64 KB of metadata).
+ */
+export const UPLOAD_HEAD_BYTES = 128 * 1024;
 
 /** How large an image may say it is, in its header; checked before anything decodes it. */
 export interface ImageLimits {
@@ -88,4 +97,14 @@ export function checkUpload(bytes: Buffer | undefined, op: Operation, limits: Im
   const declared = readDeclaredDimensions(contentType, bytes);
   if (declared) checkDeclaredSize(declared, limits);
   return { bytes, contentType, op };
+}
+
+/**
+ * Checks an upload that is still arriving, by its first bytes, as `checkUpload` does; the stream
+ * is passed on whole, never held in memory. `length` is its declared length.
+ */
+export async function checkUploadStream(stream: Readable, length: number, op: Operation, limits: ImageLimits = DEFAULT_IMAGE_LIMITS): Promise<CheckedUpload> {
+  const head = await peekStream(stream, Math.min(length, UPLOAD_HEAD_BYTES));
+  const { contentType } = checkUpload(head, op, limits);
+  return { stream, length, contentType, op };
 }

@@ -4,10 +4,10 @@ import type { Router } from 'express';
 import { DEFAULT_OPERATION, frontendContract, TaskIdSchema, type Operation } from '@pixelmill/contracts';
 import { AppError, hangUpSignal, mountContract } from '@pixelmill/kit';
 import type { MasterGateway } from '../data-access/master-gateway';
-import { checkUpload, parseOperation, type ImageLimits } from '../domain/image-upload';
+import { checkUpload, checkUploadStream, parseOperation, type ImageLimits } from '../domain/image-upload';
+import { streamedUploadLength, uploadParser } from './upload-parser';
 import { renderUploadPage, type PageStatus } from '../views/upload-page';
 import { API_KEY_FIELD, type ClientAccess } from './client-access';
-import { uploadParser } from './upload-parser';
 
 export interface FrontendRouteDeps {
   master: MasterGateway;
@@ -15,6 +15,7 @@ export interface FrontendRouteDeps {
   /** Whether the API needs keys: the page then asks for one. */
   apiKeys: boolean;
   maxUploadBytes: number;
+  streamUploadsFromBytes: number;
   imageLimits: ImageLimits;
   refreshSeconds: number;
 }
@@ -53,7 +54,7 @@ async function pageStatus(master: MasterGateway, rawId: string | undefined, apiK
 
 export function mountFrontendRoutes(
   router: Router,
-  { master, access, apiKeys, maxUploadBytes, imageLimits, refreshSeconds }: FrontendRouteDeps,
+  { master, access, apiKeys, maxUploadBytes, streamUploadsFromBytes, imageLimits, refreshSeconds }: FrontendRouteDeps,
 ): void {
   // Before the contract's routes, so the key and the rate limit are checked before a body is read.
   router.post(frontendContract.newImage.path, access.admitUploadEarly);
@@ -76,7 +77,12 @@ export function mountFrontendRoutes(
         // Admitted already, unless a form sent its key as a field and has no file part to admit it at.
         const client = access.admitUpload(req, res, form?.[API_KEY_FIELD]);
         const op: Operation = form?.op !== undefined ? parseOperation(form.op) : (query.op ?? DEFAULT_OPERATION);
-        const upload = checkUpload(form ? req.file?.buffer : body, op, imageLimits);
+        // A large raw upload was left unread: it is checked by its head and streams on to master.
+        const streamed = form ? undefined : streamedUploadLength(req);
+        const upload =
+          streamed === undefined
+            ? checkUpload(form ? req.file?.buffer : body, op, imageLimits)
+            : await checkUploadStream(req, streamed, op, imageLimits);
         // Every upload goes with a key, the client's or a new one, so master can be asked again safely.
         const idempotencyKey = headers['idempotency-key'] ?? randomUUID();
         const accepted = await master.submit(upload, { owner: client.owner, idempotencyKey });
@@ -113,6 +119,7 @@ export function mountFrontendRoutes(
       bodyParsers: {
         newImage: uploadParser({
           maxBytes: maxUploadBytes,
+          streamFromBytes: streamUploadsFromBytes,
           beforeFile: (req) => access.admitUpload(req, req.res!, (req.body as Record<string, unknown>)[API_KEY_FIELD]),
         }),
       },
