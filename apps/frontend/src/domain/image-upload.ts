@@ -103,7 +103,12 @@ export function checkUpload(bytes: Buffer | undefined, op: Operation, limits: Im
  * Checks an upload that is still arriving, by its first bytes, as `checkUpload` does; the stream
  * is passed on whole, never held in memory. `length` is its declared length.
  */
-export async function checkUploadStream(stream: Readable, length: number, op: Operation, limits: ImageLimits = DEFAULT_IMAGE_LIMITS): Promise<CheckedUpload> {
+export async function checkUploadStream(
+  stream: Readable,
+  length: number,
+  op: Operation,
+  limits: ImageLimits = DEFAULT_IMAGE_LIMITS,
+): Promise<CheckedUpload> {
   const head = await peekStream(stream, Math.min(length, UPLOAD_HEAD_BYTES));
   const { contentType } = checkUpload(head, op, limits);
   return { stream, length, contentType, op };

@@ -5,9 +5,9 @@ import { DEFAULT_OPERATION, frontendContract, TaskIdSchema, type Operation } fro
 import { AppError, hangUpSignal, mountContract } from '@pixelmill/kit';
 import type { MasterGateway } from '../data-access/master-gateway';
 import { checkUpload, checkUploadStream, parseOperation, type ImageLimits } from '../domain/image-upload';
-import { streamedUploadLength, uploadParser } from './upload-parser';
 import { renderUploadPage, type PageStatus } from '../views/upload-page';
 import { API_KEY_FIELD, type ClientAccess } from './client-access';
+import { streamedUploadLength, uploadParser } from './upload-parser';
 
 export interface FrontendRouteDeps {
   master: MasterGateway;

@@ -36,7 +36,11 @@ export interface UploadParserOptions {
  * one is left unread for the route to stream on. Limits break with MulterError or a 413, which
  * the error handler maps. Nothing touches the disk, so a refused upload leaves nothing behind.
  */
-export function uploadParser({ maxBytes, streamFromBytes = DEFAULT_STREAM_UPLOADS_FROM_BYTES, beforeFile }: UploadParserOptions): RequestHandler {
+export function uploadParser({
+  maxBytes,
+  streamFromBytes = DEFAULT_STREAM_UPLOADS_FROM_BYTES,
+  beforeFile,
+}: UploadParserOptions): RequestHandler {
   const multipart = multer({
     storage: multer.memoryStorage(),
     limits: { fileSize: maxBytes, files: 1, fields: 4, fieldNameSize: 100, fieldSize: 1024, parts: 5, headerPairs: 50 },
