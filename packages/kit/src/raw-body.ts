@@ -10,34 +10,75 @@ export interface RawBodyOptions {
 const tooLarge = (limit: number) => new AppError('payload_too_large', 413, `request body is larger than the limit of ${limit} bytes`);
 
 /**
+ * Reads a request's body with `take` given each chunk; resolves with `finish()` at its end. Events,
+ * not `for await`: leaving an async iteration early destroys the request, and with it the socket
+ * the refusal should go back on, so a refused body is read to its end and dropped instead.
+ */
+function readBody(req: Request, take: (chunk: Buffer) => void, finish: () => Buffer): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    let failure: unknown;
+    req.on('data', (chunk: Buffer) => {
+      if (failure !== undefined) return;
+      try {
+        take(chunk);
+      } catch (err) {
+        failure = err;
+      }
+    });
+    req.once('end', () => {
+      if (failure !== undefined) {
+        reject(failure);
+        return;
+      }
+      try {
+        resolve(finish());
+      } catch (err) {
+        reject(err);
+      }
+    });
+    req.once('error', reject);
+  });
+}
+
+/**
  * Reads a body whose length is declared straight into one buffer of that size. Collecting the
  * chunks and joining them at the end (as `express.raw` does) holds every byte twice at the peak:
  * 50 MB for a 25 MB image.
  */
-async function readDeclared(req: Request, length: number): Promise<Buffer> {
+function readDeclared(req: Request, length: number): Promise<Buffer> {
   const body = Buffer.allocUnsafe(length);
   let offset = 0;
-  for await (const chunk of req) {
-    const bytes = chunk as Buffer;
-    // Node's parser never delivers more than Content-Length; the check keeps the copy in bounds.
-    if (offset + bytes.length > length) throw new AppError('bad_request', 400, 'the body is longer than its Content-Length');
-    bytes.copy(body, offset);
-    offset += bytes.length;
-  }
-  if (offset < length) throw new AppError('bad_request', 400, `the body ended after ${offset} of ${length} bytes`);
-  return body;
+  return readBody(
+    req,
+    (chunk) => {
+      // Node's parser never delivers more than Content-Length; the check keeps the copy in bounds.
+      if (offset + chunk.length > length) throw new AppError('bad_request', 400, 'the body is longer than its Content-Length');
+      chunk.copy(body, offset);
+      offset += chunk.length;
+    },
+    () => {
+      if (offset < length) throw new AppError('bad_request', 400, `the body ended after ${offset} of ${length} bytes`);
+      return body;
+    },
+  );
 }
 
-/** A body without a declared length (chunked): collected, and refused as soon as it passes the limit. */
-async function readChunked(req: Request, limit: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
+/** A body without a declared length (chunked): collected up to the limit; past it, read to its end and refused. */
+function readChunked(req: Request, limit: number): Promise<Buffer> {
+  let chunks: Buffer[] = [];
   let length = 0;
-  for await (const chunk of req) {
-    length += (chunk as Buffer).length;
-    if (length > limit) throw tooLarge(limit);
-    chunks.push(chunk as Buffer);
-  }
-  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, length);
+  return readBody(
+    req,
+    (chunk) => {
+      length += chunk.length;
+      if (length > limit) {
+        chunks = [];
+        throw tooLarge(limit);
+      }
+      chunks.push(chunk);
+    },
+    () => (chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, length)),
+  );
 }
 
 /**

@@ -196,6 +196,31 @@ describe('rawBodyParser', () => {
     }
   });
 
+  it('when a chunked body passes the limit while it still arrives, then the client still gets its 413', async () => {
+    const { server } = await startServer();
+    const answer = await new Promise<{ status: number; body: unknown }>((resolve, reject) => {
+      const req = http.request(`${server.url}/upload`, { method: 'POST', headers: { 'content-type': 'image/png' } }, (res) => {
+        const parts: Buffer[] = [];
+        res.on('data', (c: Buffer) => parts.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(Buffer.concat(parts).toString('utf8')) }));
+      });
+      req.on('error', reject);
+      // Over the limit with the third part; the rest follows later, as a slow upload's would.
+      let sent = 0;
+      const sendNext = () => {
+        req.write(Buffer.alloc(400, 1));
+        sent += 1;
+        if (sent < 6) setTimeout(sendNext, 20);
+        else req.end();
+      };
+      sendNext();
+    });
+    expect(answer).toEqual({
+      status: 413,
+      body: { error: { code: 'payload_too_large', message: 'request body is larger than the limit of 1024 bytes' } },
+    });
+  });
+
   it('when a request has no body, then req.body is an empty buffer', async () => {
     const app = express();
     let seen: unknown;
