@@ -3,18 +3,10 @@ import { Readable } from 'node:stream';
 import express from 'express';
 import { z } from 'zod';
 import { BINARY, defineRoute, EMPTY, ErrorBodySchema } from '@pixelmill/contracts';
-import { AppError, ContractClient, createLogger, createServiceApp, listen, mountContract, rawBodyParser, type Listening } from '../src';
+import { AppError, ContractClient, createServiceApp, mountContract, rawBodyParser } from '../src';
+import { logger, serveForEachTest } from './servers';
 
-const logger = createLogger('test', 'silent');
-const servers: Listening[] = [];
-afterEach(async () => {
-  await Promise.all(servers.splice(0).map((s) => s.close()));
-});
-const serve = async (app: express.Express) => {
-  const server = await listen(app, 0);
-  servers.push(server);
-  return server;
-};
+const serve = serveForEachTest();
 
 const EchoSchema = z.object({ query: z.record(z.string(), z.string()), count: z.number() });
 const echo = defineRoute({

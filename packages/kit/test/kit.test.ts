@@ -5,28 +5,17 @@ import {
   AppError,
   ConfigError,
   ContractClient,
-  createLogger,
   createServiceApp,
   Discovery,
-  listen,
   mountContract,
   parseConfig,
   PortSchema,
   registerService,
   ServerEnvSchema,
-  type Listening,
 } from '../src';
+import { logger, serveForEachTest } from './servers';
 
-const logger = createLogger('test', 'silent');
-const servers: Listening[] = [];
-afterEach(async () => {
-  await Promise.all(servers.splice(0).map((s) => s.close()));
-});
-const serve = async (app: express.Express) => {
-  const server = await listen(app, 0);
-  servers.push(server);
-  return server;
-};
+const serve = serveForEachTest();
 
 describe('parseConfig', () => {
   const Schema = ServerEnvSchema.extend({ PORT: PortSchema.default(3000) });
