@@ -25,8 +25,18 @@ export const TaskSchema = z.object({
   createdAt: TimestampSchema,
   updatedAt: TimestampSchema,
   leaseExpiresAt: TimestampSchema.nullable(),
+  /** Bytes of the uploaded image. */
+  sourceBytes: z.number().int().nonnegative(),
+  /** Bytes of the result, once finished. */
+  resultBytes: z.number().int().nonnegative().nullable(),
+  /** The size the upload's header declares, when it could be read: results must have the same. */
+  width: z.number().int().positive().nullable(),
+  height: z.number().int().positive().nullable(),
 });
 export type Task = z.infer<typeof TaskSchema>;
+
+/** SHA-256 (hex) of what a task was created from: an Idempotency-Key is bound to it. */
+export const FingerprintSchema = z.string().regex(/^[0-9a-f]{64}$/, 'must be a SHA-256 in hex');
 
 /** A claimed task: the holder proves it owns the current attempt with the lease token. */
 export const ClaimSchema = TaskSchema.extend({
@@ -42,8 +52,17 @@ export const CreateTaskBodySchema = z.object({
   op: OperationSchema,
   contentType: ImageTypeSchema,
   owner: OwnerSchema.optional(),
-  /** A task created before with this key (and owner) is answered instead of a new one. */
+  /**
+   * A task created before with this key (and owner) is answered instead of a new one, when it was
+   * created from the same `fingerprint`; another fingerprint under the same key is a 422.
+   */
   idempotencyKey: IdempotencyKeySchema.optional(),
+  fingerprint: FingerprintSchema.optional(),
+  sourceBytes: z.number().int().nonnegative().default(0),
+  width: z.number().int().positive().optional(),
+  height: z.number().int().positive().optional(),
+  /** The owner's cap on stored bytes: a create that would pass it is refused with 429, atomically. */
+  quotaBytes: z.number().int().nonnegative().optional(),
 });
 export type CreateTaskBody = z.infer<typeof CreateTaskBodySchema>;
 
@@ -55,6 +74,8 @@ export const ChangeStateBodySchema = z.object({
   error: z.string().max(2000).optional(),
   /** Required when leaving `in_progress`: only the current lease holder may end an attempt. */
   leaseToken: LeaseTokenSchema.optional(),
+  /** Bytes of the stored result, with `to: finished`; counted against the owner's quota. */
+  resultBytes: z.number().int().nonnegative().optional(),
 });
 export type ChangeStateBody = z.infer<typeof ChangeStateBodySchema>;
 
@@ -74,6 +95,34 @@ export const ClaimBodySchema = z.object({ leaseMs: LeaseMsSchema });
 
 export const ExtendLeaseBodySchema = z.object({ leaseToken: LeaseTokenSchema, leaseMs: LeaseMsSchema });
 
+export const UsageQuerySchema = z.object({ owner: OwnerSchema.optional() });
+export const UsageSchema = z.object({
+  owner: OwnerSchema.nullable(),
+  /** Bytes stored for the owner's tasks: sources of tasks not ended yet, and results until they expire. */
+  storedBytes: z.number().int().nonnegative(),
+});
+export type Usage = z.infer<typeof UsageSchema>;
+
+export const HousekeepingQuerySchema = z.object({
+  /** Ended tasks whose last change is older than this expire. */
+  expireBefore: TimestampSchema,
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+});
+
+/** What to delete from storage: sources of ended tasks, and everything of expired ones (results per attempt). */
+export const HousekeepingSchema = z.object({
+  sources: z.array(TaskIdSchema),
+  expired: z.array(z.object({ id: TaskIdSchema, attempt: z.number().int().nonnegative() })),
+});
+export type Housekeeping = z.infer<typeof HousekeepingSchema>;
+
+/** Reports the deletions done: the tasks' bytes stop counting, and expired ids answer 410. */
+export const HousekeepingDoneSchema = z.object({
+  sourcesDeleted: z.array(TaskIdSchema).max(1000),
+  expired: z.array(TaskIdSchema).max(1000),
+});
+export type HousekeepingDone = z.infer<typeof HousekeepingDoneSchema>;
+
 export const taskdbContract = {
   create: defineRoute({
     method: 'POST',
@@ -83,15 +132,22 @@ export const taskdbContract = {
     summary:
       'Create a task in state not_started; 200 with the existing task when the same id or idempotency key was created before',
     body: CreateTaskBodySchema,
-    responses: { 200: TaskSchema, 201: TaskSchema, 400: ErrorBodySchema, 409: ErrorBodySchema },
+    responses: {
+      200: TaskSchema,
+      201: TaskSchema,
+      400: ErrorBodySchema,
+      409: ErrorBodySchema,
+      422: ErrorBodySchema,
+      429: ErrorBodySchema,
+    },
   }),
   get: defineRoute({
     method: 'GET',
     path: '/tasks/:id',
     auth: 'internal',
-    summary: 'Get a task',
+    summary: 'Get a task; 410 once it has expired',
     params: TaskIdParamsSchema,
-    responses: { 200: TaskSchema, 400: ErrorBodySchema, 404: ErrorBodySchema },
+    responses: { 200: TaskSchema, 400: ErrorBodySchema, 404: ErrorBodySchema, 410: ErrorBodySchema },
   }),
   changeState: defineRoute({
     method: 'POST',
@@ -128,5 +184,30 @@ export const taskdbContract = {
     params: TaskIdParamsSchema,
     body: ExtendLeaseBodySchema,
     responses: { 200: TaskSchema, 400: ErrorBodySchema, 404: ErrorBodySchema, 409: ErrorBodySchema },
+  }),
+  usage: defineRoute({
+    method: 'GET',
+    path: '/usage',
+    auth: 'internal',
+    summary: "An owner's stored bytes (no owner: the anonymous clients')",
+    query: UsageQuerySchema,
+    responses: { 200: UsageSchema, 400: ErrorBodySchema },
+  }),
+  housekeeping: defineRoute({
+    method: 'GET',
+    path: '/housekeeping',
+    auth: 'internal',
+    summary: 'A batch of stored bytes to delete: sources of ended tasks, and tasks past their retention',
+    query: HousekeepingQuerySchema,
+    responses: { 200: HousekeepingSchema, 400: ErrorBodySchema },
+  }),
+  housekeepingDone: defineRoute({
+    method: 'POST',
+    path: '/housekeeping',
+    auth: 'internal',
+    idempotent: true,
+    summary: 'Record deleted sources and expired tasks',
+    body: HousekeepingDoneSchema,
+    responses: { 200: z.object({ sourcesDeleted: z.number().int(), expired: z.number().int() }), 400: ErrorBodySchema },
   }),
 } as const;

@@ -23,6 +23,13 @@ export interface TaskRecord {
   availableAt: number;
   createdAt: number;
   updatedAt: number;
+  fingerprint: string | null;
+  sourceBytes: number;
+  resultBytes: number | null;
+  width: number | null;
+  height: number | null;
+  sourceDeleted: boolean;
+  expiredAt: number | null;
 }
 
 interface Row {
@@ -41,6 +48,13 @@ interface Row {
   available_at: number;
   created_at: number;
   updated_at: number;
+  fingerprint: string | null;
+  source_bytes: number;
+  result_bytes: number | null;
+  width: number | null;
+  height: number | null;
+  source_deleted: number;
+  expired_at: number | null;
 }
 
 const toRecord = (row: Row): TaskRecord => ({
@@ -59,6 +73,13 @@ const toRecord = (row: Row): TaskRecord => ({
   availableAt: row.available_at,
   createdAt: row.created_at,
   updatedAt: row.updated_at,
+  fingerprint: row.fingerprint,
+  sourceBytes: row.source_bytes,
+  resultBytes: row.result_bytes,
+  width: row.width,
+  height: row.height,
+  sourceDeleted: row.source_deleted === 1,
+  expiredAt: row.expired_at,
 });
 
 export const toTask = (record: TaskRecord): Task => ({
@@ -72,6 +93,10 @@ export const toTask = (record: TaskRecord): Task => ({
   createdAt: new Date(record.createdAt).toISOString(),
   updatedAt: new Date(record.updatedAt).toISOString(),
   leaseExpiresAt: record.leaseExpiresAt === null ? null : new Date(record.leaseExpiresAt).toISOString(),
+  sourceBytes: record.sourceBytes,
+  resultBytes: record.resultBytes,
+  width: record.width,
+  height: record.height,
 });
 
 export interface StateUpdate {
@@ -83,6 +108,7 @@ export interface StateUpdate {
   attemptDeadline?: number | null;
   lostAttempts?: number;
   availableAt?: number;
+  resultBytes?: number;
 }
 
 export interface NewTask {
@@ -91,6 +117,10 @@ export interface NewTask {
   contentType: ImageType;
   owner?: string;
   idempotencyKey?: string;
+  fingerprint?: string;
+  sourceBytes: number;
+  width?: number;
+  height?: number;
 }
 
 /**
@@ -120,6 +150,18 @@ const MIGRATIONS: readonly string[] = [
    CREATE UNIQUE INDEX tasks_by_idempotency_key ON tasks (coalesce(owner, ''), idempotency_key)
      WHERE idempotency_key IS NOT NULL;`,
   `ALTER TABLE tasks ADD COLUMN lost_attempts INTEGER NOT NULL DEFAULT 0;`,
+  `ALTER TABLE tasks ADD COLUMN fingerprint TEXT;
+   ALTER TABLE tasks ADD COLUMN source_bytes INTEGER NOT NULL DEFAULT 0;
+   ALTER TABLE tasks ADD COLUMN result_bytes INTEGER;
+   ALTER TABLE tasks ADD COLUMN width INTEGER;
+   ALTER TABLE tasks ADD COLUMN height INTEGER;
+   ALTER TABLE tasks ADD COLUMN source_deleted INTEGER NOT NULL DEFAULT 0;
+   ALTER TABLE tasks ADD COLUMN expired_at INTEGER;
+   CREATE INDEX tasks_with_source_to_delete ON tasks (seq)
+     WHERE source_deleted = 0 AND state IN ('finished', 'failed');
+   CREATE INDEX tasks_to_expire ON tasks (updated_at)
+     WHERE expired_at IS NULL AND state IN ('finished', 'failed');
+   CREATE TABLE owner_usage (owner TEXT PRIMARY KEY, stored_bytes INTEGER NOT NULL) WITHOUT ROWID;`,
 ];
 
 /** Task rows in SQLite (WAL). Plain reads and writes; the rules live in the domain. */
@@ -141,8 +183,27 @@ export class TaskRepository {
     this.migrate();
     this.statements = {
       insert: this.db.prepare(
-        `INSERT INTO tasks (id, op, content_type, state, owner, idempotency_key, available_at, created_at, updated_at)
-         VALUES (@id, @op, @contentType, 'not_started', @owner, @idempotencyKey, @now, @now, @now)`,
+        `INSERT INTO tasks (id, op, content_type, state, owner, idempotency_key, fingerprint, source_bytes, width, height,
+           available_at, created_at, updated_at)
+         VALUES (@id, @op, @contentType, 'not_started', @owner, @idempotencyKey, @fingerprint, @sourceBytes, @width, @height,
+           @now, @now, @now)`,
+      ),
+      usage: this.db.prepare<[string], { stored_bytes: number }>('SELECT stored_bytes FROM owner_usage WHERE owner = ?'),
+      addUsage: this.db.prepare<[{ owner: string; bytes: number }]>(
+        `INSERT INTO owner_usage (owner, stored_bytes) VALUES (@owner, max(0, @bytes))
+         ON CONFLICT (owner) DO UPDATE SET stored_bytes = max(0, stored_bytes + @bytes)`,
+      ),
+      sourcesToDelete: this.db.prepare<[number], { id: string }>(
+        `SELECT id FROM tasks WHERE source_deleted = 0 AND state IN ('finished', 'failed') ORDER BY seq LIMIT ?`,
+      ),
+      toExpire: this.db.prepare<[number, number], { id: string; attempt: number }>(
+        `SELECT id, attempt FROM tasks WHERE expired_at IS NULL AND state IN ('finished', 'failed') AND updated_at < ?
+         ORDER BY updated_at LIMIT ?`,
+      ),
+      markSourceDeleted: this.db.prepare<[string]>('UPDATE tasks SET source_deleted = 1 WHERE id = ?'),
+      markExpired: this.db.prepare<[number, string]>(
+        // The key may be used again: the task it named is gone.
+        'UPDATE tasks SET expired_at = ?, source_deleted = 1, idempotency_key = NULL WHERE id = ?',
       ),
       get: this.db.prepare<[string], Row>('SELECT * FROM tasks WHERE id = ?'),
       byIdempotencyKey: this.db.prepare<[string, string], Row>(
@@ -151,7 +212,7 @@ export class TaskRepository {
       update: this.db.prepare(
         `UPDATE tasks SET state = @state, attempt = @attempt, error = @error, lease_token = @leaseToken,
            lease_expires_at = @leaseExpiresAt, attempt_deadline = @attemptDeadline, lost_attempts = @lostAttempts,
-           available_at = @availableAt,
+           available_at = @availableAt, result_bytes = @resultBytes,
            updated_at = @updatedAt WHERE id = @id`,
       ),
       listByState: this.db.prepare<[string, number, number], { seq: number; id: string }>(
@@ -175,8 +236,13 @@ export class TaskRepository {
         contentType: task.contentType,
         owner: task.owner ?? null,
         idempotencyKey: task.idempotencyKey ?? null,
+        fingerprint: task.fingerprint ?? null,
+        sourceBytes: task.sourceBytes,
+        width: task.width ?? null,
+        height: task.height ?? null,
         now,
       });
+      this.addUsage(task.owner ?? null, task.sourceBytes);
       return true;
     } catch (err) {
       const code = (err as { code?: string }).code;
@@ -206,6 +272,7 @@ export class TaskRepository {
       attemptDeadline: change.attemptDeadline === undefined ? record.attemptDeadline : change.attemptDeadline,
       lostAttempts: change.lostAttempts ?? record.lostAttempts,
       availableAt: change.availableAt ?? record.availableAt,
+      resultBytes: change.resultBytes ?? record.resultBytes,
       updatedAt: now,
     };
     this.statements.update.run({
@@ -218,8 +285,10 @@ export class TaskRepository {
       attemptDeadline: next.attemptDeadline,
       lostAttempts: next.lostAttempts,
       availableAt: next.availableAt,
+      resultBytes: next.resultBytes,
       updatedAt: now,
     });
+    if (next.resultBytes !== record.resultBytes) this.addUsage(next.owner, (next.resultBytes ?? 0) - (record.resultBytes ?? 0));
     return next;
   }
 
@@ -232,6 +301,39 @@ export class TaskRepository {
   oldestAvailable(now: number): TaskRecord | undefined {
     const row = this.statements.oldestAvailable.get(now);
     return row && toRecord(row);
+  }
+
+  /** Bytes stored for an owner's tasks (null: the clients without an API key). */
+  usage(owner: string | null): number {
+    return this.statements.usage.get(owner ?? '')?.stored_bytes ?? 0;
+  }
+
+  private addUsage(owner: string | null, bytes: number): void {
+    if (bytes !== 0) this.statements.addUsage.run({ owner: owner ?? '', bytes });
+  }
+
+  /** Ended tasks whose source is still stored, oldest first. */
+  sourcesToDelete(limit: number): string[] {
+    return this.statements.sourcesToDelete.all(limit).map((row) => row.id);
+  }
+
+  /** Ended tasks last changed before `before`, not expired yet, oldest first. */
+  toExpire(before: number, limit: number): Array<{ id: string; attempt: number }> {
+    return this.statements.toExpire.all(before, limit);
+  }
+
+  /** The source's bytes no longer count for the owner. */
+  markSourceDeleted(record: TaskRecord): void {
+    if (record.sourceDeleted || record.expiredAt !== null) return;
+    this.statements.markSourceDeleted.run(record.id);
+    this.addUsage(record.owner, -record.sourceBytes);
+  }
+
+  /** The task's bytes are gone: nothing of it counts any more, and reads answer 410. */
+  markExpired(record: TaskRecord, now: number): void {
+    if (record.expiredAt !== null) return;
+    this.statements.markExpired.run(now, record.id);
+    this.addUsage(record.owner, -((record.sourceDeleted ? 0 : record.sourceBytes) + (record.resultBytes ?? 0)));
   }
 
   /** In-progress tasks whose lease has run out (a batch at a time). */

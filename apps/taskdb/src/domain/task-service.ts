@@ -4,6 +4,8 @@ import {
   type Claim,
   type ChangeStateBody,
   type CreateTaskBody,
+  type Housekeeping,
+  type HousekeepingDone,
   type Task,
   type TaskState,
 } from '@pixelmill/contracts';
@@ -65,8 +67,23 @@ export class TaskService {
     return this.repository.transaction(() => {
       if (input.idempotencyKey !== undefined) {
         const earlier = this.repository.byIdempotencyKey(input.owner, input.idempotencyKey);
-        if (earlier) return { task: toTask(earlier), created: false };
+        if (earlier) {
+          const differs =
+            earlier.op !== input.op ||
+            (earlier.fingerprint !== null && input.fingerprint !== undefined && earlier.fingerprint !== input.fingerprint);
+          if (differs) {
+            throw new AppError(
+              'unprocessable_entity',
+              422,
+              `the Idempotency-Key "${input.idempotencyKey}" was used before with another image or operation ` +
+                `(task ${earlier.id}); use a new key for a new upload`,
+              { taskId: earlier.id },
+            );
+          }
+          return { task: toTask(earlier), created: false };
+        }
       }
+      if (input.quotaBytes !== undefined) this.checkQuota(input.owner ?? null, input.sourceBytes, input.quotaBytes);
       if (this.repository.insert(input, this.now())) return { task: toTask(this.mustGet(input.id)), created: true };
       const existing = this.mustGet(input.id);
       const same =
@@ -76,8 +93,50 @@ export class TaskService {
     });
   }
 
+  /** A task; 410 once it expired (its bytes were deleted after the retention time). */
   get(id: string): Task {
-    return toTask(this.mustGet(id));
+    const record = this.mustGet(id);
+    if (record.expiredAt !== null) {
+      throw new AppError('gone', 410, `image ${id} has expired: its files were deleted after the retention time`);
+    }
+    return toTask(record);
+  }
+
+  /** Bytes stored for an owner's tasks (undefined: the clients without an API key). */
+  usage(owner: string | undefined): { owner: string | null; storedBytes: number } {
+    return { owner: owner ?? null, storedBytes: this.repository.usage(owner ?? null) };
+  }
+
+  /**
+   * What storage should delete next: the sources of ended tasks (a result, or a reason, is all
+   * that is left to show), and every file of tasks that ended before `expireBefore`.
+   */
+  housekeeping(expireBefore: number, limit: number): Housekeeping {
+    return { sources: this.repository.sourcesToDelete(limit), expired: this.repository.toExpire(expireBefore, limit) };
+  }
+
+  /** Records what was deleted: the bytes stop counting against quotas, and expired tasks answer 410. */
+  housekeepingDone(done: HousekeepingDone): { sourcesDeleted: number; expired: number } {
+    return this.repository.transaction(() => {
+      const now = this.now();
+      let sourcesDeleted = 0;
+      let expired = 0;
+      for (const id of done.sourcesDeleted) {
+        const record = this.repository.get(id);
+        if (record && isFinal(record.state) && !record.sourceDeleted) {
+          this.repository.markSourceDeleted(record);
+          sourcesDeleted += 1;
+        }
+      }
+      for (const id of done.expired) {
+        const record = this.repository.get(id);
+        if (record && isFinal(record.state) && record.expiredAt === null) {
+          this.repository.markExpired(record, now);
+          expired += 1;
+        }
+      }
+      return { sourcesDeleted, expired };
+    });
   }
 
   changeState(id: string, change: ChangeStateBody): Task {
@@ -104,6 +163,7 @@ export class TaskService {
           {
             state: change.to,
             error: change.to === 'failed' ? (change.error ?? 'failed without a reason') : null,
+            ...(change.to === 'finished' && change.resultBytes !== undefined ? { resultBytes: change.resultBytes } : {}),
             // Kept, so that the same holder repeating its report is recognised.
             leaseToken: record.leaseToken,
             leaseExpiresAt: null,
@@ -210,6 +270,21 @@ export class TaskService {
       record,
       { state: 'not_started', error: reason, availableAt: now + this.retryDelayMs(record.attempt), ...ended },
       now,
+    );
+  }
+
+  /** Refuses a new task whose source would take the owner past its cap on stored bytes. */
+  private checkQuota(owner: string | null, sourceBytes: number, quotaBytes: number): void {
+    const stored = this.repository.usage(owner);
+    if (stored + sourceBytes <= quotaBytes) return;
+    const mb = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
+    throw new AppError(
+      'quota_exceeded',
+      429,
+      `the storage quota of ${owner === null ? 'clients without an API key' : 'this API key'} is used up: ` +
+        `${mb(stored)} MB of ${mb(quotaBytes)} MB stored, this image needs ${mb(sourceBytes)} MB more; ` +
+        'space comes back as older images expire',
+      { storedBytes: stored, quotaBytes, neededBytes: sourceBytes },
     );
   }
 

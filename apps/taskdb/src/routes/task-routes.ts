@@ -17,5 +17,11 @@ export function mountTaskRoutes(router: Router, tasks: TaskService, tokens: Serv
       return claim ? { status: 200, body: claim } : { status: 204, body: undefined };
     },
     extendLease: ({ params, body }) => ({ status: 200, body: tasks.extendLease(params.id, body.leaseToken, body.leaseMs) }),
+    usage: ({ query }) => ({ status: 200, body: tasks.usage(query.owner) }),
+    housekeeping: ({ query }) => ({
+      status: 200,
+      body: tasks.housekeeping(Date.parse(query.expireBefore), query.limit),
+    }),
+    housekeepingDone: ({ body }) => ({ status: 200, body: tasks.housekeepingDone(body) }),
   }, { tokens });
 }

@@ -223,6 +223,89 @@ describe('taskdb API', () => {
     expect(listed.status === 200 && listed.body.ids.length).toBe(2);
   });
 
+  it('when an idempotency key comes again with another image or operation, then it is a 422 naming the first task', async () => {
+    const fingerprint = 'a'.repeat(64);
+    const body = { op: 'invert' as const, contentType: 'image/png' as const, idempotencyKey: 'upload-2', fingerprint };
+    const first = await client.call(taskdbContract.create, { body: { ...body, id: randomUUID() } });
+    expect(first.status).toBe(201);
+    const firstId = first.status === 201 ? first.body.id : '';
+    const sameAgain = await client.call(taskdbContract.create, { body: { ...body, id: randomUUID() } });
+    expect(sameAgain.status === 200 && sameAgain.body.id).toBe(firstId);
+
+    const otherBytes = await send('POST', '/tasks', { ...body, id: randomUUID(), fingerprint: 'b'.repeat(64) });
+    expect(await expectError(otherBytes, 422, 'unprocessable_entity')).toContain(firstId);
+    const otherOp = await send('POST', '/tasks', { ...body, id: randomUUID(), op: 'grayscale' });
+    expect(await expectError(otherOp, 422, 'unprocessable_entity')).toMatch(/another image or operation/);
+    const listed = await client.call(taskdbContract.list, { query: { state: 'not_started' } });
+    expect(listed.status === 200 && listed.body.ids).toEqual([firstId]);
+  });
+
+  describe('stored bytes, quotas and retention', () => {
+    const createSized = (owner: string | undefined, sourceBytes: number, quotaBytes?: number) =>
+      client.call(taskdbContract.create, {
+        body: { id: randomUUID(), op: 'invert', contentType: 'image/png', owner, sourceBytes, quotaBytes },
+      });
+    const usage = async (owner?: string) => {
+      const result = await client.call(taskdbContract.usage, { query: { owner } });
+      return result.status === 200 ? result.body.storedBytes : -1;
+    };
+    const finish = async (id: string, resultBytes: number) => {
+      const held = (await claim())!;
+      expect(held.id).toBe(id);
+      const done = await client.call(taskdbContract.changeState, {
+        params: { id },
+        body: { to: 'finished', leaseToken: held.leaseToken, resultBytes },
+      });
+      expect(done.status).toBe(200);
+    };
+
+    it('when tasks are created and finished, then their bytes count for their owner alone', async () => {
+      const created = await createSized('alice', 1000);
+      await createSized(undefined, 300);
+      expect(await usage('alice')).toBe(1000);
+      expect(await usage()).toBe(300);
+      expect(await usage('bob')).toBe(0);
+      await finish(created.status === 201 ? created.body.id : '', 4000);
+      expect(await usage('alice')).toBe(5000);
+    });
+
+    it('when a create would pass the quota, then it is a 429 that says how much is stored, and nothing is created', async () => {
+      expect((await createSized('alice', 600, 1000)).status).toBe(201);
+      const refused = await send('POST', '/tasks', {
+        id: randomUUID(), op: 'invert', contentType: 'image/png', owner: 'alice', sourceBytes: 500, quotaBytes: 1000,
+      });
+      expect(await expectError(refused, 429, 'quota_exceeded')).toMatch(/quota of this API key is used up/);
+      expect((await createSized('bob', 500, 1000)).status).toBe(201);
+      expect((await createSized('alice', 400, 1000)).status).toBe(201);
+      expect(await usage('alice')).toBe(1000);
+    });
+
+    it('when housekeeping runs, then sources of ended tasks go first, and tasks past retention expire with 410', async () => {
+      const first = await createSized('alice', 1000);
+      const firstId = first.status === 201 ? first.body.id : '';
+      const pending = await createSized('alice', 200);
+      const pendingId = pending.status === 201 ? pending.body.id : '';
+      await finish(firstId, 3000);
+
+      const early = await client.call(taskdbContract.housekeeping, { query: { expireBefore: new Date(now).toISOString() } });
+      // Ended now, so not before `now`: only its source is due; the task not ended yet is left alone.
+      expect(early.status === 200 && early.body).toEqual({ sources: [firstId], expired: [] });
+      await client.call(taskdbContract.housekeepingDone, { body: { sourcesDeleted: [firstId], expired: [] } });
+      expect(await usage('alice')).toBe(3200);
+
+      now += 60_000;
+      const later = await client.call(taskdbContract.housekeeping, { query: { expireBefore: new Date(now).toISOString() } });
+      expect(later.status === 200 && later.body).toEqual({ sources: [], expired: [{ id: firstId, attempt: 1 }] });
+      const done = await client.call(taskdbContract.housekeepingDone, { body: { sourcesDeleted: [], expired: [firstId, pendingId] } });
+      // A task that has not ended is never expired, even when asked to.
+      expect(done.status === 200 && done.body).toEqual({ sourcesDeleted: 0, expired: 1 });
+      expect(await usage('alice')).toBe(200);
+      const gone = await send('GET', `/tasks/${firstId}`);
+      expect(await expectError(gone, 410, 'gone')).toMatch(/expired/);
+      expect((await client.call(taskdbContract.get, { params: { id: pendingId } })).status).toBe(200);
+    });
+  });
+
   it('when the same id is created again with the same values, then it is a success; with others, a 409', async () => {
     const id = randomUUID();
     const body = { id, op: 'invert' as const, contentType: 'image/png' as const };
