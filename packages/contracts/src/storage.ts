@@ -34,7 +34,8 @@ export const storageContract = {
     path: '/objects/:state/:key',
     auth: 'internal',
     idempotent: true,
-    summary: 'Store bytes under a key in a state folder; the Content-Type header is kept',
+    summary:
+      'Store bytes under a key in a state folder, once: the same bytes again are a success, other bytes a 409',
     params: ObjectParamsSchema,
     query: SignedQuerySchema,
     body: BINARY,
@@ -42,6 +43,7 @@ export const storageContract = {
       201: StoredObjectSchema,
       400: ErrorBodySchema,
       403: ErrorBodySchema,
+      409: ErrorBodySchema,
       413: ErrorBodySchema,
       415: ErrorBodySchema,
     },

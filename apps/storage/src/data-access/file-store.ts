@@ -29,6 +29,14 @@ export class EmptyBodyError extends Error {
   }
 }
 
+/** An object is stored under its key already, with other bytes: stored objects are never replaced. */
+export class ObjectExistsError extends Error {
+  constructor(readonly state: StorageState, readonly key: string) {
+    super(`${state}/${key} is stored already, with other bytes`);
+    this.name = 'ObjectExistsError';
+  }
+}
+
 export interface StoredFile {
   bytes: Buffer;
   contentType: ImageType;
@@ -36,14 +44,39 @@ export interface StoredFile {
 
 /**
  * Image bytes on disk: `<root>/inProgress/<key>` and `<root>/finished/<key>`. Each write goes
- * to `<root>/tmp/`, is flushed, then renamed into place, so a crash never leaves half an
- * image under a real name. Keys are validated by the contract (one segment, no dots); the
+ * to `<root>/tmp/`, is flushed, then linked into place, so a crash never leaves half an
+ * image under a real name. Objects are written once: a key is never given other bytes, so a
+ * late or leaked writer cannot replace what was checked and served (the same bytes again are a
+ * success, so a retried write does no harm). Keys are validated by the contract (one segment, no dots); the
  * path is checked again here so nothing outside the root is ever touched.
  */
+/** Whether two files hold the same bytes, read a chunk at a time. */
+async function sameBytes(a: string, b: string): Promise<boolean> {
+  const [first, second] = await Promise.all([fsp.open(a, 'r'), fsp.open(b, 'r')]);
+  try {
+    const [sizeA, sizeB] = await Promise.all([first.stat(), second.stat()]);
+    if (sizeA.size !== sizeB.size) return false;
+    const chunkA = Buffer.alloc(READ_CHUNK_BYTES);
+    const chunkB = Buffer.alloc(READ_CHUNK_BYTES);
+    for (let position = 0; position < sizeA.size; position += READ_CHUNK_BYTES) {
+      const [readA, readB] = await Promise.all([
+        first.read(chunkA, 0, READ_CHUNK_BYTES, position),
+        second.read(chunkB, 0, READ_CHUNK_BYTES, position),
+      ]);
+      if (readA.bytesRead !== readB.bytesRead || !chunkA.subarray(0, readA.bytesRead).equals(chunkB.subarray(0, readB.bytesRead))) {
+        return false;
+      }
+    }
+    return true;
+  } finally {
+    await Promise.all([first.close(), second.close()]);
+  }
+}
+
 export class FileStore {
   private readonly root: string;
   /**
-   * The state folders stay open: making a rename durable is then one fsync, not an open, an
+   * The state folders stay open: making a link durable is then one fsync, not an open, an
    * fsync and a close (each a trip to libuv's thread pool).
    */
   private readonly folders = new Map<StorageState, number>();
@@ -60,27 +93,10 @@ export class FileStore {
     }
   }
 
-  async put(state: StorageState, key: string, bytes: Buffer): Promise<void> {
-    const target = this.pathOf(state, key);
-    const temp = path.join(this.root, TMP_FOLDER, `${key}.${randomUUID()}`);
-    const handle = await fsp.open(temp, 'wx');
-    try {
-      await handle.writeFile(bytes);
-      await handle.datasync();
-    } catch (err) {
-      await handle.close();
-      await fsp.rm(temp, { force: true });
-      throw err;
-    }
-    await handle.close();
-    await fsp.rename(temp, target);
-    // The rename itself is durable only once the folder is flushed.
-    await this.syncFolder(state);
-  }
-
   /**
    * Streams bytes into place: into a temp file, checked as they pass (the image type from the
-   * first bytes, the size limit on every chunk), flushed, then renamed. Memory stays at about
+   * first bytes, the size limit on every chunk), flushed, then linked into place (never over an
+   * object with other bytes: ObjectExistsError). Memory stays at about
    * WRITE_CHUNK_BYTES whatever the size. A refused or broken stream leaves nothing behind.
    */
   async putStream(
@@ -89,7 +105,7 @@ export class FileStore {
     source: Readable,
     options: { maxBytes: number; check: (head: Buffer) => ImageType },
   ): Promise<{ size: number; contentType: ImageType }> {
-    const target = this.pathOf(state, key);
+    this.pathOf(state, key); // refuses a key that leaves its folder before a byte is read
     const temp = path.join(this.root, TMP_FOLDER, `${key}.${randomUUID()}`);
     let size = 0;
     let contentType: ImageType | undefined;
@@ -143,17 +159,41 @@ export class FileStore {
         }
       },
     });
+    // `flush`: the file is fsync'ed before it is closed, so the link below publishes whole bytes.
+    const sink = fs.createWriteStream(temp, { flags: 'wx', flush: true });
     try {
-      // `flush`: the file is fsync'ed before it is closed, so the rename below publishes whole bytes.
-      await pipeline(source, guard, fs.createWriteStream(temp, { flags: 'wx', flush: true }));
+      await pipeline(source, guard, sink);
       if (size === 0) throw new EmptyBodyError();
     } catch (err) {
+      // A refusal by the first bytes can come before the file is even open: removed only once the
+      // sink has closed, or the temp file would appear after its removal.
+      if (!sink.closed) await new Promise<void>((resolve) => sink.once('close', () => resolve()));
       await fsp.rm(temp, { force: true });
       throw err;
     }
-    await fsp.rename(temp, target);
-    await this.syncFolder(state);
+    try {
+      await this.publish(temp, state, key);
+    } finally {
+      await fsp.rm(temp, { force: true });
+    }
     return { size, contentType: contentType! };
+  }
+
+  /**
+   * Puts a flushed temp file under its real name without ever replacing one: a hard link fails
+   * when the name exists. The same bytes there already are a success (a retried write).
+   */
+  private async publish(temp: string, state: StorageState, key: string): Promise<void> {
+    const target = this.pathOf(state, key);
+    try {
+      await fsp.link(temp, target);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      if (await sameBytes(temp, target)) return;
+      throw new ObjectExistsError(state, key);
+    }
+    // The link itself is durable only once the folder is flushed.
+    await this.syncFolder(state);
   }
 
   /**
@@ -232,7 +272,7 @@ export class FileStore {
     this.folders.clear();
   }
 
-  /** Flushes a state folder, so that a rename into it survives a crash. */
+  /** Flushes a state folder, so that a link into it survives a crash. */
   private syncFolder(state: StorageState): Promise<void> {
     const fd = this.folders.get(state);
     if (fd === undefined) return Promise.reject(new Error('the file store is closed'));

@@ -2,7 +2,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Request, RequestHandler, Router } from 'express';
 import { detectImageType, ObjectParamsSchema, SignedQuerySchema, storageContract, type ImageType } from '@pixelmill/contracts';
 import { AppError, mountContract, verifyObjectSignature, type ServiceTokens } from '@pixelmill/kit';
-import { EmptyBodyError, StreamLimitError, type FileStore } from '../data-access/file-store';
+import { EmptyBodyError, ObjectExistsError, StreamLimitError, type FileStore } from '../data-access/file-store';
 
 export interface ObjectRouteOptions {
   maxObjectBytes: number;
@@ -65,6 +65,9 @@ export function mountObjectRoutes(router: Router, store: FileStore, options: Obj
             throw new AppError('payload_too_large', 413, `the body is larger than the limit of ${maxObjectBytes} bytes`);
           }
           if (err instanceof EmptyBodyError) throw new AppError('bad_request', 400, 'empty body: send the image bytes');
+          if (err instanceof ObjectExistsError) {
+            throw new AppError('conflict', 409, `${err.message}; stored objects are never replaced`);
+          }
           if (err instanceof AppError) req.resume();
           throw err;
         }
