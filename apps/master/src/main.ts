@@ -1,7 +1,10 @@
 import { createLogger, deriveSigningKey, Discovery, loadConfigOrExit, runMain, runService } from '@pixelmill/kit';
 import { createApp } from './app';
 import { MasterConfigSchema } from './config';
+import { Housekeeper, startHousekeeping } from './domain/housekeeper';
 import { ImageService } from './domain/image-service';
+
+const capOrNone = (bytes: number): number | undefined => (bytes === 0 ? undefined : bytes);
 
 runMain('master', async () => {
   const config = loadConfigOrExit('master', MasterConfigSchema, process.env);
@@ -22,7 +25,13 @@ runMain('master', async () => {
     storageUrl: async () => config.STORAGE_PUBLIC_URL ?? (await discovery.resolve('storage')),
     signingKey: deriveSigningKey(config.INTERNAL_TOKEN, config.URL_SIGNING_KEY),
     signedUrlTtlMs: config.SIGNED_URL_TTL_MS,
+    quotas: { perKey: capOrNone(config.QUOTA_BYTES_PER_KEY), anonymous: capOrNone(config.QUOTA_BYTES_ANONYMOUS) },
   });
+  const housekeeping = startHousekeeping(
+    new Housekeeper({ taskdb, storage, logger, retentionMs: config.RETENTION_HOURS * 3_600_000 }),
+    config.HOUSEKEEPING_INTERVAL_MS,
+    logger,
+  );
   const app = createApp({
     images,
     logger,
@@ -30,5 +39,5 @@ runMain('master', async () => {
     dependencies: [taskdb, storage],
     tokens: { internal: config.INTERNAL_TOKEN, worker: config.WORKER_TOKEN },
   });
-  await runService({ service: 'master', app, logger, config });
+  await runService({ service: 'master', app, logger, config, onStop: [() => housekeeping.stop()] });
 });

@@ -40,7 +40,7 @@ export const WorkSchema = z.object({
   leaseExpiresAt: TimestampSchema,
   /** Signed, short-lived URL to GET the source image from storage: no storage credential needed. */
   sourceUrl: z.url({ protocol: /^https?$/ }),
-  /** Signed, short-lived URL to POST the result to storage. */
+  /** Signed, short-lived URL to POST the result to storage, under this attempt's own key. */
   resultUrl: z.url({ protocol: /^https?$/ }),
 });
 export type Work = z.infer<typeof WorkSchema>;
@@ -59,6 +59,15 @@ export const WorkReleasedBodySchema = z.object({
 export const HeartbeatBodySchema = z.object({ id: TaskIdSchema, leaseToken: LeaseTokenSchema });
 export const HeartbeatSchema = z.object({ id: TaskIdSchema, leaseExpiresAt: TimestampSchema });
 
+export const UsageReportSchema = z.object({
+  owner: OwnerSchema.nullable(),
+  /** Bytes stored for the owner's images: sources until their task ends, results until they expire. */
+  storedBytes: z.number().int().nonnegative(),
+  /** The owner's cap; null when there is none. */
+  quotaBytes: z.number().int().nonnegative().nullable(),
+});
+export type UsageReport = z.infer<typeof UsageReportSchema>;
+
 export const masterContract = {
   newImage: defineRoute({
     method: 'POST',
@@ -68,7 +77,14 @@ export const masterContract = {
     query: NewImageQuerySchema.extend(OwnerQuerySchema.shape),
     headers: IdempotencyHeadersSchema,
     body: BINARY,
-    responses: { 202: AcceptedSchema, 400: ErrorBodySchema, 413: ErrorBodySchema, 415: ErrorBodySchema },
+    responses: {
+      202: AcceptedSchema,
+      400: ErrorBodySchema,
+      413: ErrorBodySchema,
+      415: ErrorBodySchema,
+      422: ErrorBodySchema,
+      429: ErrorBodySchema,
+    },
   }),
   isReady: defineRoute({
     method: 'GET',
@@ -76,7 +92,7 @@ export const masterContract = {
     auth: 'internal',
     summary: "A task's state; with waitMs, answers once it is finished or failed, or when waitMs has passed",
     query: OwnedStatusQuerySchema,
-    responses: { 200: TaskStatusSchema, 400: ErrorBodySchema, 404: ErrorBodySchema },
+    responses: { 200: TaskStatusSchema, 400: ErrorBodySchema, 404: ErrorBodySchema, 410: ErrorBodySchema },
   }),
   get: defineRoute({
     method: 'GET',
@@ -84,7 +100,15 @@ export const masterContract = {
     auth: 'internal',
     summary: 'The finished image',
     query: OwnedIdQuerySchema,
-    responses: { 200: BINARY, 400: ErrorBodySchema, 404: ErrorBodySchema, 409: ErrorBodySchema },
+    responses: { 200: BINARY, 400: ErrorBodySchema, 404: ErrorBodySchema, 409: ErrorBodySchema, 410: ErrorBodySchema },
+  }),
+  usage: defineRoute({
+    method: 'GET',
+    path: '/usage',
+    auth: 'internal',
+    summary: "The bytes an owner has stored and its quota (no owner: the clients without an API key)",
+    query: OwnerQuerySchema,
+    responses: { 200: UsageReportSchema, 400: ErrorBodySchema },
   }),
   getWork: defineRoute({
     method: 'GET',
@@ -99,9 +123,11 @@ export const masterContract = {
     path: '/workFinished',
     auth: 'worker',
     idempotent: true,
-    summary: 'The result is stored under finished/<id>; repeating it with the same lease is a success',
+    summary:
+      "The result is stored at the work's resultUrl; master checks it (type, size) before the task ends finished. " +
+      'Repeating it with the same lease is a success',
     body: WorkFinishedBodySchema,
-    responses: { 200: TaskStatusSchema, 400: ErrorBodySchema, 404: ErrorBodySchema, 409: ErrorBodySchema },
+    responses: { 200: TaskStatusSchema, 400: ErrorBodySchema, 404: ErrorBodySchema, 409: ErrorBodySchema, 422: ErrorBodySchema },
   }),
   workFailed: defineRoute({
     method: 'POST',

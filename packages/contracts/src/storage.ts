@@ -9,6 +9,14 @@ export const StorageKeySchema = z
   .max(128)
   .regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, "_" and "-" only');
 
+/**
+ * Where attempt `attempt` of task `id` stores its result: each attempt has its own key, so the
+ * bytes of an attempt whose lease was lost can never replace the result of the one that finished.
+ */
+export function resultKey(id: string, attempt: number): string {
+  return `${id}_${attempt}`;
+}
+
 export const ObjectParamsSchema = z.object({ state: StorageStateSchema, key: StorageKeySchema });
 
 /**

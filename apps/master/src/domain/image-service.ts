@@ -1,17 +1,29 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import {
   detectImageType,
+  readDeclaredDimensions,
+  resultKey,
   storageContract,
   taskdbContract,
   type Accepted,
   type ImageType,
   type Operation,
   type TaskStatus,
+  type UsageReport,
   type Work,
 } from '@pixelmill/contracts';
-import { AppError, downstreamError, expectStatus, signedObjectUrl, type ContractClient } from '@pixelmill/kit';
+import { AppError, downstreamError, expectStatus, peekStream, signedObjectUrl, type ContractClient } from '@pixelmill/kit';
+import { RESULT_HEAD_BYTES, resultProblem } from './result-check';
 import { Signal } from './work-signal';
+
+/** Caps on the bytes an owner may have stored; undefined: no cap. */
+export interface Quotas {
+  /** Each API key's owner. */
+  perKey?: number;
+  /** The clients without an API key, together. */
+  anonymous?: number;
+}
 
 export interface ImageServiceDeps {
   taskdb: ContractClient;
@@ -24,6 +36,7 @@ export interface ImageServiceDeps {
   signingKey?: string;
   /** How long a signed URL stays valid: past the attempt's hard limit, not much more. */
   signedUrlTtlMs: number;
+  quotas?: Quotas;
 }
 
 export interface Submission {
@@ -33,6 +46,9 @@ export interface Submission {
   /** A retried upload with the same key answers the first upload's task. */
   idempotencyKey?: string;
 }
+
+const expired = (id: string): AppError =>
+  new AppError('gone', 410, `image ${id} has expired: its files were deleted after the retention time`);
 
 /**
  * What master does: accepts images (stored first, then the task, so a worker never claims
@@ -60,19 +76,41 @@ export class ImageService {
       201,
       'storage',
     );
+    const declared = readDeclaredDimensions(contentType, bytes);
     const created = await this.deps.taskdb.call(taskdbContract.create, {
-      body: { id, op, contentType, owner, idempotencyKey },
+      body: {
+        id,
+        op,
+        contentType,
+        owner,
+        idempotencyKey,
+        // The key is bound to what it was first used with: the same key with other bytes or another op is a 422.
+        fingerprint: idempotencyKey === undefined ? undefined : createHash('sha256').update(`${op}\n`).update(bytes).digest('hex'),
+        sourceBytes: bytes.length,
+        ...(declared && declared.width > 0 && declared.height > 0 ? declared : {}),
+        quotaBytes: this.quotaOf(owner),
+      },
     });
-    if (created.status === 200 && created.body.id !== id) {
-      // A repeated upload: the first one's task answers, and these bytes are not needed.
+    if ((created.status === 200 && created.body.id !== id) || (created.status !== 200 && created.status !== 201)) {
+      // A repeated upload (the first one's task answers) or a refusal: these bytes are not needed.
       await this.deps.storage
         .call(storageContract.delete, { params: { state: 'inProgress', key: id } })
         .catch(() => undefined);
-      return { id: created.body.id, state: created.body.state };
+      if (created.status === 200) return { id: created.body.id, state: created.body.state };
+      throw downstreamError(created, 'taskdb');
     }
-    if (created.status !== 200 && created.status !== 201) throw downstreamError(created, 'taskdb');
     this.signal.notify();
     return { id, state: created.body.state };
+  }
+
+  /** The bytes an owner has stored and its cap (no owner: the clients without an API key). */
+  async usage(owner?: string): Promise<UsageReport> {
+    const usage = expectStatus(await this.deps.taskdb.call(taskdbContract.usage, { query: { owner } }), 200, 'taskdb');
+    return { ...usage.body, quotaBytes: this.quotaOf(owner) ?? null };
+  }
+
+  private quotaOf(owner: string | undefined): number | undefined {
+    return owner === undefined ? this.deps.quotas?.anonymous : this.deps.quotas?.perKey;
   }
 
   /**
@@ -100,7 +138,10 @@ export class ImageService {
     if (task.state !== 'finished') {
       throw new AppError('conflict', 409, `image ${id} is ${task.state}, not finished${task.error ? `: ${task.error}` : ''}`);
     }
-    const file = await this.deps.storage.callStream(storageContract.get, { params: { state: 'finished', key: id } });
+    const file = await this.deps.storage.callStream(storageContract.get, {
+      params: { state: 'finished', key: resultKey(id, task.attempt) },
+    });
+    if (file.status === 404) throw expired(id);
     if (file.stream === undefined) throw downstreamError(file, 'storage');
     return { stream: file.stream, contentType: task.contentType, size: file.headers['content-length'] };
   }
@@ -112,7 +153,7 @@ export class ImageService {
       const claimed = await this.deps.taskdb.call(taskdbContract.claim, { body: { leaseMs: this.deps.leaseMs } });
       if (claimed.status === 200) {
         const { id, op, contentType, attempt, leaseToken, leaseExpiresAt } = claimed.body;
-        return { id, op, contentType, attempt, leaseToken, leaseExpiresAt, ...(await this.signedUrls(id)) };
+        return { id, op, contentType, attempt, leaseToken, leaseExpiresAt, ...(await this.signedUrls(id, attempt)) };
       }
       expectStatus(claimed, 204, 'taskdb');
       const left = deadline - Date.now();
@@ -121,14 +162,29 @@ export class ImageService {
     }
   }
 
+  /**
+   * Ends the task finished once its result checks out: stored under this attempt's key, of the
+   * task's type, the source's size in pixels, and no larger than those pixels can take. A result
+   * that does not is a 422 (the worker gives the task back, and the next attempt writes its own).
+   */
   async finished(id: string, leaseToken: string): Promise<TaskStatus> {
-    const head = await this.deps.storage.call(storageContract.head, { params: { state: 'finished', key: id } });
-    if (head.status === 404) {
-      await this.anyTask(id); // an unknown task is a 404, not a missing result
-      throw new AppError('conflict', 409, `no result stored for ${id}: upload finished/${id} to storage first`);
+    const task = await this.anyTask(id);
+    const key = resultKey(id, task.attempt);
+    const file = await this.deps.storage.callStream(storageContract.get, { params: { state: 'finished', key } });
+    if (file.status === 404) {
+      throw new AppError('conflict', 409, `no result stored for attempt ${task.attempt} of ${id}: upload it to the work's resultUrl first`);
     }
-    expectStatus(head, 200, 'storage');
-    return this.changeState(id, { to: 'finished', leaseToken });
+    if (file.stream === undefined) throw downstreamError(file, 'storage');
+    const size = Number(file.headers['content-length']);
+    let head: Buffer;
+    try {
+      head = await peekStream(file.stream, RESULT_HEAD_BYTES);
+    } finally {
+      file.stream.destroy();
+    }
+    const problem = resultProblem(head, size, task);
+    if (problem) throw new AppError('unprocessable_entity', 422, `${problem}; the task stays ${task.state}`);
+    return this.changeState(id, { to: 'finished', leaseToken, resultBytes: size });
   }
 
   async failed(id: string, leaseToken: string, reason: string): Promise<TaskStatus> {
@@ -154,7 +210,7 @@ export class ImageService {
 
   private async changeState(
     id: string,
-    body: { to: 'finished' | 'failed' | 'not_started'; leaseToken: string; error?: string },
+    body: { to: 'finished' | 'failed' | 'not_started'; leaseToken: string; error?: string; resultBytes?: number },
   ): Promise<TaskStatus> {
     const changed = expectStatus(await this.deps.taskdb.call(taskdbContract.changeState, { params: { id }, body }), 200, 'taskdb');
     const task = changed.body;
@@ -164,12 +220,13 @@ export class ImageService {
   }
 
   /** Task-scoped, short-lived storage URLs: a worker needs no storage credential. */
-  private async signedUrls(id: string): Promise<{ sourceUrl: string; resultUrl: string }> {
+  private async signedUrls(id: string, attempt: number): Promise<{ sourceUrl: string; resultUrl: string }> {
     const storageUrl = await this.deps.storageUrl();
     const expires = Date.now() + this.deps.signedUrlTtlMs;
+    const result = resultKey(id, attempt);
     return {
       sourceUrl: signedObjectUrl(storageUrl, { method: 'GET', state: 'inProgress', key: id, expires }, this.deps.signingKey),
-      resultUrl: signedObjectUrl(storageUrl, { method: 'POST', state: 'finished', key: id, expires }, this.deps.signingKey),
+      resultUrl: signedObjectUrl(storageUrl, { method: 'POST', state: 'finished', key: result, expires }, this.deps.signingKey),
     };
   }
 
@@ -183,6 +240,7 @@ export class ImageService {
   private async anyTask(id: string) {
     const result = await this.deps.taskdb.call(taskdbContract.get, { params: { id } });
     if (result.status === 404) throw new AppError('not_found', 404, `no image with id ${id}`);
+    if (result.status === 410) throw expired(id);
     if (result.status !== 200) throw downstreamError(result, 'taskdb');
     return result.body;
   }

@@ -22,6 +22,7 @@ export function mountMasterRoutes(router: Router, images: ImageService, maxUploa
         res.status(200).set({ 'content-type': result.contentType, ...(result.size ? { 'content-length': result.size } : {}) });
         await pipeline(result.stream, res);
       },
+      usage: async ({ query }) => ({ status: 200, body: await images.usage(query.owner) }),
       getWork: async ({ query }, _req, res) => {
         // A worker that hangs up stops its wait, so a claim is never handed to nobody.
         const gone = hangUpSignal(res);

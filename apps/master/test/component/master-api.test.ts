@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto';
 import {
   ErrorBodySchema,
   masterContract,
+  resultKey,
   storageContract,
   taskdbContract,
   type Work,
@@ -20,11 +21,23 @@ import {
   type ServiceProcess,
 } from '@pixelmill/kit';
 import { createApp } from '../../src/app';
+import { Housekeeper } from '../../src/domain/housekeeper';
 import { ImageService } from '../../src/domain/image-service';
 import { startCountingProxy } from './counting-proxy';
 
-const PNG = Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), Buffer.from('pixels')]);
-const RESULT = Buffer.concat([PNG, Buffer.from(' swapped')]);
+/** The signature and IHDR chunk of a PNG of width × height, then `rest`: master reads only headers. */
+const pngOf = (width: number, height: number, rest: string | Buffer = 'pixels'): Buffer => {
+  const ihdr = Buffer.alloc(25);
+  ihdr.writeUInt32BE(13, 0);
+  ihdr.write('IHDR', 4, 'latin1');
+  ihdr.writeUInt32BE(width, 8);
+  ihdr.writeUInt32BE(height, 12);
+  ihdr.writeUInt8(8, 16); // bit depth
+  ihdr.writeUInt8(6, 17); // RGBA
+  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), ihdr, Buffer.from(rest)]);
+};
+const PNG = pngOf(2, 2);
+const RESULT = pngOf(2, 2, 'swapped pixels');
 const INTERNAL_TOKEN = 'internal-token-0123456789';
 const WORKER_TOKEN = 'worker-token-0123456789ab';
 const SIGNING_KEY = deriveSigningKey(INTERNAL_TOKEN);
@@ -179,7 +192,7 @@ describe('master API', () => {
     const beat = await worker.call(masterContract.heartbeat, { body: { id, leaseToken: work.leaseToken } });
     expect(beat.status).toBe(200);
 
-    await storage.call(storageContract.put, { params: { state: 'finished', key: id }, body: RESULT, contentType: 'image/png' });
+    await storage.call(storageContract.put, { params: { state: 'finished', key: resultKey(id, 1) }, body: RESULT, contentType: 'image/png' });
     const done = await worker.call(masterContract.workFinished, { body: { id, leaseToken: work.leaseToken } });
     expect(done).toMatchObject({ status: 200, body: { id, state: 'finished' } });
     const again = await worker.call(masterContract.workFinished, { body: { id, leaseToken: work.leaseToken } });
@@ -297,7 +310,7 @@ describe('master API', () => {
     const started = Date.now();
     const waiting = master.call(masterContract.isReady, { query: { id, waitMs: 20_000 } });
     const work = await claim();
-    await storage.call(storageContract.put, { params: { state: 'finished', key: id }, body: RESULT, contentType: 'image/png' });
+    await storage.call(storageContract.put, { params: { state: 'finished', key: resultKey(id, 1) }, body: RESULT, contentType: 'image/png' });
     await worker.call(masterContract.workFinished, { body: { id, leaseToken: work.leaseToken } });
     expect((await waiting).body).toEqual({ id, state: 'finished' });
     expect(Date.now() - started).toBeLessThan(10_000);
@@ -325,14 +338,15 @@ describe('master API', () => {
       expect(counted.taskReads(id)).toBe(1);
 
       if (end.state === 'finished') {
-        await storage.call(storageContract.put, { params: { state: 'finished', key: id }, body: RESULT, contentType: 'image/png' });
+        await storage.call(storageContract.put, { params: { state: 'finished', key: resultKey(id, 1) }, body: RESULT, contentType: 'image/png' });
         await counted.worker.call(masterContract.workFinished, { body: { id, leaseToken: work.leaseToken } });
       } else {
         await counted.worker.call(masterContract.workFailed, { body: { id, leaseToken: work.leaseToken, reason: end.error } });
       }
 
       expect((await waiting).body).toEqual({ id, ...end });
-      expect(counted.taskReads(id)).toBe(1);
+      // The only other read is workFinished's own, which needs the attempt and the source's size.
+      expect(counted.taskReads(id)).toBe(end.state === 'finished' ? 2 : 1);
     } finally {
       await counted.close();
     }
@@ -346,7 +360,7 @@ describe('master API', () => {
       const waiting = counted.master.call(masterContract.isReady, { query: { id, waitMs: 20_000 } });
       await until(() => counted.images.ended.waiting(id) === 1);
 
-      await storage.call(storageContract.put, { params: { state: 'finished', key: id }, body: RESULT, contentType: 'image/png' });
+      await storage.call(storageContract.put, { params: { state: 'finished', key: resultKey(id, 1) }, body: RESULT, contentType: 'image/png' });
       await worker.call(masterContract.workFinished, { body: { id, leaseToken: work.leaseToken } });
 
       expect((await waiting).body).toEqual({ id, state: 'finished' });
@@ -361,6 +375,88 @@ describe('master API', () => {
     await claim();
     const done = await worker.call(masterContract.workFailed, { body: { id, leaseToken: randomUUID(), reason: 'x' } });
     expect(done.status).toBe(409);
+  });
+
+  it("when a lease is lost, then its attempt's late upload never replaces the result of the attempt that finished", async () => {
+    const id = await upload();
+    const stale = await claim();
+    // The first attempt loses its lease (here: given back); a second attempt takes the task.
+    await worker.call(masterContract.workReleased, { body: { id, leaseToken: stale.leaseToken, reason: 'lost' } });
+    const current = await claim();
+    expect(current.attempt).toBe(2);
+    expect(current.resultUrl).not.toBe(stale.resultUrl);
+    const put = (url: string, body: Buffer) => fetch(url, { method: 'POST', body, headers: { 'content-type': 'image/png' } });
+    expect((await put(current.resultUrl, RESULT)).status).toBe(201);
+    expect((await worker.call(masterContract.workFinished, { body: { id, leaseToken: current.leaseToken } })).status).toBe(200);
+
+    const junk = pngOf(2, 2, 'stale bytes');
+    await put(stale.resultUrl, junk);
+    const late = await worker.call(masterContract.workFinished, { body: { id, leaseToken: stale.leaseToken } });
+    expect(late.status).toBe(409);
+    // The finished attempt's URL cannot overwrite what was checked either.
+    expect((await put(current.resultUrl, junk)).status).toBe(409);
+    const result = await master.call(masterContract.get, { query: { id } });
+    expect(result.body).toEqual(RESULT);
+  });
+
+  it.each([
+    ['bytes of another type', Buffer.concat([Buffer.from([0xff, 0xd8, 0xff, 0xe0]), Buffer.alloc(12, 1)]), /is a image\/jpeg, not a image\/png/],
+    ['a header that cannot be read', Buffer.concat([PNG.subarray(0, 8), Buffer.from('junk after the signature')]), /header cannot be read/],
+    ['another size in pixels', pngOf(3, 2), /3×2 pixels, the source 2×2/],
+    ['more bytes than its pixels can take', pngOf(2, 2, Buffer.alloc(100_000)), /more than \d+ for its pixels/],
+  ])('when a result has %s, then workFinished is a 422 and the task is not finished', async (_name, bytes, message) => {
+    const id = await upload();
+    const work = await claim();
+    const stored = await fetch(work.resultUrl, { method: 'POST', body: bytes, headers: { 'content-type': 'application/octet-stream' } });
+    expect(stored.status).toBe(201);
+    const refused = await send('POST', '/workFinished', JSON.stringify({ id, leaseToken: work.leaseToken }));
+    expect(refused.status).toBe(422);
+    expect(ErrorBodySchema.parse(await refused.json()).error.message).toMatch(message);
+    expect((await master.call(masterContract.isReady, { query: { id } })).body).toEqual({ id, state: 'in_progress' });
+  });
+
+  it('when an idempotency key comes again with another image or operation, then it is a 422 and nothing is stored', async () => {
+    const headers = { 'idempotency-key': `key-${randomUUID()}` };
+    const first = await master.call(masterContract.newImage, { body: PNG, contentType: 'image/png', query: {}, headers });
+    expect(first.status).toBe(202);
+    const files = () => fs.readdirSync(path.join(dir, 'storage', 'inProgress')).length;
+    const before = files();
+    const otherImage = await master.call(masterContract.newImage, { body: RESULT, contentType: 'image/png', query: {}, headers });
+    expect(otherImage.status).toBe(422);
+    const otherOp = await master.call(masterContract.newImage, { body: PNG, contentType: 'image/png', query: { op: 'invert' }, headers });
+    expect(otherOp.status === 422 && otherOp.body.error.message).toMatch(/Idempotency-Key .* was used before with another image or operation/);
+    expect(files()).toBe(before);
+  });
+
+  it("when an owner's stored bytes would pass its quota, then the upload is a 429 and usage says where it stands", async () => {
+    const owner = `quota-${randomUUID().slice(0, 8)}`;
+    const limited = new ImageService({
+      taskdb,
+      storage,
+      leaseMs: 30_000,
+      claimRecheckMs: 200,
+      storageUrl: async () => storageProcess.url!,
+      signedUrlTtlMs: 60_000,
+      quotas: { perKey: PNG.length * 2, anonymous: undefined },
+    });
+    const app = createApp({ images: limited, logger: createLogger('master', 'silent'), maxUploadBytes: 4096, dependencies: [] });
+    const other = await listen(app, 0);
+    try {
+      const limitedMaster = new ContractClient({ service: 'master', baseUrl: other.url });
+      const uploadAs = () => limitedMaster.call(masterContract.newImage, { body: PNG, contentType: 'image/png', query: { owner } });
+      expect((await uploadAs()).status).toBe(202);
+      expect((await uploadAs()).status).toBe(202);
+      const refused = await uploadAs();
+      expect(refused.status).toBe(429);
+      expect(refused.status === 429 && refused.body.error).toMatchObject({ code: 'quota_exceeded' });
+      const usage = await limitedMaster.call(masterContract.usage, { query: { owner } });
+      expect(usage.body).toEqual({ owner, storedBytes: PNG.length * 2, quotaBytes: PNG.length * 2 });
+      // Without a cap for clients without a key, they are not limited.
+      const anonymous = await limitedMaster.call(masterContract.usage, { query: {} });
+      expect(anonymous.status === 200 && anonymous.body.quotaBytes).toBeNull();
+    } finally {
+      await other.close();
+    }
   });
 
   it('when a dependency is down, then master answers 503 and stays up', async () => {
@@ -423,5 +519,33 @@ describe('master API', () => {
         taskdb.call(taskdbContract.list, { query: { state: state as 'failed', limit: 1000 } }),
       ))).reduce((n, page) => n + (page.status === 200 ? page.body.ids.length : 0), 0),
     );
+  });
+
+  it('when housekeeping runs, then ended tasks lose their source, and past the retention everything goes and reads answer 410', async () => {
+    const id = await upload();
+    const work = await claim();
+    await fetch(work.resultUrl, { method: 'POST', body: RESULT, headers: { 'content-type': 'image/png' } });
+    await worker.call(masterContract.workFinished, { body: { id, leaseToken: work.leaseToken } });
+    const exists = (state: string, key: string) => fs.existsSync(path.join(dir, 'storage', state, key));
+    let now = Date.now();
+    const housekeeper = new Housekeeper({
+      taskdb, storage, logger: createLogger('master', 'silent'), retentionMs: 3_600_000, batchSize: 2, now: () => now,
+    });
+
+    const first = await housekeeper.sweep();
+    expect(first.sourcesDeleted).toBeGreaterThanOrEqual(1);
+    expect(first.expired).toBe(0);
+    expect(exists('inProgress', id)).toBe(false);
+    expect(exists('finished', resultKey(id, 1))).toBe(true);
+    expect((await master.call(masterContract.get, { query: { id } })).status).toBe(200);
+
+    now += 2 * 3_600_000;
+    const second = await housekeeper.sweep();
+    expect(second.expired).toBeGreaterThanOrEqual(1);
+    expect(exists('finished', resultKey(id, 1))).toBe(false);
+    const status = await send('GET', `/isReady?id=${id}`);
+    expect(status.status).toBe(410);
+    expect(ErrorBodySchema.parse(await status.json()).error).toMatchObject({ code: 'gone', message: expect.stringMatching(/expired/) });
+    expect((await send('GET', `/get?id=${id}`)).status).toBe(410);
   });
 });

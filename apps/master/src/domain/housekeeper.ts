@@ -1,0 +1,128 @@
+import { resultKey, storageContract, taskdbContract, type StorageState } from '@pixelmill/contracts';
+import { expectStatus, type ContractClient, type Logger } from '@pixelmill/kit';
+
+export interface HousekeeperOptions {
+  taskdb: ContractClient;
+  storage: ContractClient;
+  logger: Logger;
+  /** How long an ended task's result and record stay; older ones are deleted and answer 410. */
+  retentionMs: number;
+  /** Tasks handled per batch (one taskdb read, at most a few storage deletes each, one taskdb write). */
+  batchSize?: number;
+  /** Batches per run at most, so one run never takes long; the next run goes on. */
+  maxBatches?: number;
+  now?: () => number;
+}
+
+/** Storage deletes in flight at once. */
+const DELETE_CONCURRENCY = 8;
+
+export interface SweepResult {
+  sourcesDeleted: number;
+  expired: number;
+}
+
+/**
+ * Deletes what no one needs any more, in bounded batches: the source of every task that ended
+ * (its result or its reason is what is left to show), and every file of a task that ended more
+ * than the retention time ago (taskdb then answers 410 for it). Files go first, the record of
+ * their deletion after, so a run cut short is simply done again: deleting twice is harmless.
+ * Several masters may sweep at once for the same reason.
+ */
+export class Housekeeper {
+  private readonly batchSize: number;
+  private readonly maxBatches: number;
+  private readonly now: () => number;
+
+  constructor(private readonly options: HousekeeperOptions) {
+    this.batchSize = options.batchSize ?? 100;
+    this.maxBatches = options.maxBatches ?? 10;
+    this.now = options.now ?? Date.now;
+  }
+
+  async sweep(): Promise<SweepResult> {
+    const total: SweepResult = { sourcesDeleted: 0, expired: 0 };
+    for (let batch = 0; batch < this.maxBatches; batch += 1) {
+      const { taskdb } = this.options;
+      const expireBefore = new Date(this.now() - this.options.retentionMs).toISOString();
+      const due = expectStatus(
+        await taskdb.call(taskdbContract.housekeeping, { query: { expireBefore, limit: this.batchSize } }),
+        200,
+        'taskdb',
+      ).body;
+      if (due.sources.length === 0 && due.expired.length === 0) break;
+      const files: Array<[StorageState, string]> = [
+        ...due.sources.map((id): [StorageState, string] => ['inProgress', id]),
+        ...due.expired.flatMap(({ id, attempt }) => [
+          ['inProgress', id] as [StorageState, string],
+          // Every attempt may have left a result: only the last one's was checked and served.
+          ...Array.from({ length: attempt }, (_, index): [StorageState, string] => ['finished', resultKey(id, index + 1)]),
+        ]),
+      ];
+      await this.deleteAll(files);
+      const done = expectStatus(
+        await taskdb.call(taskdbContract.housekeepingDone, {
+          body: { sourcesDeleted: due.sources, expired: due.expired.map(({ id }) => id) },
+        }),
+        200,
+        'taskdb',
+      ).body;
+      total.sourcesDeleted += done.sourcesDeleted;
+      total.expired += done.expired;
+      if (due.sources.length < this.batchSize && due.expired.length < this.batchSize) break;
+    }
+    return total;
+  }
+
+  /** Deletes the files, a few at a time; one already gone is fine. */
+  private async deleteAll(files: Array<[StorageState, string]>): Promise<void> {
+    let next = 0;
+    const lane = async (): Promise<void> => {
+      while (next < files.length) {
+        const [state, key] = files[next++]!;
+        const result = await this.options.storage.call(storageContract.delete, { params: { state, key } });
+        if (result.status !== 204 && result.status !== 404) expectStatus(result, 204, 'storage');
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(DELETE_CONCURRENCY, files.length) }, lane));
+  }
+}
+
+/**
+ * Runs a sweep every `intervalMs` (the next one starts only after the last ended); stop() waits
+ * for a sweep in progress.
+ */
+export function startHousekeeping(housekeeper: Housekeeper, intervalMs: number, logger: Logger): { stop(): Promise<void> } {
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<void> | undefined;
+  let stopped = false;
+  const run = (): void => {
+    running = housekeeper
+      .sweep()
+      .then(
+        ({ sourcesDeleted, expired }) => {
+          if (sourcesDeleted + expired > 0) {
+            logger.info(`housekeeping: deleted ${sourcesDeleted} source(s) of ended tasks, expired ${expired} task(s)`, {
+              sourcesDeleted,
+              expired,
+            });
+          }
+        },
+        (err: unknown) => {
+          logger.warn(`housekeeping failed, trying again in ${intervalMs} ms: ${(err as Error).message}`);
+        },
+      )
+      .finally(() => {
+        running = undefined;
+        if (!stopped) timer = setTimeout(run, intervalMs);
+      });
+  };
+  timer = setTimeout(run, intervalMs);
+  return {
+    stop: async () => {
+      stopped = true;
+      clearTimeout(timer);
+      await running;
+    },
+  };
+}
