@@ -7,6 +7,7 @@ import {
   type Route,
   type TaskId,
   type TaskStatus,
+  type UsageReport,
 } from '@pixelmill/contracts';
 import type { Readable } from 'node:stream';
 import { AppError, expectStatus, peekStream, type CallResult, type ContractClient } from '@pixelmill/kit';
@@ -39,6 +40,8 @@ function imageContentType(declared: string | undefined, bytes: Buffer): string {
 
 // Also the answer for another key's image: to a stranger, someone else's image does not exist.
 const unknownImage = (id: TaskId): AppError => new AppError('not_found', 404, `no image with id ${id}`);
+const expiredImage = (id: TaskId): AppError =>
+  new AppError('gone', 410, `image ${id} has expired: results are deleted after the retention time`);
 
 export interface Submission {
   /** Whose task it becomes (the owner id of an API key); undefined without keys. */
@@ -70,7 +73,16 @@ export class MasterGateway {
         throw new AppError('payload_too_large', 413, messageOf(result));
       case 415:
         throw new AppError('unsupported_media_type', 415, messageOf(result));
+      case 422:
+        throw new AppError('unprocessable_entity', 422, messageOf(result));
+      case 429:
+        throw new AppError('quota_exceeded', 429, messageOf(result));
     }
+  }
+
+  /** What an owner has stored and its cap (no owner: the clients without an API key). */
+  async usage(owner?: string): Promise<UsageReport> {
+    return expectStatus(await this.client.call(masterContract.usage, { query: { owner } }), 200, 'master').body;
   }
 
   /**
@@ -88,6 +100,8 @@ export class MasterGateway {
         return result.body;
       case 404:
         throw unknownImage(id);
+      case 410:
+        throw expiredImage(id);
       case 400:
         throw new AppError('bad_request', 400, messageOf(result));
     }
@@ -105,6 +119,8 @@ export class MasterGateway {
     switch (result.status) {
       case 404:
         throw unknownImage(id);
+      case 410:
+        throw expiredImage(id);
       case 409: {
         // Master's wording is its own; the user needs to know where the image stands.
         const { state, error } = await this.status(id, owner);
