@@ -21,10 +21,13 @@ export const ObjectParamsSchema = z.object({ state: StorageStateSchema, key: Sto
 
 /**
  * A signed URL's query: the request may go without the internal token when `signature` is the
- * HMAC of the method, state, key and `expires` (ms since the epoch), and `expires` is still ahead.
+ * HMAC of the method, state, key, `expires` (ms since the epoch) and `maxBytes` when given, and
+ * `expires` is still ahead.
  */
 export const SignedQuerySchema = z.object({
   expires: z.coerce.number().int().positive().optional(),
+  /** Signed with the rest: an upload with more bytes is refused with 413. */
+  maxBytes: z.coerce.number().int().positive().optional(),
   signature: z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'must be a URL signature').optional(),
 });
 

@@ -9,6 +9,8 @@ export interface ObjectGrant {
   state: StorageState;
   key: string;
   expires: number;
+  /** The most bytes an upload may have (a result's bound, from its source's size); unsigned when absent. */
+  maxBytes?: number;
 }
 
 /** The signing key of the stack, derived from INTERNAL_TOKEN unless URL_SIGNING_KEY is given. */
@@ -20,21 +22,23 @@ export function deriveSigningKey(internalToken: string | undefined, explicitKey?
 export function signObject(grant: ObjectGrant, signingKey: string): string {
   return createHmac('sha256', signingKey)
     .update(`${grant.method}\n${grant.state}\n${grant.key}\n${grant.expires}`)
+    .update(grant.maxBytes === undefined ? '' : `\nmax ${grant.maxBytes}`)
     .digest('base64url');
 }
 
-/** A URL with `expires` and `signature` query parameters for one storage object. */
+/** A URL with `expires` (and `maxBytes`) and `signature` query parameters for one storage object. */
 export function signedObjectUrl(storageUrl: string, grant: ObjectGrant, signingKey: string | undefined): string {
   const url = new URL(`${storageUrl.replace(/\/+$/, '')}/objects/${grant.state}/${encodeURIComponent(grant.key)}`);
   if (signingKey) {
     url.searchParams.set('expires', String(grant.expires));
+    if (grant.maxBytes !== undefined) url.searchParams.set('maxBytes', String(grant.maxBytes));
     url.searchParams.set('signature', signObject(grant, signingKey));
   }
   return url.toString();
 }
 
 /**
- * Checks a signed request: true when the signature matches the method, state, key and expiry
+ * Checks a signed request: true when the signature matches the method, state, key, expiry and size bound
  * and the expiry is ahead; false when the request carries no signature. A wrong or expired
  * signature is a 403 that says which.
  */

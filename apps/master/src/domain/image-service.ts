@@ -14,7 +14,7 @@ import {
   type Work,
 } from '@pixelmill/contracts';
 import { AppError, downstreamError, expectStatus, peekStream, signedObjectUrl, type ContractClient } from '@pixelmill/kit';
-import { RESULT_HEAD_BYTES, resultProblem } from './result-check';
+import { maxResultBytes, RESULT_HEAD_BYTES, resultProblem } from './result-check';
 import { Signal } from './work-signal';
 
 /** Caps on the bytes an owner may have stored; undefined: no cap. */
@@ -152,8 +152,10 @@ export class ImageService {
     for (;;) {
       const claimed = await this.deps.taskdb.call(taskdbContract.claim, { body: { leaseMs: this.deps.leaseMs } });
       if (claimed.status === 200) {
-        const { id, op, contentType, attempt, leaseToken, leaseExpiresAt } = claimed.body;
-        return { id, op, contentType, attempt, leaseToken, leaseExpiresAt, ...(await this.signedUrls(id, attempt)) };
+        const { id, op, contentType, attempt, leaseToken, leaseExpiresAt, width, height } = claimed.body;
+        // The result's upload is bounded by what its pixels can take, when the source's header told them.
+        const maxBytes = width !== null && height !== null ? maxResultBytes({ width, height }) : undefined;
+        return { id, op, contentType, attempt, leaseToken, leaseExpiresAt, ...(await this.signedUrls(id, attempt, maxBytes)) };
       }
       expectStatus(claimed, 204, 'taskdb');
       const left = deadline - Date.now();
@@ -220,13 +222,17 @@ export class ImageService {
   }
 
   /** Task-scoped, short-lived storage URLs: a worker needs no storage credential. */
-  private async signedUrls(id: string, attempt: number): Promise<{ sourceUrl: string; resultUrl: string }> {
+  private async signedUrls(id: string, attempt: number, maxBytes?: number): Promise<{ sourceUrl: string; resultUrl: string }> {
     const storageUrl = await this.deps.storageUrl();
     const expires = Date.now() + this.deps.signedUrlTtlMs;
     const result = resultKey(id, attempt);
     return {
       sourceUrl: signedObjectUrl(storageUrl, { method: 'GET', state: 'inProgress', key: id, expires }, this.deps.signingKey),
-      resultUrl: signedObjectUrl(storageUrl, { method: 'POST', state: 'finished', key: result, expires }, this.deps.signingKey),
+      resultUrl: signedObjectUrl(
+        storageUrl,
+        { method: 'POST', state: 'finished', key: result, expires, maxBytes },
+        this.deps.signingKey,
+      ),
     };
   }
 

@@ -407,12 +407,31 @@ describe('master API', () => {
   ])('when a result has %s, then workFinished is a 422 and the task is not finished', async (_name, bytes, message) => {
     const id = await upload();
     const work = await claim();
-    const stored = await fetch(work.resultUrl, { method: 'POST', body: bytes, headers: { 'content-type': 'application/octet-stream' } });
+    // Stored with the internal token: what master checks does not depend on how the bytes got there.
+    const stored = await storage.call(storageContract.put, {
+      params: { state: 'finished', key: resultKey(id, work.attempt) },
+      body: bytes,
+      contentType: 'application/octet-stream',
+    });
     expect(stored.status).toBe(201);
     const refused = await send('POST', '/workFinished', JSON.stringify({ id, leaseToken: work.leaseToken }));
     expect(refused.status).toBe(422);
     expect(ErrorBodySchema.parse(await refused.json()).error.message).toMatch(message);
     expect((await master.call(masterContract.isReady, { query: { id } })).body).toEqual({ id, state: 'in_progress' });
+  });
+
+  it("when a result upload has more bytes than the source's pixels can take, then the signed URL refuses it with 413", async () => {
+    const id = await upload(pngOf(10, 10));
+    const work = await claim();
+    const bound = Number(new URL(work.resultUrl).searchParams.get('maxBytes'));
+    expect(bound).toBeGreaterThanOrEqual(10 * 10 * 4);
+    const post = (body: Buffer) => fetch(work.resultUrl, { method: 'POST', body, headers: { 'content-type': 'image/png' } });
+    expect((await post(pngOf(10, 10, Buffer.alloc(bound)))).status).toBe(413);
+    // The bound is signed: raising it breaks the signature.
+    const raised = new URL(work.resultUrl);
+    raised.searchParams.set('maxBytes', String(bound * 100));
+    expect((await fetch(raised, { method: 'POST', body: RESULT, headers: { 'content-type': 'image/png' } })).status).toBe(403);
+    expect((await post(pngOf(10, 10, 'swapped'))).status).toBe(201);
   });
 
   it('when an idempotency key comes again with another image or operation, then it is a 422 and nothing is stored', async () => {

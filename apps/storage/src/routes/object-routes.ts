@@ -21,17 +21,25 @@ const signedFor =
     return verifyObjectSignature({ method, ...params.data, ...query.data }, signingKey);
   };
 
+/** The most bytes this upload may have: the store's limit, or less when its (signed) URL says so. */
+function uploadLimit(req: Request, maxObjectBytes: number): number {
+  const query = SignedQuerySchema.safeParse(req.query);
+  const bound = query.success ? query.data.maxBytes : undefined;
+  return bound === undefined ? maxObjectBytes : Math.min(bound, maxObjectBytes);
+}
+
+const tooLarge = (limit: number) => new AppError('payload_too_large', 413, `the body is larger than the limit of ${limit} bytes`);
+
 /**
  * Leaves the body unread for the handler to stream, refusing at once what declares itself too
  * large (Content-Length); a body without a length is counted as it streams.
  */
 const streamBody =
-  (maxBytes: number): RequestHandler =>
+  (maxObjectBytes: number): RequestHandler =>
   (req, _res, next) => {
+    const limit = uploadLimit(req, maxObjectBytes);
     const declared = Number(req.get('content-length') ?? Number.NaN);
-    if (declared > maxBytes) {
-      throw new AppError('payload_too_large', 413, `the body is larger than the limit of ${maxBytes} bytes`);
-    }
+    if (declared > limit) throw tooLarge(limit);
     next();
   };
 
@@ -55,14 +63,15 @@ export function mountObjectRoutes(router: Router, store: FileStore, options: Obj
           }
           return contentType;
         };
+        const limit = uploadLimit(req, maxObjectBytes);
         try {
-          const { size, contentType } = await store.putStream(params.state, params.key, req, { maxBytes: maxObjectBytes, check });
+          const { size, contentType } = await store.putStream(params.state, params.key, req, { maxBytes: limit, check });
           return { status: 201, body: { key: params.key, state: params.state, size, contentType } };
         } catch (err) {
           if (err instanceof StreamLimitError) {
             req.unpipe();
             req.resume();
-            throw new AppError('payload_too_large', 413, `the body is larger than the limit of ${maxObjectBytes} bytes`);
+            throw tooLarge(limit);
           }
           if (err instanceof EmptyBodyError) throw new AppError('bad_request', 400, 'empty body: send the image bytes');
           if (err instanceof ObjectExistsError) {
