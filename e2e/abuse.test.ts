@@ -1,0 +1,194 @@
+import fs from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { AcceptedSchema, ErrorBodySchema, resultKey, WorkSchema, type Work } from '@pixelmill/contracts';
+import { encode, makeBitmap } from './images';
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { startStack } = require('../scripts/stack') as typeof import('../scripts/stack');
+
+type Stack = Awaited<ReturnType<typeof startStack>>;
+
+const KEY_A = 'abuse-key-a-0123456789';
+const KEY_B = 'abuse-key-b-0123456789';
+/** Used by the quota test alone. */
+const KEY_C = 'abuse-key-c-0123456789';
+/** Each key may keep this many bytes: a few small images. */
+const QUOTA_BYTES = 64 * 1024;
+/** Ended tasks expire this long after their end. */
+const RETENTION_MS = 1_500;
+
+/**
+ * The stack held against abuse, as separate processes: retention and quotas with short settings,
+ * idempotency keys bound to their first upload, and results bound to the attempt that made them.
+ * No worker runs: the test takes the worker's place on master's worker side, so it can also be
+ * the worker whose lease was lost, or one that uploads junk.
+ */
+describe('pixelmill under abuse', () => {
+  let dir: string;
+  let stack: Stack;
+  let frontend: string;
+  let master: string;
+
+  beforeAll(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pixelmill-abuse-'));
+    stack = await startStack({
+      dataDir: path.join(dir, 'data'),
+      logDir: path.join(dir, 'logs'),
+      freePorts: true,
+      workers: 0,
+      envFor: {
+        frontend: { API_KEYS: `${KEY_A},${KEY_B},${KEY_C}`, UPLOAD_RATE_PER_MINUTE: '0' },
+        master: {
+          RETENTION_HOURS: String(RETENTION_MS / 3_600_000),
+          HOUSEKEEPING_INTERVAL_MS: '100',
+          QUOTA_BYTES_PER_KEY: String(QUOTA_BYTES),
+        },
+      },
+    });
+    frontend = stack.urls.frontend!;
+    master = stack.urls.master!;
+  }, 60_000);
+
+  afterAll(async () => {
+    await stack?.stop();
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  const storageFile = (state: string, key: string) => path.join(stack.dataDir, 'storage', state, key);
+  const upload = (bytes: Buffer, key: string, headers: Record<string, string> = {}) =>
+    fetch(`${frontend}/newImage`, {
+      method: 'POST',
+      body: bytes,
+      headers: { 'content-type': 'image/png', accept: 'application/json', 'x-api-key': key, ...headers },
+    });
+  const accepted = async (response: Response): Promise<string> => {
+    expect(response.status).toBe(202);
+    return AcceptedSchema.parse(await response.json()).id;
+  };
+  const asWorker = (route: string, init: RequestInit = {}) =>
+    fetch(`${master}${route}`, {
+      ...init,
+      headers: { authorization: `Bearer ${stack.tokens!.worker}`, 'content-type': 'application/json', ...init.headers },
+    });
+  const claim = async (): Promise<Work> => {
+    const response = await asWorker('/getWork?waitMs=5000');
+    expect(response.status).toBe(200);
+    return WorkSchema.parse(await response.json());
+  };
+  const report = (route: 'workFinished' | 'workReleased', work: Work) =>
+    asWorker(`/${route}`, { method: 'POST', body: JSON.stringify({ id: work.id, leaseToken: work.leaseToken, reason: 'lost' }) });
+  const storeResult = (work: Work, bytes: Buffer, contentType = 'image/png') =>
+    fetch(work.resultUrl, { method: 'POST', body: bytes, headers: { 'content-type': contentType } });
+  const until = async (what: string, check: () => boolean | Promise<boolean>, timeoutMs = 10_000) => {
+    const deadline = Date.now() + timeoutMs;
+    while (!(await check())) {
+      if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  };
+  /** The status of a POST, read as soon as it comes: a refusal may close the connection before the body is sent. */
+  const postAnswer = (url: string, body: Buffer): Promise<number> =>
+    new Promise((resolve, reject) => {
+      const request = http.request(url, { method: 'POST', headers: { 'content-type': 'image/png', 'content-length': body.length } }, (response) => {
+        response.resume();
+        resolve(response.statusCode!);
+      });
+      request.on('error', reject);
+      request.end(body);
+    });
+  const errorOf = async (response: Response) => ErrorBodySchema.parse(await response.json()).error;
+
+  it("when a lost lease's worker uploads late, then the user still downloads the result of the attempt that finished", async () => {
+    const source = await encode('image/png', makeBitmap(24, 24));
+    const id = await accepted(await upload(source, KEY_A));
+    const stale = await claim();
+    expect((await report('workReleased', stale)).status).toBe(200);
+    const current = await claim();
+    expect(current).toMatchObject({ id, attempt: 2 });
+
+    const result = await encode('image/png', makeBitmap(24, 24, { alpha: true }));
+    expect((await storeResult(current, result)).status).toBe(201);
+    expect((await report('workFinished', current)).status).toBe(200);
+    // The stale attempt writes under its own key, and cannot end the task.
+    const late = await encode('image/png', makeBitmap(24, 24, { colors: 2 }));
+    await storeResult(stale, late);
+    expect((await report('workFinished', stale)).status).toBe(409);
+    expect((await storeResult(current, late)).status).toBe(409);
+
+    const download = await fetch(`${frontend}/image/get?id=${id}`, { headers: { 'x-api-key': KEY_A } });
+    expect(download.status).toBe(200);
+    expect(Buffer.from(await download.arrayBuffer())).toEqual(result);
+  });
+
+  it('when a worker stores junk or an oversized result, then storage or master refuses it and the task does not finish', async () => {
+    const id = await accepted(await upload(await encode('image/png', makeBitmap(16, 16)), KEY_B));
+    const work = await claim();
+    expect(work.id).toBe(id);
+    // 12 bytes of junk after a JPEG signature, for a PNG task.
+    const junk = Buffer.concat([Buffer.from([0xff, 0xd8, 0xff, 0xe0]), Buffer.alloc(12, 0x41)]);
+    expect((await storeResult(work, junk, 'image/jpeg')).status).toBe(201);
+    const refused = await report('workFinished', work);
+    expect(refused.status).toBe(422);
+    expect((await errorOf(refused)).message).toMatch(/is a image\/jpeg, not a image\/png/);
+    // 16×16 pixels cannot honestly take a megabyte: refused by the signed URL's bound.
+    const huge = Buffer.concat([await encode('image/png', makeBitmap(16, 16)), Buffer.alloc(1024 * 1024)]);
+    expect(await postAnswer(work.resultUrl, huge)).toBe(413);
+    const status = await fetch(`${frontend}/image/isReady?id=${id}`, { headers: { 'x-api-key': KEY_B } });
+    expect(await status.json()).toEqual({ id, state: 'in_progress' });
+    expect((await report('workReleased', work)).status).toBe(200);
+  });
+
+  it('when an ended task passes its retention, then its source goes first, then everything, and the id answers 410', async () => {
+    const source = await encode('image/png', makeBitmap(8, 8));
+    const id = await accepted(await upload(source, KEY_A));
+    expect(fs.existsSync(storageFile('inProgress', id))).toBe(true);
+    const work = await claim();
+    expect((await storeResult(work, await encode('image/png', makeBitmap(8, 8, { alpha: true })))).status).toBe(201);
+    expect((await report('workFinished', work)).status).toBe(200);
+    const ended = Date.now();
+
+    // The source is no longer needed once the task ended; the result stays for the retention time.
+    await until('source deleted', () => !fs.existsSync(storageFile('inProgress', id)));
+    if (Date.now() - ended < RETENTION_MS - 200) {
+      expect(fs.existsSync(storageFile('finished', resultKey(id, work.attempt)))).toBe(true);
+    }
+    await until('result expired', () => !fs.existsSync(storageFile('finished', resultKey(id, work.attempt))));
+    for (const route of [`/image/isReady?id=${id}`, `/image/get?id=${id}`]) {
+      const gone = await fetch(`${frontend}${route}`, { headers: { 'x-api-key': KEY_A } });
+      expect(gone.status).toBe(410);
+      expect((await errorOf(gone)).code).toBe('gone');
+    }
+  });
+
+  it('when a key has stored its quota, then its next upload is a 429 that says so, and other keys are not affected', async () => {
+    const image = await encode('image/png', makeBitmap(64, 64, { alpha: true }));
+    // No worker runs, so every source stays stored: exactly this many fit.
+    const fitting = Math.floor(QUOTA_BYTES / image.length);
+    expect(fitting).toBeGreaterThanOrEqual(1);
+    for (let i = 0; i < fitting; i += 1) expect((await upload(image, KEY_C)).status).toBe(202);
+    const refused = await upload(image, KEY_C);
+    expect(refused.status).toBe(429);
+    const error = await errorOf(refused);
+    expect(error.code).toBe('quota_exceeded');
+    expect(error.message).toMatch(/quota/);
+    expect((await upload(await encode('image/png', makeBitmap(4, 4)), KEY_A)).status).toBe(202);
+  });
+
+  it('when an Idempotency-Key comes again with another image, then it is a 422; with the same image, the first id', async () => {
+    const headers = { 'idempotency-key': `abuse-${randomUUID()}` };
+    const image = await encode('image/png', makeBitmap(6, 6));
+    const first = await accepted(await upload(image, KEY_A, headers));
+    expect(await accepted(await upload(image, KEY_A, headers))).toBe(first);
+    const other = await upload(await encode('image/png', makeBitmap(7, 7)), KEY_A, headers);
+    expect(other.status).toBe(422);
+    expect((await errorOf(other)).message).toMatch(/Idempotency-Key/);
+    const otherOp = await fetch(`${frontend}/newImage?op=invert`, {
+      method: 'POST',
+      body: image,
+      headers: { 'content-type': 'image/png', accept: 'application/json', 'x-api-key': KEY_A, ...headers },
+    });
+    expect(otherOp.status).toBe(422);
+  });
+});
