@@ -128,6 +128,8 @@ interface Row {
 }
 
 const UNKNOWN_ID = randomUUID();
+/** An object stored before the table runs: objects are written once. */
+const STORED_KEY = `${randomUUID()}_1`;
 const LEASE = randomUUID();
 const NOT_V4 = '6ba7b810-9dad-11d1-80b4-00c04fd430c8';
 const BAD_OR_MISSING = [400, 404];
@@ -204,6 +206,7 @@ const masterRows: Row[] = [
   { name: 'isReady with an unknown id', server: 'master', method: 'GET', path: `/isReady?id=${UNKNOWN_ID}`, status: 404 },
   { name: 'get with a malformed id', server: 'master', method: 'GET', path: '/get?id=..%2F..%2Fetc%2Fpasswd', status: 400 },
   { name: 'get with an unknown id', server: 'master', method: 'GET', path: `/get?id=${UNKNOWN_ID}`, status: 404 },
+  { name: 'usage with a traversal owner', server: 'master', method: 'GET', path: '/usage?owner=..%2F..%2Fetc', status: 400 },
   { name: 'DELETE on /newImage', server: 'master', method: 'DELETE', path: '/newImage', status: 405, allow: 'POST' },
   { name: 'POST on /isReady', server: 'master', method: 'POST', path: `/isReady?id=${UNKNOWN_ID}`, status: 405, allow: 'GET, HEAD' },
   { name: 'PUT on /get', server: 'master', method: 'PUT', path: `/get?id=${UNKNOWN_ID}`, status: 405, allow: 'GET, HEAD' },
@@ -275,6 +278,15 @@ const taskdbRows: Row[] = [
   { name: 'create with an unsupported type', server: 'taskdb', method: 'POST', path: '/tasks', send: json({ id: randomUUID(), op: 'invert', contentType: 'image/tiff' }), status: 400 },
   { name: 'create with a traversal owner', server: 'taskdb', method: 'POST', path: '/tasks', send: json({ id: randomUUID(), op: 'invert', contentType: 'image/png', owner: '../../x' }), status: 400 },
   { name: 'create with a JSON body over the limit', server: 'taskdb', method: 'POST', path: '/tasks', send: json({ id: randomUUID(), op: 'invert', contentType: 'image/png', pad: 'x'.repeat(2 * MIB) }), status: 413 },
+  { name: 'create with a fingerprint that is not a SHA-256', server: 'taskdb', method: 'POST', path: '/tasks', send: json({ id: randomUUID(), op: 'invert', contentType: 'image/png', idempotencyKey: 'k', fingerprint: 'abc' }), status: 400 },
+  { name: 'create with negative source bytes', server: 'taskdb', method: 'POST', path: '/tasks', send: json({ id: randomUUID(), op: 'invert', contentType: 'image/png', sourceBytes: -1 }), status: 400 },
+  { name: 'create with a quota of text', server: 'taskdb', method: 'POST', path: '/tasks', send: json({ id: randomUUID(), op: 'invert', contentType: 'image/png', quotaBytes: 'lots' }), status: 400 },
+  { name: 'usage with a malformed owner', server: 'taskdb', method: 'GET', path: '/usage?owner=a%20b', status: 400 },
+  { name: 'housekeeping without expireBefore', server: 'taskdb', method: 'GET', path: '/housekeeping', status: 400 },
+  { name: 'housekeeping with a date that is not one', server: 'taskdb', method: 'GET', path: '/housekeeping?expireBefore=yesterday', status: 400 },
+  { name: 'housekeeping with a limit over the maximum', server: 'taskdb', method: 'GET', path: `/housekeeping?expireBefore=${new Date().toISOString()}&limit=100000`, status: 400 },
+  { name: 'housekeeping done with ids that are not ids', server: 'taskdb', method: 'POST', path: '/housekeeping', send: json({ sourcesDeleted: ['../x'], expired: [] }), status: 400 },
+  { name: 'housekeeping done with 2000 ids', server: 'taskdb', method: 'POST', path: '/housekeeping', send: json({ sourcesDeleted: Array.from({ length: 2000 }, () => UNKNOWN_ID), expired: [] }), status: 400 },
   { name: 'get with a malformed id', server: 'taskdb', method: 'GET', path: '/tasks/not-a-uuid', status: 400 },
   { name: 'get with a traversal id', server: 'taskdb', method: 'GET', path: '/tasks/..%2F..%2Fetc%2Fpasswd', status: BAD_OR_MISSING },
   { name: 'get with an unknown id', server: 'taskdb', method: 'GET', path: `/tasks/${UNKNOWN_ID}`, status: 404 },
@@ -336,6 +348,9 @@ const storageRows: Row[] = [
   { name: 'head an unknown key', server: 'storage', method: 'HEAD', path: object(UNKNOWN_ID, 'finished'), status: 404 },
   { name: 'delete an unknown key', server: 'storage', method: 'DELETE', path: object(UNKNOWN_ID), status: 404 },
   { name: 'get with a malformed signature', server: 'storage', method: 'GET', path: `${object(UNKNOWN_ID)}?expires=abc&signature=%3Cscript%3E`, status: 400 },
+  { name: 'put with a maxBytes that is not a number', server: 'storage', method: 'POST', path: `${object(randomUUID(), 'finished')}?maxBytes=lots`, send: raw(SMALL_PNG, 'image/png'), status: 400 },
+  { name: 'put over its own maxBytes', server: 'storage', method: 'POST', path: `${object(randomUUID(), 'finished')}?maxBytes=10`, send: raw(SMALL_PNG, 'image/png'), status: 413 },
+  { name: 'put other bytes over a stored object', server: 'storage', method: 'POST', path: object(STORED_KEY, 'finished'), send: raw(Buffer.concat([SMALL_PNG, Buffer.from('other')]), 'image/png'), status: 409 },
   { name: 'PUT on an object', server: 'storage', method: 'PUT', path: object(randomUUID()), send: raw(SMALL_PNG, 'image/png'), status: 405, allow: 'DELETE, GET, HEAD, POST' },
   { name: 'PATCH on an object', server: 'storage', method: 'PATCH', path: object(randomUUID()), send: raw(SMALL_PNG, 'image/png'), status: 405, allow: 'DELETE, GET, HEAD, POST' },
   { name: 'an unknown route', server: 'storage', method: 'GET', path: '/objects', status: 404 },
@@ -355,6 +370,7 @@ const authRows: Row[] = [
   { name: 'storage without a token', server: 'storage', method: 'POST', path: object(randomUUID()), as: 'none', send: raw(SMALL_PNG, 'image/png'), status: 401 },
   // A signature that does not verify is the contract's 403, not a missing credential.
   { name: 'storage with a forged signature', server: 'storage', method: 'GET', path: `${object(UNKNOWN_ID)}?expires=${Date.now() + 60_000}&signature=${'A'.repeat(43)}`, as: 'none', status: 403 },
+  { name: 'storage: a signed URL whose maxBytes was raised', server: 'storage', method: 'POST', path: `${object(UNKNOWN_ID, 'finished')}?expires=${Date.now() + 60_000}&maxBytes=99999999&signature=${'A'.repeat(43)}`, as: 'none', send: raw(SMALL_PNG, 'image/png'), status: 403 },
   { name: 'storage with an expired signature', server: 'storage', method: 'POST', path: `${object(UNKNOWN_ID, 'finished')}?expires=1000&signature=${'A'.repeat(43)}`, as: 'none', send: raw(SMALL_PNG, 'image/png'), status: 403 },
   { name: 'storage: a traversal key without a token', server: 'storage', method: 'GET', path: object('..%2F..%2Fetc%2Fpasswd'), as: 'none', status: 401 },
   { name: 'master frontend side without a token', server: 'master', method: 'POST', path: '/newImage', as: 'none', send: raw(SMALL_PNG, 'image/png'), status: 401 },
@@ -451,6 +467,8 @@ describe('bad input to every route', () => {
         storage: { MAX_OBJECT_BYTES: String(OBJECT_LIMIT) },
       },
     });
+    const stored = await call('storage', 'POST', object(STORED_KEY, 'finished'), { send: raw(SMALL_PNG, 'image/png') });
+    expect(stored.status).toBe(201);
   }, 60_000);
 
   afterAll(async () => {
