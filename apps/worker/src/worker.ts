@@ -81,6 +81,24 @@ export class Worker {
   }
 }
 
+/** The transform threads as configured. */
+export function createTransformPool(
+  config: WorkerConfig,
+  deps: { logger?: Logger; threadScript?: string } = {},
+): TransformPool {
+  return new TransformPool({
+    size: config.WORKER_CONCURRENCY,
+    codec: {
+      pngDeflateLevel: config.PNG_DEFLATE_LEVEL,
+      jpegQuality: config.JPEG_QUALITY,
+      maxPixels: config.MAX_IMAGE_PIXELS,
+    },
+    script: deps.threadScript,
+    resourceLimits: { maxOldGenerationSizeMb: threadHeapLimitMb(config.MAX_IMAGE_PIXELS) },
+    logger: deps.logger,
+  });
+}
+
 /**
  * The worker as configured: WORKER_CONCURRENCY transform threads; master found through kv
  * unless MASTER_URL says otherwise, both reached with WORKER_TOKEN; storage only through the
@@ -101,17 +119,7 @@ export function createWorker(
     pollTimeoutMs: (waitMs) => pollTimeoutMs(config, waitMs),
   });
   const storage = createStorageApi({ timeoutMs: config.REQUEST_TIMEOUT_MS });
-  const pool = new TransformPool({
-    size: config.WORKER_CONCURRENCY,
-    codec: {
-      pngDeflateLevel: config.PNG_DEFLATE_LEVEL,
-      jpegQuality: config.JPEG_QUALITY,
-      maxPixels: config.MAX_IMAGE_PIXELS,
-    },
-    script: deps.threadScript,
-    resourceLimits: { maxOldGenerationSizeMb: threadHeapLimitMb(config.MAX_IMAGE_PIXELS) },
-    logger: deps.logger,
-  });
+  const pool = createTransformPool(config, deps);
   return new Worker(
     { master, storage, pool, logger: deps.logger },
     {
