@@ -2,8 +2,10 @@
 // frame, a 7000×7000 gradient JPEG, a 16384×3000 16-bit PNG, and more with --all): wall time,
 // the outcome, the process's peak RSS and its RSS when idle afterwards. Each image runs in a fresh
 // process through the transform pool, configured as createWorker() would be for the environment
-// given (WORKER_MEMORY_MB, TRANSFORM_TIMEOUT_MS, …). Needs the build (npm run build).
-//   node apps/worker/scripts/measure-large-images.js [--only gif,jpeg] [--all] [--idle-ms 3000]
+// given (WORKER_MEMORY_MB, TRANSFORM_TIMEOUT_MS, …), and the estimate of planDecode beside
+// the measured peak. Needs the build (npm run build). The large images are made once, in a cache
+// folder of the system's temporary directory.
+//   node apps/worker/scripts/measure-large-images.js [--only gif,jpeg,png16,png-noise,png-interlaced,bmp,gif-large] [--idle-ms 3000]
 'use strict';
 const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
@@ -92,14 +94,84 @@ const IMAGES = {
   },
 };
 
+/** A cached file, made by `make` (maybe async) the first time. */
+async function cached(name, type, make) {
+  const file = path.join(CACHE, name);
+  if (!fs.existsSync(file)) fs.writeFileSync(file, await make());
+  return { type, bytes: fs.readFileSync(file) };
+}
+
+const SIDE = 7000;
+
+Object.assign(IMAGES, {
+  /** Noise: the slowest PNG to deflate, at the largest size allowed. */
+  'png-noise': () =>
+    cached('noise-7000x7000.png', 'image/png', () => {
+      const rowBytes = 1 + SIDE * 3;
+      const rows = Buffer.alloc(rowBytes * SIDE);
+      let state = 1;
+      for (let i = 0; i < rows.length; i++) {
+        state = (state * 1103515245 + 12345) >>> 0;
+        rows[i] = i % rowBytes === 0 ? 0 : state >>> 24;
+      }
+      return png(SIDE, SIDE, { depth: 8, colorType: 2 }, rows);
+    }),
+  /** Adam7: pngjs inflates it without a bound. */
+  'png-interlaced': () =>
+    cached('interlaced-7000x7000.png', 'image/png', () => {
+      const passes = [[0, 0, 8, 8], [4, 0, 8, 8], [0, 4, 4, 8], [2, 0, 4, 4], [0, 2, 2, 4], [1, 0, 2, 2], [0, 1, 1, 2]];
+      const parts = [];
+      for (const [x0, y0, dx, dy] of passes) {
+        const [w, h] = [Math.ceil((SIDE - x0) / dx), Math.ceil((SIDE - y0) / dy)];
+        const pass = Buffer.alloc((1 + w * 4) * h, 0x7f);
+        for (let y = 0; y < h; y++) pass[y * (1 + w * 4)] = 0;
+        parts.push(pass);
+      }
+      return png(SIDE, SIDE, { depth: 8, colorType: 6, interlace: 1 }, Buffer.concat(parts));
+    }),
+  bmp: () =>
+    cached('gradient-7000x7000.bmp', 'image/bmp', () => {
+      const rowBytes = Math.ceil((SIDE * 3) / 4) * 4;
+      const header = Buffer.alloc(54);
+      header.write('BM', 0, 'latin1');
+      header.writeUInt32LE(54 + rowBytes * SIDE, 2);
+      header.writeUInt32LE(54, 10);
+      header.writeUInt32LE(40, 14);
+      header.writeInt32LE(SIDE, 18);
+      header.writeInt32LE(SIDE, 22);
+      header.writeUInt16LE(1, 26);
+      header.writeUInt16LE(24, 28);
+      header.writeUInt32LE(rowBytes * SIDE, 34);
+      const pixels = Buffer.alloc(rowBytes * SIDE);
+      for (let y = 0; y < SIDE; y++) for (let x = 0; x < SIDE * 3; x++) pixels[y * rowBytes + x] = (x + y) & 0xff;
+      return Buffer.concat([header, pixels]);
+    }),
+  'gif-large': () =>
+    cached('bands-7000x7000.gif', 'image/gif', () => {
+      const { GifCodec, GifFrame } = require('gifwrap');
+      const data = Buffer.alloc(SIDE * SIDE * 4, 255);
+      for (let i = 0; i < data.length; i += 4) data[i] = ((i >> 2) % SIDE) & 0xf0;
+      return new GifCodec().encodeGif([new GifFrame({ width: SIDE, height: SIDE, data })], {}).then((gif) => gif.buffer);
+    }),
+});
+
 /** One image, in this (fresh) process: prints one JSON line. */
 async function child(name) {
   const { WorkerConfigSchema } = require(path.join(DIST, 'config'));
-  const { createTransformPool } = require(path.join(DIST, 'worker'));
+  const { createTransformPool, decodeLimits } = require(path.join(DIST, 'worker'));
+  const { planDecode } = require(path.join(DIST, 'domain', 'decode-plan'));
   const { parseConfig } = require('@pixelmill/kit');
   const config = parseConfig(WorkerConfigSchema, { ...process.env, WORKER_CONCURRENCY: '1' });
-  const { type, bytes } = IMAGES[name]();
+  const { type, bytes } = await IMAGES[name]();
   const bytesIn = bytes.length; // the source moves to the thread
+  let memoryBytes;
+  let estimate;
+  try {
+    memoryBytes = planDecode(bytes, type, decodeLimits(config)).memoryBytes;
+    estimate = Math.round(memoryBytes / 2 ** 20);
+  } catch (err) {
+    estimate = `refused: ${err.message}`; // the pool's thread refuses it the same way
+  }
   const pool = createTransformPool(config);
   await new Promise((resolve) => setTimeout(resolve, 500)); // the thread loads its codecs
   const before = process.memoryUsage().rss;
@@ -118,16 +190,16 @@ async function child(name) {
   await new Promise((resolve) => setTimeout(resolve, Number(option('idle-ms', '3000'))));
   const mb = (bytes) => Math.round(bytes / 2 ** 20);
   const idle = process.memoryUsage().rss;
-  console.log(JSON.stringify({ name, bytesIn, ms, outcome, rssBeforeMb: mb(before), peakRssMb: mb(peak), maxRssMb: mb(process.resourceUsage().maxRSS * 1024), idleRssMb: mb(idle) }));
+  console.log(JSON.stringify({ name, bytesIn, estimateMb: estimate, ms, outcome, rssBeforeMb: mb(before), peakRssMb: mb(peak), maxRssMb: mb(process.resourceUsage().maxRSS * 1024), idleRssMb: mb(idle) }));
   await pool.close();
 }
 
-function main() {
+async function main() {
   if (process.argv[2] === '--child') return child(process.argv[3]);
   fs.mkdirSync(CACHE, { recursive: true });
   const names = option('only', Object.keys(IMAGES).join(',')).split(',');
   for (const name of names) {
-    IMAGES[name](); // made once, outside the measured process
+    await IMAGES[name](); // made once, outside the measured process
     const line = execFileSync(process.execPath, ['--expose-gc', __filename, '--child', name, ...process.argv.slice(2)], {
       encoding: 'utf8',
       env: process.env,

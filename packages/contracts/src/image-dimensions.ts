@@ -63,7 +63,7 @@ function readJpegFrameSize(bytes: Buffer): Dimensions | null {
  * size of every frame (not only the size the header shows first) and the depth they decode to.
  */
 export interface ImageInspection {
-  /** The size of the decoded image (GIF: the logical screen; others: the largest frame). */
+  /** The size the header declares (GIF: the logical screen; others: the first frame). */
   width: number;
   height: number;
   /**
@@ -80,7 +80,8 @@ export interface ImageInspection {
   /** Bits of each decoded sample: 16 for a 16-bit PNG (decoded at twice the bytes), else 8. */
   bitsPerSample: 8 | 16;
   /**
-   * Bytes of the decoded pixels at that depth, as RGBA: the image, and for a GIF each frame's
+   * Bytes of the decoded pixels at that depth, as RGBA: the image (GIF: the screen; others: the
+   * largest frame, as a decoder that takes the last header would), and for a GIF each frame's
    * colour indices besides (one byte a pixel), which a decoder fills before drawing them.
    */
   decodedBytes: number;
@@ -156,7 +157,8 @@ export function inspectImage(type: ImageType, bytes: Uint8Array): ImageInspectio
     }
   }
   if (tally.count === 0) return null;
-  canvas ??= tally.largest;
+  const decoded = canvas ?? tally.largest;
+  canvas ??= tally.listed[0]!;
   const frameIndexBytes = type === 'image/gif' ? tally.totalPixels : 0;
   return {
     width: canvas.width,
@@ -166,7 +168,7 @@ export function inspectImage(type: ImageType, bytes: Uint8Array): ImageInspectio
     totalPixels: tally.totalPixels,
     largestFrame: tally.largest,
     bitsPerSample: tally.bitsPerSample,
-    decodedBytes: pixels(canvas) * 4 * (tally.bitsPerSample / 8) + frameIndexBytes,
+    decodedBytes: pixels(decoded) * 4 * (tally.bitsPerSample / 8) + frameIndexBytes,
     jpegBlocks: tally.jpegBlocks,
     pngScanlineBytes: tally.pngScanlineBytes,
     pngInterlaced: tally.pngInterlaced,

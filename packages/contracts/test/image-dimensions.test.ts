@@ -96,8 +96,9 @@ describe('inspectImage', () => {
     const appended = Buffer.concat([file, secondFrame]);
 
     expect(inspectImage('image/jpeg', crafted)).toMatchObject({
-      width: 60000,
-      height: 60000,
+      width: 7,
+      height: 5,
+      largestFrame: { width: 60000, height: 60000 },
       frames: [{ width: 7, height: 5 }, { width: 60000, height: 60000 }],
       totalPixels: 35 + 60000 * 60000,
     });
@@ -140,7 +141,8 @@ describe('inspectImage', () => {
     const first = pngHeader(10, 10, 8, 6);
     const second = pngHeader(50_000, 50_000, 8, 6).subarray(8);
     const inspection = inspectImage('image/png', Buffer.concat([first, second]));
-    expect(inspection).toMatchObject({ width: 50_000, height: 50_000, frameCount: 2 });
+    expect(inspection).toMatchObject({ width: 10, height: 10, largestFrame: { width: 50_000, height: 50_000 }, frameCount: 2 });
+    expect(inspection!.decodedBytes).toBe(50_000 * 50_000 * 4);
   });
 
   it('when a BMP declares a colour table, then its entries are counted', async () => {
