@@ -5,7 +5,9 @@
 // given (WORKER_MEMORY_MB, TRANSFORM_TIMEOUT_MS, …), and the estimate of planDecode beside
 // the measured peak. Needs the build (npm run build). The large images are made once, in a cache
 // folder of the system's temporary directory.
-//   node apps/worker/scripts/measure-large-images.js [--only gif,jpeg,png16,png-noise,png-interlaced,bmp,gif-large] [--idle-ms 3000]
+// With --copies N, N copies at once on N threads, admitted by the memory budget as the work loop
+// admits them (WORKER_MEMORY_MB=2048 lets one 7000×7000 JPEG in at a time).
+//   node apps/worker/scripts/measure-large-images.js [--only gif,jpeg,png16,png-noise,png-interlaced,bmp,gif-large] [--idle-ms 3000] [--copies 2]
 'use strict';
 const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
@@ -160,8 +162,11 @@ async function child(name) {
   const { WorkerConfigSchema } = require(path.join(DIST, 'config'));
   const { createTransformPool, decodeLimits } = require(path.join(DIST, 'worker'));
   const { planDecode } = require(path.join(DIST, 'domain', 'decode-plan'));
+  const { MemoryBudget } = require(path.join(DIST, 'loop', 'memory-budget'));
   const { parseConfig } = require('@pixelmill/kit');
-  const config = parseConfig(WorkerConfigSchema, { ...process.env, WORKER_CONCURRENCY: '1' });
+  const copies = Number(option('copies', '1'));
+  const config = parseConfig(WorkerConfigSchema, { ...process.env, WORKER_CONCURRENCY: String(copies) });
+  const budget = new MemoryBudget(decodeLimits(config).maxMemoryBytes);
   const { type, bytes } = await IMAGES[name]();
   const bytesIn = bytes.length; // the source moves to the thread
   let memoryBytes;
@@ -178,19 +183,24 @@ async function child(name) {
   let peak = before;
   const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
   const started = performance.now();
-  let outcome;
-  try {
-    const output = await pool.run({ source: bytes, contentType: type, op: 'swap-red-blue' });
-    outcome = `finished, ${output.bytes.length} bytes out`;
-  } catch (err) {
-    outcome = `${err.name}: ${err.message}`;
-  }
+  const transform = async () => {
+    const memory = memoryBytes === undefined ? undefined : await budget.take(memoryBytes, new AbortController().signal);
+    try {
+      const output = await pool.run({ source: Buffer.from(bytes), contentType: type, op: 'swap-red-blue' });
+      return `finished, ${output.bytes.length} bytes out`;
+    } catch (err) {
+      return `${err.name}: ${err.message}`;
+    } finally {
+      memory?.release();
+    }
+  };
+  const outcome = (await Promise.all(Array.from({ length: copies }, transform))).join('; ');
   const ms = Math.round(performance.now() - started);
   clearInterval(sampler);
   await new Promise((resolve) => setTimeout(resolve, Number(option('idle-ms', '3000'))));
   const mb = (bytes) => Math.round(bytes / 2 ** 20);
   const idle = process.memoryUsage().rss;
-  console.log(JSON.stringify({ name, bytesIn, estimateMb: estimate, ms, outcome, rssBeforeMb: mb(before), peakRssMb: mb(peak), maxRssMb: mb(process.resourceUsage().maxRSS * 1024), idleRssMb: mb(idle) }));
+  console.log(JSON.stringify({ name, copies, bytesIn, estimateMb: estimate, ms, outcome, rssBeforeMb: mb(before), peakRssMb: mb(peak), maxRssMb: mb(process.resourceUsage().maxRSS * 1024), idleRssMb: mb(idle) }));
   await pool.close();
 }
 
