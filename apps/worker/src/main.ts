@@ -13,7 +13,7 @@ runMain('worker', async () => {
   worker.start();
   const master = config.MASTER_URL ?? 'services/master in kv';
   logger.info(
-    `worker started: ${config.WORKER_CONCURRENCY} transform thread(s) sharing ${config.WORKER_MEMORY_MB} MB for images, ` +
+    `worker started: ${config.WORKER_CONCURRENCY} transform thread(s), ${config.WORKER_MEMORY_MB} MB for images, ` +
       `master at ${master}, kv at ${config.KV_URL}` +
       (config.WORKER_TOKEN ? ', with WORKER_TOKEN' : ', without WORKER_TOKEN'),
   );

@@ -31,7 +31,7 @@ const LOOPS_PER_THREAD = 2;
 
 /**
  * Heap of a transform thread, per pixel of MAX_IMAGE_PIXELS: pixels live outside the heap, but
- * jpeg-js keeps an object per 8×8 block on it (some 150 bytes for 64 samples of a component).
+ * jpeg-js keeps an object per 8×8 block on it (150–200 bytes for 64 samples of a component).
  * A thread past its limit dies alone and its task fails, instead of growing until the process
  * is killed; no thread's heap may outgrow the worker's whole budget.
  */
@@ -46,6 +46,7 @@ export function threadHeapLimitMb(config: Pick<WorkerConfig, 'MAX_IMAGE_PIXELS' 
 
 const MB = 2 ** 20;
 
+/** What each image is checked against before it is decoded, on the main thread and in its thread. */
 export function decodeLimits(config: Pick<WorkerConfig, 'MAX_IMAGE_PIXELS' | 'WORKER_MEMORY_MB'>): DecodeLimits {
   return { maxPixels: config.MAX_IMAGE_PIXELS, maxMemoryBytes: config.WORKER_MEMORY_MB * MB };
 }

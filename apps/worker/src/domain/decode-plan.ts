@@ -120,10 +120,15 @@ export function planDecode(bytes: Uint8Array, contentType: string, limits: Decod
   }
   if (totalPixels > maxPixels) throw tooLarge(`with ${frameCount} frames of ${totalPixels} pixels in all`);
   if (type === 'image/jpeg' && frameCount > 1) {
-    throw fail(`the file uses a variant of the format that is not supported (${frameCount} frames; only single-frame JPEGs are)`);
+    throw fail(
+      `the file uses a variant of the format that is not supported (${frameCount} frames; only single-frame JPEGs are)`,
+    );
   }
   if (inspection.bmpPaletteEntries > MAX_BMP_PALETTE_ENTRIES) {
-    throw fail(`the file is truncated or corrupt (its colour table claims ${inspection.bmpPaletteEntries} entries, at most ${MAX_BMP_PALETTE_ENTRIES} make sense)`);
+    throw fail(
+      `the file is truncated or corrupt (its colour table claims ${inspection.bmpPaletteEntries} entries, ` +
+        `at most ${MAX_BMP_PALETTE_ENTRIES} make sense)`,
+    );
   }
 
   const memoryBytes = estimateMemoryBytes(type, inspection, bytes.byteLength);

@@ -159,7 +159,10 @@ function checkInterlacedPngInflates(bytes: Buffer, declaredBytes: number): void 
     inflateSync(pngImageData(bytes), { maxOutputLength: Math.max(1, declaredBytes) });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
-      throw new ImageDecodeError(`could not decode image/png: the file is truncated or corrupt (its compressed data inflates past the ${declaredBytes} bytes its header declares)`);
+      throw new ImageDecodeError(
+        `could not decode image/png: the file is truncated or corrupt ` +
+          `(its compressed data inflates past the ${declaredBytes} bytes its header declares)`,
+      );
     }
     // Damaged data: pngjs says how, in its words.
   }
@@ -209,5 +212,4 @@ export class ImageCodec {
       throw new PermanentWorkError(`could not encode ${type}: ${describe(err)}`, { cause: err });
     }
   }
-
 }

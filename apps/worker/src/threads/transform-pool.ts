@@ -270,7 +270,8 @@ export class TransformPool implements TransformRunner {
     const error = outOfMemory
       ? new ThreadOutOfMemoryError(this.options.resourceLimits?.maxOldGenerationSizeMb, { cause })
       : new ThreadCrashedError(message, { cause });
-    this.options.logger?.error(message + (job ? (outOfMemory ? '; its task fails' : '; its task is given back') : ''), cause);
+    const fate = outOfMemory ? '; its task fails' : '; its task is given back';
+    this.options.logger?.error(message + (job ? fate : ''), cause);
     if (job) this.settle(job, () => job.reject(error));
     this.dispatch();
   }
