@@ -1,4 +1,4 @@
-import { availableParallelism } from 'node:os';
+import { availableParallelism, totalmem } from 'node:os';
 import { z } from 'zod';
 import { GetWorkQuerySchema } from '@pixelmill/contracts';
 import { AuthEnvSchema, DiscoveryEnvSchema, LogLevelSchema, UrlSchema } from '@pixelmill/kit';
@@ -6,6 +6,18 @@ import { AuthEnvSchema, DiscoveryEnvSchema, LogLevelSchema, UrlSchema } from '@p
 const MAX_CONCURRENCY = 64;
 
 const positiveMs = (fallback: number) => z.coerce.number().int().min(1).default(fallback);
+
+/** Below this, the threads cannot even load their codecs. */
+export const MIN_WORKER_MEMORY_MB = 64;
+/** The share of the machine (or of the container's limit) the worker's images may take by default. */
+const DEFAULT_MEMORY_SHARE = 0.5;
+
+/** Half of the memory the process may use: the machine's, or its cgroup's limit when lower. */
+export function defaultWorkerMemoryMb(): number {
+  const constrained = process.constrainedMemory?.() ?? 0;
+  const usable = constrained > 0 ? Math.min(constrained, totalmem()) : totalmem();
+  return Math.max(MIN_WORKER_MEMORY_MB, Math.floor((usable * DEFAULT_MEMORY_SHARE) / 2 ** 20));
+}
 
 export const WorkerConfigSchema = DiscoveryEnvSchema.extend({
   LOG_LEVEL: LogLevelSchema.default('info'),
@@ -40,8 +52,26 @@ export const WorkerConfigSchema = DiscoveryEnvSchema.extend({
   /** zlib level of PNG output: 4 is about as fast as 1 and within a few % of 9 in size. */
   PNG_DEFLATE_LEVEL: z.coerce.number().int().min(0).max(9).default(4),
   JPEG_QUALITY: z.coerce.number().int().min(1).max(100).default(90),
-  /** Largest width × height decoded; a larger image fails its task (decompression bombs). */
+  /**
+   * Largest width × height decoded, of the image, of any one frame and of all frames together;
+   * a larger image fails its task (decompression bombs).
+   */
   MAX_IMAGE_PIXELS: z.coerce.number().int().min(1).default(50_000_000),
+  /**
+   * Memory for the images in hand, in MB: the decoded pixels and the decoders' working memory,
+   * estimated from each image's structure before it is decoded. A task waits until its estimate
+   * fits in what is left; an image that needs more than all of it fails. Also the heap limit of
+   * each transform thread. Default: half of the machine's memory, or of the container's limit.
+   */
+  WORKER_MEMORY_MB: z.coerce.number().int().min(MIN_WORKER_MEMORY_MB).default(defaultWorkerMemoryMb),
+  /**
+   * The longest one transform (decode, operation, encode) may take in its thread. Past it the
+   * thread is stopped and replaced, and the task fails: the same image would take as long again.
+   * Of the largest images allowed (49 megapixels), a GIF was the slowest at 32 s (gifwrap's
+   * encoder), JPEG and PNG took 3–9 s (scripts/measure-large-images.js): twice the slowest, for a
+   * busy machine.
+   */
+  TRANSFORM_TIMEOUT_MS: positiveMs(60_000),
   /** On SIGTERM/SIGINT: how long the tasks in hand may take to finish before they are released. */
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).default(20_000),
 }).refine((config) => config.ERROR_BACKOFF_MAX_MS >= config.ERROR_BACKOFF_MS, {

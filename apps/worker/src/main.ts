@@ -13,7 +13,8 @@ runMain('worker', async () => {
   worker.start();
   const master = config.MASTER_URL ?? 'services/master in kv';
   logger.info(
-    `worker started: ${config.WORKER_CONCURRENCY} transform thread(s), master at ${master}, kv at ${config.KV_URL}` +
+    `worker started: ${config.WORKER_CONCURRENCY} transform thread(s), ${config.WORKER_MEMORY_MB} MB for images, ` +
+      `master at ${master}, kv at ${config.KV_URL}` +
       (config.WORKER_TOKEN ? ', with WORKER_TOKEN' : ', without WORKER_TOKEN'),
   );
   onShutdown(logger, config.SHUTDOWN_TIMEOUT_MS + EXIT_MARGIN_MS, [

@@ -2,7 +2,9 @@ import { Discovery, type Logger } from '@pixelmill/kit';
 import { pollTimeoutMs, type WorkerConfig } from './config';
 import { createMasterApi, type MasterApi } from './data-access/master-api';
 import { createStorageApi, type StorageApi } from './data-access/storage-api';
+import type { DecodeLimits } from './domain/decode-plan';
 import { FreeSlots } from './loop/free-slots';
+import { MemoryBudget } from './loop/memory-budget';
 import { WorkLoop, type LoopState, type WorkLoopOptions } from './loop/work-loop';
 import { TransformPool } from './threads/transform-pool';
 
@@ -29,15 +31,24 @@ const LOOPS_PER_THREAD = 2;
 
 /**
  * Heap of a transform thread, per pixel of MAX_IMAGE_PIXELS: pixels live outside the heap, but
- * jpeg-js keeps its blocks on it (about 21 bytes a pixel: 1 GB for 49 megapixels). A thread past
- * its limit dies alone and is replaced, instead of growing until the process is killed.
+ * jpeg-js keeps an object per 8×8 block on it (150–200 bytes for 64 samples of a component).
+ * A thread past its limit dies alone and its task fails, instead of growing until the process
+ * is killed; no thread's heap may outgrow the worker's whole budget.
  */
 const THREAD_HEAP_BYTES_PER_PIXEL = 32;
-const MIN_THREAD_HEAP_MB = 256;
+const MIN_THREAD_HEAP_MB = 64;
 
 /** The old-generation heap limit of each transform thread, in MB. */
-export function threadHeapLimitMb(maxPixels: number): number {
-  return Math.max(MIN_THREAD_HEAP_MB, Math.ceil((maxPixels * THREAD_HEAP_BYTES_PER_PIXEL) / 2 ** 20));
+export function threadHeapLimitMb(config: Pick<WorkerConfig, 'MAX_IMAGE_PIXELS' | 'WORKER_MEMORY_MB'>): number {
+  const forLargestImage = Math.ceil((config.MAX_IMAGE_PIXELS * THREAD_HEAP_BYTES_PER_PIXEL) / 2 ** 20);
+  return Math.max(MIN_THREAD_HEAP_MB, Math.min(config.WORKER_MEMORY_MB, forLargestImage));
+}
+
+const MB = 2 ** 20;
+
+/** What each image is checked against before it is decoded, on the main thread and in its thread. */
+export function decodeLimits(config: Pick<WorkerConfig, 'MAX_IMAGE_PIXELS' | 'WORKER_MEMORY_MB'>): DecodeLimits {
+  return { maxPixels: config.MAX_IMAGE_PIXELS, maxMemoryBytes: config.WORKER_MEMORY_MB * MB };
 }
 
 export interface WorkerDeps {
@@ -45,6 +56,7 @@ export interface WorkerDeps {
   storage: StorageApi;
   /** The transform threads, one per slot; closed by stop(). */
   pool: TransformPool;
+  limits: DecodeLimits;
   logger: Logger;
 }
 
@@ -56,9 +68,13 @@ export class Worker {
   constructor(deps: WorkerDeps, options: WorkLoopOptions) {
     this.pool = deps.pool;
     const slots = new FreeSlots(deps.pool.size);
-    const { master, storage, pool, logger } = deps;
+    const { master, storage, pool, limits, logger } = deps;
+    const memory = new MemoryBudget(limits.maxMemoryBytes);
     this.loops = Array.from({ length: pool.size * LOOPS_PER_THREAD }, (_, index) =>
-      new WorkLoop({ master, storage, transformer: pool, slots, logger: logger.child({ loop: index }) }, options),
+      new WorkLoop(
+        { master, storage, transformer: pool, slots, memory, limits, logger: logger.child({ loop: index }) },
+        options,
+      ),
     );
   }
 
@@ -81,6 +97,31 @@ export class Worker {
   }
 }
 
+export interface PoolDeps {
+  logger?: Logger;
+  /** The thread entry point; tests give one that misbehaves. */
+  threadScript?: string;
+  /** Overrides the heap limit of each thread (threadHeapLimitMb), for tests. */
+  threadHeapMb?: number;
+}
+
+/** The transform threads as configured. */
+export function createTransformPool(config: WorkerConfig, deps: PoolDeps = {}): TransformPool {
+  const limits = decodeLimits(config);
+  return new TransformPool({
+    size: config.WORKER_CONCURRENCY,
+    codec: {
+      pngDeflateLevel: config.PNG_DEFLATE_LEVEL,
+      jpegQuality: config.JPEG_QUALITY,
+      ...limits,
+    },
+    script: deps.threadScript,
+    resourceLimits: { maxOldGenerationSizeMb: deps.threadHeapMb ?? threadHeapLimitMb(config) },
+    timeoutMs: config.TRANSFORM_TIMEOUT_MS,
+    logger: deps.logger,
+  });
+}
+
 /**
  * The worker as configured: WORKER_CONCURRENCY transform threads; master found through kv
  * unless MASTER_URL says otherwise, both reached with WORKER_TOKEN; storage only through the
@@ -88,7 +129,7 @@ export class Worker {
  */
 export function createWorker(
   config: WorkerConfig,
-  deps: { logger: Logger; tuning?: Partial<WorkerTuning>; threadScript?: string },
+  deps: PoolDeps & { logger: Logger; tuning?: Partial<WorkerTuning> },
 ): Worker {
   const tuning = { ...DEFAULT_TUNING, ...deps.tuning };
   const discovery = new Discovery({
@@ -101,19 +142,9 @@ export function createWorker(
     pollTimeoutMs: (waitMs) => pollTimeoutMs(config, waitMs),
   });
   const storage = createStorageApi({ timeoutMs: config.REQUEST_TIMEOUT_MS });
-  const pool = new TransformPool({
-    size: config.WORKER_CONCURRENCY,
-    codec: {
-      pngDeflateLevel: config.PNG_DEFLATE_LEVEL,
-      jpegQuality: config.JPEG_QUALITY,
-      maxPixels: config.MAX_IMAGE_PIXELS,
-    },
-    script: deps.threadScript,
-    resourceLimits: { maxOldGenerationSizeMb: threadHeapLimitMb(config.MAX_IMAGE_PIXELS) },
-    logger: deps.logger,
-  });
+  const pool = createTransformPool(config, deps);
   return new Worker(
-    { master, storage, pool, logger: deps.logger },
+    { master, storage, pool, limits: decodeLimits(config), logger: deps.logger },
     {
       pollWaitMs: config.POLL_WAIT_MS,
       backoff: { initialMs: config.ERROR_BACKOFF_MS, maxMs: config.ERROR_BACKOFF_MAX_MS },

@@ -2,7 +2,7 @@ import bmp from '@jimp/js-bmp';
 import gif from '@jimp/js-gif';
 import jpeg from '@jimp/js-jpeg';
 import png from '@jimp/js-png';
-import { readDeclaredDimensions, type ImageType } from '../src';
+import { inspectImage, MAX_LISTED_FRAMES, readDeclaredDimensions, type ImageType } from '../src';
 
 describe('readDeclaredDimensions', () => {
   const bitmap = () => ({ data: Buffer.alloc(7 * 5 * 4, 0x80), width: 7, height: 5 });
@@ -23,5 +23,167 @@ describe('readDeclaredDimensions', () => {
     ['image/gif', Buffer.from('GIF89a')],
   ])('when the %s header is cut short or damaged, then it says nothing', (type, bytes) => {
     expect(readDeclaredDimensions(type, bytes)).toBeNull();
+  });
+});
+
+describe('inspectImage', () => {
+  const bitmap = (width = 7, height = 5) => ({ data: Buffer.alloc(width * height * 4, 0x80), width, height });
+  const real: Array<[ImageType, () => Buffer | Promise<Buffer>]> = [
+    ['image/png', () => png().encode(bitmap())],
+    ['image/jpeg', () => jpeg().encode(bitmap(), { quality: 80 })],
+    ['image/bmp', () => bmp().encode(bitmap())],
+    ['image/gif', () => gif().encode(bitmap())],
+  ];
+
+  it.each(real)('when a %s is well formed, then it has one frame of its size', async (type, make) => {
+    const inspection = inspectImage(type, await make());
+    expect(inspection).toMatchObject({
+      width: 7,
+      height: 5,
+      frames: [{ width: 7, height: 5 }],
+      frameCount: 1,
+      totalPixels: 35,
+      largestFrame: { width: 7, height: 5 },
+      bitsPerSample: 8,
+    });
+    expect(inspection!.decodedBytes).toBeGreaterThanOrEqual(35 * 4);
+  });
+
+  it('when a GIF has a 65535x65535 frame in a 1x1 screen (35 bytes), then the frame is seen', () => {
+    const bomb = Buffer.concat([
+      Buffer.from('GIF89a', 'latin1'),
+      Buffer.from([1, 0, 1, 0, 0x80, 0, 0, 0, 0, 0, 255, 255, 255]),
+      Buffer.from([0x2c, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0]),
+      Buffer.from([2, 2, 0x4c, 0x01, 0, 0x3b]),
+    ]);
+    expect(bomb.length).toBe(35);
+
+    const inspection = inspectImage('image/gif', bomb);
+
+    expect(readDeclaredDimensions('image/gif', bomb)).toEqual({ width: 1, height: 1 });
+    expect(inspection).toMatchObject({ width: 1, height: 1, frames: [{ width: 65535, height: 65535 }] });
+    expect(inspection!.totalPixels).toBe(65535 * 65535);
+    expect(inspection!.decodedBytes).toBe(4 + 65535 * 65535);
+  });
+
+  it('when a GIF has many frames between extensions, then every frame is counted and summed', () => {
+    const frame = Buffer.from([
+      ...[0x21, 0xf9, 4, 0, 10, 0, 0, 0], // graphic control extension
+      ...[0x2c, 0, 0, 0, 0, 0xe8, 0x03, 0xe8, 0x03, 0x81], // 1000×1000 with a local palette of 4 colours
+      ...Array(12).fill(0),
+      ...[2, 1, 0x2c, 0], // LZW
+    ]);
+    const application = Buffer.concat([Buffer.from([0x21, 0xff, 11]), Buffer.from('NETSCAPE2.0'), Buffer.from([3, 1, 0, 0, 0])]);
+    const file = Buffer.concat([
+      Buffer.from('GIF89a', 'latin1'),
+      Buffer.from([0xe8, 0x03, 0xe8, 0x03, 0, 0, 0]), // 1000×1000, no global palette
+      application,
+      ...Array(30).fill(frame),
+      Buffer.from([0x3b]),
+    ]);
+
+    const inspection = inspectImage('image/gif', file);
+
+    expect(inspection).toMatchObject({ width: 1000, height: 1000, frameCount: 30, totalPixels: 30_000_000 });
+    expect(inspection!.frames).toHaveLength(30);
+  });
+
+  it('when a JPEG has a second frame header after its scan, then both frames are seen, and none after its end', async () => {
+    const file = await jpeg().encode(bitmap(), { quality: 80 });
+    const secondFrame = Buffer.from([0xff, 0xc0, 0, 17, 8, 0xea, 0x60, 0xea, 0x60, 3, 1, 0x22, 0, 2, 0x11, 1, 3, 0x11, 1]);
+    const end = file.length - 2;
+    const crafted = Buffer.concat([file.subarray(0, end), secondFrame, file.subarray(end)]);
+    const appended = Buffer.concat([file, secondFrame]);
+
+    expect(inspectImage('image/jpeg', crafted)).toMatchObject({
+      width: 7,
+      height: 5,
+      largestFrame: { width: 60000, height: 60000 },
+      frames: [{ width: 7, height: 5 }, { width: 60000, height: 60000 }],
+      totalPixels: 35 + 60000 * 60000,
+    });
+    // 4:2:0 at 60000×60000: 3750×3750 MCUs of four luma blocks and two chroma.
+    expect(inspectImage('image/jpeg', crafted)!.jpegBlocks).toBe(inspectImage('image/jpeg', file)!.jpegBlocks + 3750 * 3750 * 6);
+    expect(inspectImage('image/jpeg', appended)!.frames).toEqual([{ width: 7, height: 5 }]);
+  });
+
+  const pngHeader = (width: number, height: number, depth: number, colorType: number, interlace = 0): Buffer => {
+    const file = Buffer.alloc(8 + 25);
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]).copy(file);
+    file.writeUInt32BE(13, 8);
+    file.write('IHDR', 12, 'latin1');
+    file.writeUInt32BE(width, 16);
+    file.writeUInt32BE(height, 20);
+    file[24] = depth;
+    file[25] = colorType;
+    file[28] = interlace;
+    return file;
+  };
+
+  it('when a PNG has 16-bit samples, then it decodes at twice the bytes of 8-bit ones', () => {
+    const eight = inspectImage('image/png', pngHeader(16384, 3000, 8, 6))!;
+    const sixteen = inspectImage('image/png', pngHeader(16384, 3000, 16, 6))!;
+
+    expect(sixteen.bitsPerSample).toBe(16);
+    expect(sixteen.decodedBytes).toBe(16384 * 3000 * 8);
+    expect(eight.decodedBytes).toBe(16384 * 3000 * 4);
+    expect(sixteen.pngScanlineBytes).toBe(3000 * (1 + 16384 * 8));
+  });
+
+  it('when a PNG is interlaced, then its scanlines of every pass are counted', () => {
+    // 8×8 grey at 8 bits: the passes are 1×1, 1×1, 2×1, 2×2, 4×2, 4×4, 8×4.
+    const inspection = inspectImage('image/png', pngHeader(8, 8, 8, 0, 1))!;
+    expect(inspection.pngInterlaced).toBe(true);
+    expect(inspection.pngScanlineBytes).toBe(2 + 2 + 3 + 2 * 3 + 2 * 5 + 4 * 5 + 4 * 9);
+  });
+
+  it('when a PNG has a second IHDR declaring a larger size, then it counts', () => {
+    const first = pngHeader(10, 10, 8, 6);
+    const second = pngHeader(50_000, 50_000, 8, 6).subarray(8);
+    const inspection = inspectImage('image/png', Buffer.concat([first, second]));
+    expect(inspection).toMatchObject({ width: 10, height: 10, largestFrame: { width: 50_000, height: 50_000 }, frameCount: 2 });
+    expect(inspection!.decodedBytes).toBe(50_000 * 50_000 * 4);
+  });
+
+  it('when a BMP declares a colour table, then its entries are counted', async () => {
+    const file = Buffer.from(await bmp().encode(bitmap()));
+    file.writeUInt32LE(4_000_000_000, 46);
+    expect(inspectImage('image/bmp', file)!.bmpPaletteEntries).toBe(4_000_000_000);
+  });
+
+  it('when a file has more frames than are listed, then the totals count them all', () => {
+    const frame = Buffer.from([0x2c, 0, 0, 0, 0, 1, 0, 1, 0, 0, 2, 1, 0x2c, 0]);
+    const file = Buffer.concat([
+      Buffer.from('GIF89a', 'latin1'),
+      Buffer.from([1, 0, 1, 0, 0, 0, 0]),
+      ...Array(MAX_LISTED_FRAMES + 5).fill(frame),
+    ]);
+    const inspection = inspectImage('image/gif', file)!;
+    expect(inspection.frames).toHaveLength(MAX_LISTED_FRAMES);
+    expect(inspection.frameCount).toBe(MAX_LISTED_FRAMES + 5);
+    expect(inspection.totalPixels).toBe(MAX_LISTED_FRAMES + 5);
+  });
+
+  it.each(real)('when a %s is cut anywhere or has bytes changed, then it never throws', async (type, make) => {
+    const file = Buffer.from(await make());
+    let state = 7;
+    const random = () => (state = (state * 1103515245 + 12345) >>> 0);
+    for (let length = 0; length <= file.length; length++) {
+      expect(() => inspectImage(type, file.subarray(0, length))).not.toThrow();
+    }
+    for (let round = 0; round < 500; round++) {
+      const damaged = Buffer.from(file);
+      for (let i = 0; i < 4; i++) damaged[random() % damaged.length] = random() & 0xff;
+      expect(() => inspectImage(type, damaged)).not.toThrow();
+    }
+  });
+
+  it.each<[ImageType, Buffer]>([
+    ['image/png', Buffer.from('\x89PNG\r\n\x1a\n but no IHDR chunk here', 'latin1')],
+    ['image/jpeg', Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0x00])],
+    ['image/bmp', Buffer.from('BM')],
+    ['image/gif', Buffer.from('GIF89a')],
+  ])('when the %s has no frame to show, then it says nothing', (type, bytes) => {
+    expect(inspectImage(type, bytes)).toBeNull();
   });
 });

@@ -28,6 +28,8 @@ const KNOWN_MESSAGES: readonly KnownMessage[] = [
   { pattern: /^marker was not found$/i, what: TRUNCATED_OR_CORRUPT, detail: ENDS_EARLY },
   { pattern: /^frame index out of range/i, what: TRUNCATED_OR_CORRUPT, detail: 'it ends before its first frame' },
   { pattern: /maxResolutionInMP|maxMemoryUsageInMB|could not allocate enough memory/i, what: TOO_LARGE },
+  // V8 refusing a Buffer or typed array (the system is out of memory, or past its largest buffer).
+  { pattern: /array buffer allocation failed|invalid typed array length|cannot create a buffer larger than/i, what: TOO_LARGE, detail: null },
   { pattern: /unsupported|only single frame|unrecognised (depth|color type)/i, what: UNSUPPORTED },
 ];
 

@@ -2,9 +2,11 @@ import bmp from '@jimp/js-bmp';
 import gif from '@jimp/js-gif';
 import jpeg from '@jimp/js-jpeg';
 import png, { PNGColorType } from '@jimp/js-png';
-import { detectImageType, IMAGE_TYPES, readDeclaredDimensions, type ImageType } from '@pixelmill/contracts';
+import { inflateSync } from 'node:zlib';
+import type { ImageType } from '@pixelmill/contracts';
 import { BitmapImage, GifCodec, GifFrame, GifUtil } from 'gifwrap';
 import type { RgbaBitmap } from './bitmap';
+import { checkPixelLimit, planDecode, toMb, type DecodePlan } from './decode-plan';
 import { describeDecoderError } from './decoder-errors';
 import { ImageDecodeError, PermanentWorkError } from './work-errors';
 
@@ -17,12 +19,17 @@ export interface ImageCodecOptions {
   pngDeflateLevel: number;
   /** JPEG output quality, 1–100. */
   jpegQuality: number;
-  /** Largest width × height decoded; a larger image is refused before its pixels are allocated. */
+  /**
+   * Largest width × height decoded, of the image, of any frame and of all frames together; a
+   * larger image is refused before its pixels are allocated.
+   */
   maxPixels: number;
+  /** The most memory one transform may need; an image estimated to need more is refused. */
+  maxMemoryBytes: number;
 }
 
 interface FormatCodec {
-  decode(bytes: Buffer): RgbaBitmap;
+  decode(bytes: Buffer, plan: DecodePlan): RgbaBitmap;
   encode(bitmap: RgbaBitmap): Buffer | Promise<Buffer>;
 }
 
@@ -31,13 +38,6 @@ interface FormatCodec {
  * a little faster on photos but 5–10 % larger on most images, screenshots included.
  */
 const Z_DEFAULT_STRATEGY = 0;
-
-/**
- * What jpeg-js counts against maxMemoryUsageInMB, per pixel: its components and the RGBA output
- * came to about 19 bytes for a 49-megapixel JPEG (888 MB). With 8, JPEGs under MAX_IMAGE_PIXELS
- * but above some 25 megapixels were refused as too large.
- */
-const JPEG_DECODE_BYTES_PER_PIXEL = 24;
 
 function hasTransparency({ data }: RgbaBitmap): boolean {
   for (let i = 3; i < data.length; i += 4) {
@@ -96,7 +96,10 @@ function createFormats(options: ImageCodecOptions): Readonly<Record<ImageType, F
   const gifFormat = gif();
   return {
     'image/png': {
-      decode: (bytes) => pngFormat.decode(bytes),
+      decode: (bytes, plan) => {
+        if (plan.inspection?.pngInterlaced) checkInterlacedPngInflates(bytes, plan.inspection.pngScanlineBytes);
+        return pngFormat.decode(bytes);
+      },
       // Lossless; RGB when every pixel is opaque (smaller), RGBA otherwise so alpha survives.
       encode: (bitmap) =>
         pngFormat.encode(bitmap, {
@@ -111,7 +114,8 @@ function createFormats(options: ImageCodecOptions): Readonly<Record<ImageType, F
         const decoded = jpegFormat.decode(bytes, {
           formatAsRGBA: true,
           maxResolutionInMP: options.maxPixels / 1_000_000,
-          maxMemoryUsageInMB: Math.max(512, Math.ceil((options.maxPixels * JPEG_DECODE_BYTES_PER_PIXEL) / 2 ** 20)),
+          // jpeg-js counts less than it holds (its coefficients, not their objects): a backstop.
+          maxMemoryUsageInMB: toMb(options.maxMemoryBytes),
         });
         return { data: decoded.data, width: decoded.width, height: decoded.height };
       },
@@ -131,7 +135,38 @@ function createFormats(options: ImageCodecOptions): Readonly<Record<ImageType, F
   };
 }
 
-const isImageType = (value: string): value is ImageType => (IMAGE_TYPES as readonly string[]).includes(value);
+/** IDAT chunks, concatenated: the zlib stream of a PNG's scanlines. */
+function pngImageData(bytes: Buffer): Buffer {
+  const parts: Buffer[] = [];
+  for (let offset = 8; offset + 8 <= bytes.length; ) {
+    const length = bytes.readUInt32BE(offset);
+    const type = bytes.toString('latin1', offset + 4, offset + 8);
+    if (type === 'IDAT') parts.push(bytes.subarray(offset + 8, Math.min(bytes.length, offset + 8 + length)));
+    if (type === 'IEND') break;
+    offset += 12 + length;
+  }
+  return Buffer.concat(parts);
+}
+
+/**
+ * pngjs inflates an interlaced image with no bound on the output (a plain one it stops at the
+ * size the header declares), so a small file could inflate to gigabytes before anything checks
+ * it. Inflated here first, stopping past the declared size: twice the inflating, for interlaced
+ * images only.
+ */
+function checkInterlacedPngInflates(bytes: Buffer, declaredBytes: number): void {
+  try {
+    inflateSync(pngImageData(bytes), { maxOutputLength: Math.max(1, declaredBytes) });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
+      throw new ImageDecodeError(
+        `could not decode image/png: the file is truncated or corrupt ` +
+          `(its compressed data inflates past the ${declaredBytes} bytes its header declares)`,
+      );
+    }
+    // Damaged data: pngjs says how, in its words.
+  }
+}
 
 const describe = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
@@ -145,27 +180,21 @@ export class ImageCodec {
 
   /**
    * Decodes bytes declared as `contentType`. Throws an ImageDecodeError, whose message is fit to
-   * show a user, when there is no codec for the type, the bytes are of another type, the image is
-   * larger than the pixel limit, or the decoder fails.
+   * show a user, when there is no codec for the type, the bytes are of another type, the image
+   * breaks a limit (see planDecode), or the decoder fails.
    */
   decode(bytes: Buffer, contentType: string): RgbaBitmap {
+    const plan = planDecode(bytes, contentType, this.options);
     const fail = (why: string, cause?: unknown) =>
       new ImageDecodeError(`could not decode ${contentType}: ${why}`, { cause });
-    if (!isImageType(contentType)) throw fail('no codec for this content type');
-    const actual = detectImageType(bytes.subarray(0, 16));
-    if (actual !== contentType) {
-      throw fail(actual ? `the bytes are ${actual}` : 'the bytes are not an image of a supported type');
-    }
-    const declared = readDeclaredDimensions(contentType, bytes);
-    if (declared) this.checkPixelLimit(contentType, declared.width, declared.height);
-
     let bitmap: RgbaBitmap;
     try {
-      bitmap = this.formats[contentType].decode(bytes);
+      bitmap = this.formats[plan.type].decode(bytes, plan);
     } catch (err) {
+      if (err instanceof ImageDecodeError) throw err;
       throw fail(describeDecoderError(err), err);
     }
-    this.checkPixelLimit(contentType, bitmap.width, bitmap.height);
+    checkPixelLimit(plan.type, bitmap.width, bitmap.height, this.options.maxPixels);
     if (bitmap.width < 1 || bitmap.height < 1 || bitmap.data.length !== bitmap.width * bitmap.height * 4) {
       throw fail(`the decoder returned ${bitmap.data.length} bytes for ${bitmap.width}x${bitmap.height} pixels`);
     }
@@ -181,14 +210,6 @@ export class ImageCodec {
       return await this.formats[type].encode(bitmap);
     } catch (err) {
       throw new PermanentWorkError(`could not encode ${type}: ${describe(err)}`, { cause: err });
-    }
-  }
-
-  private checkPixelLimit(type: ImageType, width: number, height: number): void {
-    if (width * height > this.options.maxPixels) {
-      throw new ImageDecodeError(
-        `${type} of ${width}x${height} pixels is larger than the limit of ${this.options.maxPixels} pixels`,
-      );
     }
   }
 }

@@ -2,10 +2,12 @@ import type { Work } from '@pixelmill/contracts';
 import { withRequestId, type Logger } from '@pixelmill/kit';
 import type { MasterApi } from '../data-access/master-api';
 import type { StorageApi } from '../data-access/storage-api';
+import { planDecode, type DecodeLimits } from '../domain/decode-plan';
 import { LeaseLostError, PermanentWorkError, WorkGivenBackError } from '../domain/work-errors';
 import type { TransformRunner } from '../threads/transform-pool';
 import type { FreeSlots, Slot } from './free-slots';
 import { LeaseKeeper } from './lease-keeper';
+import type { MemoryBudget } from './memory-budget';
 import { TaskInHand } from './task-in-hand';
 import { backoffDelay, sleep, type BackoffOptions } from './timing';
 
@@ -15,6 +17,8 @@ export const LoopState = {
   WaitingForSlot: 'waiting_for_slot',
   Polling: 'polling',
   Working: 'working',
+  /** A task in hand waits until its image fits in the memory the running ones left. */
+  WaitingForMemory: 'waiting_for_memory',
   BackingOff: 'backing_off',
   Stopped: 'stopped',
 } as const;
@@ -27,6 +31,10 @@ export interface WorkLoopDeps {
   transformer: Pick<TransformRunner, 'run'>;
   /** Shared by the loops of a worker: one per thread. */
   slots: FreeSlots;
+  /** Shared by the loops of a worker: WORKER_MEMORY_MB. */
+  memory: MemoryBudget;
+  /** Checked on each source before it waits for memory: an image that breaks one fails at once. */
+  limits: DecodeLimits;
   logger: Logger;
 }
 
@@ -217,8 +225,9 @@ export class WorkLoop {
   }
 
   /**
-   * Downloads, transforms in a thread and uploads; checks between the steps that the task is
-   * still ours to do. A cancelled transform is dropped at once (its thread is replaced).
+   * Downloads, checks the image's limits and waits until its memory fits, transforms in a thread
+   * and uploads; checks between the steps that the task is still ours to do. A cancelled transform
+   * is dropped at once (its thread is replaced).
    */
   private async process(task: TaskInHand, slot: Slot): Promise<Record<string, number>> {
     const { work, signal } = task;
@@ -226,12 +235,22 @@ export class WorkLoop {
     const source = await this.deps.storage.downloadSource(work, signal);
     task.throwIfCancelled();
     const bytesIn = source.length; // the source moves to the thread: empty afterwards
+    const { memoryBytes } = planDecode(source, work.contentType, this.deps.limits);
+    this.currentState = LoopState.WaitingForMemory;
+    const waitStarted = Date.now();
+    const memory = await this.deps.memory.take(memoryBytes, signal);
+    if (!memory) throw signal.reason; // given nothing: the task was cancelled while it waited
+    const memoryWaitMs = Date.now() - waitStarted;
+    this.currentState = LoopState.Working;
     const output = await this.deps.transformer
       .run(
         { source, contentType: work.contentType, op: work.op },
         { signal, onEncoding: this.options.prefetch ? () => slot.release() : undefined },
       )
-      .finally(() => slot.release());
+      .finally(() => {
+        memory.release();
+        slot.release();
+      });
     task.throwIfCancelled();
     await this.deps.storage.uploadResult(work, output.bytes, signal);
     task.throwIfCancelled();
@@ -240,6 +259,8 @@ export class WorkLoop {
       bytesIn,
       bytesOut: output.bytes.length,
       ms: Date.now() - started,
+      memoryMb: Math.ceil(memoryBytes / 2 ** 20),
+      memoryWaitMs,
       queuedMs: Math.round(output.queuedMs),
       decodeMs: Math.round(timings.decodeMs),
       operationMs: Math.round(timings.operationMs),

@@ -4,6 +4,7 @@ import { Worker as Thread, type ResourceLimits } from 'node:worker_threads';
 import type { ImageType, Operation } from '@pixelmill/contracts';
 import type { Logger } from '@pixelmill/kit';
 import type { ImageCodecOptions } from '../domain/image-codec';
+import { PermanentWorkError } from '../domain/work-errors';
 import {
   asBuffer,
   fromThreadError,
@@ -49,17 +50,43 @@ export interface TransformPoolOptions {
   script?: string;
   /** Heap limits of each thread: a thread past them dies (and is replaced) instead of the process. */
   resourceLimits?: ResourceLimits;
+  /** The longest a job may run in its thread: then the thread is stopped and the job fails. */
+  timeoutMs?: number;
   logger?: Logger;
 }
 
 /**
- * A thread died while it held the job (an uncaught exception, its heap limit, an exit): the
- * task is not at fault as far as anyone knows, so it is given back rather than failed.
+ * A thread died while it held the job (an uncaught exception, an exit): the task is not at fault
+ * as far as anyone knows, so it is given back rather than failed. (Its heap limit is another
+ * matter: ThreadOutOfMemoryError.)
  */
 export class ThreadCrashedError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'ThreadCrashedError';
+  }
+}
+
+/**
+ * A job ran past the pool's time limit: its thread was stopped. The same image would take as
+ * long again, so the task fails.
+ */
+export class TransformTimeoutError extends PermanentWorkError {
+  constructor(timeoutMs: number) {
+    super(`the transform took longer than TRANSFORM_TIMEOUT_MS (${timeoutMs} ms) and was stopped`);
+    this.name = 'TransformTimeoutError';
+  }
+}
+
+/**
+ * A thread died of its heap limit while it held the job: the image needed more than its estimate
+ * said, and it would again. The task fails rather than being retried.
+ */
+export class ThreadOutOfMemoryError extends PermanentWorkError {
+  constructor(heapLimitMb: number | undefined, options?: { cause?: unknown }) {
+    const limit = heapLimitMb === undefined ? '' : ` of ${heapLimitMb} MB`;
+    super(`the image needs more memory to transform than a transform thread may use (its heap limit${limit})`, options);
+    this.name = 'ThreadOutOfMemoryError';
   }
 }
 
@@ -82,6 +109,8 @@ interface Job {
   options: RunOptions;
   queuedAt: number;
   startedAt?: number;
+  /** Fires at the pool's time limit once the job runs. */
+  timer?: NodeJS.Timeout;
   resolve: (output: TransformOutput) => void;
   reject: (err: unknown) => void;
   onAbort?: () => void;
@@ -97,9 +126,10 @@ interface PoolThread {
 /**
  * Worker threads that run the CPU part of tasks (decode, operation, encode), each one job at a
  * time; more jobs than threads wait in a queue, first come first served. A thread that dies is
- * replaced, and its job fails with ThreadCrashedError. Decoding cannot be interrupted: a job
- * whose signal aborts is dropped by stopping its thread, which is replaced, so the core is free
- * at once rather than when the image is done.
+ * replaced, and its job fails with ThreadCrashedError (ThreadOutOfMemoryError at its heap limit).
+ * Decoding cannot be interrupted: a job whose signal aborts, or that runs past the time limit, is
+ * dropped by stopping its thread, which is replaced, so the core is free at once rather than when
+ * the image is done.
  */
 export class TransformPool implements TransformRunner {
   private readonly threads: PoolThread[] = [];
@@ -205,6 +235,10 @@ export class TransformPool implements TransformRunner {
       const job = this.queue.shift()!;
       pooled.job = job;
       job.startedAt = performance.now();
+      const { timeoutMs } = this.options;
+      if (timeoutMs !== undefined) {
+        job.timer = setTimeout(() => this.drop(job, new TransformTimeoutError(timeoutMs)), timeoutMs);
+      }
       pooled.thread.postMessage(job.request, job.transfer);
     }
   }
@@ -232,8 +266,13 @@ export class TransformPool implements TransformRunner {
     const job = pooled.job;
     this.replace(pooled);
     const message = `the image thread ${pooled.thread.threadId} died: ${cause.message}`;
-    this.options.logger?.error(message + (job ? '; its task is given back' : ''), cause);
-    if (job) this.settle(job, () => job.reject(new ThreadCrashedError(message, { cause })));
+    const outOfMemory = (cause as NodeJS.ErrnoException).code === 'ERR_WORKER_OUT_OF_MEMORY';
+    const error = outOfMemory
+      ? new ThreadOutOfMemoryError(this.options.resourceLimits?.maxOldGenerationSizeMb, { cause })
+      : new ThreadCrashedError(message, { cause });
+    const fate = outOfMemory ? '; its task fails' : '; its task is given back';
+    this.options.logger?.error(message + (job ? fate : ''), cause);
+    if (job) this.settle(job, () => job.reject(error));
     this.dispatch();
   }
 
@@ -261,6 +300,7 @@ export class TransformPool implements TransformRunner {
   }
 
   private settle(job: Job, outcome: (job: Job) => void): void {
+    clearTimeout(job.timer);
     if (job.onAbort) job.options.signal?.removeEventListener('abort', job.onAbort);
     outcome(job);
   }

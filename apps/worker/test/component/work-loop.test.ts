@@ -1,8 +1,11 @@
 import path from 'node:path';
+import jpeg from '@jimp/js-jpeg';
 import { PNG } from 'pngjs';
+import type { ImageType, Operation } from '@pixelmill/contracts';
 import { createLogger, parseConfig, type Listening } from '@pixelmill/kit';
 import { WorkerConfigSchema } from '../../src/config';
 import { createWorker, type Worker, type WorkerTuning } from '../../src/worker';
+import { gifWithFrames, gifWithHugeFrame, jpegDeclaring, jpegWithSecondFrame, rgbaPng } from '../support/crafted-images';
 import { FakeMaster, FakeStorage, startFakeKv, type SeenRequest } from './fake-services';
 
 const WIDTH = 4;
@@ -68,7 +71,7 @@ describe('worker loop over HTTP', () => {
 
   const startWorker = (
     env: Record<string, string> = {},
-    options: { threadScript?: string; tuning?: Partial<WorkerTuning> } = {},
+    options: { threadScript?: string; threadHeapMb?: number; tuning?: Partial<WorkerTuning> } = {},
   ): Worker => {
     const config = parseConfig(WorkerConfigSchema, {
       MASTER_URL: master.url,
@@ -85,9 +88,25 @@ describe('worker loop over HTTP', () => {
       logger: createLogger('worker', 'silent'),
       tuning: { minPollIntervalMs: 10, minHeartbeatMs: 20, ...options.tuning },
       threadScript: options.threadScript,
+      threadHeapMb: options.threadHeapMb,
     });
     worker.start();
     return worker;
+  };
+
+  const queue = (bytes: Buffer, contentType: ImageType, op?: Operation): string => {
+    const id = master.enqueue({ contentType, op });
+    storage.put('inProgress', id, bytes, contentType);
+    return id;
+  };
+
+  const ended = (id: string) => ['finished', 'failed'].includes(master.tasks.get(id)!.state);
+
+  /** The task failed in its first attempt, never given back, with a reason that matches. */
+  const expectFailedAtOnce = (id: string, reason: RegExp) => {
+    expect(master.tasks.get(id)).toMatchObject({ state: 'failed', attempt: 1, reason: expect.stringMatching(reason) });
+    expect(master.callsTo('workReleased')).toEqual([]);
+    expect(storage.get('finished', id)).toBeUndefined();
   };
 
   const queuePng = (bytes: Buffer): string => {
@@ -477,5 +496,94 @@ describe('worker loop over HTTP', () => {
     // Only master was looked up (by each loop that polled): the fake kv does not even know storage.
     expect(new Set(kv.requests.map((request) => request.path))).toEqual(new Set([`/keys/${encodeURIComponent('services/master')}`]));
     expect(kv.requests[0]!.authorization).toBe(`Bearer ${WORKER_TOKEN}`);
+  });
+
+  describe('limits on what a decoder allocates', () => {
+    const smallJpeg = () => jpeg().encode({ data: Buffer.alloc(8 * 8 * 4, 0x80), width: 8, height: 8 }, { quality: 80 });
+
+    it('when a 35-byte GIF has a 65535x65535 frame in a 1x1 screen, then its task fails at once with the reason', async () => {
+      const id = queue(gifWithHugeFrame(), 'image/gif');
+      startWorker();
+
+      await until(() => ended(id), 'the task to end');
+
+      expectFailedAtOnce(id, /^image\/gif with a frame of 65535x65535 pixels is larger than the limit of 50000000 pixels$/);
+    });
+
+    it('when the frames of a GIF are each within MAX_IMAGE_PIXELS but not together, then its task fails', async () => {
+      const id = queue(gifWithFrames(3, 1000, 1000), 'image/gif');
+      startWorker({ MAX_IMAGE_PIXELS: '1000000' });
+
+      await until(() => ended(id), 'the task to end');
+
+      expectFailedAtOnce(id, /^image\/gif with 3 frames of 3000000 pixels in all is larger than the limit of 1000000 pixels$/);
+    });
+
+    it('when a JPEG has a second frame of 60000x60000 after its first, then its task fails naming that frame', async () => {
+      const id = queue(jpegWithSecondFrame(await smallJpeg(), 60000, 60000), 'image/jpeg');
+      startWorker();
+
+      await until(() => ended(id), 'the task to end');
+
+      expectFailedAtOnce(id, /^image\/jpeg with a frame of 60000x60000 pixels is larger than the limit/);
+    });
+
+    it('when a 16-bit PNG needs more than WORKER_MEMORY_MB, then its task fails saying how much it needs', async () => {
+      const id = queue(rgbaPng(2000, 2000, 16), 'image/png');
+      startWorker({ WORKER_MEMORY_MB: '64' });
+
+      await until(() => ended(id), 'the task to end');
+
+      expectFailedAtOnce(id, /^image\/png of 2000x2000 pixels needs \d+ MB to transform, the worker has 64 MB \(WORKER_MEMORY_MB\)$/);
+    });
+
+    it('when two images each fit in WORKER_MEMORY_MB but not together, then the second waits for the first and both finish', async () => {
+      // Some 46 MB each by the estimate: one at a time in 64 MB, though there are two threads.
+      const ids = [queue(rgbaPng(1700, 1700, 8), 'image/png'), queue(rgbaPng(1700, 1700, 8), 'image/png')];
+      const held = gate();
+      storage.gate = held.promise;
+      const running = startWorker({ WORKER_CONCURRENCY: '2', WORKER_MEMORY_MB: '64' });
+      await until(() => storage.callsTo('get').length === 2, 'both downloads');
+      const seen = new Set<string>();
+      const sampler = setInterval(() => running.states.forEach((state) => seen.add(state)), 1);
+
+      held.open();
+      await until(() => ids.every((id) => master.tasks.get(id)!.state === 'finished'), 'both tasks to finish').finally(() =>
+        clearInterval(sampler),
+      );
+
+      expect(seen).toContain('waiting_for_memory');
+      expect(ids.map((id) => master.tasks.get(id)!.attempt)).toEqual([1, 1]);
+      expect(master.callsTo('workReleased')).toEqual([]);
+      expect(master.callsTo('workFailed')).toEqual([]);
+    });
+
+    it('when a thread dies of its heap limit on a task, then the task fails (not retried) and the next task is done', async () => {
+      // jpeg-js puts an object per 8×8 block on the heap: over 100 MB for 4000×4000, past 64 MB.
+      const heavy = queue(jpegDeclaring(await smallJpeg(), 4000, 4000), 'image/jpeg');
+      const good = queuePng(makePng().bytes);
+      startWorker({}, { threadHeapMb: 64 });
+
+      await until(() => master.tasks.get(good)!.state === 'finished', 'the next task to finish');
+
+      expectFailedAtOnce(heavy, /more memory to transform than a transform thread may use \(its heap limit of 64 MB\)/);
+    });
+
+    it('when a transform outlasts TRANSFORM_TIMEOUT_MS, then its thread is replaced, the task fails, and the next task is done', async () => {
+      // The fixture's thread never ends a 'grayscale' task, as a decode that takes forever.
+      const stuck = queue(makePng().bytes, 'image/png', 'grayscale');
+      const good = queuePng(makePng().bytes);
+      // Long enough for a new thread to load its codecs on a busy machine: the next task gets it.
+      const running = startWorker(
+        { TRANSFORM_TIMEOUT_MS: '1500' },
+        { threadScript: path.join(__dirname, '..', 'fixtures', 'misbehaving-transform-thread.js') },
+      );
+      const [hungThread] = running.pool.threadIds;
+
+      await until(() => master.tasks.get(good)!.state === 'finished', 'the next task to finish', 10_000);
+
+      expectFailedAtOnce(stuck, /^the transform took longer than TRANSFORM_TIMEOUT_MS \(1500 ms\) and was stopped$/);
+      expect(running.pool.threadIds).not.toContain(hungThread);
+    });
   });
 });

@@ -1,4 +1,4 @@
-import { availableParallelism } from 'node:os';
+import { availableParallelism, totalmem } from 'node:os';
 import { ConfigError, parseConfig } from '@pixelmill/kit';
 import { pollTimeoutMs, WorkerConfigSchema } from '../../src/config';
 import { threadHeapLimitMb } from '../../src/worker';
@@ -73,9 +73,26 @@ describe('worker config', () => {
     expect(pollTimeoutMs(config, 0)).toBeGreaterThan(0);
   });
 
-  it('gives each transform thread a heap that fits a JPEG of MAX_IMAGE_PIXELS, and no less than 256 MB', () => {
-    // A 49-megapixel JPEG took about 1 GB of heap in a thread.
-    expect(threadHeapLimitMb(50_000_000)).toBeGreaterThanOrEqual(1_100);
-    expect(threadHeapLimitMb(1_000)).toBe(256);
+  it('gives each transform thread a heap that fits a JPEG of MAX_IMAGE_PIXELS, within WORKER_MEMORY_MB, and no less than 64 MB', () => {
+    // A 49-megapixel JPEG of 4:4:4 holds some 2.3 million blocks of about 200 bytes on the heap.
+    expect(threadHeapLimitMb({ MAX_IMAGE_PIXELS: 50_000_000, WORKER_MEMORY_MB: 16_000 })).toBeGreaterThanOrEqual(1_100);
+    expect(threadHeapLimitMb({ MAX_IMAGE_PIXELS: 50_000_000, WORKER_MEMORY_MB: 512 })).toBe(512);
+    expect(threadHeapLimitMb({ MAX_IMAGE_PIXELS: 1_000, WORKER_MEMORY_MB: 512 })).toBe(64);
+  });
+
+  it('when WORKER_MEMORY_MB is not set, then it is half of the memory the process may use', () => {
+    const config = parseConfig(WorkerConfigSchema, {});
+    const constrained = process.constrainedMemory();
+    const usable = constrained > 0 ? Math.min(constrained, totalmem()) : totalmem();
+    expect(config.WORKER_MEMORY_MB).toBe(Math.floor(usable / 2 / 2 ** 20));
+    expect(config.TRANSFORM_TIMEOUT_MS).toBe(60_000);
+  });
+
+  it('when WORKER_MEMORY_MB is below 64, then the error names it', () => {
+    expect(() => parseConfig(WorkerConfigSchema, { WORKER_MEMORY_MB: '63' })).toThrow(/WORKER_MEMORY_MB/);
+    expect(parseConfig(WorkerConfigSchema, { WORKER_MEMORY_MB: '64', TRANSFORM_TIMEOUT_MS: '500' })).toMatchObject({
+      WORKER_MEMORY_MB: 64,
+      TRANSFORM_TIMEOUT_MS: 500,
+    });
   });
 });

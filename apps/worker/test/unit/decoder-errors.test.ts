@@ -11,6 +11,7 @@ describe('describeDecoderError', () => {
     ['omggif before its first frame', new Error('Frame index out of range.'), 'the file is truncated or corrupt (it ends before its first frame)'],
     ['jpeg-js on an unsupported file', new Error('Unsupported color mode (4 components)'), 'the file uses a variant of the format that is not supported (Unsupported color mode (4 components))'],
     ['jpeg-js past its memory limit', new Error('maxMemoryUsageInMB limit exceeded by at least 12MB'), 'the image needs more memory to decode than allowed (maxMemoryUsageInMB limit exceeded by at least 12MB)'],
+    ['V8 refusing a buffer', new RangeError('Array buffer allocation failed'), 'the image needs more memory to decode than allowed'],
     ['a decoder tripping over bytes', new TypeError("Cannot set properties of undefined (setting 'huffmanTableDC')"), 'the file is truncated or corrupt'],
     ['an unknown complaint', new Error('unknown JPEG marker 5555'), 'the file is truncated or corrupt (unknown JPEG marker 5555)'],
   ])('%s', (_name, err, reason) => {

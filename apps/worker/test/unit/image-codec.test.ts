@@ -59,7 +59,7 @@ const encodeGif = async (bitmap: RgbaBitmap): Promise<Buffer> =>
 const pngColorType = (bytes: Buffer): number => bytes[25]!;
 
 describe('image codec', () => {
-  const codec = new ImageCodec({ pngDeflateLevel: 4, jpegQuality: 90, maxPixels: 1_000_000 });
+  const codec = new ImageCodec({ pngDeflateLevel: 4, jpegQuality: 90, maxPixels: 1_000_000, maxMemoryBytes: 2 ** 30 });
 
   const roundTrip = async (bytes: Buffer, type: ImageType) => {
     const source = codec.decode(bytes, type);
@@ -168,7 +168,7 @@ describe('image codec', () => {
   });
 
   describe('when an image has more pixels than the limit, then it is refused', () => {
-    const small = new ImageCodec({ pngDeflateLevel: 4, jpegQuality: 90, maxPixels: 100 });
+    const small = new ImageCodec({ pngDeflateLevel: 4, jpegQuality: 90, maxPixels: 100, maxMemoryBytes: 2 ** 30 });
 
     it.each<[ImageType, () => Buffer | Promise<Buffer>]>([
       ['image/png', () => encodePng(picture())],
@@ -194,7 +194,7 @@ describe('image codec', () => {
 
 describe('transformImage', () => {
   it('when the checkpoint between steps throws, then the work stops there and nothing is encoded', async () => {
-    const codec = new ImageCodec({ pngDeflateLevel: 4, jpegQuality: 90, maxPixels: 1_000_000 });
+    const codec = new ImageCodec({ pngDeflateLevel: 4, jpegQuality: 90, maxPixels: 1_000_000, maxMemoryBytes: 2 ** 30 });
     const encode = jest.spyOn(codec, 'encode');
     const bytes = encodePng(picture(() => 255));
     let checks = 0;

@@ -4,10 +4,18 @@ import { PNG } from 'pngjs';
 import type { Operation } from '@pixelmill/contracts';
 import { ImageCodec, type ImageCodecOptions } from '../../src/domain/image-codec';
 import { transformImage } from '../../src/domain/image-transformer';
-import { ImageDecodeError } from '../../src/domain/work-errors';
-import { ThreadCrashedError, TransformPool, type TransformPoolOptions } from '../../src/threads/transform-pool';
+import jpeg from '@jimp/js-jpeg';
+import { ImageDecodeError, PermanentWorkError } from '../../src/domain/work-errors';
+import {
+  ThreadCrashedError,
+  ThreadOutOfMemoryError,
+  TransformPool,
+  TransformTimeoutError,
+  type TransformPoolOptions,
+} from '../../src/threads/transform-pool';
+import { jpegDeclaring, rgbaPng } from '../support/crafted-images';
 
-const CODEC: ImageCodecOptions = { pngDeflateLevel: 4, jpegQuality: 90, maxPixels: 10_000_000 };
+const CODEC: ImageCodecOptions = { pngDeflateLevel: 4, jpegQuality: 90, maxPixels: 10_000_000, maxMemoryBytes: 2 ** 30 };
 const FIXTURES = path.join(__dirname, '..', 'fixtures');
 
 /** A noisy opaque PNG: a few tens of milliseconds of work at 384×384. */
@@ -168,6 +176,38 @@ describe('transform pool', () => {
     await expect(second).rejects.toThrow('not wanted any more');
     await expect(first).resolves.toMatchObject({ bytes: expect.any(Buffer) });
     expect(pool.running).toBe(0);
+  });
+
+  it('when a job runs past the time limit, then its thread is stopped and replaced, and the job fails for good', async () => {
+    const pool = startPool({ size: 1, timeoutMs: 50 });
+    // 9 megapixels: hundreds of milliseconds of decoding and encoding, well past 50 ms.
+    const slow = rgbaPng(3000, 3000, 8);
+    const [before] = pool.threadIds;
+
+    const failure = pool.run(job(slow));
+
+    await expect(failure).rejects.toBeInstanceOf(TransformTimeoutError);
+    await expect(failure).rejects.toBeInstanceOf(PermanentWorkError);
+    await expect(failure).rejects.toThrow('the transform took longer than TRANSFORM_TIMEOUT_MS (50 ms) and was stopped');
+    expect(pool.threadIds).toHaveLength(1);
+    expect(pool.threadIds).not.toContain(before);
+  });
+
+  it('when a thread dies of its heap limit, then its job fails for good, and the next job runs on a new thread', async () => {
+    const pool = startPool({ size: 1, codec: { ...CODEC, maxPixels: 50_000_000 }, resourceLimits: { maxOldGenerationSizeMb: 64 } });
+    // jpeg-js puts an object on the heap for each 8×8 block of the size the header declares:
+    // 750 000 of them for 4000×4000 at 4:4:4, over 100 MB.
+    const small = await jpeg().encode({ data: Buffer.alloc(8 * 8 * 4, 0x80), width: 8, height: 8 }, { quality: 80 });
+    const heavy = jpegDeclaring(small, 4000, 4000);
+    const [before] = pool.threadIds;
+
+    const failure = pool.run({ source: heavy, contentType: 'image/jpeg', op: 'invert' });
+
+    await expect(failure).rejects.toBeInstanceOf(ThreadOutOfMemoryError);
+    await expect(failure).rejects.toBeInstanceOf(PermanentWorkError);
+    await expect(failure).rejects.toThrow(/more memory to transform than a transform thread may use \(its heap limit of 64 MB\)/);
+    expect(pool.threadIds).not.toContain(before);
+    await expect(pool.run(job(noisyPng(32)))).resolves.toMatchObject({ bytes: expect.any(Buffer) });
   });
 
   it('when a job starts encoding, then onEncoding is called before the result comes', async () => {
