@@ -40,7 +40,10 @@ export const WorkSchema = z.object({
   leaseExpiresAt: TimestampSchema,
   /** Signed, short-lived URL to GET the source image from storage: no storage credential needed. */
   sourceUrl: z.url({ protocol: /^https?$/ }),
-  /** Signed, short-lived URL to POST the result to storage, under this attempt's own key. */
+  /**
+   * Signed URL to POST the result to storage, under this attempt's own key; it expires with the
+   * lease, and each heartbeat answers a new one.
+   */
   resultUrl: z.url({ protocol: /^https?$/ }),
 });
 export type Work = z.infer<typeof WorkSchema>;
@@ -57,7 +60,15 @@ export const WorkReleasedBodySchema = z.object({
   reason: z.string().min(1).max(2000),
 });
 export const HeartbeatBodySchema = z.object({ id: TaskIdSchema, leaseToken: LeaseTokenSchema });
-export const HeartbeatSchema = z.object({ id: TaskIdSchema, leaseExpiresAt: TimestampSchema });
+export const HeartbeatSchema = z.object({
+  id: TaskIdSchema,
+  leaseExpiresAt: TimestampSchema,
+  /**
+   * A new signed URL for the result, valid until the extended lease ends: the one a claim hands out
+   * expires with that claim's lease, so a worker whose lease was lost soon holds no valid URL.
+   */
+  resultUrl: z.url({ protocol: /^https?$/ }).optional(),
+});
 
 export const UsageReportSchema = z.object({
   owner: OwnerSchema.nullable(),

@@ -152,10 +152,22 @@ export class ImageService {
     for (;;) {
       const claimed = await this.deps.taskdb.call(taskdbContract.claim, { body: { leaseMs: this.deps.leaseMs } });
       if (claimed.status === 200) {
-        const { id, op, contentType, attempt, leaseToken, leaseExpiresAt, width, height } = claimed.body;
-        // The result's upload is bounded by what its pixels can take, when the source's header told them.
-        const maxBytes = width !== null && height !== null ? maxResultBytes({ width, height }) : undefined;
-        return { id, op, contentType, attempt, leaseToken, leaseExpiresAt, ...(await this.signedUrls(id, attempt, maxBytes)) };
+        const { id, op, contentType, attempt, leaseToken, leaseExpiresAt } = claimed.body;
+        const storageUrl = await this.deps.storageUrl();
+        return {
+          id,
+          op,
+          contentType,
+          attempt,
+          leaseToken,
+          leaseExpiresAt,
+          sourceUrl: signedObjectUrl(
+            storageUrl,
+            { method: 'GET', state: 'inProgress', key: id, expires: Date.now() + this.deps.signedUrlTtlMs },
+            this.deps.signingKey,
+          ),
+          resultUrl: this.resultUrl(storageUrl, claimed.body),
+        };
       }
       expectStatus(claimed, 204, 'taskdb');
       const left = deadline - Date.now();
@@ -198,7 +210,7 @@ export class ImageService {
     return this.changeState(id, { to: 'not_started', leaseToken, error: reason });
   }
 
-  async heartbeat(id: string, leaseToken: string): Promise<{ id: string; leaseExpiresAt: string }> {
+  async heartbeat(id: string, leaseToken: string): Promise<{ id: string; leaseExpiresAt: string; resultUrl: string }> {
     const extended = expectStatus(
       await this.deps.taskdb.call(taskdbContract.extendLease, {
         params: { id },
@@ -207,7 +219,8 @@ export class ImageService {
       200,
       'taskdb',
     );
-    return { id, leaseExpiresAt: extended.body.leaseExpiresAt! };
+    const task = extended.body;
+    return { id, leaseExpiresAt: task.leaseExpiresAt!, resultUrl: this.resultUrl(await this.deps.storageUrl(), task) };
   }
 
   private async changeState(
@@ -221,19 +234,23 @@ export class ImageService {
     return status;
   }
 
-  /** Task-scoped, short-lived storage URLs: a worker needs no storage credential. */
-  private async signedUrls(id: string, attempt: number, maxBytes?: number): Promise<{ sourceUrl: string; resultUrl: string }> {
-    const storageUrl = await this.deps.storageUrl();
-    const expires = Date.now() + this.deps.signedUrlTtlMs;
-    const result = resultKey(id, attempt);
-    return {
-      sourceUrl: signedObjectUrl(storageUrl, { method: 'GET', state: 'inProgress', key: id, expires }, this.deps.signingKey),
-      resultUrl: signedObjectUrl(
-        storageUrl,
-        { method: 'POST', state: 'finished', key: result, expires, maxBytes },
-        this.deps.signingKey,
-      ),
-    };
+  /**
+   * The signed URL of an attempt's result: its own key, valid until the lease ends (at most the
+   * signed URLs' TTL), and no more bytes than the source's pixels can take when its header told
+   * them. A worker needs no storage credential.
+   */
+  private resultUrl(
+    storageUrl: string,
+    task: { id: string; attempt: number; leaseExpiresAt: string | null; width: number | null; height: number | null },
+  ): string {
+    const ttlEnd = Date.now() + this.deps.signedUrlTtlMs;
+    const expires = task.leaseExpiresAt === null ? ttlEnd : Math.min(ttlEnd, Date.parse(task.leaseExpiresAt));
+    const maxBytes = task.width !== null && task.height !== null ? maxResultBytes({ width: task.width, height: task.height }) : undefined;
+    return signedObjectUrl(
+      storageUrl,
+      { method: 'POST', state: 'finished', key: resultKey(task.id, task.attempt), expires, maxBytes },
+      this.deps.signingKey,
+    );
   }
 
   /** A task, as seen by its owner: someone else's task is as unknown as a missing one. */

@@ -399,6 +399,32 @@ describe('master API', () => {
     expect(result.body).toEqual(RESULT);
   });
 
+  it("when a lease ends, then its result URL stops opening storage; a heartbeat's new URL lasts as long as the new lease", async () => {
+    const shortLeases = new ImageService({
+      taskdb,
+      storage,
+      leaseMs: 1_000,
+      claimRecheckMs: 200,
+      storageUrl: async () => storageProcess.url!,
+      signingKey: SIGNING_KEY,
+      signedUrlTtlMs: 60_000,
+    });
+    const id = await upload();
+    const work = (await shortLeases.nextWork(0))!;
+    expect(work.id).toBe(id);
+    const expiresOf = (url: string) => Number(new URL(url).searchParams.get('expires'));
+    expect(expiresOf(work.resultUrl)).toBe(Date.parse(work.leaseExpiresAt));
+    const beat = await shortLeases.heartbeat(id, work.leaseToken);
+    expect(expiresOf(beat.resultUrl)).toBe(Date.parse(beat.leaseExpiresAt));
+
+    await new Promise((resolve) => setTimeout(resolve, Date.parse(beat.leaseExpiresAt) - Date.now() + 50));
+    for (const url of [work.resultUrl, beat.resultUrl]) {
+      const late = await fetch(url, { method: 'POST', body: RESULT, headers: { 'content-type': 'image/png' } });
+      expect(late.status).toBe(403);
+      expect(ErrorBodySchema.parse(await late.json()).error.message).toMatch(/expired/);
+    }
+  });
+
   it.each([
     ['bytes of another type', Buffer.concat([Buffer.from([0xff, 0xd8, 0xff, 0xe0]), Buffer.alloc(12, 1)]), /is a image\/jpeg, not a image\/png/],
     ['a header that cannot be read', Buffer.concat([PNG.subarray(0, 8), Buffer.from('junk after the signature')]), /header cannot be read/],

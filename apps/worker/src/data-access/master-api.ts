@@ -14,8 +14,11 @@ export interface CallOptions {
 export interface MasterApi {
   /** The next task, or null when master had none within `waitMs`. */
   claimWork(waitMs: number, options?: CallOptions): Promise<Work | null>;
-  /** Extends the lease; returns the new expiry. Throws LeaseLostError when the lease is gone. */
-  heartbeat(work: Work, options?: CallOptions): Promise<string>;
+  /**
+   * Extends the lease; returns the new expiry and, from a master that sends one, the result URL
+   * valid until then. Throws LeaseLostError when the lease is gone.
+   */
+  heartbeat(work: Work, options?: CallOptions): Promise<{ leaseExpiresAt: string; resultUrl?: string }>;
   /** Throws LeaseLostError when master no longer counts this worker as the holder. */
   finish(work: Work): Promise<void>;
   /** The task can never succeed: it ends failed. Throws LeaseLostError when the lease is gone. */
@@ -61,7 +64,7 @@ export function createMasterApi(client: ContractClient, options: MasterApiOption
 
     async heartbeat(work, { signal, timeoutMs } = {}) {
       const result = await client.call(masterContract.heartbeat, { body: lease(work), signal, timeoutMs });
-      if (result.status === 200) return result.body.leaseExpiresAt;
+      if (result.status === 200) return { leaseExpiresAt: result.body.leaseExpiresAt, resultUrl: result.body.resultUrl };
       throw refusal(work, 'heartbeat', result);
     },
 

@@ -17,7 +17,8 @@ export interface LeaseKeeperOptions {
  * Keeps the lease of the task in hand alive with heartbeats, one every third of the time left on
  * the lease (10 s of a 30 s lease), so that two can fail before it expires. A heartbeat may take
  * a quarter of the time left, so a hung one cannot outlive the lease; a failed one is retried
- * sooner (less time is left); a refused one means the task is no longer ours.
+ * sooner (less time is left); a refused one means the task is no longer ours. The result URL
+ * expires with the lease: each heartbeat's new one replaces `work.resultUrl`, which the upload reads.
  */
 export class LeaseKeeper {
   private timer: NodeJS.Timeout | undefined;
@@ -58,10 +59,12 @@ export class LeaseKeeper {
 
   private async beat(): Promise<void> {
     try {
-      this.leaseExpiresAt = await this.master.heartbeat(this.work, {
+      const extended = await this.master.heartbeat(this.work, {
         signal: this.stopped.signal,
         timeoutMs: Math.max(MIN_HEARTBEAT_TIMEOUT_MS, Math.floor(this.remainingMs() / 4)),
       });
+      this.leaseExpiresAt = extended.leaseExpiresAt;
+      if (extended.resultUrl !== undefined) this.work.resultUrl = extended.resultUrl;
     } catch (err) {
       if (this.stopped.signal.aborted) return;
       if (err instanceof LeaseLostError) {

@@ -210,6 +210,10 @@ export class FakeMaster {
     return id;
   }
 
+  /** As master does: a claim's result URL expires with its lease, and each heartbeat answers a new one. */
+  resultUrlsExpireWithLease = false;
+  readonly renewedResultUrls: string[] = [];
+
   /** Takes the lease away, as if it had expired and another worker held the task now. */
   revokeLease(id: string): void {
     const task = this.tasks.get(id)!;
@@ -259,7 +263,11 @@ export class FakeMaster {
               this.calls.push({ route: 'heartbeat', at: Date.now(), body });
               const task = this.leased(body.id, body.leaseToken);
               task.leaseExpiresAt = Date.now() + this.leaseMs;
-              return { status: 200, body: { id: task.id, leaseExpiresAt: new Date(task.leaseExpiresAt).toISOString() } };
+              const leaseExpiresAt = new Date(task.leaseExpiresAt).toISOString();
+              if (!this.resultUrlsExpireWithLease) return { status: 200, body: { id: task.id, leaseExpiresAt } };
+              const resultUrl = this.storage.signedUrl('POST', 'finished', task.id, this.leaseMs);
+              this.renewedResultUrls.push(resultUrl);
+              return { status: 200, body: { id: task.id, leaseExpiresAt, resultUrl } };
             },
             workFinished: ({ body }) => {
               this.calls.push({ route: 'workFinished', at: Date.now(), body });
@@ -330,7 +338,7 @@ export class FakeMaster {
       leaseToken: task.leaseToken,
       leaseExpiresAt: new Date(task.leaseExpiresAt).toISOString(),
       sourceUrl: this.storage.signedUrl('GET', 'inProgress', task.id, urlLifetimeMs),
-      resultUrl: this.storage.signedUrl('POST', 'finished', task.id, urlLifetimeMs),
+      resultUrl: this.storage.signedUrl('POST', 'finished', task.id, this.resultUrlsExpireWithLease ? this.leaseMs : urlLifetimeMs),
     };
   }
 

@@ -277,6 +277,26 @@ describe('worker loop over HTTP', () => {
     expect(master.tasks.get(id)!.attempt).toBe(1);
   });
 
+  it('when the result URL expires with the lease, then the upload uses the one the last heartbeat renewed', async () => {
+    master.leaseMs = 300;
+    master.resultUrlsExpireWithLease = true;
+    const held = gate();
+    storage.gate = held.promise;
+    const id = queuePng(makePng().bytes);
+    startWorker();
+
+    await until(() => storage.callsTo('get').length === 1, 'the download to start');
+    // The claim's result URL has expired by now; only a renewed one opens the upload.
+    await delay(700);
+    held.open();
+    await until(() => master.tasks.get(id)!.state === 'finished', 'the task to finish');
+
+    expect(master.renewedResultUrls.length).toBeGreaterThanOrEqual(2);
+    expect(master.callsTo('workReleased')).toEqual([]);
+    expect(master.tasks.get(id)!.attempt).toBe(1);
+    expect(storage.get('finished', id)).toBeDefined();
+  });
+
   it('when master refuses a heartbeat, then the task is abandoned: nothing uploaded, nothing reported', async () => {
     const held = gate();
     storage.gate = held.promise;
