@@ -26,6 +26,8 @@ export interface NewImageCall {
 export interface FakeMasterOptions {
   /** Like the real master: when set, its frontend side answers 401 without `Authorization: Bearer <token>`. */
   internalToken?: string;
+  /** The stored bytes each owner may have (anonymous clients included); none means no cap. */
+  quotaBytes?: number;
 }
 
 export interface FakeMaster {
@@ -45,7 +47,7 @@ export interface FakeMaster {
  * master it shows a task only to its owner (others get 404, as for an unknown id) and answers a
  * repeated idempotency key (of the same owner) with the first task.
  */
-export async function startFakeMaster({ internalToken }: FakeMasterOptions = {}): Promise<FakeMaster> {
+export async function startFakeMaster({ internalToken, quotaBytes }: FakeMasterOptions = {}): Promise<FakeMaster> {
   const tasks = new Map<string, FakeTask>();
   const newImageCalls: NewImageCall[] = [];
   const requests: FakeMaster['requests'] = [];
@@ -110,6 +112,12 @@ export async function startFakeMaster({ internalToken }: FakeMasterOptions = {})
             // Deliberately terse: the frontend is the one that tells the user the state.
             if (!task.result) throw new AppError('conflict', 409, 'no result');
             return { status: 200, body: task.result.bytes, headers: { 'content-type': task.result.contentType } };
+          },
+          usage: ({ query }) => {
+            const storedBytes = [...tasks.values()]
+              .filter((task) => task.owner === query.owner)
+              .reduce((sum, task) => sum + task.bytes.length, 0);
+            return { status: 200, body: { owner: query.owner ?? null, storedBytes, quotaBytes: quotaBytes ?? null } };
           },
           getWork: () => ({ status: 204, body: undefined }),
           workFinished: notInThisFake,
