@@ -5,6 +5,7 @@ import { MasterGateway } from './data-access/master-gateway';
 import { ApiKeys } from './domain/api-keys';
 import { DEFAULT_IMAGE_LIMITS, type ImageLimits } from './domain/image-upload';
 import type { RateLimiter } from './domain/rate-limiter';
+import { UploadQuota } from './domain/upload-quota';
 import { createClientAccess } from './routes/client-access';
 import { mountFrontendRoutes } from './routes/frontend-routes';
 import { DEFAULT_STREAM_UPLOADS_FROM_BYTES } from './routes/upload-parser';
@@ -45,7 +46,9 @@ export function createApp({
 }: FrontendAppDeps): Express {
   const gateway = new MasterGateway(master);
   const keys = new ApiKeys(apiKeys);
-  const access = createClientAccess({ apiKeys: keys, uploadLimiter });
+  // Master knows each owner's stored bytes and quota; asking it first spares reading an upload it would refuse.
+  const uploadQuota = new UploadQuota((owner) => gateway.usage(owner));
+  const access = createClientAccess({ apiKeys: keys, uploadLimiter, uploadQuota });
   const service = createServiceApp({
     service: 'frontend',
     logger,

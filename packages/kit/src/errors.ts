@@ -1,6 +1,7 @@
-import type { ErrorRequestHandler, RequestHandler } from 'express';
+import type { ErrorRequestHandler, Request, RequestHandler, Response } from 'express';
 import { ZodError } from 'zod';
 import type { ErrorBody, ErrorCode } from '@pixelmill/contracts';
+import { closeAfterAnswer } from './connections';
 import type { Logger } from './logger';
 
 /** The one error type of pixelmill: a code and status the client may see, and a message for humans. */
@@ -79,23 +80,37 @@ export function toAppError(err: unknown): AppError | null {
   return null;
 }
 
+/** Codes of the errors a client causes by hanging up: a connection reset, a stream closed early, a write to a closed socket. */
+const HANG_UP_CODES = new Set(['ECONNRESET', 'ECONNABORTED', 'EPIPE', 'ERR_STREAM_PREMATURE_CLOSE']);
+
+/** Whether the client is gone: nothing of ours failed, there is just no one to answer. */
+function clientHungUp(req: Request, res: Response, err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return (typeof code === 'string' && HANG_UP_CODES.has(code)) || res.destroyed || (req.destroyed && !req.complete);
+}
+
 export function errorHandler(logger: Logger): ErrorRequestHandler {
-  return (err, req, res, next) => {
+  return (err, req, res, _next) => {
     if (res.headersSent) {
-      logger.error('error after the response started', err);
-      next(err);
+      // The answer is under way and cannot become an error answer: it is cut short, so the client
+      // sees it incomplete. (Handing the error on to Express would print its stack to stderr,
+      // outside the JSON log.)
+      if (clientHungUp(req, res, err)) logger.info(`${req.method} ${req.path}: the client hung up before its answer was sent`);
+      else logger.error(`${req.method} ${req.path} failed after its answer started`, err);
+      res.destroy();
       return;
     }
-    // A body a handler began to read and left (a stream refused by its first bytes) is read off
-    // and dropped, or the connection would stall with it and could not serve another request.
-    if (!req.complete && req.readableFlowing !== true) req.resume();
+    // A body not read to its end (refused before it was read, or by its first bytes) is not
+    // drained: the answer closes the connection, which costs the server nothing more.
+    if (!req.complete) closeAfterAnswer(req, res);
     const appError = toAppError(err);
     if (appError) {
       if (appError.status >= 500) logger.error(`${req.method} ${req.path} failed: ${appError.message}`);
       res.status(appError.status).json(appError.toBody());
       return;
     }
-    logger.error(`${req.method} ${req.path} failed`, err);
+    if (clientHungUp(req, res, err)) logger.info(`${req.method} ${req.path}: the client hung up`);
+    else logger.error(`${req.method} ${req.path} failed`, err);
     res.status(500).json(new AppError('internal', 500, 'internal error').toBody());
   };
 }

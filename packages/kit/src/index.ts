@@ -1,4 +1,5 @@
 export * from './config';
+export * from './connections';
 export * from './contract-router';
 export * from './discovery';
 export * from './errors';

@@ -2,6 +2,8 @@ import type { Request, RequestHandler, Response } from 'express';
 import { AppError, bearerToken } from '@pixelmill/kit';
 import type { ApiKeys } from '../domain/api-keys';
 import type { RateLimiter } from '../domain/rate-limiter';
+import type { UploadQuota } from '../domain/upload-quota';
+import { readFormKey } from './upload-form';
 
 /** The other header an API key may come in, for clients that keep Authorization for something else. */
 export const API_KEY_HEADER = 'x-api-key';
@@ -20,15 +22,21 @@ export interface ClientAccess {
   /** Middleware of the routes that read a task: with keys on, a valid key is needed. */
   requireKey: RequestHandler;
   /**
-   * Middleware that runs before an upload's body is read, so a stranger's bytes are never
-   * buffered: checks the key and the rate limit. A multipart upload without a key header is left
-   * to the upload parser, which admits it when the file starts, the form's key field read by then.
+   * Middleware that decides, once and before any body parser, who may upload: the key, the rate
+   * limit and the quota. Nothing of the body is read, except for a form that sends its key as a
+   * field: that one is read up to the field (at most FORM_KEY_BYTES).
    */
-  admitUploadEarly: RequestHandler;
-  /** Checks an upload's key (header, else `formKey`) and takes a token from its bucket, once per request. */
-  admitUpload(req: Request, res: Response, formKey?: unknown): Client;
+  admitUpload: RequestHandler;
   /** The client the middleware above admitted. */
   clientOf(res: Response): Client;
+}
+
+export interface ClientAccessDeps {
+  apiKeys: ApiKeys;
+  /** Counts uploads per client; none: no limit. */
+  uploadLimiter?: RateLimiter;
+  /** The stored bytes per owner, known to master; none: not checked before master does. */
+  uploadQuota?: UploadQuota;
 }
 
 const CLIENT_LOCAL = 'pixelmillClient';
@@ -44,10 +52,16 @@ function presentedKey(req: Request): string | undefined {
   return bearerToken(req) ?? (req.get(API_KEY_HEADER) || undefined);
 }
 
-export function createClientAccess({ apiKeys, uploadLimiter }: { apiKeys: ApiKeys; uploadLimiter?: RateLimiter }): ClientAccess {
-  const identify = (req: Request, res: Response, formKey?: unknown): Client => {
+/** The bytes a request says its body has; 0 when it does not say (chunked). */
+function declaredLength(req: Request): number {
+  const length = Number(req.headers['content-length']);
+  return Number.isSafeInteger(length) && length > 0 ? length : 0;
+}
+
+export function createClientAccess({ apiKeys, uploadLimiter, uploadQuota }: ClientAccessDeps): ClientAccess {
+  const identify = (req: Request, res: Response, formKey?: string): Client => {
     if (!apiKeys.enabled) return { bucket: `address:${req.ip ?? 'unknown'}` };
-    const key = presentedKey(req) ?? (typeof formKey === 'string' && formKey !== '' ? formKey : undefined);
+    const key = presentedKey(req) ?? (formKey === '' ? undefined : formKey);
     if (key === undefined) {
       throw unauthorized(
         res,
@@ -61,24 +75,6 @@ export function createClientAccess({ apiKeys, uploadLimiter }: { apiKeys: ApiKey
     return { owner, bucket: `key:${owner}` };
   };
 
-  const admitUpload = (req: Request, res: Response, formKey?: unknown): Client => {
-    const admitted = res.locals[CLIENT_LOCAL] as Client | undefined;
-    if (admitted) return admitted;
-    const client = identify(req, res, formKey);
-    const decision = uploadLimiter?.take(client.bucket);
-    if (decision && !decision.allowed) {
-      res.setHeader('Retry-After', String(decision.retryAfterSeconds));
-      throw new AppError(
-        'too_many_requests',
-        429,
-        `too many uploads from this client; try again in ${decision.retryAfterSeconds} s`,
-        { retryAfterSeconds: decision.retryAfterSeconds },
-      );
-    }
-    res.locals[CLIENT_LOCAL] = client;
-    return client;
-  };
-
   return {
     requireKey: (req, res, next) => {
       res.locals[CLIENT_LOCAL] = identify(req, res);
@@ -86,12 +82,23 @@ export function createClientAccess({ apiKeys, uploadLimiter }: { apiKeys: ApiKey
       if (apiKeys.enabled) res.setHeader('Cache-Control', 'private, no-store');
       next();
     },
-    admitUploadEarly: (req, res, next) => {
+    admitUpload: async (req, res, next) => {
       const keyInForm = apiKeys.enabled && presentedKey(req) === undefined && Boolean(req.is('multipart/form-data'));
-      if (!keyInForm) admitUpload(req, res);
+      const client = identify(req, res, keyInForm ? await readFormKey(req, API_KEY_FIELD) : undefined);
+      const decision = uploadLimiter?.take(client.bucket);
+      if (decision && !decision.allowed) {
+        res.setHeader('Retry-After', String(decision.retryAfterSeconds));
+        throw new AppError(
+          'too_many_requests',
+          429,
+          `too many uploads from this client; try again in ${decision.retryAfterSeconds} s`,
+          { retryAfterSeconds: decision.retryAfterSeconds },
+        );
+      }
+      await uploadQuota?.check(client.owner, declaredLength(req));
+      res.locals[CLIENT_LOCAL] = client;
       next();
     },
-    admitUpload,
     clientOf: (res) => {
       const client = res.locals[CLIENT_LOCAL] as Client | undefined;
       if (!client) throw new Error('no client admitted: the access middleware is not mounted before this route');

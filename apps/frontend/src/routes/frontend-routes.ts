@@ -6,7 +6,7 @@ import { AppError, hangUpSignal, mountContract } from '@pixelmill/kit';
 import type { MasterGateway } from '../data-access/master-gateway';
 import { checkUpload, checkUploadStream, parseOperation, type ImageLimits } from '../domain/image-upload';
 import { renderUploadPage, type PageStatus } from '../views/upload-page';
-import { API_KEY_FIELD, type ClientAccess } from './client-access';
+import type { ClientAccess } from './client-access';
 import { streamedUploadLength, uploadParser } from './upload-parser';
 
 export interface FrontendRouteDeps {
@@ -56,8 +56,8 @@ export function mountFrontendRoutes(
   router: Router,
   { master, access, apiKeys, maxUploadBytes, streamUploadsFromBytes, imageLimits, refreshSeconds }: FrontendRouteDeps,
 ): void {
-  // Before the contract's routes, so the key and the rate limit are checked before a body is read.
-  router.post(frontendContract.newImage.path, access.admitUploadEarly);
+  // Before the contract's routes and their body parsers: who may upload is decided before the body is read.
+  router.post(frontendContract.newImage.path, access.admitUpload);
   router.get(frontendContract.isReady.path, access.requireKey);
   router.get(frontendContract.get.path, access.requireKey);
 
@@ -74,8 +74,7 @@ export function mountFrontendRoutes(
       newImage: async ({ query, headers, body }, req, res) => {
         // A multipart form carries the image in req.file and its fields in req.body; a raw upload is `body`.
         const form = req.is('multipart/form-data') ? (req.body as Record<string, unknown>) : undefined;
-        // Admitted already, unless a form sent its key as a field and has no file part to admit it at.
-        const client = access.admitUpload(req, res, form?.[API_KEY_FIELD]);
+        const client = access.clientOf(res);
         const op: Operation = form?.op !== undefined ? parseOperation(form.op) : (query.op ?? DEFAULT_OPERATION);
         // A large raw upload was left unread: it is checked by its head and streams on to master.
         const streamed = form ? undefined : streamedUploadLength(req);
@@ -117,11 +116,7 @@ export function mountFrontendRoutes(
     },
     {
       bodyParsers: {
-        newImage: uploadParser({
-          maxBytes: maxUploadBytes,
-          streamFromBytes: streamUploadsFromBytes,
-          beforeFile: (req) => access.admitUpload(req, req.res!, (req.body as Record<string, unknown>)[API_KEY_FIELD]),
-        }),
+        newImage: uploadParser({ maxBytes: maxUploadBytes, streamFromBytes: streamUploadsFromBytes }),
       },
     },
   );
