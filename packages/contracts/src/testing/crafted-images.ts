@@ -1,7 +1,7 @@
 import { crc32, deflateSync } from 'node:zlib';
 
 // Images made byte by byte, as an attacker would: sizes a decoder allocates for that the first
-// header does not show.
+// header does not show. Shared by the tests of every service that judges an image before decoding.
 
 const GIF_HEADER = Buffer.from('GIF89a', 'latin1');
 /** LZW data of a frame: minimum code size 2, one sub-block (clear code, end code), terminator. */
