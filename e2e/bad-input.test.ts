@@ -21,6 +21,8 @@ import {
   type TaskState,
   type TaskStatus,
 } from '@pixelmill/contracts';
+import { gifWithHugeFrame, jpegWithSecondFrame } from '@pixelmill/contracts/testing';
+import jpeg from '@jimp/js-jpeg';
 import { encode, makeBitmap } from './images';
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { startStack } = require('../scripts/stack') as typeof import('../scripts/stack');
@@ -81,6 +83,10 @@ const OVER_OBJECT_LIMIT = Buffer.concat([pngHeader(64, 64), Buffer.alloc(OBJECT_
 const TEXT = Buffer.from('this is plain text, not a picture, whatever its name says\n');
 const TIFF = Buffer.concat([Buffer.from([0x49, 0x49, 0x2a, 0x00, 0x08, 0x00, 0x00, 0x00]), Buffer.alloc(64)]);
 const PDF = Buffer.from('%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj << /Type /Catalog >> endobj\n', 'latin1');
+/** 35 bytes: a 1×1 screen whose one frame is 65535×65535; the header alone passes. */
+const HUGE_FRAME_GIF = gifWithHugeFrame();
+/** A real 16×16 JPEG with a second frame header of 60000×60000 before its end marker. */
+const HUGE_SECOND_FRAME_JPEG = jpegWithSecondFrame(Buffer.from(jpeg().encode(makeBitmap(16, 16), { quality: 90 })), 60_000, 60_000);
 
 interface Part {
   name: string;
@@ -125,6 +131,8 @@ interface Row {
   status: number | number[];
   /** For 405s: the Allow header. */
   allow?: string;
+  /** For refusals that must say why: what the error's message says. */
+  message?: RegExp;
 }
 
 const UNKNOWN_ID = randomUUID();
@@ -155,6 +163,10 @@ const frontendRows: Row[] = [
   { name: 'a PNG header declaring 100000×100000 pixels (raw)', server: 'frontend', method: 'POST', path: '/newImage', send: raw(BOMB_PNG, 'image/png'), status: 413 },
   { name: 'an upload over MAX_UPLOAD_BYTES (form)', server: 'frontend', method: 'POST', path: '/newImage', send: imageForm(OVER_UPLOAD_LIMIT, 'big.png'), status: 413 },
   { name: 'an upload over MAX_UPLOAD_BYTES (raw)', server: 'frontend', method: 'POST', path: '/newImage', send: raw(OVER_UPLOAD_LIMIT, 'image/png'), status: 413 },
+  { name: 'a 35-byte GIF with a 65535×65535 frame in a 1×1 screen (form)', server: 'frontend', method: 'POST', path: '/newImage', send: imageForm(HUGE_FRAME_GIF, 'tiny.gif'), status: 413, message: /frame 1 of 1 is 65,535×65,535 pixels/ },
+  { name: 'a 35-byte GIF with a 65535×65535 frame in a 1×1 screen (raw)', server: 'frontend', method: 'POST', path: '/newImage', send: raw(HUGE_FRAME_GIF, 'image/gif'), status: 413, message: /frame 1 of 1 is 65,535×65,535 pixels/ },
+  { name: 'a JPEG with a second frame header of 60000×60000 (form)', server: 'frontend', method: 'POST', path: '/newImage', send: imageForm(HUGE_SECOND_FRAME_JPEG, 'photo.jpg'), status: 413, message: /frame 2 of 2 is 60,000×60,000 pixels/ },
+  { name: 'a JPEG with a second frame header of 60000×60000 (raw)', server: 'frontend', method: 'POST', path: '/newImage', send: raw(HUGE_SECOND_FRAME_JPEG, 'image/jpeg'), status: 413, message: /frame 2 of 2 is 60,000×60,000 pixels/ },
   // unknown operation, bad headers
   { name: 'an unknown op in the query', server: 'frontend', method: 'POST', path: '/newImage?op=sharpen', send: raw(SMALL_PNG, 'image/png'), status: 400 },
   { name: 'an unknown op in the form', server: 'frontend', method: 'POST', path: '/newImage', send: imageForm(SMALL_PNG, 'a.png', [{ name: 'op', data: 'rm -rf /' }]), status: 400 },
@@ -575,8 +587,9 @@ describe('bad input to every route', () => {
       // The status alone would hide why: show the answer.
       throw new Error(`expected ${allowed.join(' or ')}, got ${answer.status}: ${answer.body.toString().slice(0, 300)}`);
     }
-    if (row.method !== 'HEAD') expectErrorBody(answer, answer.status);
+    const body = row.method !== 'HEAD' ? expectErrorBody(answer, answer.status) : undefined;
     if (row.allow !== undefined) expect(answer.headers.allow).toBe(row.allow);
+    if (row.message !== undefined) expect(body?.error.message).toMatch(row.message);
     // Nothing outside the data folder was read either.
     expect(answer.body.toString()).not.toMatch(/root:.*:0:0:|SQLite format/);
 
@@ -643,6 +656,26 @@ describe('bad input to every route', () => {
     const status = await waitUntilFinal('master', id);
     expect(status.state).toBe('failed');
     expectReadableReason(status.error);
+    await expectHealthy('master');
+    expectOnlyFailedTask(before, await snapshot(), id);
+  });
+
+  it.each([
+    ['a 35-byte GIF has a 65535×65535 frame in a 1×1 screen', HUGE_FRAME_GIF, 'image/gif', /frame of 65535x65535 pixels/],
+    ['a JPEG has a second frame header of 60000×60000', HUGE_SECOND_FRAME_JPEG, 'image/jpeg', /frame of 60000x60000 pixels/],
+  ] as const)('master: when %s, then it is accepted (202) and ends failed with a readable reason naming the frame', async (_name, bytes, type, reason) => {
+    // Master leaves the pixel limits to the frontend and the worker, which checks every frame before decoding.
+    const before = await snapshot();
+
+    const answer = await call('master', 'POST', '/newImage', { send: raw(bytes, type) });
+
+    expect(answer.status).toBe(202);
+    const { id } = AcceptedSchema.parse(JSON.parse(answer.body.toString()));
+    // Refused before decoding; decoding the GIF took a worker over a minute (issue 8).
+    const status = await waitUntilFinal('master', id, 30_000);
+    expect(status.state).toBe('failed');
+    expectReadableReason(status.error);
+    expect(status.error).toMatch(reason);
     await expectHealthy('master');
     expectOnlyFailedTask(before, await snapshot(), id);
   });

@@ -30,9 +30,12 @@ export const FrontendConfigSchema = ServerEnvSchema.extend(DiscoveryEnvSchema.sh
    * lost answer from master can be asked for again.
    */
   STREAM_UPLOADS_FROM_BYTES: z.coerce.number().int().min(0).default(8 * 1024 * 1024),
-  /** Most pixels (width × height) an image may declare in its header; more is refused with 413. */
+  /**
+   * Most pixels (width × height) an image may declare in its header, any of its frames may have,
+   * and all its frames together; more is refused with 413.
+   */
   MAX_IMAGE_PIXELS: z.coerce.number().int().positive().default(DEFAULT_IMAGE_LIMITS.maxPixels),
-  /** Widest and tallest an image may declare in its header; more is refused with 413. */
+  /** Widest and tallest an image may declare in its header, or any of its frames be; more is refused with 413. */
   MAX_IMAGE_SIDE: z.coerce.number().int().positive().default(DEFAULT_IMAGE_LIMITS.maxSide),
   /** Keys that may use the API; each sees only its own images. Unset: the API is open to all. */
   API_KEYS: ApiKeyListSchema.optional(),

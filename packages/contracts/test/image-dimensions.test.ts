@@ -44,6 +44,8 @@ describe('inspectImage', () => {
       frameCount: 1,
       totalPixels: 35,
       largestFrame: { width: 7, height: 5 },
+      widestFrame: { width: 7, height: 5 },
+      tallestFrame: { width: 7, height: 5 },
       bitsPerSample: 8,
     });
     expect(inspection!.decodedBytes).toBeGreaterThanOrEqual(35 * 4);
@@ -151,17 +153,26 @@ describe('inspectImage', () => {
     expect(inspectImage('image/bmp', file)!.bmpPaletteEntries).toBe(4_000_000_000);
   });
 
-  it('when a file has more frames than are listed, then the totals count them all', () => {
-    const frame = Buffer.from([0x2c, 0, 0, 0, 0, 1, 0, 1, 0, 0, 2, 1, 0x2c, 0]);
+  it('when a file has more frames than are listed, then the totals and the largest, widest and tallest count them all', () => {
+    const frame = (width: number, height: number) =>
+      Buffer.from([0x2c, 0, 0, 0, 0, width & 0xff, width >> 8, height & 0xff, height >> 8, 0, 2, 1, 0x2c, 0]);
     const file = Buffer.concat([
       Buffer.from('GIF89a', 'latin1'),
       Buffer.from([1, 0, 1, 0, 0, 0, 0]),
-      ...Array(MAX_LISTED_FRAMES + 5).fill(frame),
+      ...Array(MAX_LISTED_FRAMES + 5).fill(frame(1, 1)),
+      frame(40_000, 1),
+      frame(2, 30_000),
+      frame(300, 300),
     ]);
     const inspection = inspectImage('image/gif', file)!;
     expect(inspection.frames).toHaveLength(MAX_LISTED_FRAMES);
-    expect(inspection.frameCount).toBe(MAX_LISTED_FRAMES + 5);
-    expect(inspection.totalPixels).toBe(MAX_LISTED_FRAMES + 5);
+    expect(inspection.frameCount).toBe(MAX_LISTED_FRAMES + 8);
+    expect(inspection.totalPixels).toBe(MAX_LISTED_FRAMES + 5 + 40_000 + 60_000 + 90_000);
+    expect(inspection).toMatchObject({
+      largestFrame: { width: 300, height: 300 },
+      widestFrame: { width: 40_000, height: 1 },
+      tallestFrame: { width: 2, height: 30_000 },
+    });
   });
 
   it.each(real)('when a %s is cut anywhere or has bytes changed, then it never throws', async (type, make) => {

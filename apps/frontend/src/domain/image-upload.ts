@@ -1,10 +1,12 @@
 import {
   detectImageType,
   IMAGE_TYPES,
+  inspectImage,
   OPERATIONS,
   OperationSchema,
   readDeclaredDimensions,
   type Dimensions,
+  type ImageInspection,
   type ImageType,
   type Operation,
 } from '@pixelmill/contracts';
@@ -26,11 +28,11 @@ export type CheckedUpload = { contentType: ImageType; op: Operation } & (
  */
 export const UPLOAD_HEAD_BYTES = 128 * 1024;
 
-/** How large an image may say it is, in its header; checked before anything decodes it. */
+/** How large an image may be, by its header and by each of its frames; checked before anything decodes it. */
 export interface ImageLimits {
-  /** Width times height. */
+  /** Width times height: of the image, of each frame, and of all its frames together. */
   maxPixels: number;
-  /** Width and height, each. */
+  /** Width and height, each, of the image and of each frame. */
   maxSide: number;
 }
 
@@ -50,33 +52,75 @@ export function parseOperation(value: unknown): Operation {
 }
 
 const formatCount = (n: number): string => n.toLocaleString('en-US');
+const formatSize = ({ width, height }: Dimensions): string => `${formatCount(width)}×${formatCount(height)}`;
 
-/**
- * Refuses an image whose header declares more pixels than the limits, a decompression bomb
- * say: a few hundred bytes of PNG can declare 100000×100000 pixels. Only the header is read.
- */
-export function checkDeclaredSize({ width, height }: Dimensions, { maxPixels, maxSide }: ImageLimits): void {
+/** Refuses a size over the limits; `subject` says whose size it is ("the image declares"). */
+function checkSize(subject: () => string, size: Dimensions, { maxPixels, maxSide }: ImageLimits, details: object = {}): void {
   // The messages are built only when a limit is broken: toLocaleString is slow, and most uploads pass.
-  const declared = (): string => `the image declares ${formatCount(width)}×${formatCount(height)} pixels`;
-  const details = { width, height, maxPixels, maxSide };
+  const { width, height } = size;
+  const what = (): string => `${subject()} ${formatSize(size)} pixels`;
+  const allDetails = { ...details, width, height, maxPixels, maxSide };
   // The pixel count first: it is what a decompression bomb is about.
   if (width * height > maxPixels) {
     throw new AppError(
       'payload_too_large',
       413,
-      `${declared()} (${formatCount(width * height)} in all); the limit is ${formatCount(maxPixels)} pixels`,
-      details,
+      `${what()} (${formatCount(width * height)} in all); the limit is ${formatCount(maxPixels)} pixels`,
+      allDetails,
     );
   }
   if (width > maxSide || height > maxSide) {
-    throw new AppError('payload_too_large', 413, `${declared()}; the limit is ${formatCount(maxSide)} pixels a side`, details);
+    throw new AppError('payload_too_large', 413, `${what()}; the limit is ${formatCount(maxSide)} pixels a side`, allDetails);
+  }
+}
+
+/**
+ * Refuses an image whose header declares more pixels than the limits, a decompression bomb
+ * say: a few hundred bytes of PNG can declare 100000×100000 pixels. Only the header is read.
+ */
+export function checkDeclaredSize(declared: Dimensions, limits: ImageLimits): void {
+  checkSize(() => 'the image declares', declared, limits);
+}
+
+/**
+ * Refuses an image whose frames break the limits though its header does not: a 35-byte GIF can
+ * hold a 65535×65535 frame in a 1×1 screen, a JPEG a second frame header after its first. Each
+ * frame is held to the limits, and all frames together to the same pixel limit, as the worker
+ * holds them before decoding (its decode plan): what it would fail later is refused here at once.
+ */
+export function checkFrames(inspection: ImageInspection, limits: ImageLimits): void {
+  const { frames, frameCount, totalPixels } = inspection;
+  const breaks = ({ width, height }: Dimensions): boolean =>
+    width * height > limits.maxPixels || width > limits.maxSide || height > limits.maxSide;
+  const listed = frames.findIndex(breaks);
+  // Past the listed frames, the largest, the widest and the tallest of all stand for the others.
+  const { largestFrame, widestFrame, tallestFrame } = inspection;
+  const frame = listed >= 0 ? frames[listed] : [largestFrame, widestFrame, tallestFrame].find(breaks);
+  if (frame) {
+    const which = (): string =>
+      listed >= 0
+        ? `its frame ${formatCount(listed + 1)} of ${formatCount(frameCount)}`
+        : `a frame after its first ${formatCount(frames.length)} (of ${formatCount(frameCount)})`;
+    const subject = () => `the image declares ${formatSize(inspection)} pixels but ${which()} is`;
+    checkSize(subject, frame, limits, { ...(listed >= 0 ? { frame: listed + 1 } : {}), frames: frameCount });
+  }
+  if (totalPixels > limits.maxPixels) {
+    throw new AppError(
+      'payload_too_large',
+      413,
+      `the image has ${formatCount(frameCount)} frames of ${formatCount(totalPixels)} pixels in all; ` +
+        `the limit is ${formatCount(limits.maxPixels)} pixels for all frames together`,
+      { frames: frameCount, totalPixels, maxPixels: limits.maxPixels },
+    );
   }
 }
 
 /**
  * The real type of an upload decides, from its first bytes: the file name and the declared
- * Content-Type are the client's word and are never trusted. The size its header declares must
- * be within the limits; a header that cannot be read passes, and the worker reports the damage.
+ * Content-Type are the client's word and are never trusted. The size its header declares, each
+ * frame's and all frames' together must be within the limits, read from the bytes without
+ * decoding (a walk over 25 MB of JPEG takes a few milliseconds); a header that cannot be read
+ * passes, and the worker reports the damage.
  */
 export function checkUpload(bytes: Buffer | undefined, op: Operation, limits: ImageLimits = DEFAULT_IMAGE_LIMITS): CheckedUpload {
   if (!bytes || bytes.length === 0) {
@@ -96,12 +140,19 @@ export function checkUpload(bytes: Buffer | undefined, op: Operation, limits: Im
   }
   const declared = readDeclaredDimensions(contentType, bytes);
   if (declared) checkDeclaredSize(declared, limits);
+  const inspection = inspectImage(contentType, bytes);
+  if (inspection) checkFrames(inspection, limits);
   return { bytes, contentType, op };
 }
 
 /**
  * Checks an upload that is still arriving, by its first bytes, as `checkUpload` does; the stream
  * is passed on whole, never held in memory. `length` is its declared length.
+ *
+ * Only the head is here: the header's size and the frames that start within the head are checked,
+ * not the frames after it (a GIF's 500th, a JPEG's frame header after megabytes of scan). Those
+ * are the worker's to refuse: it checks every frame of the whole file before decoding, and the
+ * task ends `failed`.
  */
 export async function checkUploadStream(
   stream: Readable,

@@ -28,12 +28,12 @@ function pngDeclaring(width: number, height: number, junkBytes = 100): Buffer {
   return Buffer.concat([PNG_SIGNATURE, ihdr, randomBytes(junkBytes)]);
 }
 
-/** A GIF whose logical screen declares the size. */
+/** A GIF whose logical screen declares the size; then its trailer (no frame), and junk no reader gets to. */
 function gifDeclaring(width: number, height: number): Buffer {
   const screen = Buffer.alloc(7);
   screen.writeUInt16LE(width, 0);
   screen.writeUInt16LE(height, 2);
-  return Buffer.concat([Buffer.from('GIF89a', 'latin1'), screen, randomBytes(50)]);
+  return Buffer.concat([Buffer.from('GIF89a', 'latin1'), screen, Buffer.from([0x3b]), randomBytes(50)]);
 }
 
 const png = (): Buffer => pngDeclaring(64, 64);

@@ -5,7 +5,7 @@ import type { ImageType, Operation } from '@pixelmill/contracts';
 import { createLogger, parseConfig, type Listening } from '@pixelmill/kit';
 import { WorkerConfigSchema } from '../../src/config';
 import { createWorker, type Worker, type WorkerTuning } from '../../src/worker';
-import { gifWithFrames, gifWithHugeFrame, jpegDeclaring, jpegWithSecondFrame, rgbaPng } from '../support/crafted-images';
+import { gifWithFrames, gifWithHugeFrame, jpegDeclaring, jpegWithSecondFrame, rgbaPng } from '@pixelmill/contracts/testing';
 import { FakeMaster, FakeStorage, startFakeKv, type SeenRequest } from './fake-services';
 
 const WIDTH = 4;

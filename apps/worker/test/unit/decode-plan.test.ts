@@ -3,7 +3,7 @@ import jpeg from '@jimp/js-jpeg';
 import { planDecode, type DecodeLimits } from '../../src/domain/decode-plan';
 import { ImageCodec } from '../../src/domain/image-codec';
 import { ImageDecodeError } from '../../src/domain/work-errors';
-import { gifWithFrames, gifWithHugeFrame, jpegWithSecondFrame, rgbaPng } from '../support/crafted-images';
+import { gifWithFrames, gifWithHugeFrame, jpegWithSecondFrame, rgbaPng } from '@pixelmill/contracts/testing';
 
 const MB = 2 ** 20;
 const LIMITS: DecodeLimits = { maxPixels: 50_000_000, maxMemoryBytes: 1024 * MB };

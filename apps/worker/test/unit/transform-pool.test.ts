@@ -13,7 +13,7 @@ import {
   TransformTimeoutError,
   type TransformPoolOptions,
 } from '../../src/threads/transform-pool';
-import { jpegDeclaring, rgbaPng } from '../support/crafted-images';
+import { jpegDeclaring, rgbaPng } from '@pixelmill/contracts/testing';
 
 const CODEC: ImageCodecOptions = { pngDeflateLevel: 4, jpegQuality: 90, maxPixels: 10_000_000, maxMemoryBytes: 2 ** 30 };
 const FIXTURES = path.join(__dirname, '..', 'fixtures');

@@ -1,7 +1,8 @@
 import { crc32, deflateSync } from 'node:zlib';
+import type { Dimensions } from '../image-dimensions';
 
 // Images made byte by byte, as an attacker would: sizes a decoder allocates for that the first
-// header does not show.
+// header does not show. Shared by the tests of every service that judges an image before decoding.
 
 const GIF_HEADER = Buffer.from('GIF89a', 'latin1');
 /** LZW data of a frame: minimum code size 2, one sub-block (clear code, end code), terminator. */
@@ -35,12 +36,17 @@ export function gifWithHugeFrame(): Buffer {
 
 /** A screen of `width`×`height` and `count` frames as large, each after a graphic control extension. */
 export function gifWithFrames(count: number, width: number, height: number): Buffer {
+  return gifWithFrameSizes({ width, height }, Array<Dimensions>(count).fill({ width, height }));
+}
+
+/** A screen of `screen`'s size and a frame of each size in `frames`, each after a graphic control extension. */
+export function gifWithFrameSizes(screen: Dimensions, frames: Dimensions[]): Buffer {
   const graphicControl = Buffer.from([0x21, 0xf9, 4, 0, 10, 0, 0, 0]);
   const comment = Buffer.concat([Buffer.from([0x21, 0xfe, 5]), Buffer.from('hello', 'latin1'), Buffer.from([0])]);
-  const frames = Array.from({ length: count }, () =>
+  const blocks = frames.map(({ width, height }) =>
     Buffer.concat([graphicControl, gifImageDescriptor(width, height), EMPTY_LZW]),
   );
-  return Buffer.concat([GIF_HEADER, gifScreen(width, height), comment, ...frames, Buffer.from([0x3b])]);
+  return Buffer.concat([GIF_HEADER, gifScreen(screen.width, screen.height), comment, ...blocks, Buffer.from([0x3b])]);
 }
 
 /** A baseline start-of-frame segment of three components at full resolution (4:4:4). */
