@@ -18,6 +18,7 @@ const KEY_C = 'abuse-key-c-0123456789';
 const QUOTA_BYTES = 64 * 1024;
 /** Ended tasks expire this long after their end. */
 const RETENTION_MS = 1_500;
+const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 
 /**
  * The stack held against abuse, as separate processes: retention and quotas with short settings,
@@ -53,7 +54,7 @@ describe('pixelmill under abuse', () => {
 
   afterAll(async () => {
     await stack?.stop();
-    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+    if (dir && !process.env.KEEP_E2E) fs.rmSync(dir, { recursive: true, force: true });
   });
 
   const storageFile = (state: string, key: string) => path.join(stack.dataDir, 'storage', state, key);
@@ -174,6 +175,71 @@ describe('pixelmill under abuse', () => {
     expect(error.code).toBe('quota_exceeded');
     expect(error.message).toMatch(/quota/);
     expect((await upload(await encode('image/png', makeBitmap(4, 4)), KEY_A)).status).toBe(202);
+  });
+
+  /** Sends the head of a POST that declares `declaredBytes`, then `sendBytes` of it; resolves with the answer, if one comes. */
+  const partialPost = (url: string, headers: Record<string, string>, declaredBytes: number, sendBytes: number) => {
+    const req = http.request(url, {
+      method: 'POST',
+      headers: { 'content-type': 'image/png', accept: 'application/json', 'content-length': String(declaredBytes), ...headers },
+    });
+    req.on('error', () => undefined); // the server closing on a client still sending
+    req.write(Buffer.concat([PNG_SIGNATURE, Buffer.alloc(sendBytes - PNG_SIGNATURE.length)]));
+    const answer = new Promise<{ status: number; connection?: string; body: string }>((resolve) =>
+      req.on('response', (res) => {
+        let body = '';
+        res.on('data', (chunk: Buffer) => (body += chunk.toString()));
+        res.on('end', () => resolve({ status: res.statusCode!, connection: res.headers.connection, body }));
+      }),
+    );
+    return { req, answer };
+  };
+  const logLines = (service: string): Array<Record<string, unknown>> =>
+    fs
+      .readFileSync(path.join(dir, 'logs', `${service}.log`), 'utf8')
+      .split('\n')
+      .filter((line) => line !== '')
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+
+  it('when 2 GB are sent without a key, then the 401 comes after the first megabyte and the connection is closed', async () => {
+    const { req, answer } = partialPost(`${frontend}/newImage`, {}, 2 * 1024 ** 3, 1024 * 1024);
+
+    const refused = await answer;
+    req.destroy();
+    expect(refused.status).toBe(401);
+    expect(refused.connection).toBe('close');
+    expect(ErrorBodySchema.parse(JSON.parse(refused.body)).error.code).toBe('unauthorized');
+    expect((await fetch(`${frontend}/healthz`)).status).toBe(200);
+  });
+
+  it('when a client hangs up in the middle of an upload to storage, then storage logs that at info, without a stack', async () => {
+    const before = logLines('storage').length;
+    const { req } = partialPost(
+      `${stack.urls.storage!}/objects/inProgress/${randomUUID()}`,
+      { authorization: `Bearer ${stack.tokens!.internal}` },
+      4 * 1024 * 1024,
+      1024 * 1024,
+    );
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    req.destroy();
+    await new Promise((resolve) => setTimeout(resolve, 700));
+
+    const lines = logLines('storage').slice(before);
+    expect(lines.map((line) => [line.level, line.message])).toContainEqual([
+      'info',
+      expect.stringMatching(/^POST \/objects\/inProgress\/[\w-]+: the client hung up before its request was answered$/),
+    ]);
+    expect(lines.filter((line) => line.level === 'error' || line.level === 'warn' || 'stack' in line)).toEqual([]);
+    expect((await fetch(`${stack.urls.storage!}/healthz`)).status).toBe(200);
+  });
+
+  it('every line every service has logged is one JSON object', () => {
+    for (const service of ['kv', 'taskdb', 'storage', 'master', 'frontend']) {
+      const text = fs.readFileSync(path.join(dir, 'logs', `${service}.log`), 'utf8');
+      for (const line of text.split('\n').filter((l) => l !== '')) {
+        expect(() => JSON.parse(line)).not.toThrow();
+      }
+    }
   });
 
   it('when an Idempotency-Key comes again with another image, then it is a 422; with the same image, the first id', async () => {

@@ -100,6 +100,12 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
       res.destroy();
       return;
     }
+    if (clientHungUp(req, res, err)) {
+      // Whatever failed, it failed because the client went: there is no one to answer.
+      logger.info(`${req.method} ${req.path}: the client hung up before its request was answered`);
+      res.destroy();
+      return;
+    }
     // A body not read to its end (refused before it was read, or by its first bytes) is not
     // drained: the answer closes the connection, which costs the server nothing more.
     if (!req.complete) closeAfterAnswer(req, res);
@@ -109,8 +115,7 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
       res.status(appError.status).json(appError.toBody());
       return;
     }
-    if (clientHungUp(req, res, err)) logger.info(`${req.method} ${req.path}: the client hung up`);
-    else logger.error(`${req.method} ${req.path} failed`, err);
+    logger.error(`${req.method} ${req.path} failed`, err);
     res.status(500).json(new AppError('internal', 500, 'internal error').toBody());
   };
 }

@@ -1,6 +1,9 @@
+import http from 'node:http';
 import { randomBytes } from 'node:crypto';
+import { Writable } from 'node:stream';
+import winston from 'winston';
 import { ErrorBodySchema, type ErrorCode } from '@pixelmill/contracts';
-import { createLogger, Discovery, listen, type Listening } from '@pixelmill/kit';
+import { Discovery, listen, type Listening } from '@pixelmill/kit';
 import { createApp } from '../../src/app';
 import { FORM_KEY_BYTES } from '../../src/routes/upload-form';
 import { countBytesRead, endlessUpload, type EndlessUploadAnswer } from './endless-upload';
@@ -29,16 +32,38 @@ function formOpening(fields: Record<string, string> = {}): Buffer {
 // A refused connection stays open, unread, for LINGER_MS before it is closed.
 jest.setTimeout(15_000);
 
+async function waitFor(check: () => boolean, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('timed out waiting');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
 describe('frontend under abuse', () => {
   let master: FakeMaster;
   let frontend: Listening;
   let bytesRead: ReturnType<typeof countBytesRead>;
+  /** What the frontend logged, line by line. */
+  let logged: Array<Record<string, unknown>>;
 
   const start = async ({ quotaBytes }: { quotaBytes?: number } = {}): Promise<void> => {
     master = await startFakeMaster({ quotaBytes });
+    const lines: Array<Record<string, unknown>> = [];
+    logged = lines;
+    const sink = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        lines.push(JSON.parse(chunk.toString('utf8')) as Record<string, unknown>);
+        done();
+      },
+    });
     const app = createApp({
       master: new Discovery({ kvUrl: 'http://127.0.0.1:9', overrides: { master: master.url }, timeoutMs: 5000 }).client('master'),
-      logger: createLogger('frontend', 'silent'),
+      logger: winston.createLogger({
+        level: 'info',
+        format: winston.format.combine(winston.format.errors({ stack: true }), winston.format.json()),
+        transports: [new winston.transports.Stream({ stream: sink })],
+      }),
       maxUploadBytes: MAX_UPLOAD_BYTES,
       apiKeys: [KEY],
     });
@@ -132,6 +157,29 @@ describe('frontend under abuse', () => {
       await expectRefused(answer, 413, 'payload_too_large', MAX_UPLOAD_BYTES + 2 * MiB);
       expect(answer.sent).toBeLessThan(MAX_UPLOAD_BYTES + 32 * MiB);
       expect(master.newImageCalls).toEqual([]);
+    });
+  });
+
+  describe('a client that hangs up', () => {
+    beforeEach(() => start());
+
+    it('when it hangs up in the middle of a streamed upload, then that is logged at info, without a stack, not as master unreachable', async () => {
+      // Above the streaming threshold (8 MiB): the bytes go on to master as they come.
+      const req = http.request(`${frontend.url}/newImage`, {
+        method: 'POST',
+        headers: { 'content-type': 'image/png', 'x-api-key': KEY, 'content-length': String(20 * MiB) },
+      });
+      req.on('error', () => undefined);
+      req.write(Buffer.concat([PNG_HEAD, Buffer.alloc(2 * MiB)]));
+      await waitFor(() => master.requests.some((request) => request.path === '/newImage'));
+
+      req.destroy();
+      await waitFor(() => logged.length > 0);
+
+      expect(logged.map((line) => [line.level, line.message])).toEqual([
+        ['info', 'POST /newImage: the client hung up before its request was answered'],
+      ]);
+      expect(logged.filter((line) => 'stack' in line)).toEqual([]);
     });
   });
 
