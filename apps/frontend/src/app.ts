@@ -31,6 +31,8 @@ export interface FrontendAppDeps {
   trustProxyHops?: number;
   /** How often the status page reloads itself without JavaScript. */
   refreshSeconds?: number;
+  /** How long a streamed upload may take on its way to master (the client sends it at its pace); the master client's timeout by default. */
+  streamedUploadTimeoutMs?: number;
 }
 
 export function createApp({
@@ -43,8 +45,9 @@ export function createApp({
   uploadLimiter,
   trustProxyHops = 0,
   refreshSeconds = 1,
+  streamedUploadTimeoutMs,
 }: FrontendAppDeps): Express {
-  const gateway = new MasterGateway(master);
+  const gateway = new MasterGateway(master, { streamedUploadTimeoutMs });
   const keys = new ApiKeys(apiKeys);
   // Master knows each owner's stored bytes and quota; asking it first spares reading an upload it would refuse.
   const uploadQuota = new UploadQuota((owner) => gateway.usage(owner));

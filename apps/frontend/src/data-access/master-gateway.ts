@@ -51,14 +51,27 @@ export interface Submission {
 }
 
 /** The frontend's only way to master: the calls it makes, with master's answers mapped to ours. */
+export interface MasterGatewayOptions {
+  /**
+   * How long a streamed upload may take to reach master and be answered: its bytes come at the
+   * client's pace, so the client's time to send them counts too. The client's default otherwise.
+   */
+  streamedUploadTimeoutMs?: number;
+}
+
 export class MasterGateway {
-  constructor(private readonly client: ContractClient) {}
+  constructor(
+    private readonly client: ContractClient,
+    private readonly options: MasterGatewayOptions = {},
+  ) {}
 
   async submit(upload: CheckedUpload, { owner, idempotencyKey }: Submission): Promise<Accepted> {
     const result = await this.client.call(masterContract.newImage, {
       query: { op: upload.op, owner },
       headers: { 'idempotency-key': idempotencyKey },
-      ...('bytes' in upload ? { body: upload.bytes } : { body: upload.stream, contentLength: upload.length }),
+      ...('bytes' in upload
+        ? { body: upload.bytes }
+        : { body: upload.stream, contentLength: upload.length, timeoutMs: this.options.streamedUploadTimeoutMs }),
       contentType: upload.contentType,
       // With the key, an answer lost on the way back can be asked for again without a second task
       // (a streamed upload cannot: its bytes are gone once sent).

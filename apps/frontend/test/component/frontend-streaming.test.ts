@@ -122,4 +122,26 @@ describe('frontend, large raw uploads', () => {
     expect(master.newImageCalls).toHaveLength(2);
     expect(master.tasks.size).toBe(1);
   });
+
+  it("when a client sends a streamed upload slower than the calls to master may take, then it still goes through, within the streamed uploads' own time", async () => {
+    const slowClientApp = (streamedUploadTimeoutMs?: number) =>
+      createApp({
+        // Calls to master time out after 300 ms.
+        master: new Discovery({ kvUrl: 'http://127.0.0.1:9', overrides: { master: master.url }, timeoutMs: 300 }).client('master'),
+        logger: createLogger('frontend', 'silent'),
+        maxUploadBytes: MAX_UPLOAD_BYTES,
+        streamUploadsFromBytes: STREAM_FROM_BYTES,
+        imageLimits: { maxPixels: 1_000_000, maxSide: 2_000 },
+        streamedUploadTimeoutMs,
+      });
+    const bytes = pngDeclaring(500, 500, 200 * 1024);
+    const pause = () => new Promise<void>((resolve) => setTimeout(resolve, 600));
+    const [patient, impatient] = await Promise.all([listen(slowClientApp(10_000), 0), listen(slowClientApp(), 0)]);
+    try {
+      expect((await upload(patient.url, bytes, 150 * 1024, pause)).status).toBe(202);
+      expect((await upload(impatient.url, bytes, 150 * 1024, pause)).status).toBe(503);
+    } finally {
+      await Promise.all([patient.close(), impatient.close()]);
+    }
+  });
 });
