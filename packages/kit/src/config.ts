@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { DEFAULT_BODY_TIMEOUT_MS, DEFAULT_HEADERS_TIMEOUT_MS } from './server';
 
 export const PortSchema = z.coerce.number().int().min(0).max(65_535);
 export const UrlSchema = z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' });
@@ -21,6 +22,13 @@ export const ServerEnvSchema = z.object({
   /** Where the others reach this service; defaults to http://HOST:PORT. */
   ADVERTISE_URL: UrlSchema.optional(),
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).default(10_000),
+  /** Time a client has to send a request's headers; a slower one is answered 408 and closed. */
+  HEADERS_TIMEOUT_MS: z.coerce.number().int().positive().default(DEFAULT_HEADERS_TIMEOUT_MS),
+  /**
+   * Time a client has to send a whole request, body included (408 and closed after it). The
+   * default lets a 25 MiB upload through a line of about 1.75 Mbit/s upstream.
+   */
+  BODY_TIMEOUT_MS: z.coerce.number().int().positive().default(DEFAULT_BODY_TIMEOUT_MS),
 }).extend(AuthEnvSchema.shape);
 
 /** Environment of every process that finds the others through kv. */

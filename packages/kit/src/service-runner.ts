@@ -13,6 +13,8 @@ export interface RunServiceOptions {
     HOST: string;
     ADVERTISE_URL?: string;
     SHUTDOWN_TIMEOUT_MS: number;
+    HEADERS_TIMEOUT_MS: number;
+    BODY_TIMEOUT_MS: number;
     KV_URL?: string;
     REGISTER_INTERVAL_MS?: number;
     INTERNAL_TOKEN?: string;
@@ -27,7 +29,11 @@ export interface RunServiceOptions {
  */
 export async function runService(options: RunServiceOptions): Promise<Listening> {
   const { service, logger, config } = options;
-  const server = await listen(options.app, config.PORT, config.HOST);
+  const server = await listen(options.app, config.PORT, {
+    host: config.HOST,
+    headersTimeoutMs: config.HEADERS_TIMEOUT_MS,
+    bodyTimeoutMs: config.BODY_TIMEOUT_MS,
+  });
   const url = config.ADVERTISE_URL ?? server.url;
   const registration =
     config.KV_URL === undefined
