@@ -1,5 +1,5 @@
 import http, { type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import express, { type Express, type Response, type Router } from 'express';
 import { commonContract, type ErrorCode } from '@pixelmill/contracts';
@@ -28,11 +28,11 @@ const MIN_TIMEOUT_CHECK_MS = 10;
  * closed once it is sent. Closing at once instead (as Node does with its own refusals) resets
  * the connection under a client still sending, which then sees the reset and not the answer.
  */
-function refuse(socket: Duplex, status: number, reason: string, code: ErrorCode, message: string): void {
+function refuse(socket: Duplex, status: number, reason: string, code: ErrorCode, message: string, headers = ''): void {
   const body = JSON.stringify({ error: { code, message } });
   socket.end(
     `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\n` +
-      `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      `Content-Length: ${Buffer.byteLength(body)}\r\n${headers}Connection: close\r\n\r\n${body}`,
     () => socket.destroy(),
   );
 }
@@ -73,6 +73,40 @@ function answerClientError(timeouts: { headersMs: number; bodyMs: number }) {
         refuse(socket, 400, 'Bad Request', 'bad_request', 'malformed HTTP request');
     }
   };
+}
+
+/**
+ * Caps the connections one client address holds open at once: one more is answered a raw 429
+ * as it connects, before Node's HTTP layer takes the socket, and closed once that is sent.
+ * Returns whether a socket was refused, so a request that arrives on it meanwhile skips Express.
+ */
+function capConnectionsPerClient(server: Server, max: number): (socket: Duplex) => boolean {
+  const open = new Map<string, number>();
+  const refused = new WeakSet<Duplex>();
+  server.prependListener('connection', (socket: Socket) => {
+    const client = socket.remoteAddress;
+    if (client === undefined) return; // gone already
+    const count = open.get(client) ?? 0;
+    if (count >= max) {
+      refused.add(socket);
+      refuse(
+        socket,
+        429,
+        'Too Many Requests',
+        'too_many_requests',
+        `too many connections from your address: at most ${max} may be open at once`,
+        'Retry-After: 1\r\n',
+      );
+      return;
+    }
+    open.set(client, count + 1);
+    socket.once('close', () => {
+      const left = (open.get(client) ?? 1) - 1;
+      if (left === 0) open.delete(client);
+      else open.set(client, left);
+    });
+  });
+  return (socket) => refused.has(socket);
 }
 
 export type ReadinessCheck = () => Promise<unknown>;
@@ -169,6 +203,8 @@ export interface ListenOptions {
   headersTimeoutMs?: number;
   /** Time a client has to send a whole request, headers and body; a handler's own time is not counted. */
   bodyTimeoutMs?: number;
+  /** Connections one client address may hold open at once; more are refused with 429. 0 or unset: no cap. */
+  maxConnectionsPerClient?: number;
 }
 
 /**
@@ -181,14 +217,16 @@ export function listen(app: Express, port: number, options: ListenOptions = {}):
   // The whole request's limit bounds its headers too; Node refuses a headers timeout above it.
   const headersMs = Math.min(options.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS, bodyMs);
   return new Promise((resolve, reject) => {
-    const server = http.createServer(
-      {
-        headersTimeout: headersMs,
-        requestTimeout: bodyMs,
-        connectionsCheckingInterval: Math.max(MIN_TIMEOUT_CHECK_MS, Math.floor(headersMs / TIMEOUT_CHECKS_PER_PERIOD)),
-      },
-      app,
-    );
+    const server = http.createServer({
+      headersTimeout: headersMs,
+      requestTimeout: bodyMs,
+      connectionsCheckingInterval: Math.max(MIN_TIMEOUT_CHECK_MS, Math.floor(headersMs / TIMEOUT_CHECKS_PER_PERIOD)),
+    });
+    const max = options.maxConnectionsPerClient ?? 0;
+    const refused = max > 0 ? capConnectionsPerClient(server, max) : () => false;
+    server.on('request', (req, res) => {
+      if (!refused(req.socket)) app(req, res);
+    });
     // Longer than the clients' idle sockets live, so a reused keep-alive socket is not closed under a request.
     server.keepAliveTimeout = 65_000;
     server.on('clientError', answerClientError({ headersMs, bodyMs }));

@@ -19,6 +19,8 @@ export interface RunServiceOptions {
     REGISTER_INTERVAL_MS?: number;
     INTERNAL_TOKEN?: string;
   };
+  /** Connections one client address may hold open at once (0 or unset: no cap); for a public door. */
+  maxConnectionsPerClient?: number;
   /** Steps run on SIGTERM after the server stopped taking requests (close databases, ...). */
   onStop?: Array<() => Promise<unknown> | unknown>;
 }
@@ -33,6 +35,7 @@ export async function runService(options: RunServiceOptions): Promise<Listening>
     host: config.HOST,
     headersTimeoutMs: config.HEADERS_TIMEOUT_MS,
     bodyTimeoutMs: config.BODY_TIMEOUT_MS,
+    maxConnectionsPerClient: options.maxConnectionsPerClient,
   });
   const url = config.ADVERTISE_URL ?? server.url;
   const registration =

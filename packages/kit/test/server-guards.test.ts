@@ -56,6 +56,21 @@ const dribble = (first: string, each: string, everyMs: number) => (socket: net.S
   return () => clearInterval(timer);
 };
 
+/** An open keep-alive connection that has been served one request. */
+function servedConnection(server: Listening, localAddress?: string): Promise<{ socket: net.Socket; answer: string }> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ port: server.port, host: '127.0.0.1', localAddress });
+    let answer = '';
+    socket.on('connect', () => socket.write('GET /hello HTTP/1.1\r\nHost: test\r\n\r\n'));
+    socket.on('data', (chunk: Buffer) => {
+      answer += chunk.toString('utf8');
+      if (answer.endsWith('hello')) resolve({ socket, answer });
+    });
+    socket.on('error', reject);
+    socket.on('close', () => resolve({ socket, answer }));
+  });
+}
+
 /** Counts the requests Express saw. */
 function testApp() {
   let seen = 0;
@@ -147,5 +162,56 @@ describe('listen: slow clients', () => {
 
     expect(response.status).toBe(200);
     expect(await response.json()).toEqual({ thought: true });
+  });
+});
+
+describe('listen: connections per client address', () => {
+  it('when a client opens one connection more than the cap, then that one gets a raw 429 and is closed, without Express', async () => {
+    const { app, seen } = testApp();
+    const server = await serve(app, { maxConnectionsPerClient: 2 });
+    const open = [await servedConnection(server), await servedConnection(server)];
+    expect(open.map((c) => c.answer)).toEqual([expect.stringMatching(/^HTTP\/1\.1 200/), expect.stringMatching(/^HTTP\/1\.1 200/)]);
+
+    const refused = await exchange(server, (socket) => {
+      socket.write('GET /hello HTTP/1.1\r\nHost: test\r\n\r\n');
+      return () => undefined;
+    });
+
+    expect(refused.status).toBe(429);
+    expect(refused.headers).toMatchObject({ 'retry-after': '1', 'connection': 'close' });
+    expect(JSON.parse(refused.body)).toEqual({
+      error: { code: 'too_many_requests', message: 'too many connections from your address: at most 2 may be open at once' },
+    });
+    expect(seen()).toBe(2);
+    for (const { socket } of open) socket.destroy();
+  });
+
+  it('when a capped client closes a connection, then its next one is served', async () => {
+    const server = await serve(testApp().app, { maxConnectionsPerClient: 1 });
+    const first = await servedConnection(server);
+    expect((await servedConnection(server)).answer).toMatch(/^HTTP\/1\.1 429/);
+
+    await new Promise((closed) => first.socket.once('close', closed).destroy());
+    // The server learns of the close a moment after the client does.
+    let next = await servedConnection(server);
+    for (let tries = 0; next.answer.startsWith('HTTP/1.1 429') && tries < 20; tries += 1) {
+      await new Promise((r) => setTimeout(r, 50));
+      next = await servedConnection(server);
+    }
+
+    expect(next.answer).toMatch(/^HTTP\/1\.1 200/);
+    next.socket.destroy();
+  });
+
+  it('when one address is at the cap, then another address is still served', async () => {
+    const server = await serve(testApp().app, { maxConnectionsPerClient: 1 });
+    const first = await servedConnection(server, '127.0.0.1');
+    expect((await servedConnection(server, '127.0.0.1')).answer).toMatch(/^HTTP\/1\.1 429/);
+
+    const other = await servedConnection(server, '127.0.0.2');
+
+    expect(other.answer).toMatch(/^HTTP\/1\.1 200/);
+    first.socket.destroy();
+    other.socket.destroy();
   });
 });
