@@ -48,6 +48,12 @@ export const FrontendConfigSchema = ServerEnvSchema.extend(DiscoveryEnvSchema.sh
    * client address (for the rate limit without keys) is that many hops back. 0: the socket's peer.
    */
   TRUST_PROXY_HOPS: z.coerce.number().int().min(0).max(10).default(0),
+  /**
+   * Connections one client address may hold open at once; one more is refused with 429 as it
+   * connects. 0 turns the cap off. Counted by the socket's peer: behind a proxy every client
+   * shares the proxy's address, so there turn it off (or set it above what the proxy opens).
+   */
+  MAX_CONNECTIONS_PER_CLIENT: z.coerce.number().int().min(0).default(64),
   /** Fixed address of master (a load balancer, a service DNS name); wins over discovery through kv. */
   MASTER_URL: UrlSchema.optional(),
   /** How often the status page reloads itself (without JavaScript) until the image is done. */

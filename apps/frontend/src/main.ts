@@ -29,5 +29,5 @@ runMain('frontend', async () => {
   });
   if (config.API_KEYS) logger.info(`API keys required (${config.API_KEYS.length} configured)`);
   // Listens, registers services/frontend in kv (renewed), and on SIGTERM unregisters and closes.
-  await runService({ service: 'frontend', app, logger, config });
+  await runService({ service: 'frontend', app, logger, config, maxConnectionsPerClient: config.MAX_CONNECTIONS_PER_CLIENT });
 });

@@ -1,4 +1,7 @@
+import fs from 'node:fs';
 import { z } from 'zod';
+import { formatLogLine } from './logger';
+import { DEFAULT_BODY_TIMEOUT_MS, DEFAULT_HEADERS_TIMEOUT_MS } from './server';
 
 export const PortSchema = z.coerce.number().int().min(0).max(65_535);
 export const UrlSchema = z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' });
@@ -21,6 +24,13 @@ export const ServerEnvSchema = z.object({
   /** Where the others reach this service; defaults to http://HOST:PORT. */
   ADVERTISE_URL: UrlSchema.optional(),
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).default(10_000),
+  /** Time a client has to send a request's headers; a slower one is answered 408 and closed. */
+  HEADERS_TIMEOUT_MS: z.coerce.number().int().positive().default(DEFAULT_HEADERS_TIMEOUT_MS),
+  /**
+   * Time a client has to send a whole request, body included (408 and closed after it). The
+   * default lets a 25 MiB upload through a line of about 1.75 Mbit/s upstream.
+   */
+  BODY_TIMEOUT_MS: z.coerce.number().int().positive().default(DEFAULT_BODY_TIMEOUT_MS),
 }).extend(AuthEnvSchema.shape);
 
 /** Environment of every process that finds the others through kv. */
@@ -33,7 +43,7 @@ export const DiscoveryEnvSchema = z.object({
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
-    super(`invalid configuration:\n${problems.map((p) => `  ${p}`).join('\n')}`);
+    super(`invalid configuration: ${problems.join('; ')}`);
     this.name = 'ConfigError';
   }
 }
@@ -51,7 +61,7 @@ export function parseConfig<S extends z.ZodType>(schema: S, env: Record<string, 
   return Object.freeze(result.data);
 }
 
-/** For main.ts: parse or stop the process with a message that names each bad variable. */
+/** For main.ts: parse or stop the process with a log line that names each bad variable. */
 export function loadConfigOrExit<S extends z.ZodType>(
   service: string,
   schema: S,
@@ -61,7 +71,8 @@ export function loadConfigOrExit<S extends z.ZodType>(
     return parseConfig(schema, env);
   } catch (err) {
     if (err instanceof ConfigError) {
-      process.stderr.write(`${service}: ${err.message}\n`);
+      // Written synchronously: an asynchronous write to a pipe would be lost to the exit.
+      fs.writeSync(process.stdout.fd, formatLogLine('error', service, err.message, { problems: err.problems }));
       process.exit(1);
     }
     throw err;

@@ -1,6 +1,6 @@
 import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
-import type { Readable } from 'node:stream';
+import { finished, type Readable } from 'node:stream';
 import type { z } from 'zod';
 import {
   type BinaryBody,
@@ -87,6 +87,13 @@ class TransportError extends Error {
   }
 }
 
+/** The stream a body was read from failed or ended early (say, the client uploading it hung up). */
+class SourceError extends Error {
+  constructor(readonly reason: unknown) {
+    super(`the body's source failed: ${(reason as Error)?.message ?? String(reason)}`);
+  }
+}
+
 const neverConnected = (err: unknown): boolean => err instanceof TransportError && NEVER_CONNECTED.has(err.code ?? '');
 
 const sleep = (ms: number, signal?: AbortSignal) =>
@@ -133,7 +140,7 @@ function send(request: Outgoing): Promise<{ response: IncomingMessage; done: () 
       cleanup();
       if (settled) return;
       settled = true;
-      reject(err instanceof TransportError ? err : new TransportError(err.message, err.code));
+      reject(err instanceof TransportError || err instanceof SourceError ? err : new TransportError(err.message, err.code));
     };
     const timer = setTimeout(() => req.destroy(new TransportError(`no answer within ${request.timeoutMs} ms`, 'ETIMEDOUT')), request.timeoutMs);
     const onAbort = () => req.destroy(new TransportError('cancelled', 'ABORTED'));
@@ -154,7 +161,10 @@ function send(request: Outgoing): Promise<{ response: IncomingMessage; done: () 
     });
     if (streamed) {
       const source = request.body as Readable;
-      source.once('error', (err) => req.destroy(err));
+      // An error, or a close before the end (a client that hung up), leaves the request unfinished.
+      finished(source, { writable: false }, (err) => {
+        if (err) req.destroy(new SourceError(err));
+      });
       source.pipe(req);
     } else {
       req.end(request.body);
@@ -264,6 +274,12 @@ export class ContractClient {
           }
         }
       } catch (err) {
+        // The body's sender is gone, not the service: no retry, and nothing to report as an outage.
+        if (err instanceof SourceError) {
+          throw err.reason instanceof AppError
+            ? err.reason
+            : new AppError('bad_request', 400, 'the upload was cut off before it could be passed on');
+        }
         if (input.signal?.aborted) throw new AppError('unavailable', 503, `call to ${this.options.service} was cancelled`);
         if (!(err instanceof AppError)) this.options.onUnreachable?.();
         // A request that never got out (no connection, no address yet) can always be sent again;

@@ -25,3 +25,16 @@ export function createLogger(service: string, level: LogLevel = 'info'): Logger 
     transports: [new winston.transports.Console()],
   });
 }
+
+/**
+ * One line as the logger writes it, for the moments without a logger: a configuration refused,
+ * a start that failed. Every line a service writes is then JSON, for a log collector to parse.
+ */
+export function formatLogLine(
+  level: Exclude<LogLevel, 'silent'>,
+  service: string,
+  message: string,
+  meta: Record<string, unknown> = {},
+): string {
+  return `${JSON.stringify({ level, message, service, ...meta, timestamp: new Date().toISOString() })}\n`;
+}

@@ -1,8 +1,8 @@
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import http, { type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import express, { type Express, type Response, type Router } from 'express';
-import { commonContract } from '@pixelmill/contracts';
+import { commonContract, type ErrorCode } from '@pixelmill/contracts';
 import { mountContract } from './contract-router';
 import { AppError, errorHandler, notFoundHandler } from './errors';
 import type { Logger } from './logger';
@@ -11,21 +11,102 @@ import { requestContext } from './request-context';
 /** Longest request URL served; longer ones get a 414. */
 export const MAX_URL_LENGTH = 8 * 1024;
 
-/** Answers what Node's HTTP parser refuses before Express sees it with the same JSON error body. */
-function answerClientError(err: Error & { code?: string }, socket: Duplex): void {
-  if (!socket.writable) {
-    socket.destroy();
-    return;
-  }
-  const [status, reason, code, message] =
-    err.code === 'HPE_HEADER_OVERFLOW'
-      ? [431, 'Request Header Fields Too Large', 'headers_too_large', 'the request headers (or URL) are too large']
-      : [400, 'Bad Request', 'bad_request', 'malformed HTTP request'];
+/** Time a client has for a request's headers, from its connection or the request's first byte. */
+export const DEFAULT_HEADERS_TIMEOUT_MS = 20_000;
+/**
+ * Time a client has for a whole request, headers and body. 25 MiB (the default upload limit) in
+ * two minutes needs about 1.75 Mbit/s upstream, what a slow mobile or ADSL line still gives; a
+ * stack taking larger uploads or slower clients raises it.
+ */
+export const DEFAULT_BODY_TIMEOUT_MS = 120_000;
+/** Node checks its request timeouts every 30 s by default; this close, a timeout is kept within 10 %. */
+const TIMEOUT_CHECKS_PER_PERIOD = 10;
+const MIN_TIMEOUT_CHECK_MS = 10;
+
+/**
+ * An answer written straight to the socket, for what never reaches Express; the socket is
+ * closed once it is sent. Closing at once instead (as Node does with its own refusals) resets
+ * the connection under a client still sending, which then sees the reset and not the answer.
+ */
+function refuse(socket: Duplex, status: number, reason: string, code: ErrorCode, message: string, headers = ''): void {
   const body = JSON.stringify({ error: { code, message } });
   socket.end(
     `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\n` +
-      `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      `Content-Length: ${Buffer.byteLength(body)}\r\n${headers}Connection: close\r\n\r\n${body}`,
+    () => socket.destroy(),
   );
+}
+
+/** The response in flight on a socket, which Node keeps there until it is finished. */
+const responseOn = (socket: Duplex): ServerResponse | null | undefined =>
+  (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage;
+
+/**
+ * Answers what Node's HTTP parser refuses before Express sees it, and a request not received in
+ * time, with the same JSON error body. Once a response has started on the socket, an answer
+ * would corrupt it: the socket is only closed.
+ */
+function answerClientError(timeouts: { headersMs: number; bodyMs: number }) {
+  return (err: Error & { code?: string }, socket: Duplex): void => {
+    const response = responseOn(socket);
+    if (!socket.writable || response?.headersSent) {
+      socket.destroy();
+      return;
+    }
+    switch (err.code) {
+      case 'HPE_HEADER_OVERFLOW':
+        refuse(socket, 431, 'Request Header Fields Too Large', 'headers_too_large', 'the request headers (or URL) are too large');
+        return;
+      case 'ERR_HTTP_REQUEST_TIMEOUT':
+        // A response object exists once the headers are in: then it was the body that was late.
+        refuse(
+          socket,
+          408,
+          'Request Timeout',
+          'request_timeout',
+          response
+            ? `the request was not received within ${timeouts.bodyMs} ms`
+            : `the request headers were not received within ${timeouts.headersMs} ms`,
+        );
+        return;
+      default:
+        refuse(socket, 400, 'Bad Request', 'bad_request', 'malformed HTTP request');
+    }
+  };
+}
+
+/**
+ * Caps the connections one client address holds open at once: one more is answered a raw 429
+ * as it connects, before Node's HTTP layer takes the socket, and closed once that is sent.
+ * Returns whether a socket was refused, so a request that arrives on it meanwhile skips Express.
+ */
+function capConnectionsPerClient(server: Server, max: number): (socket: Duplex) => boolean {
+  const open = new Map<string, number>();
+  const refused = new WeakSet<Duplex>();
+  server.prependListener('connection', (socket: Socket) => {
+    const client = socket.remoteAddress;
+    if (client === undefined) return; // gone already
+    const count = open.get(client) ?? 0;
+    if (count >= max) {
+      refused.add(socket);
+      refuse(
+        socket,
+        429,
+        'Too Many Requests',
+        'too_many_requests',
+        `too many connections from your address: at most ${max} may be open at once`,
+        'Retry-After: 1\r\n',
+      );
+      return;
+    }
+    open.set(client, count + 1);
+    socket.once('close', () => {
+      const left = (open.get(client) ?? 1) - 1;
+      if (left === 0) open.delete(client);
+      else open.set(client, left);
+    });
+  });
+  return (socket) => refused.has(socket);
 }
 
 export type ReadinessCheck = () => Promise<unknown>;
@@ -115,13 +196,41 @@ export interface Listening {
   close(): Promise<void>;
 }
 
-/** Listens on host:port (0 picks a free port) and resolves once bound. */
-export function listen(app: Express, port: number, host = '127.0.0.1'): Promise<Listening> {
+export interface ListenOptions {
+  /** Interface to bind (default 127.0.0.1). */
+  host?: string;
+  /** Time a client has to send a request's headers, from the connection or the request's first byte. */
+  headersTimeoutMs?: number;
+  /** Time a client has to send a whole request, headers and body; a handler's own time is not counted. */
+  bodyTimeoutMs?: number;
+  /** Connections one client address may hold open at once; more are refused with 429. 0 or unset: no cap. */
+  maxConnectionsPerClient?: number;
+}
+
+/**
+ * Listens on host:port (0 picks a free port) and resolves once bound. A request not received
+ * within its timeouts is answered 408 and its connection closed.
+ */
+export function listen(app: Express, port: number, options: ListenOptions = {}): Promise<Listening> {
+  const host = options.host ?? '127.0.0.1';
+  const bodyMs = options.bodyTimeoutMs ?? DEFAULT_BODY_TIMEOUT_MS;
+  // The whole request's limit bounds its headers too; Node refuses a headers timeout above it.
+  const headersMs = Math.min(options.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS, bodyMs);
   return new Promise((resolve, reject) => {
-    const server = app.listen(port, host);
+    const server = http.createServer({
+      headersTimeout: headersMs,
+      requestTimeout: bodyMs,
+      connectionsCheckingInterval: Math.max(MIN_TIMEOUT_CHECK_MS, Math.floor(headersMs / TIMEOUT_CHECKS_PER_PERIOD)),
+    });
+    const max = options.maxConnectionsPerClient ?? 0;
+    const refused = max > 0 ? capConnectionsPerClient(server, max) : () => false;
+    server.on('request', (req, res) => {
+      if (!refused(req.socket)) app(req, res);
+    });
     // Longer than the clients' idle sockets live, so a reused keep-alive socket is not closed under a request.
     server.keepAliveTimeout = 65_000;
-    server.on('clientError', answerClientError);
+    server.on('clientError', answerClientError({ headersMs, bodyMs }));
+    server.listen(port, host);
     server.once('error', reject);
     server.once('listening', () => {
       server.off('error', reject);

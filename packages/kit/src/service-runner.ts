@@ -1,7 +1,7 @@
 import type { Express } from 'express';
 import type { ServiceName } from '@pixelmill/contracts';
 import { Discovery, registerService } from './discovery';
-import type { Logger } from './logger';
+import { formatLogLine, type Logger } from './logger';
 import { listen, onShutdown, type Listening } from './server';
 
 export interface RunServiceOptions {
@@ -13,10 +13,14 @@ export interface RunServiceOptions {
     HOST: string;
     ADVERTISE_URL?: string;
     SHUTDOWN_TIMEOUT_MS: number;
+    HEADERS_TIMEOUT_MS: number;
+    BODY_TIMEOUT_MS: number;
     KV_URL?: string;
     REGISTER_INTERVAL_MS?: number;
     INTERNAL_TOKEN?: string;
   };
+  /** Connections one client address may hold open at once (0 or unset: no cap); for a public door. */
+  maxConnectionsPerClient?: number;
   /** Steps run on SIGTERM after the server stopped taking requests (close databases, ...). */
   onStop?: Array<() => Promise<unknown> | unknown>;
 }
@@ -27,7 +31,12 @@ export interface RunServiceOptions {
  */
 export async function runService(options: RunServiceOptions): Promise<Listening> {
   const { service, logger, config } = options;
-  const server = await listen(options.app, config.PORT, config.HOST);
+  const server = await listen(options.app, config.PORT, {
+    host: config.HOST,
+    headersTimeoutMs: config.HEADERS_TIMEOUT_MS,
+    bodyTimeoutMs: config.BODY_TIMEOUT_MS,
+    maxConnectionsPerClient: options.maxConnectionsPerClient,
+  });
   const url = config.ADVERTISE_URL ?? server.url;
   const registration =
     config.KV_URL === undefined
@@ -45,10 +54,11 @@ export async function runService(options: RunServiceOptions): Promise<Listening>
   return server;
 }
 
-/** Runs a main function; a failure to start is printed with its stack and exits 1. */
+/** Runs a main function; a failure to start is logged as one JSON line with its stack, and the process exits 1. */
 export function runMain(service: string, main: () => Promise<unknown>): void {
   main().catch((err: unknown) => {
-    process.stderr.write(`${service} failed to start: ${(err as Error).stack ?? String(err)}\n`);
-    process.exit(1);
+    const [reason, meta] = err instanceof Error ? [err.message, { stack: err.stack }] : [String(err), {}];
+    // Queued behind the logger's lines still on their way to stdout; the exit waits until all are written.
+    process.stdout.write(formatLogLine('error', service, `${service} failed to start: ${reason}`, meta), () => process.exit(1));
   });
 }

@@ -1,5 +1,6 @@
 import http from 'node:http';
-import { Readable } from 'node:stream';
+import net from 'node:net';
+import { PassThrough, Readable } from 'node:stream';
 import express from 'express';
 import { z } from 'zod';
 import { BINARY, defineRoute, EMPTY, ErrorBodySchema } from '@pixelmill/contracts';
@@ -139,6 +140,58 @@ describe('ContractClient over node:http', () => {
     const result = await streamClient.call(storeBytes, { body: parts() });
     expect(streamed.calls()).toBe(1);
     expect(result.status).toBe(503);
+  });
+
+  it('when the client of a streamed upload hangs up halfway, then the call is a 400 saying the upload was cut off, not an outage', async () => {
+    const { server } = await startServer();
+    let unreachable = 0;
+    const client = new ContractClient({ service: 'echo', baseUrl: server.url, onUnreachable: () => (unreachable += 1) });
+    // A relay that passes its request body on as it arrives, as the frontend does with a large upload.
+    let relayed: (error: unknown) => void;
+    const outcome = new Promise<unknown>((resolve) => (relayed = resolve));
+    const relayApp = express();
+    relayApp.post('/relay', (req, res) => {
+      client.call(upload, { body: req, contentLength: 1_000, contentType: 'image/png' }).then(relayed, relayed);
+    });
+    const relay = await serve(relayApp);
+
+    const uploader = net.connect(relay.port, '127.0.0.1', () => {
+      uploader.write('POST /relay HTTP/1.1\r\nHost: test\r\nContent-Type: image/png\r\nContent-Length: 1000\r\n\r\n');
+      uploader.write(Buffer.alloc(300, 1));
+      setTimeout(() => uploader.destroy(), 100);
+    });
+    const error = await outcome;
+
+    expect(error).toBeInstanceOf(AppError);
+    expect(error).toMatchObject({ code: 'bad_request', status: 400, message: 'the upload was cut off before it could be passed on' });
+    expect(unreachable).toBe(0);
+  });
+
+  it('when a streamed body ends early without an error, then the call fails at once as cut off rather than waiting for its timeout', async () => {
+    const { server } = await startServer();
+    const client = new ContractClient({ service: 'echo', baseUrl: server.url });
+    const source = new PassThrough();
+    source.write(Buffer.alloc(100, 2));
+    setTimeout(() => source.destroy(), 50);
+
+    const started = Date.now();
+    const error = await client.call(upload, { body: source, contentLength: 400, timeoutMs: 10_000 }).catch((err: unknown) => err);
+
+    expect(error).toMatchObject({ code: 'bad_request', status: 400 });
+    expect(Date.now() - started).toBeLessThan(5_000);
+  });
+
+  it('when a streamed body fails with an AppError (a limit passed while it streams), then that error is the call\'s', async () => {
+    const { server } = await startServer();
+    const client = new ContractClient({ service: 'echo', baseUrl: server.url });
+    const source = new PassThrough();
+    const tooLarge = new AppError('payload_too_large', 413, 'the image is larger than the upload limit');
+    source.write(Buffer.alloc(100, 2));
+    setTimeout(() => source.destroy(tooLarge), 50);
+
+    const error = await client.call(upload, { body: source, contentLength: 400 }).catch((err: unknown) => err);
+
+    expect(error).toBe(tooLarge);
   });
 
   it('when an absolute url is given, then it is called instead of the base URL', async () => {

@@ -23,6 +23,9 @@ describe('frontend configuration', () => {
       UPLOAD_RATE_PER_MINUTE: 120,
       UPLOAD_BURST: 30,
       TRUST_PROXY_HOPS: 0,
+      MAX_CONNECTIONS_PER_CLIENT: 64,
+      HEADERS_TIMEOUT_MS: 20_000,
+      BODY_TIMEOUT_MS: 120_000,
     });
   });
 
