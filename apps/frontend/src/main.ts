@@ -26,6 +26,8 @@ runMain('frontend', async () => {
         : new RateLimiter({ ratePerMinute: config.UPLOAD_RATE_PER_MINUTE, burst: config.UPLOAD_BURST }),
     trustProxyHops: config.TRUST_PROXY_HOPS,
     refreshSeconds: config.PAGE_REFRESH_SECONDS,
+    // A streamed upload arrives at the client's pace, which the server allows BODY_TIMEOUT_MS for.
+    streamedUploadTimeoutMs: config.BODY_TIMEOUT_MS + config.REQUEST_TIMEOUT_MS,
   });
   if (config.API_KEYS) logger.info(`API keys required (${config.API_KEYS.length} configured)`);
   // Listens, registers services/frontend in kv (renewed), and on SIGTERM unregisters and closes.
