@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
@@ -19,6 +20,11 @@ const QUOTA_BYTES = 64 * 1024;
 /** Ended tasks expire this long after their end. */
 const RETENTION_MS = 1_500;
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+/** The frontend's time for a request's headers, and for a whole request. */
+const HEADERS_TIMEOUT_MS = 1_000;
+const BODY_TIMEOUT_MS = 3_000;
+/** Connections one address may hold open at the frontend. */
+const MAX_CONNECTIONS = 32;
 
 /**
  * The stack held against abuse, as separate processes: retention and quotas with short settings,
@@ -40,7 +46,13 @@ describe('pixelmill under abuse', () => {
       freePorts: true,
       workers: 0,
       envFor: {
-        frontend: { API_KEYS: `${KEY_A},${KEY_B},${KEY_C}`, UPLOAD_RATE_PER_MINUTE: '0' },
+        frontend: {
+          API_KEYS: `${KEY_A},${KEY_B},${KEY_C}`,
+          UPLOAD_RATE_PER_MINUTE: '0',
+          HEADERS_TIMEOUT_MS: String(HEADERS_TIMEOUT_MS),
+          BODY_TIMEOUT_MS: String(BODY_TIMEOUT_MS),
+          MAX_CONNECTIONS_PER_CLIENT: String(MAX_CONNECTIONS),
+        },
         master: {
           RETENTION_HOURS: String(RETENTION_MS / 3_600_000),
           HOUSEKEEPING_INTERVAL_MS: '100',
@@ -231,6 +243,69 @@ describe('pixelmill under abuse', () => {
     ]);
     expect(lines.filter((line) => line.level === 'error' || line.level === 'warn' || 'stack' in line)).toEqual([]);
     expect((await fetch(`${stack.urls.storage!}/healthz`)).status).toBe(200);
+  });
+
+  /** Opens a raw connection to the frontend, writes `text`, and resolves with all it gets back until the frontend closes it. */
+  const rawExchange = (text: string, timeoutMs = 10_000) =>
+    new Promise<{ answer: string; ms: number }>((resolve, reject) => {
+      const started = Date.now();
+      const socket = net.connect(Number(new URL(frontend).port), '127.0.0.1', () => socket.write(text));
+      let answer = '';
+      const timer = setTimeout(() => {
+        socket.destroy();
+        reject(new Error(`the frontend did not close the connection within ${timeoutMs} ms; got: ${answer}`));
+      }, timeoutMs);
+      socket.on('data', (chunk: Buffer) => (answer += chunk.toString('latin1')));
+      socket.on('error', () => undefined);
+      socket.on('close', () => {
+        clearTimeout(timer);
+        resolve({ answer, ms: Date.now() - started });
+      });
+    });
+  const statusOf = (answer: string) => Number(answer.split(' ')[1]);
+  const bodyOf = (answer: string) => ErrorBodySchema.parse(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4))).error;
+
+  it('when a client sends its headers too slowly, or its body, then it gets a 408 and the connection is closed', async () => {
+    const slowHeaders = await rawExchange('POST /newImage HTTP/1.1\r\nHost: pixelmill\r\n');
+    expect(statusOf(slowHeaders.answer)).toBe(408);
+    expect(slowHeaders.answer).toMatch(/\r\nConnection: close\r\n/i);
+    expect(bodyOf(slowHeaders.answer)).toMatchObject({ code: 'request_timeout', message: expect.stringMatching(/headers/) });
+    expect(slowHeaders.ms).toBeGreaterThanOrEqual(HEADERS_TIMEOUT_MS - 50);
+
+    const slowBody = await rawExchange(
+      `POST /newImage HTTP/1.1\r\nHost: pixelmill\r\nX-API-Key: ${KEY_B}\r\nContent-Type: image/png\r\nContent-Length: 2000\r\n\r\n` +
+        PNG_SIGNATURE.toString('latin1'),
+    );
+    expect(statusOf(slowBody.answer)).toBe(408);
+    expect(bodyOf(slowBody.answer).code).toBe('request_timeout');
+    expect(slowBody.ms).toBeGreaterThanOrEqual(BODY_TIMEOUT_MS - 50);
+    expect((await fetch(`${frontend}/healthz`)).status).toBe(200);
+  });
+
+  it('when one address opens more connections than allowed, then the ones over the cap get a 429 with Retry-After and are closed', async () => {
+    const sockets: net.Socket[] = [];
+    const refusals: string[] = [];
+    for (let i = 0; i < MAX_CONNECTIONS + 4; i += 1) {
+      const socket = net.connect(Number(new URL(frontend).port), '127.0.0.1');
+      let answer = '';
+      socket.on('data', (chunk: Buffer) => (answer += chunk.toString('latin1')));
+      socket.on('close', () => answer !== '' && refusals.push(answer));
+      socket.on('error', () => undefined);
+      sockets.push(socket);
+      await new Promise((resolve) => socket.once('connect', resolve));
+    }
+    await new Promise((resolve) => setTimeout(resolve, 300));
+
+    // Other connections of this test process may be open too: at least the 4 over the cap are refused.
+    expect(refusals.length).toBeGreaterThanOrEqual(4);
+    for (const answer of refusals) {
+      expect(statusOf(answer)).toBe(429);
+      expect(answer).toMatch(/\r\nRetry-After: 1\r\n/i);
+      expect(bodyOf(answer).code).toBe('too_many_requests');
+    }
+    for (const socket of sockets) socket.destroy();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect((await fetch(`${frontend}/healthz`)).status).toBe(200);
   });
 
   it('every line every service has logged is one JSON object', () => {
