@@ -31,6 +31,13 @@ export const SignedQuerySchema = z.object({
   signature: z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'must be a URL signature').optional(),
 });
 
+/**
+ * A read of part of an object: `Range: bytes=<first>-<last>` (one range; without `last`, to the
+ * end) is answered 206 with those bytes and `Content-Range: bytes <first>-<last>/<size>`. Other
+ * forms, and a range that starts past the end, are ignored: the whole object is sent.
+ */
+export const ObjectReadHeadersSchema = z.object({ range: z.string().max(200).optional() });
+
 export const StoredObjectSchema = z.object({
   key: StorageKeySchema,
   state: StorageStateSchema,
@@ -63,10 +70,11 @@ export const storageContract = {
     method: 'GET',
     path: '/objects/:state/:key',
     auth: 'internal',
-    summary: 'Read stored bytes back, with their Content-Type',
+    summary: 'Read stored bytes back, with their Content-Type; with a Range header, part of them',
     params: ObjectParamsSchema,
     query: SignedQuerySchema,
-    responses: { 200: BINARY, 400: ErrorBodySchema, 403: ErrorBodySchema, 404: ErrorBodySchema },
+    headers: ObjectReadHeadersSchema,
+    responses: { 200: BINARY, 206: BINARY, 400: ErrorBodySchema, 403: ErrorBodySchema, 404: ErrorBodySchema },
   }),
   head: defineRoute({
     method: 'HEAD',

@@ -184,17 +184,24 @@ export class ImageService {
   async finished(id: string, leaseToken: string): Promise<TaskStatus> {
     const task = await this.anyTask(id);
     const key = resultKey(id, task.attempt);
-    const file = await this.deps.storage.callStream(storageContract.get, { params: { state: 'finished', key } });
+    // Only the head is needed: the rest of a large result is not read off the disk and sent.
+    const file = await this.deps.storage.callStream(storageContract.get, {
+      params: { state: 'finished', key },
+      headers: { range: `bytes=0-${RESULT_HEAD_BYTES - 1}` },
+    });
     if (file.status === 404) {
       throw new AppError('conflict', 409, `no result stored for attempt ${task.attempt} of ${id}: upload it to the work's resultUrl first`);
     }
     if (file.stream === undefined) throw downstreamError(file, 'storage');
-    const size = Number(file.headers['content-length']);
+    // A 206 names the whole size after the slash of its Content-Range.
+    const size = Number(file.status === 206 ? /\/(\d+)$/.exec(file.headers['content-range'] ?? '')?.[1] : file.headers['content-length']);
     let head: Buffer;
     try {
       head = await peekStream(file.stream, RESULT_HEAD_BYTES);
     } finally {
-      file.stream.destroy();
+      // The part asked for is read to its end, so the connection stays usable; a whole object is cut off.
+      if (file.status === 206) file.stream.resume();
+      else file.stream.destroy();
     }
     const problem = resultProblem(head, size, task);
     if (problem) throw new AppError('unprocessable_entity', 422, `${problem}; the task stays ${task.state}`);

@@ -201,12 +201,25 @@ export class FileStore {
    * file serves the type, the size and the bytes, read in large chunks: a 400 KB image costs two
    * reads, not seven, and no second open.
    */
-  async open(state: StorageState, key: string): Promise<{ size: number; contentType: ImageType; stream: Readable } | undefined> {
+  /**
+   * An object's size, type and bytes as a stream; with `range`, the bytes from `start` to `end`
+   * (inclusive, cut at the object's end), unless it starts past the end: then all of them.
+   */
+  async open(
+    state: StorageState,
+    key: string,
+    range?: { start: number; end?: number },
+  ): Promise<{ size: number; contentType: ImageType; stream: Readable; range?: { start: number; end: number } } | undefined> {
     const handle = await this.openExisting(state, key);
     if (!handle) return undefined;
     try {
       const info = await this.describe(handle, state, key);
-      return { ...info, stream: handle.createReadStream({ start: 0, highWaterMark: READ_CHUNK_BYTES }) };
+      const read = range && range.start < info.size ? { start: range.start, end: Math.min(range.end ?? info.size - 1, info.size - 1) } : undefined;
+      return {
+        ...info,
+        ...(read ? { range: read } : {}),
+        stream: handle.createReadStream({ start: read?.start ?? 0, end: read?.end, highWaterMark: READ_CHUNK_BYTES }),
+      };
     } catch (err) {
       await handle.close();
       throw err;

@@ -43,6 +43,15 @@ const streamBody =
     next();
   };
 
+/** `bytes=<first>-<last>` or `bytes=<first>-`; anything else (several ranges, suffixes) is not a range we serve. */
+function byteRange(header: string | undefined): { start: number; end?: number } | undefined {
+  const match = header === undefined ? null : /^bytes=(\d{1,15})-(\d{0,15})$/.exec(header.trim());
+  if (!match) return undefined;
+  const start = Number(match[1]);
+  const end = match[2] === '' ? undefined : Number(match[2]);
+  return end === undefined || end >= start ? { start, end } : undefined;
+}
+
 export function mountObjectRoutes(router: Router, store: FileStore, options: ObjectRouteOptions): void {
   const { maxObjectBytes, tokens, signingKey } = options;
   const missing = (state: string, key: string) => new AppError('not_found', 404, `nothing stored under ${state}/${key}`);
@@ -68,23 +77,28 @@ export function mountObjectRoutes(router: Router, store: FileStore, options: Obj
           const { size, contentType } = await store.putStream(params.state, params.key, req, { maxBytes: limit, check });
           return { status: 201, body: { key: params.key, state: params.state, size, contentType } };
         } catch (err) {
-          if (err instanceof StreamLimitError) {
-            req.unpipe();
-            req.resume();
-            throw tooLarge(limit);
-          }
+          // The rest of a refused body is not read: the error answer closes the connection.
+          if (err instanceof StreamLimitError) throw tooLarge(limit);
           if (err instanceof EmptyBodyError) throw new AppError('bad_request', 400, 'empty body: send the image bytes');
           if (err instanceof ObjectExistsError) {
             throw new AppError('conflict', 409, `${err.message}; stored objects are never replaced`);
           }
-          if (err instanceof AppError) req.resume();
           throw err;
         }
       },
-      get: async ({ params }, _req, res) => {
-        const file = await store.open(params.state, params.key);
+      get: async ({ params, headers }, _req, res) => {
+        const file = await store.open(params.state, params.key, byteRange(headers.range));
         if (!file) throw missing(params.state, params.key);
-        res.status(200).set({ 'content-type': file.contentType, 'content-length': String(file.size) });
+        if (file.range) {
+          const { start, end } = file.range;
+          res.status(206).set({
+            'content-type': file.contentType,
+            'content-length': String(end - start + 1),
+            'content-range': `bytes ${start}-${end}/${file.size}`,
+          });
+        } else {
+          res.status(200).set({ 'content-type': file.contentType, 'content-length': String(file.size) });
+        }
         await pipeline(file.stream, res);
       },
       head: async ({ params }, _req, res) => {

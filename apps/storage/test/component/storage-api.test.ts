@@ -87,6 +87,30 @@ describe('storage API', () => {
     expect(listFiles()).toEqual(['finished/o']);
   });
 
+  it('when part of an object is asked for with a Range, then that part comes as 206 with its Content-Range; other ranges get it whole', async () => {
+    const bytes = Buffer.concat([PNG, Buffer.from('0123456789')]);
+    expect((await send('POST', '/objects/finished/ranged', bytes)).status).toBe(201);
+    const read = (range: string) => fetch(`${server.url}/objects/finished/ranged`, { headers: { range } });
+
+    const head = await read('bytes=0-3');
+    expect(head.status).toBe(206);
+    expect(head.headers.get('content-range')).toBe(`bytes 0-3/${bytes.length}`);
+    expect(Buffer.from(await head.arrayBuffer()).equals(bytes.subarray(0, 4))).toBe(true);
+
+    const tail = await read(`bytes=${bytes.length - 5}-`);
+    expect(tail.status).toBe(206);
+    expect(Buffer.from(await tail.arrayBuffer()).toString()).toBe('56789');
+    const past = await read(`bytes=0-${bytes.length + 100}`);
+    expect(past.headers.get('content-range')).toBe(`bytes 0-${bytes.length - 1}/${bytes.length}`);
+    expect(Buffer.from(await past.arrayBuffer()).equals(bytes)).toBe(true);
+
+    for (const ignored of ['bytes=-5', 'bytes=0-1,4-5', 'bytes=9-3', `bytes=${bytes.length}-`, 'lines=0-1']) {
+      const whole = await read(ignored);
+      expect(whole.status).toBe(200);
+      expect(Buffer.from(await whole.arrayBuffer()).equals(bytes)).toBe(true);
+    }
+  });
+
   it('when a body is refused by its first bytes, then no temp file is left behind, however fast the refusal', async () => {
     // The refusal can come before the temp file is open: 50 in a row showed a leftover file before.
     for (let i = 0; i < 50; i += 1) {
