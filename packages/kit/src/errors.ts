@@ -80,13 +80,13 @@ export function toAppError(err: unknown): AppError | null {
   return null;
 }
 
-/** Codes of the errors a client causes by hanging up: a connection reset, a stream closed early, a write to a closed socket. */
-const HANG_UP_CODES = new Set(['ECONNRESET', 'ECONNABORTED', 'EPIPE', 'ERR_STREAM_PREMATURE_CLOSE']);
-
-/** Whether the client is gone: nothing of ours failed, there is just no one to answer. */
-function clientHungUp(req: Request, res: Response, err: unknown): boolean {
-  const code = (err as { code?: unknown } | null)?.code;
-  return (typeof code === 'string' && HANG_UP_CODES.has(code)) || res.destroyed || (req.destroyed && !req.complete);
+/**
+ * Whether the client is gone (its connection closed, or its request cut off): then whatever
+ * failed, failed for lack of someone to answer. An error code alone does not say so: a reset
+ * may as well come from a service we called.
+ */
+function clientHungUp(req: Request, res: Response): boolean {
+  return res.destroyed || req.socket.destroyed || (req.destroyed && !req.complete);
 }
 
 export function errorHandler(logger: Logger): ErrorRequestHandler {
@@ -95,12 +95,12 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
       // The answer is under way and cannot become an error answer: it is cut short, so the client
       // sees it incomplete. (Handing the error on to Express would print its stack to stderr,
       // outside the JSON log.)
-      if (clientHungUp(req, res, err)) logger.info(`${req.method} ${req.path}: the client hung up before its answer was sent`);
+      if (clientHungUp(req, res)) logger.info(`${req.method} ${req.path}: the client hung up before its answer was sent`);
       else logger.error(`${req.method} ${req.path} failed after its answer started`, err);
       res.destroy();
       return;
     }
-    if (clientHungUp(req, res, err)) {
+    if (clientHungUp(req, res)) {
       // Whatever failed, it failed because the client went: there is no one to answer.
       logger.info(`${req.method} ${req.path}: the client hung up before its request was answered`);
       res.destroy();
