@@ -21,7 +21,8 @@ export function closeAfterAnswer(req: IncomingMessage, res: ServerResponse): voi
   req.removeAllListeners('data');
   req.removeAllListeners('readable');
   req.pause();
-  const socket = req.socket;
+  const socket = req.socket as IncomingMessage['socket'] | null;
+  if (!socket) return;
   const destroySoon = socket.destroySoon.bind(socket);
   // Node ends the connection of a `Connection: close` answer with destroySoon once it is written.
   socket.destroySoon = () => {

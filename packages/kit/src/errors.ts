@@ -86,7 +86,8 @@ export function toAppError(err: unknown): AppError | null {
  * may as well come from a service we called.
  */
 function clientHungUp(req: Request, res: Response): boolean {
-  return res.destroyed || req.socket.destroyed || (req.destroyed && !req.complete);
+  // A request no longer on its socket (null) has been served or handed over: it is not a hang-up.
+  return res.destroyed || req.socket?.destroyed === true || (req.destroyed && !req.complete);
 }
 
 export function errorHandler(logger: Logger): ErrorRequestHandler {
