@@ -66,7 +66,7 @@ describe('pixelmill under abuse', () => {
 
   afterAll(async () => {
     await stack?.stop();
-    if (dir && !process.env.KEEP_E2E) fs.rmSync(dir, { recursive: true, force: true });
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
   });
 
   const storageFile = (state: string, key: string) => path.join(stack.dataDir, 'storage', state, key);
