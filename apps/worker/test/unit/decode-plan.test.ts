@@ -3,7 +3,7 @@ import jpeg from '@jimp/js-jpeg';
 import { planDecode, type DecodeLimits } from '../../src/domain/decode-plan';
 import { ImageCodec } from '../../src/domain/image-codec';
 import { ImageDecodeError } from '../../src/domain/work-errors';
-import { gifWithFrames, gifWithHugeFrame, jpegWithSecondFrame, rgbaPng } from '@pixelmill/contracts/testing';
+import { gifWithFrames, gifWithHugeFrame, jpegWithSecondFrame, pngChunk, rgbaPng } from '@pixelmill/contracts/testing';
 
 const MB = 2 ** 20;
 const LIMITS: DecodeLimits = { maxPixels: 50_000_000, maxMemoryBytes: 1024 * MB };
@@ -96,21 +96,13 @@ describe('ImageCodec on crafted images', () => {
 
   it('when an interlaced PNG inflates past the size its header declares, then it is refused before pngjs inflates it', () => {
     // A 4×4 grey interlaced header, and a zlib stream of a megabyte of zeros.
-    const { deflateSync, crc32 } = jest.requireActual<typeof import('node:zlib')>('node:zlib');
-    const chunk = (type: string, data: Buffer) => {
-      const head = Buffer.alloc(8);
-      head.writeUInt32BE(data.length, 0);
-      head.write(type, 4, 'latin1');
-      const crc = Buffer.alloc(4);
-      crc.writeUInt32BE(crc32(Buffer.concat([head.subarray(4), data])), 0);
-      return Buffer.concat([head, data, crc]);
-    };
+    const { deflateSync } = jest.requireActual<typeof import('node:zlib')>('node:zlib');
     const ihdr = Buffer.from([0, 0, 0, 4, 0, 0, 0, 4, 8, 0, 0, 0, 1]);
     const bomb = Buffer.concat([
       Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-      chunk('IHDR', ihdr),
-      chunk('IDAT', deflateSync(Buffer.alloc(2 ** 20))),
-      chunk('IEND', Buffer.alloc(0)),
+      pngChunk('IHDR', ihdr),
+      pngChunk('IDAT', deflateSync(Buffer.alloc(2 ** 20))),
+      pngChunk('IEND', Buffer.alloc(0)),
     ]);
     expect(refusal(() => codec.decode(bomb, 'image/png'))).toMatch(/inflates past the \d+ bytes its header declares/);
   });

@@ -76,7 +76,8 @@ export function jpegDeclaring(jpeg: Buffer, width: number, height: number): Buff
   throw new Error('no baseline frame header in this JPEG');
 }
 
-function pngChunk(type: string, data: Buffer): Buffer {
+/** A PNG chunk: its length, type, data and CRC. */
+export function pngChunk(type: string, data: Buffer): Buffer {
   const head = Buffer.alloc(8);
   head.writeUInt32BE(data.length, 0);
   head.write(type, 4, 'latin1');
