@@ -4,7 +4,8 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { AcceptedSchema, ErrorBodySchema, resultKey, WorkSchema, type Work } from '@pixelmill/contracts';
+import { AcceptedSchema, ErrorBodySchema, frontendContract, resultKey, WorkSchema, type Work } from '@pixelmill/contracts';
+import { ContractClient } from '@pixelmill/kit';
 import { encode, makeBitmap } from './images';
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { startStack } = require('../scripts/stack') as typeof import('../scripts/stack');
@@ -76,6 +77,8 @@ describe('pixelmill under abuse', () => {
       body: bytes,
       headers: { 'content-type': 'image/png', accept: 'application/json', 'x-api-key': key, ...headers },
     });
+  /** A client of the public contract with `key`: it checks every answer against the contract. */
+  const asClientOf = (key: string) => new ContractClient({ service: 'frontend', baseUrl: frontend, token: key, retries: 0 });
   const accepted = async (response: Response): Promise<string> => {
     expect(response.status).toBe(202);
     return AcceptedSchema.parse(await response.json()).id;
@@ -168,10 +171,11 @@ describe('pixelmill under abuse', () => {
       expect(fs.existsSync(storageFile('finished', resultKey(id, work.attempt)))).toBe(true);
     }
     await until('result expired', () => !fs.existsSync(storageFile('finished', resultKey(id, work.attempt))));
-    for (const route of [`/image/isReady?id=${id}`, `/image/get?id=${id}`]) {
-      const gone = await fetch(`${frontend}${route}`, { headers: { 'x-api-key': KEY_A } });
+    // Through the public contract, which must declare the answer (a client of it refuses undocumented ones).
+    const client = asClientOf(KEY_A);
+    for (const gone of [await client.call(frontendContract.isReady, { query: { id } }), await client.call(frontendContract.get, { query: { id } })]) {
       expect(gone.status).toBe(410);
-      expect((await errorOf(gone)).code).toBe('gone');
+      expect(ErrorBodySchema.parse(gone.body).error.code).toBe('gone');
     }
   });
 
@@ -331,5 +335,11 @@ describe('pixelmill under abuse', () => {
       headers: { 'content-type': 'image/png', accept: 'application/json', 'x-api-key': KEY_A, ...headers },
     });
     expect(otherOp.status).toBe(422);
+    const throughContract = await asClientOf(KEY_A).call(frontendContract.newImage, {
+      body: await encode('image/png', makeBitmap(8, 8)),
+      contentType: 'image/png',
+      headers,
+    });
+    expect(throughContract.status).toBe(422);
   });
 });

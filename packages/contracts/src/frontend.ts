@@ -37,6 +37,9 @@ export const frontendContract = {
       401: ErrorBodySchema,
       413: ErrorBodySchema,
       415: ErrorBodySchema,
+      /** The Idempotency-Key was used before with another image or operation. */
+      422: ErrorBodySchema,
+      /** Too many uploads (too_many_requests, with Retry-After), or the storage quota used up (quota_exceeded). */
       429: ErrorBodySchema,
     },
   }),
@@ -47,13 +50,21 @@ export const frontendContract = {
       "An image's state: not_started, in_progress, finished or failed (with the reason); " +
       'with waitMs (up to 30000), the answer waits until the image is finished or failed, or waitMs has passed',
     query: StatusQuerySchema,
-    responses: { 200: TaskStatusSchema, 400: ErrorBodySchema, 401: ErrorBodySchema, 404: ErrorBodySchema },
+    responses: { 200: TaskStatusSchema, 400: ErrorBodySchema, 401: ErrorBodySchema, 404: ErrorBodySchema, 410: ErrorBodySchema },
   }),
   get: defineRoute({
     method: 'GET',
     path: '/image/get',
     summary: 'The finished image, in the format it was uploaded in',
     query: IdQuerySchema,
-    responses: { 200: BINARY, 400: ErrorBodySchema, 401: ErrorBodySchema, 404: ErrorBodySchema, 409: ErrorBodySchema },
+    responses: {
+      200: BINARY,
+      400: ErrorBodySchema,
+      401: ErrorBodySchema,
+      404: ErrorBodySchema,
+      409: ErrorBodySchema,
+      /** Expired: its files were deleted after the retention time. */
+      410: ErrorBodySchema,
+    },
   }),
 } as const;
