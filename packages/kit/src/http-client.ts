@@ -12,8 +12,10 @@ import {
   type ResponseOf,
   type Route,
 } from '@pixelmill/contracts';
+import { backoffDelay } from './backoff';
 import { AppError, describeZodError } from './errors';
 import { currentRequestId, REQUEST_ID_HEADER } from './request-context';
+import { sleep } from './sleep';
 
 type Input<S> = S extends z.ZodType ? z.input<S> : never;
 /** A binary body goes as one buffer, or as a stream for bytes that should not be held whole. */
@@ -70,8 +72,7 @@ const RETRY_MAX_MS = 2_000;
 
 /** Capped exponential backoff with jitter: 100, 200, 400 … ms, each between half and all of it. */
 export function retryDelayMs(attempt: number): number {
-  const ceiling = Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** (attempt - 1));
-  return Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
+  return backoffDelay(attempt, { initialMs: RETRY_BASE_MS, maxMs: RETRY_MAX_MS });
 }
 
 /** Node's codes for a connection that was never made: the request cannot have reached the server. */
@@ -95,15 +96,6 @@ class SourceError extends Error {
 }
 
 const neverConnected = (err: unknown): boolean => err instanceof TransportError && NEVER_CONNECTED.has(err.code ?? '');
-
-const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => {
-      clearTimeout(timer);
-      resolve();
-    }, { once: true });
-  });
 
 // Node's own client, not axios: on the services' hot path axios cost about 0.4 ms of CPU per
 // call more than this (merging configs, header objects, adapters), a quarter of master's CPU.

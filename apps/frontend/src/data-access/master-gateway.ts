@@ -10,7 +10,7 @@ import {
   type UsageReport,
 } from '@pixelmill/contracts';
 import type { Readable } from 'node:stream';
-import { AppError, expectStatus, peekStream, type CallResult, type ContractClient } from '@pixelmill/kit';
+import { AppError, errorBodyMessage, expectStatus, IMAGE_TYPE_BYTES, peekStream, type CallResult, type ContractClient } from '@pixelmill/kit';
 import type { CheckedUpload } from '../domain/image-upload';
 
 /** Time on top of a long poll for master to answer it. */
@@ -24,10 +24,7 @@ export interface ImageResult {
 }
 
 /** Master's error message, for answers that are the client's fault and are passed on as they are. */
-function messageOf(result: CallResult<Route>): string {
-  const body = result.body as { error?: { message?: string } } | undefined;
-  return body?.error?.message ?? `master answered ${result.status}`;
-}
+const messageOf = (result: CallResult<Route>): string => errorBodyMessage(result, `master answered ${result.status}`);
 
 /**
  * The result is served from our origin, so only an image type is passed on: anything else
@@ -35,7 +32,7 @@ function messageOf(result: CallResult<Route>): string {
  */
 function imageContentType(declared: string | undefined, bytes: Buffer): string {
   const type = ImageTypeSchema.safeParse(declared?.split(';')[0]?.trim().toLowerCase());
-  return type.success ? type.data : (detectImageType(bytes.subarray(0, 16)) ?? 'application/octet-stream');
+  return type.success ? type.data : (detectImageType(bytes.subarray(0, IMAGE_TYPE_BYTES)) ?? 'application/octet-stream');
 }
 
 // Also the answer for another key's image: to a stranger, someone else's image does not exist.
@@ -126,7 +123,7 @@ export class MasterGateway {
       const declared = result.headers['content-type'];
       // Only a label that is not an image type costs a look at the first bytes.
       const labelled = ImageTypeSchema.safeParse(declared?.split(';')[0]?.trim().toLowerCase()).success;
-      const contentType = imageContentType(declared, labelled ? Buffer.alloc(0) : await peekStream(result.stream, 16));
+      const contentType = imageContentType(declared, labelled ? Buffer.alloc(0) : await peekStream(result.stream, IMAGE_TYPE_BYTES));
       return { stream: result.stream, contentType, size: result.headers['content-length'] };
     }
     switch (result.status) {

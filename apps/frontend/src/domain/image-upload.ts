@@ -11,7 +11,7 @@ import {
   type Operation,
 } from '@pixelmill/contracts';
 import type { Readable } from 'node:stream';
-import { AppError, peekStream } from '@pixelmill/kit';
+import { AppError, IMAGE_HEAD_BYTES, IMAGE_TYPE_BYTES, peekStream } from '@pixelmill/kit';
 
 /**
  * An upload that passed every check, ready to hand to master: the bytes, or for a large upload
@@ -21,12 +21,6 @@ export type CheckedUpload = { contentType: ImageType; op: Operation } & (
   | { bytes: Buffer }
   | { stream: Readable; length: number }
 );
-
-/**
- * How much of a streamed upload is read ahead for the checks: the type is in the first bytes, the
- * declared size in the header (a JPEG's can follow up to 64 KB of metadata).
- */
-export const UPLOAD_HEAD_BYTES = 128 * 1024;
 
 /** How large an image may be, by its header and by each of its frames; checked before anything decodes it. */
 export interface ImageLimits {
@@ -130,7 +124,7 @@ export function checkUpload(bytes: Buffer | undefined, op: Operation, limits: Im
       'no image: send it as the multipart form field "image", or as a raw image body (e.g. Content-Type: image/png)',
     );
   }
-  const contentType = detectImageType(bytes.subarray(0, 16));
+  const contentType = detectImageType(bytes.subarray(0, IMAGE_TYPE_BYTES));
   if (!contentType) {
     throw new AppError(
       'unsupported_media_type',
@@ -160,7 +154,8 @@ export async function checkUploadStream(
   op: Operation,
   limits: ImageLimits = DEFAULT_IMAGE_LIMITS,
 ): Promise<CheckedUpload> {
-  const head = await peekStream(stream, Math.min(length, UPLOAD_HEAD_BYTES));
+  // Read ahead for the checks: the type is in the first bytes, the declared size in the header.
+  const head = await peekStream(stream, Math.min(length, IMAGE_HEAD_BYTES));
   const { contentType } = checkUpload(head, op, limits);
   return { stream, length, contentType, op };
 }

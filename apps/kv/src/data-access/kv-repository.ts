@@ -1,6 +1,5 @@
-import fs from 'node:fs';
-import path from 'node:path';
 import Database from 'better-sqlite3';
+import { openSqlite } from '@pixelmill/kit';
 import type { KvEntry } from '@pixelmill/contracts';
 
 interface Row {
@@ -32,12 +31,8 @@ export class KvRepository {
     file: string,
     private readonly now: () => number = Date.now,
   ) {
-    fs.mkdirSync(path.dirname(file), { recursive: true });
-    this.db = new Database(file);
-    this.db.pragma('journal_mode = WAL');
     // NORMAL in WAL mode survives a killed process; only a power loss may drop the last commits.
-    this.db.pragma('synchronous = NORMAL');
-    this.db.pragma('busy_timeout = 5000');
+    this.db = openSqlite(Database, file, { synchronous: 'NORMAL' });
     this.db.exec(`CREATE TABLE IF NOT EXISTS kv (
       key TEXT PRIMARY KEY,
       value TEXT NOT NULL,

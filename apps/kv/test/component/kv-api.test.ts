@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import Database from 'better-sqlite3';
 import { ErrorBodySchema, KvEntrySchema, KvListSchema, kvContract } from '@pixelmill/contracts';
 import { ContractClient, createLogger, listen, type Listening } from '@pixelmill/kit';
 import { createApp } from '../../src/app';
@@ -78,6 +79,15 @@ describe('kv API', () => {
     expect(reopened.get('kept')?.value).toBe('yes');
     reopened.close();
     repository = new KvRepository(path.join(dir, 'kv.sqlite'), () => now);
+  });
+
+  it('keeps the journal in WAL mode, commits with synchronous NORMAL and waits for a busy lock', () => {
+    const db = (repository as unknown as { db: Database.Database }).db;
+    expect(db.pragma('synchronous', { simple: true })).toBe(1); // NORMAL
+    expect(db.pragma('busy_timeout', { simple: true })).toBe(5_000);
+    const other = new Database(path.join(dir, 'kv.sqlite'));
+    expect(other.pragma('journal_mode', { simple: true })).toBe('wal');
+    other.close();
   });
 
   it.each([

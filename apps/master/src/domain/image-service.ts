@@ -13,8 +13,8 @@ import {
   type UsageReport,
   type Work,
 } from '@pixelmill/contracts';
-import { AppError, downstreamError, expectStatus, peekStream, signedObjectUrl, type ContractClient } from '@pixelmill/kit';
-import { maxResultBytes, RESULT_HEAD_BYTES, resultProblem } from './result-check';
+import { AppError, downstreamError, expectStatus, IMAGE_HEAD_BYTES, peekStream, signedObjectUrl, type ContractClient } from '@pixelmill/kit';
+import { maxResultBytes, resultProblem } from './result-check';
 import { Signal } from './work-signal';
 
 /** Caps on the bytes an owner may have stored; undefined: no cap. */
@@ -187,7 +187,7 @@ export class ImageService {
     // Only the head is needed: the rest of a large result is not read off the disk and sent.
     const file = await this.deps.storage.callStream(storageContract.get, {
       params: { state: 'finished', key },
-      headers: { range: `bytes=0-${RESULT_HEAD_BYTES - 1}` },
+      headers: { range: `bytes=0-${IMAGE_HEAD_BYTES - 1}` },
     });
     if (file.status === 404) {
       throw new AppError('conflict', 409, `no result stored for attempt ${task.attempt} of ${id}: upload it to the work's resultUrl first`);
@@ -197,7 +197,7 @@ export class ImageService {
     const size = Number(file.status === 206 ? /\/(\d+)$/.exec(file.headers['content-range'] ?? '')?.[1] : file.headers['content-length']);
     let head: Buffer;
     try {
-      head = await peekStream(file.stream, RESULT_HEAD_BYTES);
+      head = await peekStream(file.stream, IMAGE_HEAD_BYTES);
     } finally {
       // The part asked for is read to its end, so the connection stays usable; a whole object is cut off.
       if (file.status === 206) file.stream.resume();

@@ -1,7 +1,5 @@
 import { detectImageType, readDeclaredDimensions, type Dimensions, type ImageType } from '@pixelmill/contracts';
-
-/** Bytes of a result read to check it: enough for any header our encoders write. */
-export const RESULT_HEAD_BYTES = 64 * 1024;
+import { IMAGE_TYPE_BYTES } from '@pixelmill/kit';
 
 /** Room for headers, palettes, chunk and block framing on top of the pixels. */
 const CONTAINER_OVERHEAD_BYTES = 64 * 1024;
@@ -25,7 +23,7 @@ export function resultProblem(
   size: number,
   expected: { contentType: ImageType; width: number | null; height: number | null },
 ): string | undefined {
-  const type = detectImageType(head.subarray(0, 16));
+  const type = detectImageType(head.subarray(0, IMAGE_TYPE_BYTES));
   if (type !== expected.contentType) {
     return `the stored result is ${type ? `a ${type}` : 'not an image of a supported type'}, not a ${expected.contentType}`;
   }

@@ -5,12 +5,11 @@ import path from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { detectImageType, type ImageType, type StorageState } from '@pixelmill/contracts';
+import { IMAGE_TYPE_BYTES } from '@pixelmill/kit';
 
 export const STATE_FOLDERS: readonly StorageState[] = ['inProgress', 'finished'];
 const TMP_FOLDER = 'tmp';
 
-/** Bytes needed to tell an image's type. */
-const HEAD_BYTES = 16;
 /** Chunk sizes of object reads and writes: few trips to the thread pool per image, little memory for a big one. */
 const READ_CHUNK_BYTES = 256 * 1024;
 const WRITE_CHUNK_BYTES = 1024 * 1024;
@@ -129,7 +128,7 @@ export class FileStore {
         pending.push(chunk);
         pendingBytes += chunk.length;
         if (!contentType) {
-          if (pendingBytes < HEAD_BYTES) {
+          if (pendingBytes < IMAGE_TYPE_BYTES) {
             done();
             return;
           }
@@ -260,7 +259,7 @@ export class FileStore {
 
   /** The size and the type (from the first bytes) of an open object. */
   private async describe(handle: fsp.FileHandle, state: StorageState, key: string): Promise<{ size: number; contentType: ImageType }> {
-    const head = Buffer.alloc(HEAD_BYTES);
+    const head = Buffer.alloc(IMAGE_TYPE_BYTES);
     await handle.read(head, 0, head.length, 0);
     const { size } = await handle.stat();
     const contentType = detectImageType(head);

@@ -1,6 +1,5 @@
-import fs from 'node:fs';
-import path from 'node:path';
 import Database from 'better-sqlite3';
+import { openSqlite, type SqliteOptions } from '@pixelmill/kit';
 import type { ImageType, Operation, Task, TaskState } from '@pixelmill/contracts';
 
 /** A task as stored, with the lease token that the API shows only to the claimer. */
@@ -171,15 +170,10 @@ export class TaskRepository {
 
   /**
    * @param synchronous FULL (default): a commit is on disk before taskdb answers, so an accepted
-   * task survives even a power loss. NORMAL: in WAL mode still safe when the process is killed,
-   * but a power loss may undo the last commits; it saves an fsync per commit.
+   * task survives even a power loss. NORMAL saves an fsync per commit (see `SqliteOptions`).
    */
-  constructor(file: string, synchronous: 'FULL' | 'NORMAL' = 'FULL') {
-    fs.mkdirSync(path.dirname(file), { recursive: true });
-    this.db = new Database(file);
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma(`synchronous = ${synchronous}`);
-    this.db.pragma('busy_timeout = 5000');
+  constructor(file: string, synchronous: SqliteOptions['synchronous'] = 'FULL') {
+    this.db = openSqlite(Database, file, { synchronous });
     this.migrate();
     this.statements = {
       insert: this.db.prepare(

@@ -9,7 +9,7 @@ import {
   type Task,
   type TaskState,
 } from '@pixelmill/contracts';
-import { AppError } from '@pixelmill/kit';
+import { AppError, backoffDelay } from '@pixelmill/kit';
 import { toTask, type TaskRecord, type TaskRepository } from '../data-access/task-repository';
 
 const isFinal = (state: TaskState): boolean => TASK_TRANSITIONS[state].length === 0;
@@ -248,8 +248,7 @@ export class TaskService {
 
   /** Capped exponential backoff with jitter before retry number `attempt` (1 = after the first attempt). */
   retryDelayMs(attempt: number): number {
-    const ceiling = Math.min(this.options.retryMaxMs, this.options.retryBaseMs * 2 ** (attempt - 1));
-    return Math.round(ceiling / 2 + (this.random() * ceiling) / 2);
+    return backoffDelay(attempt, { initialMs: this.options.retryBaseMs, maxMs: this.options.retryMaxMs }, this.random);
   }
 
   /**

@@ -1,6 +1,5 @@
 import { masterContract, type Work } from '@pixelmill/contracts';
-import { AppError, type ContractClient } from '@pixelmill/kit';
-import { refusalMessage } from './refusal-message';
+import { AppError, errorBodyMessage, type ContractClient } from '@pixelmill/kit';
 import { LeaseLostError } from '../domain/work-errors';
 
 export interface CallOptions {
@@ -36,9 +35,9 @@ const REASON_MAX_LENGTH = 2000;
  */
 function refusal(work: Work, what: string, result: { status: number; body: unknown }): Error {
   if (result.status === 404 || result.status === 409) {
-    return new LeaseLostError(`${what} for task ${work.id} refused (${result.status}): ${refusalMessage(result)}`);
+    return new LeaseLostError(`${what} for task ${work.id} refused (${result.status}): ${errorBodyMessage(result)}`);
   }
-  const message = `${what} for task ${work.id} answered ${result.status}: ${refusalMessage(result)}`;
+  const message = `${what} for task ${work.id} answered ${result.status}: ${errorBodyMessage(result)}`;
   return new AppError('internal', 500, message);
 }
 
@@ -59,7 +58,7 @@ export function createMasterApi(client: ContractClient, options: MasterApiOption
       });
       if (result.status === 200) return result.body;
       if (result.status === 204) return null;
-      throw new AppError('internal', 500, `getWork answered ${result.status}: ${refusalMessage(result)}`);
+      throw new AppError('internal', 500, `getWork answered ${result.status}: ${errorBodyMessage(result)}`);
     },
 
     async heartbeat(work, { signal, timeoutMs } = {}) {

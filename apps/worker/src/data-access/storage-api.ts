@@ -1,6 +1,5 @@
 import { storageContract, type Work } from '@pixelmill/contracts';
-import { AppError, ContractClient, type CallInput, type CallResult } from '@pixelmill/kit';
-import { refusalMessage } from './refusal-message';
+import { AppError, ContractClient, errorBodyMessage, type CallInput, type CallResult } from '@pixelmill/kit';
 import { PermanentWorkError } from '../domain/work-errors';
 
 /**
@@ -46,7 +45,7 @@ function signatureRefused(what: string, result: { status: number; body: unknown 
   return new AppError(
     'forbidden',
     403,
-    `storage refused the signed ${what} URL (expired or invalid; is this host's clock right?): ${refusalMessage(result)}`,
+    `storage refused the signed ${what} URL (expired or invalid; is this host's clock right?): ${errorBodyMessage(result)}`,
   );
 }
 
@@ -59,7 +58,7 @@ export function createStorageApi(options: { timeoutMs: number }): StorageApi {
       // master stores the image before it creates the task, so a missing image will stay missing.
       if (result.status === 404) throw new PermanentWorkError('the source image is missing from storage');
       if (result.status === 403) throw signatureRefused('source', result);
-      throw new AppError('internal', 500, `download of the source answered ${result.status}: ${refusalMessage(result)}`);
+      throw new AppError('internal', 500, `download of the source answered ${result.status}: ${errorBodyMessage(result)}`);
     },
 
     async uploadResult(work, bytes, signal) {
@@ -73,10 +72,10 @@ export function createStorageApi(options: { timeoutMs: number }): StorageApi {
       if (result.status === 201) return;
       // Too large, or a type storage does not accept: the same bytes would be refused again.
       if (result.status === 413 || result.status === 415) {
-        throw new PermanentWorkError(`storage refused the result: ${refusalMessage(result)}`);
+        throw new PermanentWorkError(`storage refused the result: ${errorBodyMessage(result)}`);
       }
       if (result.status === 403) throw signatureRefused('result', result);
-      throw new AppError('internal', 500, `upload of the result answered ${result.status}: ${refusalMessage(result)}`);
+      throw new AppError('internal', 500, `upload of the result answered ${result.status}: ${errorBodyMessage(result)}`);
     },
   };
 }

@@ -1,4 +1,5 @@
 import { detectImageType, IMAGE_TYPES, inspectImage, type ImageInspection, type ImageType } from '@pixelmill/contracts';
+import { IMAGE_TYPE_BYTES } from '@pixelmill/kit';
 import { ImageDecodeError } from './work-errors';
 
 // Checks made before an image is decoded, on the bytes alone (a linear scan, no pixels), so that
@@ -103,7 +104,7 @@ export function planDecode(bytes: Uint8Array, contentType: string, limits: Decod
   const fail = (why: string) => new ImageDecodeError(`could not decode ${contentType}: ${why}`);
   if (!isImageType(contentType)) throw fail('no codec for this content type');
   const type = contentType;
-  const actual = detectImageType(bytes.subarray(0, 16));
+  const actual = detectImageType(bytes.subarray(0, IMAGE_TYPE_BYTES));
   if (actual !== type) {
     throw fail(actual ? `the bytes are ${actual}` : 'the bytes are not an image of a supported type');
   }

@@ -1,5 +1,5 @@
 import type { Work } from '@pixelmill/contracts';
-import { withRequestId, type Logger } from '@pixelmill/kit';
+import { backoffDelay, sleep, withRequestId, type BackoffOptions, type Logger } from '@pixelmill/kit';
 import type { MasterApi } from '../data-access/master-api';
 import type { StorageApi } from '../data-access/storage-api';
 import { planDecode, type DecodeLimits } from '../domain/decode-plan';
@@ -9,7 +9,6 @@ import type { FreeSlots, Slot } from './free-slots';
 import { LeaseKeeper } from './lease-keeper';
 import type { MemoryBudget } from './memory-budget';
 import { TaskInHand } from './task-in-hand';
-import { backoffDelay, sleep, type BackoffOptions } from './timing';
 
 export const LoopState = {
   Idle: 'idle',
