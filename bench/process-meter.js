@@ -26,7 +26,7 @@ const readOrUndefined = (file) => {
 function processTree(pid) {
   const tree = [pid];
   for (let i = 0; i < tree.length; i++) {
-    let tasks = [];
+    let tasks;
     try {
       tasks = fs.readdirSync(`/proc/${tree[i]}/task`);
     } catch {

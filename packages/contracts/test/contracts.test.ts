@@ -14,6 +14,7 @@ import {
   StorageKeySchema,
   KvKeySchema,
   isBinary,
+  type Route,
 } from '../src';
 
 describe('detectImageType', () => {
@@ -90,7 +91,7 @@ describe('schemas', () => {
 describe('every contract', () => {
   const contracts = { kvContract, taskdbContract, storageContract, masterContract, frontendContract };
 
-  it.each(Object.entries(contracts))('%s documents a JSON error body for its client errors', (_name, contract) => {
+  it.each(Object.entries(contracts))('%s documents a JSON error body for its client errors', (_name, contract: Record<string, Route>) => {
     for (const route of Object.values(contract)) {
       for (const [status, spec] of Object.entries(route.responses)) {
         if (Number(status) >= 400 && route.method !== 'HEAD') expect(spec).toBe(ErrorBodySchema);

@@ -72,7 +72,7 @@ describe('inspectImage', () => {
     const frame = Buffer.from([
       ...[0x21, 0xf9, 4, 0, 10, 0, 0, 0], // graphic control extension
       ...[0x2c, 0, 0, 0, 0, 0xe8, 0x03, 0xe8, 0x03, 0x81], // 1000×1000 with a local palette of 4 colours
-      ...Array(12).fill(0),
+      ...Array<number>(12).fill(0),
       ...[2, 1, 0x2c, 0], // LZW
     ]);
     const application = Buffer.concat([Buffer.from([0x21, 0xff, 11]), Buffer.from('NETSCAPE2.0'), Buffer.from([3, 1, 0, 0, 0])]);
@@ -80,7 +80,7 @@ describe('inspectImage', () => {
       Buffer.from('GIF89a', 'latin1'),
       Buffer.from([0xe8, 0x03, 0xe8, 0x03, 0, 0, 0]), // 1000×1000, no global palette
       application,
-      ...Array(30).fill(frame),
+      ...Array<Buffer>(30).fill(frame),
       Buffer.from([0x3b]),
     ]);
 
@@ -91,7 +91,7 @@ describe('inspectImage', () => {
   });
 
   it('when a JPEG has a second frame header after its scan, then both frames are seen, and none after its end', async () => {
-    const file = await jpeg().encode(bitmap(), { quality: 80 });
+    const file = jpeg().encode(bitmap(), { quality: 80 });
     const secondFrame = Buffer.from([0xff, 0xc0, 0, 17, 8, 0xea, 0x60, 0xea, 0x60, 3, 1, 0x22, 0, 2, 0x11, 1, 3, 0x11, 1]);
     const end = file.length - 2;
     const crafted = Buffer.concat([file.subarray(0, end), secondFrame, file.subarray(end)]);
@@ -148,7 +148,7 @@ describe('inspectImage', () => {
   });
 
   it('when a BMP declares a colour table, then its entries are counted', async () => {
-    const file = Buffer.from(await bmp().encode(bitmap()));
+    const file = Buffer.from(bmp().encode(bitmap()));
     file.writeUInt32LE(4_000_000_000, 46);
     expect(inspectImage('image/bmp', file)!.bmpPaletteEntries).toBe(4_000_000_000);
   });
@@ -159,7 +159,7 @@ describe('inspectImage', () => {
     const file = Buffer.concat([
       Buffer.from('GIF89a', 'latin1'),
       Buffer.from([1, 0, 1, 0, 0, 0, 0]),
-      ...Array(MAX_LISTED_FRAMES + 5).fill(frame(1, 1)),
+      ...Array<Buffer>(MAX_LISTED_FRAMES + 5).fill(frame(1, 1)),
       frame(40_000, 1),
       frame(2, 30_000),
       frame(300, 300),

@@ -1,5 +1,5 @@
 import express, { type Request, type RequestHandler, type Response, type Router } from 'express';
-import type { ZodError, ZodType } from 'zod';
+import type { ZodType } from 'zod';
 import {
   isBinary,
   isEmpty,
@@ -50,7 +50,7 @@ export interface MountOptions {
 function parsePart<T>(schema: ZodType | undefined, value: unknown, where: string): T {
   if (!schema) return {} as T;
   const result = schema.safeParse(value);
-  if (!result.success) throw invalidRequest(result.error as ZodError, where);
+  if (!result.success) throw invalidRequest(result.error, where);
   return result.data as T;
 }
 
@@ -112,7 +112,7 @@ export function mountContract<C extends Record<string, Route>>(
       if (route.body !== undefined && isBinary(route.body)) {
         body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
       } else if (route.body !== undefined) {
-        body = parsePart(route.body as ZodType, req.body, 'body');
+        body = parsePart(route.body, req.body, 'body');
       }
       const reply = await handler({ params, query, headers, body } as RouteInput<Route>, req, res);
       if (reply) sendReply(route, reply, res);

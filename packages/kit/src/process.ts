@@ -39,7 +39,7 @@ export interface ServiceProcess {
   readonly url?: string;
   /** Sends a signal and resolves with the exit code (null when killed by a signal). */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
-  exited(): boolean;
+  exited: () => boolean;
 }
 
 export interface StartProcessOptions {
@@ -58,7 +58,7 @@ export interface StartProcessOptions {
 export async function startServiceProcess(options: StartProcessOptions): Promise<ServiceProcess> {
   const out = options.logFile ? fs.openSync(options.logFile, 'a') : 'inherit';
   const child = spawn(process.execPath, [options.script], {
-    env: options.env as NodeJS.ProcessEnv,
+    env: options.env,
     stdio: ['ignore', out, out],
   });
   if (typeof out === 'number') fs.closeSync(out);
@@ -84,7 +84,9 @@ export async function startServiceProcess(options: StartProcessOptions): Promise
       await waitUntilHealthy(proc.url, options.healthTimeoutMs, proc.exited);
     } catch (err) {
       await proc.stop('SIGKILL');
-      throw new Error(`${options.name}: ${(err as Error).message}${options.logFile ? ` (see ${options.logFile})` : ''}`);
+      throw new Error(`${options.name}: ${(err as Error).message}${options.logFile ? ` (see ${options.logFile})` : ''}`, {
+        cause: err,
+      });
     }
   }
   return proc;

@@ -261,7 +261,7 @@ export function listen(app: Express, port: number, options: ListenOptions = {}):
  * On SIGTERM or SIGINT: run the stop steps in order (stop taking work, close the server,
  * release resources), then exit. A forced exit after `timeoutMs` is the backstop.
  */
-export function onShutdown(logger: Logger, timeoutMs: number, steps: Array<() => Promise<unknown> | unknown>): void {
+export function onShutdown(logger: Logger, timeoutMs: number, steps: Array<() => unknown>): void {
   let stopping = false;
   const stop = async (signal: string): Promise<void> => {
     if (stopping) return;

@@ -21,8 +21,8 @@ export interface RunServiceOptions {
   };
   /** Connections one client address may hold open at once (0 or unset: no cap); for a public door. */
   maxConnectionsPerClient?: number;
-  /** Steps run on SIGTERM after the server stopped taking requests (close databases, ...). */
-  onStop?: Array<() => Promise<unknown> | unknown>;
+  /** Steps run on SIGTERM after the server stopped taking requests (close databases, ...); a promise is awaited. */
+  onStop?: Array<() => unknown>;
 }
 
 /**

@@ -150,7 +150,7 @@ describe('ContractClient over node:http', () => {
     let relayed: (error: unknown) => void;
     const outcome = new Promise<unknown>((resolve) => (relayed = resolve));
     const relayApp = express();
-    relayApp.post('/relay', (req, res) => {
+    relayApp.post('/relay', (req) => {
       client.call(upload, { body: req, contentLength: 1_000, contentType: 'image/png' }).then(relayed, relayed);
     });
     const relay = await serve(relayApp);
@@ -276,6 +276,6 @@ describe('rawBodyParser', () => {
     const server = await serve(app);
     const response = await fetch(`${server.url}/`, { method: 'POST' });
     expect(response.status).toBe(200);
-    expect(Buffer.isBuffer(seen) && (seen as Buffer).length === 0).toBe(true);
+    expect(Buffer.isBuffer(seen) && seen.length === 0).toBe(true);
   });
 });

@@ -447,7 +447,7 @@ describe('master API', () => {
   });
 
   it("when a result upload has more bytes than the source's pixels can take, then the signed URL refuses it with 413", async () => {
-    const id = await upload(pngOf(10, 10));
+    await upload(pngOf(10, 10));
     const work = await claim();
     const bound = Number(new URL(work.resultUrl).searchParams.get('maxBytes'));
     expect(bound).toBeGreaterThanOrEqual(10 * 10 * 4);

@@ -134,7 +134,7 @@ describe('storage API', () => {
         body: chunked(bytes),
         headers: { 'content-type': 'image/png' },
         duplex: 'half',
-      } as RequestInit);
+      });
     const stored = await put('big', big);
     expect(stored.status).toBe(201);
     expect(fs.readFileSync(path.join(dir, 'inProgress', 'big')).equals(big)).toBe(true);
@@ -169,7 +169,7 @@ describe('storage API', () => {
       body,
       headers: { 'content-type': 'image/png' },
       duplex: 'half',
-    } as RequestInit);
+    });
     expect(stored.status).toBe(201);
     expect(await stored.json()).toMatchObject({ size: big.length, contentType: 'image/png' });
     expect(fs.readFileSync(path.join(dir, 'finished', 'many-chunks')).equals(big)).toBe(true);

@@ -83,7 +83,7 @@ describe('taskdb API', () => {
   it('when many claims race, then no task is handed out twice', async () => {
     const ids = await Promise.all(Array.from({ length: 20 }, () => create()));
     const claims = await Promise.all(Array.from({ length: 30 }, () => claim()));
-    const claimed = claims.filter((c) => c !== undefined).map((c) => c!.id);
+    const claimed = claims.filter((c) => c !== undefined).map((c) => c.id);
     expect(claimed.sort()).toEqual([...ids].sort());
   });
 

@@ -540,7 +540,7 @@ describe('worker loop over HTTP', () => {
     });
 
     it('when a JPEG has a second frame of 60000x60000 after its first, then its task fails naming that frame', async () => {
-      const id = queue(jpegWithSecondFrame(await smallJpeg(), 60000, 60000), 'image/jpeg');
+      const id = queue(jpegWithSecondFrame(smallJpeg(), 60000, 60000), 'image/jpeg');
       startWorker();
 
       await until(() => ended(id), 'the task to end');
@@ -580,7 +580,7 @@ describe('worker loop over HTTP', () => {
 
     it('when a thread dies of its heap limit on a task, then the task fails (not retried) and the next task is done', async () => {
       // jpeg-js puts an object per 8×8 block on the heap: over 100 MB for 4000×4000, past 64 MB.
-      const heavy = queue(jpegDeclaring(await smallJpeg(), 4000, 4000), 'image/jpeg');
+      const heavy = queue(jpegDeclaring(smallJpeg(), 4000, 4000), 'image/jpeg');
       const good = queuePng(makePng().bytes);
       startWorker({}, { threadHeapMb: 64 });
 

@@ -197,7 +197,7 @@ describe('transform pool', () => {
     const pool = startPool({ size: 1, codec: { ...CODEC, maxPixels: 50_000_000 }, resourceLimits: { maxOldGenerationSizeMb: 64 } });
     // jpeg-js puts an object on the heap for each 8×8 block of the size the header declares:
     // 750 000 of them for 4000×4000 at 4:4:4, over 100 MB.
-    const small = await jpeg().encode({ data: Buffer.alloc(8 * 8 * 4, 0x80), width: 8, height: 8 }, { quality: 80 });
+    const small = jpeg().encode({ data: Buffer.alloc(8 * 8 * 4, 0x80), width: 8, height: 8 }, { quality: 80 });
     const heavy = jpegDeclaring(small, 4000, 4000);
     const [before] = pool.threadIds;
 
