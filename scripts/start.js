@@ -4,7 +4,7 @@
 // cleanly on Ctrl-C or SIGTERM. Settings come from ./.env and the environment (see settings.js
 // and .env.example); a bad one stops it before anything starts.
 //   --free-ports       free ports instead of 3000-3003 and 8080 (for those not set in the settings)
-//   --env-file <path>  another file instead of ./.env
+//   --dotenv <path>    another file instead of ./.env (not --env-file, which Node 20 also takes for itself after the script)
 const path = require('node:path');
 const { startStack } = require('./stack');
 const { loadSchemas, planSettings, readSettings } = require('./settings');
@@ -14,9 +14,9 @@ const RESTART_DELAY_MS = 1_000;
 /** The settings; none (and exit code 1) when any is bad, each bad one named. */
 function loadSettings() {
   const schemas = loadSchemas();
-  const at = process.argv.indexOf('--env-file');
+  const at = process.argv.indexOf('--dotenv');
   const envFile = at === -1 ? undefined : process.argv[at + 1];
-  if (at !== -1 && !envFile) throw new Error('--env-file needs a path');
+  if (at !== -1 && !envFile) throw new Error('--dotenv needs a path');
   const plan = planSettings(readSettings({ envFile: envFile && path.resolve(envFile), required: at !== -1, schemas }), schemas);
   for (const warning of plan.warnings) console.error(`pixelmill: ${warning}`);
   if (plan.problems.length > 0) {
