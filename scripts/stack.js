@@ -39,19 +39,27 @@ const newToken = () => crypto.randomBytes(24).toString('base64url');
  * @param {object} options
  * @param {string} options.dataDir  folder for kv, taskdb and storage data (one subfolder each)
  * @param {boolean} [options.freePorts]  pick free ports instead of the default ones
+ * @param {Record<string, number>} [options.ports]  fixed ports of some servers (by name; 0: a free one); win over freePorts
  * @param {string} [options.logDir]  write each service's output to <logDir>/<name>.log instead of ours
  * @param {Record<string, string>} [options.env]  extra environment for every service
  * @param {Record<string, Record<string, string>>} [options.envFor]  extra environment per service
  * @param {number} [options.workers]  how many worker processes (default 1)
- * @param {{internal: string, worker: string} | false} [options.tokens]  the stack's tokens; generated when absent, none with false
+ * @param {{internal?: string, worker?: string} | false} [options.tokens]  the stack's tokens; each generated when absent, none with false
  */
 async function startStack(options) {
-  const tokens = options.tokens === false ? undefined : (options.tokens ?? { internal: newToken(), worker: newToken() });
+  const tokens =
+    options.tokens === false
+      ? undefined
+      : { internal: options.tokens?.internal ?? newToken(), worker: options.tokens?.worker ?? newToken() };
   const tokenEnv = tokens ? { INTERNAL_TOKEN: tokens.internal, WORKER_TOKEN: tokens.worker } : {};
   const env = { PATH: process.env.PATH, LOG_LEVEL: 'info', ...options.env };
   if (options.logDir) fs.mkdirSync(options.logDir, { recursive: true });
   const ports = {};
-  for (const server of SERVERS) ports[server.name] = options.freePorts ? await freePort() : server.port;
+  for (const server of SERVERS) {
+    const fixed = options.ports?.[server.name];
+    // Port 0 asks for a free one, as it does of a service started alone.
+    ports[server.name] = fixed ? fixed : options.freePorts || fixed === 0 ? await freePort() : server.port;
+  }
   const kvUrl = `http://127.0.0.1:${ports.kv}`;
 
   /** @type {Record<string, {name: string, env: Record<string, string | undefined>, port?: number, url?: string}>} */

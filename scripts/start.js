@@ -1,18 +1,43 @@
 #!/usr/bin/env node
 // `npm start`: runs the whole pixelmill stack on loopback with data under ./data, restarts a
 // service that dies (as systemd or Kubernetes would in a deployment), and stops everything
-// cleanly on Ctrl-C or SIGTERM. `--free-ports` picks free ports instead of 3000-3003 and 8080.
+// cleanly on Ctrl-C or SIGTERM. Settings come from ./.env and the environment (see settings.js
+// and .env.example); a bad one stops it before anything starts.
+//   --free-ports       free ports instead of 3000-3003 and 8080 (for those not set in the settings)
+//   --dotenv <path>    another file instead of ./.env (not --env-file, which Node 20 also takes for itself after the script)
 const path = require('node:path');
 const { startStack } = require('./stack');
+const { loadSchemas, planSettings, readSettings } = require('./settings');
 
 const RESTART_DELAY_MS = 1_000;
 
+/** The settings; none (and exit code 1) when any is bad, each bad one named. */
+function loadSettings() {
+  const schemas = loadSchemas();
+  const at = process.argv.indexOf('--dotenv');
+  const envFile = at === -1 ? undefined : process.argv[at + 1];
+  if (at !== -1 && !envFile) throw new Error('--dotenv needs a path');
+  const plan = planSettings(readSettings({ envFile: envFile && path.resolve(envFile), required: at !== -1, schemas }), schemas);
+  for (const warning of plan.warnings) console.error(`pixelmill: ${warning}`);
+  if (plan.problems.length > 0) {
+    console.error('pixelmill: invalid configuration, nothing started:');
+    for (const problem of plan.problems) console.error(`  ${problem}`);
+    process.exitCode = 1;
+    return undefined;
+  }
+  return plan;
+}
+
 async function main() {
-  const dataDir = path.resolve(process.env.PIXELMILL_DATA_DIR ?? path.join(__dirname, '..', 'data'));
+  const plan = loadSettings();
+  if (!plan) return;
+  const dataDir = path.resolve(plan.dataDir ?? path.join(__dirname, '..', 'data'));
   const stack = await startStack({
     dataDir,
     freePorts: process.argv.includes('--free-ports'),
-    env: { LOG_LEVEL: process.env.LOG_LEVEL ?? 'info' },
+    ports: plan.ports,
+    tokens: plan.tokens,
+    envFor: plan.envFor,
   });
   let stopping = false;
 
@@ -55,6 +80,8 @@ async function main() {
   console.log(`pixelmill is running. Upload page: ${stack.urls.frontend}/`);
   console.log(`  try: curl -F image=@some.png ${stack.urls.frontend}/newImage`);
   console.log(`  data: ${dataDir}    stop: Ctrl-C`);
+  const applied = Object.entries(plan.applied).map(([name, services]) => `${name} (${services.join(', ')})`);
+  console.log(`  settings: ${applied.length > 0 ? applied.join(', ') : 'none (see .env.example)'}`);
   console.log('');
 }
 
