@@ -118,7 +118,7 @@ function planSettings(settings, schemas) {
 
   const envFor = {};
   const ports = {};
-  /** Variable name → the names the user set it under, for each service (for messages and the summary). */
+  /** The name the user set → the services it reached (for the summary). */
   const applied = {};
   /** Problem → the services that have it: a shared variable's bad value is reported once. */
   const problems = new Map();
