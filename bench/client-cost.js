@@ -17,8 +17,8 @@ const BINARY_BYTES = 1_000_000;
 
 /** What one repetition does: small calls of each kind, binary calls each way, and warm-up calls. */
 const CLIENT_PLANS = {
-  full: { calls: 2_000, binaryCalls: 100, warmup: 300 },
-  tiny: { calls: 100, binaryCalls: 5, warmup: 20 },
+  full: { calls: 2_000, binaryCalls: 100, warmup: 1_000, binaryWarmup: 20 },
+  tiny: { calls: 100, binaryCalls: 5, warmup: 20, binaryWarmup: 2 },
 };
 
 /** CPU microseconds of this process and wall milliseconds per call of `run(calls)`. */
@@ -60,6 +60,7 @@ async function measureClientCost({ kvUrl, storageUrl, token, plan, image, keyPre
   const get = async () => expect(await kv.call(kvContract.get, { params: { key } }), 200, 'kv get');
   const set = async (i) => expect(await kv.call(kvContract.set, { params: { key }, body: { value: `value ${i}` } }), 200, 'kv set');
   const objectKey = (i) => `${keyPrefix.replace(/[^A-Za-z0-9_-]/g, '_')}_${i}`;
+  const warmKey = (i) => `${objectKey('warm')}_${i}`;
   const upload = async (i) =>
     expect(await storage.call(storageContract.put, { params: { state: 'finished', key: objectKey(i) }, body: image, contentType: 'image/png' }), 201, 'storage put');
   const download = async (i) => {
@@ -67,16 +68,23 @@ async function measureClientCost({ kvUrl, storageUrl, token, plan, image, keyPre
     if (result.body.length !== image.length) throw new Error(`storage get: ${result.body.length} bytes, expected ${image.length}`);
   };
 
+  // The first thousand calls or so still compile and tune code: they are not counted.
   await set(0);
-  for (let i = 0; i < plan.warmup; i++) await get();
-  for (let i = 0; i < plan.warmup; i++) await set(i);
+  await inParallel(plan.warmup, 1, get);
+  await inParallel(plan.warmup, CONCURRENCY, get);
+  await inParallel(plan.warmup, 1, set);
+  const warmUpload = (i) => storage.call(storageContract.put, { params: { state: 'finished', key: warmKey(i) }, body: image, contentType: 'image/png' });
+  await inParallel(plan.binaryWarmup, 1, warmUpload);
+  await inParallel(plan.binaryWarmup, 1, (i) => storage.call(storageContract.get, { params: { state: 'finished', key: warmKey(i) } }));
   const figures = {};
   figures.getSequential = await perCall(plan.calls, (n) => inParallel(n, 1, get));
   figures.getConcurrent = await perCall(plan.calls, (n) => inParallel(n, CONCURRENCY, get));
   figures.setSequential = await perCall(plan.calls, (n) => inParallel(n, 1, set));
   figures.upload1MB = await perCall(plan.binaryCalls, (n) => inParallel(n, 1, upload));
   figures.download1MB = await perCall(plan.binaryCalls, (n) => inParallel(n, 1, download));
-  await inParallel(plan.binaryCalls, 4, (i) => storage.call(storageContract.delete, { params: { state: 'finished', key: objectKey(i) } }));
+  const remove = (key) => storage.call(storageContract.delete, { params: { state: 'finished', key } });
+  await inParallel(plan.binaryCalls, 4, (i) => remove(objectKey(i)));
+  await inParallel(plan.binaryWarmup, 4, (i) => remove(warmKey(i)));
   return figures;
 }
 
@@ -123,10 +131,11 @@ async function main() {
   try {
     stack = await startStack({ dataDir: path.join(dir, 'data'), logDir: path.join(dir, 'logs'), freePorts: true, workers: 0, env: { LOG_LEVEL: 'warn' } });
     const image = noisePng(BINARY_BYTES, 3).bytes;
-    for (let r = 0; r < reps; r++) {
+    // Repetition 0 warms up and is not counted: the first one comes out up to twice as dear.
+    for (let r = 0; r <= reps; r++) {
       const figures = await measureClientCost({ kvUrl: stack.urls.kv, storageUrl: stack.urls.storage, token: stack.tokens.internal, plan, image, keyPrefix: `bench-${r}` });
-      recordClientCost(figures, 'client', record);
-      process.stderr.write(`rep ${r + 1}: ${Object.entries(figures).map(([name, f]) => `${name} ${f.cpuUsPerCall.toFixed(0)} µs`).join(', ')}\n`);
+      if (r > 0) recordClientCost(figures, 'client', record);
+      process.stderr.write(`rep ${r}${r === 0 ? ' (warm-up)' : ''}: ${Object.entries(figures).map(([name, f]) => `${name} ${f.cpuUsPerCall.toFixed(0)} µs`).join(', ')}\n`);
     }
   } finally {
     await stack?.stop();
