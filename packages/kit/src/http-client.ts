@@ -185,6 +185,8 @@ function axiosFor(origin: string): AxiosInstance {
       // an answer come compressed anyway, it is unpacked.
       decompress: true,
       headers: { 'accept-encoding': 'identity' },
+      // Node's http transport, whatever else axios finds: the agents and streams above are its.
+      adapter: 'http',
     });
     instance.interceptors.response.use(retryAnswer, retryFailure);
     if (instances.size >= MAX_TARGETS) instances.delete(instances.keys().next().value!);
