@@ -337,7 +337,7 @@ export class ContractClient {
       }
     } else {
       // Else axios would label a POST without a body as a form.
-      headers['content-type'] = false;
+      headers['content-type'] ??= false;
     }
     const streamedBody = body instanceof Readable;
     const call = new OutgoingCall(

@@ -293,6 +293,18 @@ describe('ContractClient over axios', () => {
     expect(received).toBe(1);
   });
 
+  it('when a POST has no body, then it goes without a Content-Type (axios would call it a form)', async () => {
+    const ping = defineRoute({ method: 'POST', path: '/ping', summary: 'no body', responses: { 200: z.object({ contentType: z.string() }) } });
+    const app = express();
+    app.post('/ping', (req, res) => res.json({ contentType: req.get('content-type') ?? 'none' }));
+    const server = await serve(app);
+    const client = new ContractClient({ service: 'ping', baseUrl: server.url });
+
+    const result = await client.call(ping, {});
+
+    expect(result.body).toEqual({ contentType: 'none' });
+  });
+
   it('when an absolute url is given, then it is called instead of the base URL', async () => {
     const { server } = await startServer();
     const client = new ContractClient({ service: 'echo', baseUrl: 'http://127.0.0.1:9' });
