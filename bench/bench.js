@@ -5,7 +5,8 @@
 //   2. pipeline throughput through the frontend with concurrent clients, and its ratio to (1);
 //   3. idle latency, upload → `finished` seen by the client, one image at a time;
 //   4. CPU time per image of everything but the worker (/proc/<pid>/stat);
-//   5. peak RSS of each service, and RSS growth of frontend and storage for one 25 MB image.
+//   5. peak RSS of each service, and RSS growth of frontend and storage for one 25 MB image;
+//   6. CPU time per call of kit's contract client, in this process, against kv and storage.
 // Prints a table (stdout; progress goes to stderr) and writes a JSON file.
 //
 //   node bench/bench.js [--tiny] [--reps N] [--out FILE] [--worker-concurrency N] [--keep]
@@ -168,6 +169,7 @@ async function main() {
   const { workerDefaults, codecOptionsOf, createTransform } = require('./worker-code');
   const { median, percentile, summarize } = require('./stats');
   const { tableCells, markdownTable, isMet } = require('./report');
+  const { CLIENT_PLANS, BINARY_BYTES, measureClientCost, clientCostRows, recordClientCost } = require('./client-cost');
 
   const plan = { ...PLANS[args.tiny ? 'tiny' : 'full'], ...(args.reps ? { reps: args.reps } : {}) };
   const machine = describeMachine();
@@ -305,6 +307,17 @@ async function main() {
       for (const name of SERVICES) record(`memory.peakRss.${name}MB`, peak[name] / MB);
     }
 
+    // 6. What kit's contract client costs its caller, this process, per call.
+    const clientPlan = CLIENT_PLANS[args.tiny ? 'tiny' : 'full'];
+    const clientImage = noisePng(BINARY_BYTES, 3).bytes;
+    // One repetition more than the others, the first, warms up and is not counted.
+    for (const r of args.tiny ? reps : [-1, ...reps]) {
+      const cost = await measureClientCost({ kvUrl: stack.urls.kv, storageUrl: stack.urls.storage, token: stack.tokens?.internal, plan: clientPlan, image: clientImage, keyPrefix: `bench-client-${r + 1}` });
+      if (r < 0) continue;
+      recordClientCost(cost, 'contractClient', record);
+      log(`contract client, rep ${r + 1}: ${Object.entries(cost).map(([name, f]) => `${name} ${f.cpuUsPerCall.toFixed(0)} µs`).join(', ')} of CPU per call`);
+    }
+
     // 5. One 25 MB image up through frontend → master → storage, and down again. A process keeps
     // the memory it grew once, so each repetition gets fresh ones, warmed up with small images.
     for (const r of reps) {
@@ -376,6 +389,7 @@ async function main() {
     { id: 'machine.png512.otherCpuPercent', label: 'machine CPU taken by others (processes, kernel), 512×512 run', unit: '%', digits: 0 },
     { id: 'machine.png1080.otherCpuPercent', label: 'machine CPU taken by others, 1920×1080 run', unit: '%', digits: 0 },
     { id: 'client.png512.cpuMsPerImage', label: 'benchmark client CPU per image, 512×512', unit: 'ms', digits: 2 },
+    ...clientCostRows('contractClient'),
     ...SERVICES.map((name) => ({ id: `memory.peakRss.${name}MB`, label: `peak RSS ${name}, runs 2–3`, unit: 'MB', digits: 0 })),
     { id: 'memory.workerPeakRss1080MB', label: 'worker peak RSS, 1920×1080', unit: 'MB', digits: 0, target: { cmp: '<=', value: 300 } },
     { id: 'memory.bigImage.frontendGrowthMB', label: 'frontend RSS growth, 25 MB image', unit: 'MB', digits: 1, target: { cmp: '<=', value: 40 } },

@@ -58,6 +58,8 @@ const POSITIVE = [
   'worker.png1080.cpuMsPerImage',
   'memory.workerPeakRss1080MB',
   ...SERVICES.map((name) => `memory.peakRss.${name}MB`),
+  ...['getSequential', 'getConcurrent', 'setSequential', 'upload1MB', 'download1MB'].map((call) => `contractClient.${call}.cpuUsPerCall`),
+  'contractClient.getSequential.wallMsPerCall',
 ];
 
 /**

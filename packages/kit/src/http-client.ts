@@ -1,6 +1,7 @@
-import http, { type IncomingMessage } from 'node:http';
+import http from 'node:http';
 import https from 'node:https';
-import { finished, type Readable } from 'node:stream';
+import { Readable } from 'node:stream';
+import axios, { type AxiosError, type AxiosInstance, type AxiosRequestConfig, type AxiosResponse, isAxiosError } from 'axios';
 import type { z } from 'zod';
 import {
   type BinaryBody,
@@ -88,87 +89,102 @@ class TransportError extends Error {
   }
 }
 
-/** The stream a body was read from failed or ended early (say, the client uploading it hung up). */
-class SourceError extends Error {
-  constructor(readonly reason: unknown) {
-    super(`the body's source failed: ${(reason as Error)?.message ?? String(reason)}`);
-  }
-}
-
 const neverConnected = (err: unknown): boolean => err instanceof TransportError && NEVER_CONNECTED.has(err.code ?? '');
 
-// Node's own client, not axios: on the services' hot path axios cost about 0.4 ms of CPU per
-// call more than this (merging configs, header objects, adapters), a quarter of master's CPU.
 const httpAgent = new http.Agent({ keepAlive: true });
 const httpsAgent = new https.Agent({ keepAlive: true });
 
-interface Outgoing {
-  method: string;
-  url: URL;
-  headers: Record<string, string>;
-  body?: Buffer | string | Readable;
-  timeoutMs: number;
-  signal?: AbortSignal;
+/**
+ * One try of a call: its deadline and its cancelling. The timeout covers the try until its
+ * answer is read, or handed on as a stream (`done()`); the caller's signal cancels it too.
+ */
+class Try {
+  readonly controller = new AbortController();
+  timedOut = false;
+  private readonly timer: NodeJS.Timeout;
+  private readonly onAbort = () => this.controller.abort();
+
+  constructor(
+    readonly call: OutgoingCall,
+    readonly attempt: number,
+    timeoutMs: number,
+    private readonly callerSignal: AbortSignal | undefined,
+  ) {
+    this.timer = setTimeout(() => {
+      this.timedOut = true;
+      this.controller.abort();
+    }, timeoutMs);
+    if (callerSignal?.aborted) this.controller.abort();
+    else callerSignal?.addEventListener('abort', this.onAbort, { once: true });
+  }
+
+  done(): void {
+    clearTimeout(this.timer);
+    this.callerSignal?.removeEventListener('abort', this.onAbort);
+  }
 }
+
+/** The try each request belongs to, by its signal (axios copies a request's config, not its signal). */
+const tries = new WeakMap<AbortSignal, Try>();
+const tryOf = (config: AxiosRequestConfig | undefined): Try | undefined =>
+  config?.signal instanceof AbortSignal ? tries.get(config.signal) : undefined;
+
+/** The retry interceptor, for an answer: a 502/503/504 to a call that may be repeated is tried again. */
+async function retryAnswer(response: AxiosResponse): Promise<AxiosResponse> {
+  const current = tryOf(response.config);
+  if (current === undefined || !current.call.retriesStatus(response.status, current.attempt)) return response;
+  current.done();
+  if (response.data instanceof Readable) response.data.resume();
+  return current.call.again(current.attempt);
+}
+
+/** The retry interceptor, for a request that got no answer: tried again where safe, else an AppError. */
+function retryFailure(error: unknown): Promise<AxiosResponse> {
+  const current = isAxiosError(error) ? tryOf(error.config) : undefined;
+  if (current === undefined) throw error;
+  current.done();
+  const failure = current.timedOut
+    ? new TransportError(`no answer within ${current.call.timeoutMs} ms`, 'ETIMEDOUT')
+    : new TransportError((error as AxiosError).message, (error as AxiosError).code);
+  return current.call.retryAfter(current.attempt, failure);
+}
+
+/** How many targets keep an axios instance; past it the oldest is dropped (services move when restarted). */
+const MAX_TARGETS = 64;
+const instances = new Map<string, AxiosInstance>();
 
 /**
- * Sends one request and resolves with the response once its head arrived; the body is left to
- * the caller. The timeout covers the whole call until then, and `done()` extends it over the
- * body (call it when the body is read, or when the body is handed on as a stream).
+ * The axios instance of a target (an origin): keep-alive agents, no redirects, every status an
+ * answer for the typed layer to check, bodies as bytes or a stream with no transformation, no
+ * body size limits of its own, no proxy from the environment, and the retry interceptor.
  */
-function send(request: Outgoing): Promise<{ response: IncomingMessage; done: () => void }> {
-  return new Promise((resolve, reject) => {
-    const secure = request.url.protocol === 'https:';
-    const headers: Record<string, string | number> = { ...request.headers };
-    const streamed = request.body !== undefined && typeof request.body !== 'string' && !Buffer.isBuffer(request.body);
-    if (request.body !== undefined && !streamed) headers['content-length'] = Buffer.byteLength(request.body as Buffer | string);
-    const req = (secure ? https : http).request(request.url, {
-      method: request.method,
-      headers,
-      agent: secure ? httpsAgent : httpAgent,
+function axiosFor(origin: string): AxiosInstance {
+  let instance = instances.get(origin);
+  if (instance === undefined) {
+    instance = axios.create({
+      baseURL: origin,
+      httpAgent,
+      httpsAgent,
+      proxy: false,
+      maxRedirects: 0,
+      validateStatus: () => true,
+      transformRequest: [],
+      transformResponse: [],
+      // -1 is "no limit": Infinity would make axios count every chunk, through an extra stream.
+      maxBodyLength: -1,
+      maxContentLength: -1,
+      // The services do not compress (images are compressed already): ask for none, and should
+      // an answer come compressed anyway, it is unpacked.
+      decompress: true,
+      headers: { 'accept-encoding': 'identity' },
+      // Node's http transport, whatever else axios finds: the agents and streams above are its.
+      adapter: 'http',
     });
-    let settled = false;
-    const fail = (err: Error & { code?: string }) => {
-      cleanup();
-      if (settled) return;
-      settled = true;
-      reject(err instanceof TransportError || err instanceof SourceError ? err : new TransportError(err.message, err.code));
-    };
-    const timer = setTimeout(() => req.destroy(new TransportError(`no answer within ${request.timeoutMs} ms`, 'ETIMEDOUT')), request.timeoutMs);
-    const onAbort = () => req.destroy(new TransportError('cancelled', 'ABORTED'));
-    const cleanup = () => {
-      clearTimeout(timer);
-      request.signal?.removeEventListener('abort', onAbort);
-    };
-    if (request.signal?.aborted) {
-      onAbort();
-    } else {
-      request.signal?.addEventListener('abort', onAbort, { once: true });
-    }
-    req.on('error', fail);
-    req.on('response', (response) => {
-      response.on('error', fail);
-      settled = true;
-      resolve({ response, done: cleanup });
-    });
-    if (streamed) {
-      const source = request.body as Readable;
-      // An error, or a close before the end (a client that hung up), leaves the request unfinished.
-      finished(source, { writable: false }, (err) => {
-        if (err) req.destroy(new SourceError(err));
-      });
-      source.pipe(req);
-    } else {
-      req.end(request.body);
-    }
-  });
-}
-
-/** The whole body of a response; a single chunk is returned as it is, not copied. */
-async function readBody(response: IncomingMessage): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of response) chunks.push(chunk as Buffer);
-  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+    instance.interceptors.response.use(retryAnswer, retryFailure);
+    if (instances.size >= MAX_TARGETS) instances.delete(instances.keys().next().value!);
+    instances.set(origin, instance);
+  }
+  return instance;
 }
 
 /** A route's query as URL parameters: absent values are left out. */
@@ -178,10 +194,95 @@ function appendQuery(url: URL, query: Record<string, unknown> | undefined): void
   }
 }
 
+/** One call on its way: what it sends, where, and whether it may be sent again. */
+class OutgoingCall {
+  constructor(
+    private readonly options: ContractClientOptions,
+    private readonly request: {
+      method: string;
+      path: string;
+      query?: Record<string, unknown>;
+      url?: string;
+      headers: Record<string, string | false>;
+      body?: Buffer | string | Readable;
+      stream: boolean;
+      signal?: AbortSignal;
+    },
+    readonly timeoutMs: number,
+    private readonly repeatable: boolean,
+    private readonly tries: number,
+  ) {}
+
+  /** Sends try `attempt`; the retry interceptor sends the next ones. */
+  async send(attempt: number): Promise<AxiosResponse> {
+    let url: URL;
+    try {
+      url = await this.target();
+    } catch (err) {
+      return this.retryAfter(attempt, err);
+    }
+    const current = new Try(this, attempt, this.timeoutMs, this.request.signal);
+    tries.set(current.controller.signal, current);
+    return axiosFor(url.origin).request({
+      method: this.request.method,
+      url: url.pathname + url.search,
+      headers: this.request.headers,
+      data: this.request.body,
+      responseType: this.request.stream ? 'stream' : 'arraybuffer',
+      signal: current.controller.signal,
+    });
+  }
+
+  retriesStatus(status: number, attempt: number): boolean {
+    return this.repeatable && RETRY_STATUSES.has(status) && attempt < this.tries;
+  }
+
+  /** After a pause, the next try, from a target resolved again (discovery may know a new one). */
+  async again(attempt: number): Promise<AxiosResponse> {
+    await sleep(retryDelayMs(attempt), this.request.signal);
+    return this.send(attempt + 1);
+  }
+
+  /** Try `attempt` failed with `err`: the next try where that is safe, else the call's AppError. */
+  async retryAfter(attempt: number, err: unknown): Promise<AxiosResponse> {
+    // The body's sender is gone, not the service: no retry, and nothing to report as an outage.
+    const source = this.request.body;
+    if (source instanceof Readable && (source.errored || (source.destroyed && !source.readableEnded))) {
+      throw source.errored instanceof AppError
+        ? source.errored
+        : new AppError('bad_request', 400, 'the upload was cut off before it could be passed on');
+    }
+    if (this.request.signal?.aborted) throw new AppError('unavailable', 503, `call to ${this.options.service} was cancelled`);
+    if (!(err instanceof AppError)) this.options.onUnreachable?.();
+    // A request that never got out (no connection, no address yet) can always be sent again;
+    // one that may have arrived only when it is repeatable.
+    if (attempt < this.tries && (this.repeatable || neverConnected(err) || err instanceof AppError)) return this.again(attempt);
+    if (err instanceof AppError) throw err;
+    const reason = (err as { code?: string }).code ?? (err as Error).message ?? String(err);
+    throw new AppError('unavailable', 503, `${this.options.service} is unreachable (${reason})`);
+  }
+
+  private async target(): Promise<URL> {
+    if (this.request.url !== undefined) return new URL(this.request.url);
+    const base = typeof this.options.baseUrl === 'string' ? this.options.baseUrl : await this.options.baseUrl();
+    const url = new URL(base.replace(/\/+$/, '') + this.request.path);
+    appendQuery(url, this.request.query);
+    return url;
+  }
+}
+
+/** The whole body of a response; a single chunk is returned as it is, not copied. */
+async function readBody(response: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of response) chunks.push(chunk as Buffer);
+  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+}
+
 /**
  * A typed HTTP client over a contract: sends exactly what the route declares and checks the
  * answer against the route's schema for that status, so a drifting service fails loudly.
- * A service that cannot be reached is an AppError 503 (`unavailable`).
+ * A service that cannot be reached is an AppError 503 (`unavailable`). It sends through axios,
+ * one instance per target; retries are its one interceptor's.
  */
 export class ContractClient {
   constructor(private readonly options: ContractClientOptions) {}
@@ -211,8 +312,7 @@ export class ContractClient {
     input: CallInput<R>,
     streamBinary: boolean,
   ): Promise<{ status: number; headers: Record<string, string>; body?: Buffer; stream?: Readable }> {
-    const path = buildPath(route.path, (input.params ?? {}) as Record<string, string>);
-    const headers: Record<string, string> = { ...input.headers };
+    const headers: Record<string, string | false> = { ...input.headers };
     const requestId = currentRequestId();
     if (requestId) headers[REQUEST_ID_HEADER] = requestId;
     if (this.options.token) headers.authorization = `Bearer ${this.options.token}`;
@@ -220,70 +320,56 @@ export class ContractClient {
     if (route.body !== undefined && input.body !== undefined) {
       if (isBinary(route.body)) {
         headers['content-type'] = input.contentType ?? 'application/octet-stream';
-        if (input.contentLength !== undefined) headers['content-length'] = String(input.contentLength);
+        // A buffer's length is its own; a stream's, when known, is the caller's to tell.
+        if (input.contentLength !== undefined && !Buffer.isBuffer(input.body)) headers['content-length'] = String(input.contentLength);
         body = input.body as Buffer | Readable;
       } else {
         headers['content-type'] = 'application/json';
         body = JSON.stringify(input.body);
       }
+    } else {
+      // Else axios would label a POST without a body as a form.
+      headers['content-type'] ??= false;
     }
-    const streamedBody = body !== undefined && typeof body !== 'string' && !Buffer.isBuffer(body);
-    const repeatable = !streamedBody && (input.retry ?? (route.method !== 'POST' || route.idempotent === true));
-    const tries = streamedBody ? 1 : 1 + (this.options.retries ?? 2);
-
-    for (let attempt = 1; ; attempt += 1) {
-      try {
-        let url: URL;
-        if (input.url !== undefined) {
-          url = new URL(input.url);
-        } else {
-          const base = typeof this.options.baseUrl === 'string' ? this.options.baseUrl : await this.options.baseUrl();
-          url = new URL(base.replace(/\/+$/, '') + path);
-          appendQuery(url, input.query as Record<string, unknown> | undefined);
-        }
-        const { response, done } = await send({
-          method: route.method,
-          url,
-          headers,
-          body,
-          timeoutMs: input.timeoutMs ?? this.options.timeoutMs ?? 30_000,
-          signal: input.signal,
-        });
-        const status = response.statusCode ?? 0;
-        if (repeatable && RETRY_STATUSES.has(status) && attempt < tries) {
-          done();
-          response.resume();
-        } else {
-          const answerHeaders = headersOf(response.headers);
-          if (streamBinary && isBinary(route.responses[status])) {
-            done();
-            return { status, headers: answerHeaders, stream: response };
-          }
-          try {
-            return { status, headers: answerHeaders, body: await readBody(response) };
-          } finally {
-            done();
-          }
-        }
-      } catch (err) {
-        // The body's sender is gone, not the service: no retry, and nothing to report as an outage.
-        if (err instanceof SourceError) {
-          throw err.reason instanceof AppError
-            ? err.reason
-            : new AppError('bad_request', 400, 'the upload was cut off before it could be passed on');
-        }
-        if (input.signal?.aborted) throw new AppError('unavailable', 503, `call to ${this.options.service} was cancelled`);
-        if (!(err instanceof AppError)) this.options.onUnreachable?.();
-        // A request that never got out (no connection, no address yet) can always be sent again;
-        // one that may have arrived only when it is repeatable.
-        const again = attempt < tries && (repeatable || neverConnected(err) || err instanceof AppError);
-        if (!again) {
-          if (err instanceof AppError) throw err;
-          const reason = (err as { code?: string }).code ?? (err as Error).message ?? String(err);
-          throw new AppError('unavailable', 503, `${this.options.service} is unreachable (${reason})`);
-        }
-      }
-      await sleep(retryDelayMs(attempt), input.signal);
+    const streamedBody = body instanceof Readable;
+    const call = new OutgoingCall(
+      this.options,
+      {
+        method: route.method,
+        path: buildPath(route.path, (input.params ?? {}) as Record<string, string>),
+        query: input.query as Record<string, unknown> | undefined,
+        url: input.url,
+        headers,
+        body,
+        stream: streamBinary,
+        signal: input.signal,
+      },
+      input.timeoutMs ?? this.options.timeoutMs ?? 30_000,
+      // A streamed body is never sent twice: its bytes are gone once read.
+      !streamedBody && (input.retry ?? (route.method !== 'POST' || route.idempotent === true)),
+      streamedBody ? 1 : 1 + (this.options.retries ?? 2),
+    );
+    const response = await call.send(1);
+    const current = tryOf(response.config);
+    const status = response.status;
+    const answerHeaders = headersOf(response.headers);
+    if (!(response.data instanceof Readable)) {
+      current?.done();
+      return { status, headers: answerHeaders, body: response.data as Buffer };
+    }
+    if (isBinary(route.responses[status])) {
+      current?.done();
+      return { status, headers: answerHeaders, stream: response.data };
+    }
+    try {
+      return { status, headers: answerHeaders, body: await readBody(response.data) };
+    } catch (err) {
+      this.options.onUnreachable?.();
+      throw current?.timedOut
+        ? new AppError('unavailable', 503, `${this.options.service} is unreachable (ETIMEDOUT)`)
+        : new AppError('unavailable', 503, `${this.options.service} is unreachable (${(err as { code?: string }).code ?? (err as Error).message})`);
+    } finally {
+      current?.done();
     }
   }
 

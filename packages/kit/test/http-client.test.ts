@@ -74,7 +74,7 @@ async function startServer(failFirst = 0) {
   return { server, calls: () => count };
 }
 
-describe('ContractClient over node:http', () => {
+describe('ContractClient over axios', () => {
   it('when a query has absent values, then only the given ones are sent', async () => {
     const { server } = await startServer();
     const client = new ContractClient({ service: 'echo', baseUrl: server.url });
@@ -192,6 +192,117 @@ describe('ContractClient over node:http', () => {
     const error = await client.call(upload, { body: source, contentLength: 400 }).catch((err: unknown) => err);
 
     expect(error).toBe(tooLarge);
+  });
+
+  it('when bodies are larger than 10 MB, then they go up, as a buffer or a stream, and come down whole', async () => {
+    const BIG = 12 * 1024 * 1024;
+    const bytes = Buffer.alloc(BIG, 7);
+    const bigUpload = defineRoute({ ...upload, path: '/big' });
+    const bigDownload = defineRoute({ method: 'GET', path: '/big', summary: 'many bytes', responses: { 200: BINARY } });
+    const server = await serve(
+      createServiceApp({
+        service: 'big',
+        logger,
+        routes: (router) =>
+          mountContract(router, { bigUpload, bigDownload }, {
+            bigUpload: ({ body }) => ({ status: 200, body: { length: body.length, first: body[0] ?? -1 } }),
+            bigDownload: () => ({ status: 200, body: bytes }),
+          }, { binaryLimit: 2 * BIG }),
+      }),
+    );
+    const client = new ContractClient({ service: 'big', baseUrl: server.url });
+
+    const fromBuffer = await client.call(bigUpload, { body: bytes, contentType: 'image/png' });
+    const fromStream = await client.call(bigUpload, { body: Readable.from([bytes.subarray(0, BIG / 2), bytes.subarray(BIG / 2)]), contentType: 'image/png' });
+    const whole = await client.call(bigDownload, {});
+    const streamed = await client.callStream(bigDownload, {});
+
+    expect(fromBuffer.body).toEqual({ length: BIG, first: 7 });
+    expect(fromStream.body).toEqual({ length: BIG, first: 7 });
+    expect(whole.status === 200 && whole.body.equals(bytes)).toBe(true);
+    const chunks: Buffer[] = [];
+    for await (const chunk of streamed.stream!) chunks.push(chunk as Buffer);
+    expect(Buffer.concat(chunks).equals(bytes)).toBe(true);
+  });
+
+  it('when a server answers with a redirect, then it is not followed: the redirect is the answer, outside the contract', async () => {
+    let followed = 0;
+    const app = express();
+    app.get('/echo', (_req, res) => res.redirect(302, '/elsewhere'));
+    app.get('/elsewhere', (_req, res) => {
+      followed += 1;
+      res.json({ query: {}, count: 0 });
+    });
+    const server = await serve(app);
+    const client = new ContractClient({ service: 'echo', baseUrl: server.url });
+
+    const error = await client.call(echo, {}).catch((err: unknown) => err);
+
+    expect(error).toBeInstanceOf(AppError);
+    expect((error as AppError).message).toMatch(/undocumented status 302/);
+    expect(followed).toBe(0);
+  });
+
+  it('when calls follow one another, then they share one kept-alive connection', async () => {
+    const ports = new Set<number>();
+    const app = express();
+    app.get('/echo', (req, res) => {
+      ports.add(req.socket.remotePort ?? 0);
+      res.json({ query: {}, count: ports.size });
+    });
+    const server = await serve(app);
+    const client = new ContractClient({ service: 'echo', baseUrl: server.url });
+
+    for (let i = 0; i < 3; i++) expect((await client.call(echo, {})).status).toBe(200);
+
+    expect(ports.size).toBe(1);
+  });
+
+  it('when the service cannot be connected to, then even a call not safe to repeat is sent again, to the address resolved anew', async () => {
+    const { server, calls } = await startServer();
+    const targets = ['http://127.0.0.1:9', server.url];
+    let resolved = 0;
+    let unreachable = 0;
+    const client = new ContractClient({
+      service: 'echo',
+      baseUrl: async () => targets[Math.min(resolved++, targets.length - 1)]!,
+      onUnreachable: () => (unreachable += 1),
+    });
+
+    const result = await client.call(submit, { body: { value: 1 } });
+
+    expect(result.status).toBe(200);
+    expect(calls()).toBe(1);
+    expect(resolved).toBe(2);
+    expect(unreachable).toBe(1);
+  });
+
+  it('when the service hangs up on a call not safe to repeat, then it is not sent again and the call is a 503 naming the reset', async () => {
+    let received = 0;
+    const app = express();
+    app.post('/submit', (req) => {
+      received += 1;
+      req.socket.destroy();
+    });
+    const server = await serve(app);
+    const client = new ContractClient({ service: 'echo', baseUrl: server.url, retries: 2 });
+
+    const error = await client.call(submit, { body: { value: 1 } }).catch((err: unknown) => err);
+
+    expect(error).toMatchObject({ code: 'unavailable', status: 503, message: 'echo is unreachable (ECONNRESET)' });
+    expect(received).toBe(1);
+  });
+
+  it('when a POST has no body, then it goes without a Content-Type (axios would call it a form)', async () => {
+    const ping = defineRoute({ method: 'POST', path: '/ping', summary: 'no body', responses: { 200: z.object({ contentType: z.string() }) } });
+    const app = express();
+    app.post('/ping', (req, res) => res.json({ contentType: req.get('content-type') ?? 'none' }));
+    const server = await serve(app);
+    const client = new ContractClient({ service: 'ping', baseUrl: server.url });
+
+    const result = await client.call(ping, {});
+
+    expect(result.body).toEqual({ contentType: 'none' });
   });
 
   it('when an absolute url is given, then it is called instead of the base URL', async () => {
