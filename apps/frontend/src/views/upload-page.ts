@@ -136,6 +136,7 @@ export function renderUploadPage({ maxUploadBytes, refreshSeconds, apiKeys = fal
       ${renderStatus(status)}
       </section>
     </main>
+    <footer><p><a href="/docs">API documentation</a></p></footer>
   </body>
 </html>
 `;
