@@ -154,7 +154,7 @@ class DocumentBuilder {
   }
 
   parameters(route: Route): JsonObject[] {
-    const parts: Array<[ 'path' | 'query' | 'header', z.ZodType | undefined]> = [
+    const parts: Array<['path' | 'query' | 'header', z.ZodType | undefined]> = [
       ['path', route.params],
       ['query', route.query],
       ['header', route.headers],
@@ -195,8 +195,8 @@ class DocumentBuilder {
     if (isBinary(spec)) return { description, content: imageContent() };
     const schema = this.schema(spec, 'output');
     // A text answer names its media type in the schema (`contentMediaType`); everything else is JSON.
-    const mediaType =
-      '$ref' in schema ? 'application/json' : schema.type === 'string' ? ((schema.contentMediaType as string) ?? 'text/plain') : 'application/json';
+    const text = !('$ref' in schema) && schema.type === 'string';
+    const mediaType = text ? ((schema.contentMediaType as string | undefined) ?? 'text/plain') : 'application/json';
     return { description, content: { [mediaType]: { schema } } };
   }
 
