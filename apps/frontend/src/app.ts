@@ -9,7 +9,9 @@ import { UploadQuota } from './domain/upload-quota';
 import { createClientAccess } from './routes/client-access';
 import { mountFrontendRoutes } from './routes/frontend-routes';
 import { DEFAULT_STREAM_UPLOADS_FROM_BYTES } from './routes/upload-parser';
+import { docsAssets } from './routes/docs-assets';
 import { securityHeaders } from './routes/security-headers';
+import { DOCS_ASSETS_PATH } from './views/docs-page';
 
 /** The page's script and style; next to src/ and dist/ alike. */
 const PUBLIC_DIR = path.join(__dirname, '..', 'public');
@@ -65,16 +67,13 @@ export function createApp({
         imageLimits,
         refreshSeconds,
       });
+      router.use(DOCS_ASSETS_PATH, docsAssets());
       router.use(express.static(PUBLIC_DIR, { index: false }));
     },
     readiness: { master: () => gateway.ping() },
+    // First, so the security headers are on every answer, /healthz and kit's own errors included.
+    firstMiddleware: [securityHeaders()],
   });
-
-  // An outer app, so the security headers are on every answer, /healthz and kit's own errors included.
-  const app = express();
-  app.disable('x-powered-by');
-  app.set('trust proxy', trustProxyHops);
-  app.use(securityHeaders());
-  app.use(service);
-  return app;
+  service.set('trust proxy', trustProxyHops);
+  return service;
 }

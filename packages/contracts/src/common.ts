@@ -109,6 +109,18 @@ export const ReadySchema = z.object({
   checks: z.record(z.string(), z.enum(['ok', 'failing'])),
 });
 
+/**
+ * An OpenAPI 3.1 document, checked only where every document agrees; the rest is described by the
+ * specification itself.
+ */
+export const OpenApiDocumentSchema = z
+  .object({
+    openapi: z.string().regex(/^3\.1\.\d+$/),
+    info: z.object({ title: z.string(), version: z.string() }).loose(),
+    paths: z.record(z.string(), z.unknown()),
+  })
+  .loose();
+
 /** Routes every server answers. */
 export const commonContract = {
   health: defineRoute({
@@ -122,5 +134,11 @@ export const commonContract = {
     path: '/readyz',
     summary: 'The service and its dependencies are reachable',
     responses: { 200: ReadySchema, 503: ReadySchema },
+  }),
+  openapi: defineRoute({
+    method: 'GET',
+    path: '/openapi.json',
+    summary: "This service's OpenAPI 3.1 document, generated from its contract",
+    responses: { 200: OpenApiDocumentSchema },
   }),
 } as const;

@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import {
   AcceptedSchema,
+  IMAGE_TYPES,
+  OperationSchema,
   ErrorBodySchema,
   IdempotencyHeadersSchema,
   IdQuerySchema,
@@ -12,6 +14,23 @@ import { NewImageQuerySchema } from './master';
 
 /** Multipart form field that carries the image. */
 export const UPLOAD_FIELD = 'image';
+/** The header an API key may come in besides `Authorization: Bearer`, for clients that keep Authorization for something else. */
+export const API_KEY_HEADER = 'x-api-key';
+/** The upload form's field for the API key: a form posted without JavaScript cannot send headers. */
+export const API_KEY_FIELD = 'apiKey';
+
+/** The upload as a multipart form (what the upload page posts); the fields before the image are read first. */
+export const UploadFormSchema = z.object({
+  [API_KEY_FIELD]: z
+    .string()
+    .optional()
+    .meta({ description: 'The API key, for a form that cannot send it in a header; it must come before the image' }),
+  op: OperationSchema.optional().meta({ description: 'The operation to apply; swap-red-blue when absent' }),
+  [UPLOAD_FIELD]: z.file().mime([...IMAGE_TYPES]).meta({ description: 'The image file' }),
+});
+
+/** An HTML page, served as text/html. */
+const HtmlPageSchema = z.string().meta({ contentMediaType: 'text/html' });
 
 export const frontendContract = {
   page: defineRoute({
@@ -19,20 +38,28 @@ export const frontendContract = {
     path: '/',
     summary: 'The upload page (HTML); with ?id= it shows that image’s state and result',
     query: z.object({ id: z.string().optional() }),
-    responses: { 200: z.string() },
+    responses: { 200: HtmlPageSchema },
+  }),
+  docs: defineRoute({
+    method: 'GET',
+    path: '/docs',
+    summary: 'This API’s interactive documentation (an HTML page over /openapi.json)',
+    responses: { 200: HtmlPageSchema },
   }),
   newImage: defineRoute({
     method: 'POST',
     path: '/newImage',
+    auth: 'apiKey',
     summary:
       'Upload an image: multipart field "image" (optional field "op"), or a raw image/* body with ?op=. ' +
       'Browsers asking for HTML are redirected to the status page.',
     query: NewImageQuerySchema.partial(),
     headers: IdempotencyHeadersSchema,
     body: BINARY,
+    form: UploadFormSchema,
     responses: {
       202: AcceptedSchema,
-      303: z.string(),
+      303: z.string().meta({ contentMediaType: 'text/plain' }),
       400: ErrorBodySchema,
       401: ErrorBodySchema,
       413: ErrorBodySchema,
@@ -46,6 +73,7 @@ export const frontendContract = {
   isReady: defineRoute({
     method: 'GET',
     path: '/image/isReady',
+    auth: 'apiKey',
     summary:
       "An image's state: not_started, in_progress, finished or failed (with the reason); " +
       'with waitMs (up to 30000), the answer waits until the image is finished or failed, or waitMs has passed',
@@ -55,6 +83,7 @@ export const frontendContract = {
   get: defineRoute({
     method: 'GET',
     path: '/image/get',
+    auth: 'apiKey',
     summary: 'The finished image, in the format it was uploaded in',
     query: IdQuerySchema,
     responses: {

@@ -7,3 +7,4 @@ export * from './storage';
 export * from './master';
 export * from './frontend';
 export * from './image-dimensions';
+export * from './openapi';

@@ -18,10 +18,11 @@ export type BodySpec = z.ZodType | BinaryBody | EmptyBody;
 
 /**
  * Who may call a route: anyone (`public`), the services of the stack holding `INTERNAL_TOKEN`
- * (`internal`), or workers holding `WORKER_TOKEN` (`worker`). A server without the token
- * configured leaves the route open.
+ * (`internal`), workers holding `WORKER_TOKEN` (`worker`), or clients holding one of the
+ * frontend's API keys (`apiKey`, checked by the frontend itself). A server without the token or
+ * keys configured leaves the route open.
  */
-export type RouteAuth = 'public' | 'internal' | 'worker';
+export type RouteAuth = 'public' | 'internal' | 'worker' | 'apiKey';
 
 /** One endpoint: the single description shared by the server that answers it and every caller. */
 export interface Route {
@@ -38,6 +39,8 @@ export interface Route {
   /** Request headers the route reads (lower-case names); others are ignored. */
   readonly headers?: z.ZodType<Record<string, unknown>>;
   readonly body?: z.ZodType | BinaryBody;
+  /** The body may also be a multipart/form-data form with these fields (files as `z.file()`); the server parses it. */
+  readonly form?: z.ZodObject;
   readonly responses: Readonly<Record<number, BodySpec>>;
 }
 

@@ -1,8 +1,16 @@
 import http, { type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import express, { type Express, type Response, type Router } from 'express';
-import { commonContract, type ErrorCode } from '@pixelmill/contracts';
+import { readFileSync } from 'node:fs';
+import express, { type Express, type RequestHandler, type Response, type Router } from 'express';
+import {
+  commonContract,
+  createOpenApiDocument,
+  SERVICE_NAMES,
+  serviceOpenApiDocument,
+  type ErrorCode,
+  type ServiceName,
+} from '@pixelmill/contracts';
 import { mountContract } from './contract-router';
 import { AppError, errorHandler, notFoundHandler } from './errors';
 import type { Logger } from './logger';
@@ -118,6 +126,29 @@ export interface ServiceAppOptions {
   routes: (router: Router) => void;
   /** Dependencies `/readyz` checks; each must resolve for the service to be ready. */
   readiness?: Record<string, ReadinessCheck>;
+  /** Run first on every request, kit's own answers and errors included (e.g. security headers). */
+  firstMiddleware?: RequestHandler[];
+}
+
+const isServiceName = (name: string): name is ServiceName => (SERVICE_NAMES as readonly string[]).includes(name);
+
+/**
+ * The service's OpenAPI document as JSON text, generated from the contracts once, on first use.
+ * A service pixelmill does not know (a test's) documents the common routes only.
+ */
+function openApiText(service: string): () => string {
+  let text: string | undefined;
+  return () => {
+    if (text === undefined) {
+      const packageFile = require.resolve('@pixelmill/contracts/package.json');
+      const { version } = JSON.parse(readFileSync(packageFile, 'utf8')) as { version: string };
+      const document = isServiceName(service)
+        ? serviceOpenApiDocument(service, version)
+        : createOpenApiDocument({ service, contract: {}, version });
+      text = JSON.stringify(document);
+    }
+    return text;
+  };
 }
 
 /**
@@ -131,6 +162,7 @@ export function createServiceApp(options: ServiceAppOptions): Express {
   // Answers are small JSON or images streamed from disk: hashing each for an ETag is CPU for nothing.
   app.set('etag', false);
   app.set('query parser', 'simple');
+  if (options.firstMiddleware?.length) app.use(options.firstMiddleware);
   app.use(requestContext());
   app.use((req, _res, next) => {
     if (req.originalUrl.length > MAX_URL_LENGTH) {
@@ -152,7 +184,11 @@ export function createServiceApp(options: ServiceAppOptions): Express {
   }
 
   const router = express.Router();
+  const openApi = openApiText(service);
   mountContract(router, commonContract, {
+    openapi: (_input, _req, res) => {
+      res.status(200).type('application/json').send(openApi());
+    },
     health: () => ({ status: 200, body: { status: 'ok', service } }),
     ready: async () => {
       const entries = await Promise.all(

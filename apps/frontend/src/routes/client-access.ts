@@ -1,14 +1,11 @@
 import type { Request, RequestHandler, Response } from 'express';
+import { API_KEY_FIELD, API_KEY_HEADER } from '@pixelmill/contracts';
 import { AppError, bearerToken } from '@pixelmill/kit';
 import type { ApiKeys } from '../domain/api-keys';
 import type { RateLimiter } from '../domain/rate-limiter';
 import type { UploadQuota } from '../domain/upload-quota';
 import { readFormKey } from './upload-form';
 
-/** The other header an API key may come in, for clients that keep Authorization for something else. */
-export const API_KEY_HEADER = 'x-api-key';
-/** The upload page's form field for the key: a form posted without JavaScript cannot send headers. */
-export const API_KEY_FIELD = 'apiKey';
 
 /** Who is asking. */
 export interface Client {

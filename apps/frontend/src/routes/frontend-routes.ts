@@ -5,6 +5,7 @@ import { DEFAULT_OPERATION, frontendContract, TaskIdSchema, type Operation } fro
 import { AppError, hangUpSignal, mountContract } from '@pixelmill/kit';
 import type { MasterGateway } from '../data-access/master-gateway';
 import { checkUpload, checkUploadStream, parseOperation, type ImageLimits } from '../domain/image-upload';
+import { renderDocsPage } from '../views/docs-page';
 import { renderUploadPage, type PageStatus } from '../views/upload-page';
 import type { ClientAccess } from './client-access';
 import { streamedUploadLength, uploadParser } from './upload-parser';
@@ -31,6 +32,18 @@ const PAGE_HEADERS = {
     "form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
   'cache-control': 'no-store',
 };
+
+/**
+ * Swagger UI sets inline styles and draws its icons from data: URLs; its script and the document
+ * come from us. Nothing from another host.
+ */
+const DOCS_HEADERS = {
+  'content-type': 'text/html; charset=utf-8',
+  'content-security-policy':
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; " +
+    "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+};
+const DOCS_PAGE = renderDocsPage();
 
 const FILE_EXTENSIONS: Record<string, string> = { 'image/png': 'png', 'image/jpeg': 'jpg', 'image/bmp': 'bmp', 'image/gif': 'gif' };
 
@@ -70,6 +83,8 @@ export function mountFrontendRoutes(
         body: renderUploadPage({ maxUploadBytes, refreshSeconds, apiKeys, status: await pageStatus(master, query.id, apiKeys) }),
         headers: PAGE_HEADERS,
       }),
+
+      docs: () => ({ status: 200, body: DOCS_PAGE, headers: DOCS_HEADERS }),
 
       newImage: async ({ query, headers, body }, req, res) => {
         // A multipart form carries the image in req.file and its fields in req.body; a raw upload is `body`.

@@ -1,6 +1,13 @@
-import { DEFAULT_OPERATION, IMAGE_TYPES, OPERATIONS, UPLOAD_FIELD, type TaskState, type TaskStatus } from '@pixelmill/contracts';
+import {
+  API_KEY_FIELD,
+  DEFAULT_OPERATION,
+  IMAGE_TYPES,
+  OPERATIONS,
+  UPLOAD_FIELD,
+  type TaskState,
+  type TaskStatus,
+} from '@pixelmill/contracts';
 import { IMAGE_TYPE_NAMES } from '../domain/image-upload';
-import { API_KEY_FIELD } from '../routes/client-access';
 
 /** What the page shows under the form: an image's state, or why it cannot be shown. */
 export type PageStatus =
@@ -129,6 +136,7 @@ export function renderUploadPage({ maxUploadBytes, refreshSeconds, apiKeys = fal
       ${renderStatus(status)}
       </section>
     </main>
+    <footer><p><a href="/docs">API documentation</a></p></footer>
   </body>
 </html>
 `;

@@ -1,0 +1,47 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { documentedRoutes, mountedRoutes } from '@pixelmill/contracts/testing';
+import { createLogger, listen } from '@pixelmill/kit';
+import { createApp } from '../../src/app';
+import { FileStore } from '../../src/data-access/file-store';
+
+/** The document the contracts package ships for storage. */
+const shipped = JSON.parse(fs.readFileSync(require.resolve('@pixelmill/contracts/openapi/storage.json'), 'utf8')) as {
+  paths: Record<string, Record<string, unknown>>;
+};
+
+describe('storage OpenAPI document', () => {
+  let dir: string;
+
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pixelmill-storage-'));
+  });
+
+  afterEach(() => {
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  const app = () =>
+    createApp({
+      store: new FileStore(dir),
+      logger: createLogger('storage', 'silent'),
+      maxObjectBytes: 4096,
+      tokens: { internal: 'internal-token-0123456789' },
+    });
+
+  it('when the app is built, then every route it mounts is documented, and every documented route is mounted', () => {
+    expect(mountedRoutes(app())).toEqual(documentedRoutes(shipped));
+  });
+
+  it('when GET /openapi.json is asked without a token, then it answers the shipped document', async () => {
+    const server = await listen(app(), 0);
+    try {
+      const response = await fetch(`${server.url}/openapi.json`);
+      expect(response.status).toBe(200);
+      expect(await response.json()).toEqual(shipped);
+    } finally {
+      await server.close();
+    }
+  });
+});

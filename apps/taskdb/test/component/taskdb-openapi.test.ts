@@ -1,0 +1,51 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { documentedRoutes, mountedRoutes } from '@pixelmill/contracts/testing';
+import { createLogger, listen } from '@pixelmill/kit';
+import { createApp } from '../../src/app';
+import { TaskRepository } from '../../src/data-access/task-repository';
+import { TaskService } from '../../src/domain/task-service';
+
+/** The document the contracts package ships for taskdb. */
+const shipped = JSON.parse(fs.readFileSync(require.resolve('@pixelmill/contracts/openapi/taskdb.json'), 'utf8')) as {
+  paths: Record<string, Record<string, unknown>>;
+};
+
+describe('taskdb OpenAPI document', () => {
+  let dir: string;
+  let repository: TaskRepository;
+
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pixelmill-taskdb-'));
+    repository = new TaskRepository(path.join(dir, 'tasks.sqlite'));
+  });
+
+  afterEach(() => {
+    repository.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  const app = () =>
+    createApp({
+      tasks: new TaskService(repository, { maxAttempts: 2, attemptTimeoutMs: 120_000, retryBaseMs: 1_000, retryMaxMs: 30_000 }),
+      logger: createLogger('taskdb', 'silent'),
+      ping: () => repository.ping(),
+      tokens: { internal: 'internal-token-0123456789' },
+    });
+
+  it('when the app is built, then every route it mounts is documented, and every documented route is mounted', () => {
+    expect(mountedRoutes(app())).toEqual(documentedRoutes(shipped));
+  });
+
+  it('when GET /openapi.json is asked without a token, then it answers the shipped document', async () => {
+    const server = await listen(app(), 0);
+    try {
+      const response = await fetch(`${server.url}/openapi.json`);
+      expect(response.status).toBe(200);
+      expect(await response.json()).toEqual(shipped);
+    } finally {
+      await server.close();
+    }
+  });
+});

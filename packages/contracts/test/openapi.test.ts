@@ -1,0 +1,177 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import SwaggerParser from '@apidevtools/swagger-parser';
+import type { OpenAPIV3_1 } from 'openapi-types';
+import {
+  ErrorBodySchema,
+  IMAGE_TYPES,
+  OPERATIONS,
+  SERVICE_CONTRACTS,
+  SERVICE_NAMES,
+  commonContract,
+  createOpenApiDocument,
+  defineRoute,
+  isBinary,
+  KvListQuerySchema,
+  openApiPath,
+  serviceOpenApiDocument,
+  type JsonObject,
+  type OpenApiDocument,
+  type Route,
+} from '../src';
+import { documentedRoutes } from '../src/testing';
+
+const { version } = JSON.parse(readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')) as { version: string };
+
+/** The validator dereferences in place: it gets a copy. */
+const validate = (document: OpenApiDocument) =>
+  SwaggerParser.validate(structuredClone(document) as unknown as OpenAPIV3_1.Document);
+
+type Operation = { [key: string]: unknown; responses: Record<string, JsonObject>; parameters?: JsonObject[] };
+const operationOf = (document: OpenApiDocument, route: Route): Operation =>
+  document.paths[openApiPath(route.path)]![route.method.toLowerCase()] as Operation;
+
+describe('OpenAPI documents', () => {
+  describe.each(SERVICE_NAMES)('of %s', (service) => {
+    const document = serviceOpenApiDocument(service, version);
+    const routes: Record<string, Route> = { ...commonContract, ...SERVICE_CONTRACTS[service] };
+
+    it('when validated as OpenAPI 3.1, then it passes', async () => {
+      expect(document.openapi).toBe('3.1.0');
+      await expect(validate(document)).resolves.toBeDefined();
+    });
+
+    it('when built, then the package ships the same document as openapi/<service>.json', () => {
+      // Through the package's own export, as another project imports it.
+      const shipped = JSON.parse(readFileSync(require.resolve(`@pixelmill/contracts/openapi/${service}.json`), 'utf8')) as unknown;
+      expect(shipped).toEqual(document);
+    });
+
+    it('when read, then it has every route of the contract and the common ones, and no other', () => {
+      const expected = Object.values(routes).map((route) => `${route.method} ${route.path}`).sort();
+      expect(documentedRoutes(document)).toEqual(expected);
+      expect(documentedRoutes(document)).toEqual(expect.arrayContaining(['GET /healthz', 'GET /readyz', 'GET /openapi.json']));
+    });
+
+    it('when read, then each operation has its summary and every answer of the contract by status', () => {
+      for (const [name, route] of Object.entries(routes)) {
+        const operation = operationOf(document, route);
+        expect(operation.operationId).toBe(name);
+        expect(operation.summary).toBe(route.summary);
+        const statuses = Object.keys(route.responses);
+        // The router itself answers 401 to a guarded route called without its token.
+        if (route.auth === 'internal' || route.auth === 'worker') statuses.push('401');
+        expect(Object.keys(operation.responses).sort()).toEqual([...new Set(statuses)].sort());
+        for (const [status, spec] of Object.entries(route.responses)) {
+          const content = operation.responses[status]!.content as Record<string, JsonObject> | undefined;
+          if (spec === ErrorBodySchema) {
+            expect(content).toEqual({ 'application/json': { schema: { $ref: '#/components/schemas/ErrorBody' } } });
+          } else if (isBinary(spec)) {
+            expect(Object.keys(content!)).toEqual([...IMAGE_TYPES]);
+          }
+        }
+      }
+    });
+
+    it('when read, then every path parameter is declared, in OpenAPI form', () => {
+      for (const route of Object.values(routes)) {
+        const names = [...route.path.matchAll(/:([A-Za-z0-9_]+)/g)].map((match) => match[1]);
+        const declared = (operationOf(document, route).parameters ?? []).filter((p) => p.in === 'path');
+        expect(declared.map((p) => p.name)).toEqual(names);
+        expect(declared.every((p) => p.required === true)).toBe(true);
+      }
+    });
+
+    it('when a route needs a token, then the operation names its bearer scheme', () => {
+      for (const route of Object.values(routes)) {
+        const security = operationOf(document, route).security;
+        if (route.auth === 'internal') expect(security).toEqual([{ internalToken: [] }]);
+        else if (route.auth === 'worker') expect(security).toEqual([{ workerToken: [] }]);
+        else if (route.auth === 'apiKey') expect(security).toEqual([{ apiKey: [] }, { apiKeyBearer: [] }]);
+        else expect(security).toBeUndefined();
+      }
+      const referenced = new Set(
+        Object.values(routes).flatMap((route) =>
+          ((operationOf(document, route).security ?? []) as JsonObject[]).flatMap((entry) => Object.keys(entry)),
+        ),
+      );
+      expect(Object.keys(document.components.securitySchemes).sort()).toEqual([...referenced].sort());
+    });
+  });
+
+  it('when a document is broken, then the validator refuses it (so it does check)', async () => {
+    const document = serviceOpenApiDocument('kv', version);
+    const broken = structuredClone(document);
+    // A path parameter must be required.
+    ((broken.paths['/keys/{key}']!.get as { parameters: JsonObject[] }).parameters[0]!).required = false;
+    await expect(validate(broken)).rejects.toThrow();
+    const dangling = structuredClone(document);
+    delete dangling.components.schemas.ErrorBody;
+    await expect(validate(dangling)).rejects.toThrow();
+  });
+
+  describe('of the frontend, the public API', () => {
+    const document = serviceOpenApiDocument('frontend', version);
+    const newImage = document.paths['/newImage']!.post!;
+
+    it('when an upload is described, then it is raw image bytes or a multipart form, and op offers every operation', () => {
+      const content = (newImage.requestBody as { content: Record<string, { schema: JsonObject }> }).content;
+      expect(content['image/png']!.schema).toMatchObject({ type: 'string', format: 'binary' });
+      const form = content['multipart/form-data']!.schema as { properties: Record<string, JsonObject>; required: string[] };
+      expect(form.properties.image).toMatchObject({ type: 'string', format: 'binary' });
+      expect(form.properties.op!.enum).toEqual([...OPERATIONS]);
+      expect(form.required).toEqual(['image']);
+      const op = (newImage.parameters as JsonObject[]).find((p) => p.name === 'op' && p.in === 'query');
+      expect(op).toMatchObject({ required: false, schema: { enum: [...OPERATIONS], default: 'swap-red-blue' } });
+      const key = (newImage.parameters as JsonObject[]).find((p) => p.in === 'header');
+      expect(key).toMatchObject({ name: 'idempotency-key', required: false });
+    });
+
+    it('when pages are described, then they are HTML, and the see-other answer plain text', () => {
+      for (const path of ['/', '/docs']) {
+        const ok = (document.paths[path]!.get!.responses as Record<string, JsonObject>)['200']!;
+        expect(Object.keys(ok.content as JsonObject)).toEqual(['text/html']);
+      }
+      expect(Object.keys((newImage.responses as Record<string, JsonObject>)['303']!.content as JsonObject)).toEqual(['text/plain']);
+    });
+
+    it('when the API key is described, then it goes in X-API-Key or as a bearer token', () => {
+      expect(document.components.securitySchemes).toEqual({
+        apiKey: expect.objectContaining({ type: 'apiKey', in: 'header', name: 'x-api-key' }),
+        apiKeyBearer: expect.objectContaining({ type: 'http', scheme: 'bearer' }),
+      });
+    });
+
+    it('when the query of isReady is described, then waitMs is optional with its default and bounds', () => {
+      const parameters = document.paths['/image/isReady']!.get!.parameters as JsonObject[];
+      expect(parameters).toEqual([
+        expect.objectContaining({ name: 'id', in: 'query', required: true }),
+        expect.objectContaining({ name: 'waitMs', in: 'query', required: false, schema: expect.objectContaining({ default: 0, maximum: 30_000 }) }),
+      ]);
+    });
+  });
+
+  it('when a named schema is both a request and an answer and reads differently as each, then the request form has its own name', async () => {
+    // A default makes the field optional in a request and always there in an answer.
+    const document = createOpenApiDocument({
+      service: 'echo',
+      version,
+      contract: {
+        echo: defineRoute({ method: 'POST', path: '/echo', summary: 'Echo', body: KvListQuerySchema, responses: { 200: KvListQuerySchema } }),
+      },
+    });
+    const operation = document.paths['/echo']!.post! as { requestBody: JsonObject; responses: Record<string, JsonObject> };
+    expect(operation.requestBody).toEqual({
+      required: true,
+      content: { 'application/json': { schema: { $ref: '#/components/schemas/KvListQueryInput' } } },
+    });
+    expect(document.components.schemas.KvListQueryInput).not.toHaveProperty('required');
+    expect(document.components.schemas.KvListQuery).toHaveProperty('required', ['prefix']);
+    await expect(validate(document)).resolves.toBeDefined();
+  });
+
+  it('when a path has parameters, then they become OpenAPI template segments', () => {
+    expect(openApiPath('/objects/:state/:key')).toBe('/objects/{state}/{key}');
+    expect(openApiPath('/keys')).toBe('/keys');
+  });
+});
