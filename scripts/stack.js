@@ -4,7 +4,7 @@
 const crypto = require('node:crypto');
 const path = require('node:path');
 const fs = require('node:fs');
-const { freePort, startServiceProcess, waitUntilHealthy } = require('@pixelmill/kit');
+const { freePort, startServiceProcess, waitUntilHealthy } = require('@pixelmill/kit/testing');
 
 const ROOT = path.resolve(__dirname, '..');
 
@@ -85,7 +85,7 @@ async function startStack(options) {
     specs[name] = { name, env: { ...env, KV_URL: kvUrl, ...(tokens ? { WORKER_TOKEN: tokens.worker } : {}), ...options.envFor?.worker } };
   }
 
-  /** @type {Record<string, import('@pixelmill/kit').ServiceProcess>} */
+  /** @type {Record<string, import('@pixelmill/kit/testing').ServiceProcess>} */
   const running = {};
   const start = async (name) => {
     const spec = specs[name];

@@ -8,7 +8,6 @@ export * from './logger';
 export * from './request-context';
 export * from './server';
 export * from './service-runner';
-export * from './process';
 export * from './raw-body';
 export * from './streams';
 export * from './auth';

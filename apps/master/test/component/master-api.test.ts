@@ -10,16 +10,8 @@ import {
   taskdbContract,
   type Work,
 } from '@pixelmill/contracts';
-import {
-  ContractClient,
-  createLogger,
-  deriveSigningKey,
-  freePort,
-  listen,
-  startServiceProcess,
-  type Listening,
-  type ServiceProcess,
-} from '@pixelmill/kit';
+import { ContractClient, createLogger, deriveSigningKey, listen, type Listening } from '@pixelmill/kit';
+import { freePort, startServiceProcess, type ServiceProcess } from '@pixelmill/kit/testing';
 import { createApp } from '../../src/app';
 import { Housekeeper } from '../../src/domain/housekeeper';
 import { ImageService } from '../../src/domain/image-service';
@@ -41,7 +33,11 @@ const RESULT = pngOf(2, 2, 'swapped pixels');
 const INTERNAL_TOKEN = 'internal-token-0123456789';
 const WORKER_TOKEN = 'worker-token-0123456789ab';
 const SIGNING_KEY = deriveSigningKey(INTERNAL_TOKEN);
-const mainOf = (pkg: string) => path.join(path.dirname(require.resolve(`${pkg}/package.json`)), 'dist', 'main.js');
+/**
+ * A sibling app's build in this repository, started by path: master does not depend on the other
+ * apps (its pruned image must not pull them); turbo builds them before this test (apps/master/turbo.json).
+ */
+const mainOf = (app: string) => path.resolve(__dirname, '..', '..', '..', app, 'dist', 'main.js');
 
 /** master over real HTTP, with the built taskdb and storage running as their own processes. */
 describe('master API', () => {
@@ -55,11 +51,11 @@ describe('master API', () => {
   let storage: ContractClient;
   let images: ImageService;
 
-  const startDependency = async (name: string, pkg: string) => {
+  const startDependency = async (name: 'taskdb' | 'storage') => {
     const port = await freePort();
     return startServiceProcess({
       name,
-      script: mainOf(pkg),
+      script: mainOf(name),
       port,
       env: {
         PATH: process.env.PATH,
@@ -77,8 +73,8 @@ describe('master API', () => {
   beforeAll(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pixelmill-master-'));
     [taskdbProcess, storageProcess] = await Promise.all([
-      startDependency('taskdb', '@pixelmill/taskdb'),
-      startDependency('storage', '@pixelmill/storage'),
+      startDependency('taskdb'),
+      startDependency('storage'),
     ]);
     taskdb = new ContractClient({ service: 'taskdb', baseUrl: taskdbProcess.url!, token: INTERNAL_TOKEN });
     storage = new ContractClient({ service: 'storage', baseUrl: storageProcess.url!, token: INTERNAL_TOKEN });

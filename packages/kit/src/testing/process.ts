@@ -47,6 +47,8 @@ export interface StartProcessOptions {
   /** The built entry point, e.g. apps/kv/dist/main.js. */
   script: string;
   env: Record<string, string | undefined>;
+  /** Working folder of the process; ours when unset. */
+  cwd?: string;
   /** For servers: the port they were given, to wait until /healthz answers. */
   port?: number;
   /** Appends the process's stdout and stderr to this file; otherwise they go to ours. */
@@ -59,6 +61,7 @@ export async function startServiceProcess(options: StartProcessOptions): Promise
   const out = options.logFile ? fs.openSync(options.logFile, 'a') : 'inherit';
   const child = spawn(process.execPath, [options.script], {
     env: options.env,
+    cwd: options.cwd,
     stdio: ['ignore', out, out],
   });
   if (typeof out === 'number') fs.closeSync(out);
