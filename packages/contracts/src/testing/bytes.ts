@@ -103,12 +103,57 @@ class BitWriter {
   }
 }
 
-/** Deflate's fixed Huffman code of a literal/length symbol (RFC 1951, 3.2.6). */
+/**
+ * The codes of one dynamic Huffman block, chosen for runs rather than counted from the data (any
+ * data stays valid, runs get short codes): "copy the last 258 bytes again" (symbol 285) 1 bit,
+ * each literal 10 bits, the end of block and the shorter lengths 6 to 8 bits. Every code is
+ * complete (its lengths fill the code space), as inflaters require.
+ */
+const LITERAL_LENGTH_BITS: readonly number[] = Array.from({ length: 286 }, (_, symbol) =>
+  symbol < 256 ? 10 : symbol < 266 ? 6 : symbol < 271 ? 7 : symbol < 285 ? 8 : 1,
+);
+/** Distance codes 0 (distance 1, the only one written) and 1, a bit each. */
+const DISTANCE_BITS: readonly number[] = [1, 1];
+/** The code that sends the code lengths above: only 1, 6, 7, 8 and 10 occur. */
+const CODE_LENGTH_BITS: readonly number[] = Array.from({ length: 19 }, (_, length) =>
+  length === 6 || length === 8 || length === 10 ? 2 : length === 1 || length === 7 ? 3 : 0,
+);
+/** The order in which a block header lists the code-length code's lengths (RFC 1951, 3.2.7). */
+const CODE_LENGTH_ORDER = [16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15];
+
+/** Canonical Huffman codes from their lengths (RFC 1951, 3.2.2). */
+function canonicalCodes(lengths: readonly number[]): number[] {
+  const longest = Math.max(...lengths);
+  const count = new Array<number>(longest + 1).fill(0);
+  for (const bits of lengths) if (bits > 0) count[bits]! += 1;
+  const next = new Array<number>(longest + 1).fill(0);
+  let code = 0;
+  for (let bits = 1; bits <= longest; bits++) {
+    code = (code + count[bits - 1]!) << 1;
+    next[bits] = code;
+  }
+  return lengths.map((bits) => (bits > 0 ? next[bits]!++ : 0));
+}
+
+const LITERAL_LENGTH_CODES = canonicalCodes(LITERAL_LENGTH_BITS);
+const DISTANCE_CODES = canonicalCodes(DISTANCE_BITS);
+const CODE_LENGTH_CODES = canonicalCodes(CODE_LENGTH_BITS);
+
 function writeSymbol(writer: BitWriter, symbol: number): void {
-  if (symbol <= 143) writer.writeCode(0x30 + symbol, 8);
-  else if (symbol <= 255) writer.writeCode(0x190 + symbol - 144, 9);
-  else if (symbol <= 279) writer.writeCode(symbol - 256, 7);
-  else writer.writeCode(0xc0 + symbol - 280, 8);
+  writer.writeCode(LITERAL_LENGTH_CODES[symbol]!, LITERAL_LENGTH_BITS[symbol]!);
+}
+
+/** The block header: its type, then its codes, each length sent with the code-length code. */
+function writeDynamicHeader(writer: BitWriter): void {
+  writer.write(1, 1); // the last block
+  writer.write(2, 2); // dynamic Huffman codes
+  let listed = CODE_LENGTH_ORDER.length; // up to the last length that is not 0
+  while (CODE_LENGTH_BITS[CODE_LENGTH_ORDER[listed - 1]!] === 0) listed -= 1;
+  writer.write(LITERAL_LENGTH_BITS.length - 257, 5);
+  writer.write(DISTANCE_BITS.length - 1, 5);
+  writer.write(listed - 4, 4);
+  for (const length of CODE_LENGTH_ORDER.slice(0, listed)) writer.write(CODE_LENGTH_BITS[length]!, 3);
+  for (const bits of [...LITERAL_LENGTH_BITS, ...DISTANCE_BITS]) writer.writeCode(CODE_LENGTH_CODES[bits]!, CODE_LENGTH_BITS[bits]!);
 }
 
 const LENGTH_BASES = [3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31, 35, 43, 51, 59, 67, 83, 99, 115, 131, 163, 195, 227, 258];
@@ -121,18 +166,17 @@ function writeRepeat(writer: BitWriter, length: number): void {
   while (LENGTH_BASES[index]! > length) index -= 1;
   writeSymbol(writer, 257 + index);
   writer.write(length - LENGTH_BASES[index]!, LENGTH_EXTRA_BITS[index]!);
-  writer.writeCode(0, 5); // distance code 0: distance 1
+  writer.writeCode(DISTANCE_CODES[0]!, DISTANCE_BITS[0]!); // distance code 0: distance 1
 }
 
 /**
- * A zlib stream of `data`: one fixed-Huffman block whose only matches are runs of one byte. Far
- * from zlib's ratio in general, but a flat image shrinks about 150 times, which is what the crafted
- * images need (megapixels in kilobytes).
+ * A zlib stream of `data`: one deflate block whose only matches are runs of one byte. Far from
+ * zlib's ratio in general, but a flat image shrinks about a thousand times, as with zlib, which is
+ * what the crafted images need (megapixels in kilobytes).
  */
 export function zlibCompress(data: Uint8Array): Uint8Array {
   const writer = new BitWriter();
-  writer.write(1, 1); // the last block
-  writer.write(1, 2); // fixed Huffman codes
+  writeDynamicHeader(writer);
   let i = 0;
   while (i < data.length) {
     const byte = data[i]!;
