@@ -84,9 +84,11 @@ const TEXT = Buffer.from('this is plain text, not a picture, whatever its name s
 const TIFF = Buffer.concat([Buffer.from([0x49, 0x49, 0x2a, 0x00, 0x08, 0x00, 0x00, 0x00]), Buffer.alloc(64)]);
 const PDF = Buffer.from('%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj << /Type /Catalog >> endobj\n', 'latin1');
 /** 35 bytes: a 1×1 screen whose one frame is 65535×65535; the header alone passes. */
-const HUGE_FRAME_GIF = gifWithHugeFrame();
+const HUGE_FRAME_GIF = Buffer.from(gifWithHugeFrame());
 /** A real 16×16 JPEG with a second frame header of 60000×60000 before its end marker. */
-const HUGE_SECOND_FRAME_JPEG = jpegWithSecondFrame(Buffer.from(jpeg().encode(makeBitmap(16, 16), { quality: 90 })), 60_000, 60_000);
+const HUGE_SECOND_FRAME_JPEG = Buffer.from(
+  jpegWithSecondFrame(Buffer.from(jpeg().encode(makeBitmap(16, 16), { quality: 90 })), 60_000, 60_000),
+);
 
 interface Part {
   name: string;

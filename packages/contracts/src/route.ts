@@ -56,18 +56,32 @@ export function isEmpty(spec: unknown): spec is EmptyBody {
   return typeof spec === 'object' && spec !== null && (spec as { kind?: unknown }).kind === 'empty';
 }
 
-/** What a body spec carries once parsed: JSON schemas give their output type, bytes a Buffer. */
-export type BodyOf<S> = S extends z.ZodType ? z.output<S> : S extends BinaryBody ? Buffer : undefined;
-export type BodyInputOf<S> = S extends z.ZodType ? z.input<S> : S extends BinaryBody ? Buffer : undefined;
+/**
+ * What a body spec carries once parsed: JSON schemas give their output type, bytes a `Uint8Array`.
+ * `Bytes` narrows them for a transport that hands a subtype (a server or client on Node may name its
+ * own byte class); the contracts themselves assume nothing beyond `Uint8Array`.
+ */
+export type BodyOf<S, Bytes extends Uint8Array = Uint8Array> = S extends z.ZodType
+  ? z.output<S>
+  : S extends BinaryBody
+    ? Bytes
+    : undefined;
+export type BodyInputOf<S, Bytes extends Uint8Array = Uint8Array> = S extends z.ZodType
+  ? z.input<S>
+  : S extends BinaryBody
+    ? Bytes
+    : undefined;
 
 export type ParamsOf<R extends Route> = R extends { params: infer P extends z.ZodType } ? z.output<P> : Record<string, never>;
 export type QueryOf<R extends Route> = R extends { query: infer Q extends z.ZodType } ? z.output<Q> : Record<string, never>;
 export type HeadersOf<R extends Route> = R extends { headers: infer H extends z.ZodType } ? z.output<H> : Record<string, never>;
-export type RequestBodyOf<R extends Route> = R extends { body: infer B } ? BodyOf<B> : undefined;
+export type RequestBodyOf<R extends Route, Bytes extends Uint8Array = Uint8Array> = R extends { body: infer B }
+  ? BodyOf<B, Bytes>
+  : undefined;
 
 /** The union of every documented answer of a route, discriminated by `status`. */
-export type ResponseOf<R extends Route> = {
-  [S in keyof R['responses'] & number]: { status: S; body: BodyOf<R['responses'][S]> };
+export type ResponseOf<R extends Route, Bytes extends Uint8Array = Uint8Array> = {
+  [S in keyof R['responses'] & number]: { status: S; body: BodyOf<R['responses'][S], Bytes> };
 }[keyof R['responses'] & number];
 
 /** Fills `:name` segments of a route path, encoding each value as one path segment. */

@@ -4,6 +4,10 @@ import jpeg from '@jimp/js-jpeg';
 import png from '@jimp/js-png';
 import { inspectImage, MAX_LISTED_FRAMES, readDeclaredDimensions, type ImageType } from '../src';
 
+// The helpers take plain Uint8Arrays (what a browser has); the encoders and Buffer-built files
+// are copied into one, so a Buffer method used by mistake fails here.
+const plain = (bytes: Uint8Array): Uint8Array => new Uint8Array(bytes);
+
 describe('readDeclaredDimensions', () => {
   const bitmap = () => ({ data: Buffer.alloc(7 * 5 * 4, 0x80), width: 7, height: 5 });
 
@@ -13,7 +17,21 @@ describe('readDeclaredDimensions', () => {
     ['image/bmp', () => bmp().encode(bitmap())],
     ['image/gif', () => gif().encode(bitmap())],
   ])('reads the size from the header of %s', async (type, make) => {
-    expect(readDeclaredDimensions(type, await make())).toEqual({ width: 7, height: 5 });
+    expect(readDeclaredDimensions(type, plain(await make()))).toEqual({ width: 7, height: 5 });
+  });
+
+  it.each<[ImageType, () => Buffer | Promise<Buffer>]>([
+    ['image/png', () => png().encode(bitmap())],
+    ['image/jpeg', () => jpeg().encode(bitmap(), { quality: 80 })],
+    ['image/bmp', () => bmp().encode(bitmap())],
+    ['image/gif', () => gif().encode(bitmap())],
+  ])('when the %s is a view into a larger buffer, then it reads from the view', async (type, make) => {
+    const file = await make();
+    const larger = new Uint8Array(file.length + 20).fill(0xff);
+    larger.set(file, 13);
+    const view = larger.subarray(13, 13 + file.length);
+    expect(readDeclaredDimensions(type, view)).toEqual({ width: 7, height: 5 });
+    expect(inspectImage(type, view)).toMatchObject({ width: 7, height: 5, frameCount: 1 });
   });
 
   it.each<[ImageType, Buffer]>([
@@ -22,7 +40,7 @@ describe('readDeclaredDimensions', () => {
     ['image/bmp', Buffer.from('BM')],
     ['image/gif', Buffer.from('GIF89a')],
   ])('when the %s header is cut short or damaged, then it says nothing', (type, bytes) => {
-    expect(readDeclaredDimensions(type, bytes)).toBeNull();
+    expect(readDeclaredDimensions(type, plain(bytes))).toBeNull();
   });
 });
 
@@ -36,7 +54,7 @@ describe('inspectImage', () => {
   ];
 
   it.each(real)('when a %s is well formed, then it has one frame of its size', async (type, make) => {
-    const inspection = inspectImage(type, await make());
+    const inspection = inspectImage(type, plain(await make()));
     expect(inspection).toMatchObject({
       width: 7,
       height: 5,
@@ -60,9 +78,9 @@ describe('inspectImage', () => {
     ]);
     expect(bomb.length).toBe(35);
 
-    const inspection = inspectImage('image/gif', bomb);
+    const inspection = inspectImage('image/gif', plain(bomb));
 
-    expect(readDeclaredDimensions('image/gif', bomb)).toEqual({ width: 1, height: 1 });
+    expect(readDeclaredDimensions('image/gif', plain(bomb))).toEqual({ width: 1, height: 1 });
     expect(inspection).toMatchObject({ width: 1, height: 1, frames: [{ width: 65535, height: 65535 }] });
     expect(inspection!.totalPixels).toBe(65535 * 65535);
     expect(inspection!.decodedBytes).toBe(4 + 65535 * 65535);
@@ -84,7 +102,7 @@ describe('inspectImage', () => {
       Buffer.from([0x3b]),
     ]);
 
-    const inspection = inspectImage('image/gif', file);
+    const inspection = inspectImage('image/gif', plain(file));
 
     expect(inspection).toMatchObject({ width: 1000, height: 1000, frameCount: 30, totalPixels: 30_000_000 });
     expect(inspection!.frames).toHaveLength(30);
@@ -97,7 +115,7 @@ describe('inspectImage', () => {
     const crafted = Buffer.concat([file.subarray(0, end), secondFrame, file.subarray(end)]);
     const appended = Buffer.concat([file, secondFrame]);
 
-    expect(inspectImage('image/jpeg', crafted)).toMatchObject({
+    expect(inspectImage('image/jpeg', plain(crafted))).toMatchObject({
       width: 7,
       height: 5,
       largestFrame: { width: 60000, height: 60000 },
@@ -105,8 +123,8 @@ describe('inspectImage', () => {
       totalPixels: 35 + 60000 * 60000,
     });
     // 4:2:0 at 60000×60000: 3750×3750 MCUs of four luma blocks and two chroma.
-    expect(inspectImage('image/jpeg', crafted)!.jpegBlocks).toBe(inspectImage('image/jpeg', file)!.jpegBlocks + 3750 * 3750 * 6);
-    expect(inspectImage('image/jpeg', appended)!.frames).toEqual([{ width: 7, height: 5 }]);
+    expect(inspectImage('image/jpeg', plain(crafted))!.jpegBlocks).toBe(inspectImage('image/jpeg', file)!.jpegBlocks + 3750 * 3750 * 6);
+    expect(inspectImage('image/jpeg', plain(appended))!.frames).toEqual([{ width: 7, height: 5 }]);
   });
 
   const pngHeader = (width: number, height: number, depth: number, colorType: number, interlace = 0): Buffer => {
@@ -123,8 +141,8 @@ describe('inspectImage', () => {
   };
 
   it('when a PNG has 16-bit samples, then it decodes at twice the bytes of 8-bit ones', () => {
-    const eight = inspectImage('image/png', pngHeader(16384, 3000, 8, 6))!;
-    const sixteen = inspectImage('image/png', pngHeader(16384, 3000, 16, 6))!;
+    const eight = inspectImage('image/png', plain(pngHeader(16384, 3000, 8, 6)))!;
+    const sixteen = inspectImage('image/png', plain(pngHeader(16384, 3000, 16, 6)))!;
 
     expect(sixteen.bitsPerSample).toBe(16);
     expect(sixteen.decodedBytes).toBe(16384 * 3000 * 8);
@@ -134,7 +152,7 @@ describe('inspectImage', () => {
 
   it('when a PNG is interlaced, then its scanlines of every pass are counted', () => {
     // 8×8 grey at 8 bits: the passes are 1×1, 1×1, 2×1, 2×2, 4×2, 4×4, 8×4.
-    const inspection = inspectImage('image/png', pngHeader(8, 8, 8, 0, 1))!;
+    const inspection = inspectImage('image/png', plain(pngHeader(8, 8, 8, 0, 1)))!;
     expect(inspection.pngInterlaced).toBe(true);
     expect(inspection.pngScanlineBytes).toBe(2 + 2 + 3 + 2 * 3 + 2 * 5 + 4 * 5 + 4 * 9);
   });
@@ -142,7 +160,7 @@ describe('inspectImage', () => {
   it('when a PNG has a second IHDR declaring a larger size, then it counts', () => {
     const first = pngHeader(10, 10, 8, 6);
     const second = pngHeader(50_000, 50_000, 8, 6).subarray(8);
-    const inspection = inspectImage('image/png', Buffer.concat([first, second]));
+    const inspection = inspectImage('image/png', plain(Buffer.concat([first, second])));
     expect(inspection).toMatchObject({ width: 10, height: 10, largestFrame: { width: 50_000, height: 50_000 }, frameCount: 2 });
     expect(inspection!.decodedBytes).toBe(50_000 * 50_000 * 4);
   });
@@ -150,7 +168,7 @@ describe('inspectImage', () => {
   it('when a BMP declares a colour table, then its entries are counted', async () => {
     const file = Buffer.from(bmp().encode(bitmap()));
     file.writeUInt32LE(4_000_000_000, 46);
-    expect(inspectImage('image/bmp', file)!.bmpPaletteEntries).toBe(4_000_000_000);
+    expect(inspectImage('image/bmp', plain(file))!.bmpPaletteEntries).toBe(4_000_000_000);
   });
 
   it('when a file has more frames than are listed, then the totals and the largest, widest and tallest count them all', () => {
@@ -164,7 +182,7 @@ describe('inspectImage', () => {
       frame(2, 30_000),
       frame(300, 300),
     ]);
-    const inspection = inspectImage('image/gif', file)!;
+    const inspection = inspectImage('image/gif', plain(file))!;
     expect(inspection.frames).toHaveLength(MAX_LISTED_FRAMES);
     expect(inspection.frameCount).toBe(MAX_LISTED_FRAMES + 8);
     expect(inspection.totalPixels).toBe(MAX_LISTED_FRAMES + 5 + 40_000 + 60_000 + 90_000);
@@ -176,14 +194,14 @@ describe('inspectImage', () => {
   });
 
   it.each(real)('when a %s is cut anywhere or has bytes changed, then it never throws', async (type, make) => {
-    const file = Buffer.from(await make());
+    const file = plain(await make());
     let state = 7;
     const random = () => (state = (state * 1103515245 + 12345) >>> 0);
     for (let length = 0; length <= file.length; length++) {
       expect(() => inspectImage(type, file.subarray(0, length))).not.toThrow();
     }
     for (let round = 0; round < 500; round++) {
-      const damaged = Buffer.from(file);
+      const damaged = plain(file);
       for (let i = 0; i < 4; i++) damaged[random() % damaged.length] = random() & 0xff;
       expect(() => inspectImage(type, damaged)).not.toThrow();
     }
@@ -195,6 +213,6 @@ describe('inspectImage', () => {
     ['image/bmp', Buffer.from('BM')],
     ['image/gif', Buffer.from('GIF89a')],
   ])('when the %s has no frame to show, then it says nothing', (type, bytes) => {
-    expect(inspectImage(type, bytes)).toBeNull();
+    expect(inspectImage(type, plain(bytes))).toBeNull();
   });
 });

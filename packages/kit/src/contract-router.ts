@@ -18,7 +18,8 @@ export interface RouteInput<R extends Route> {
   params: ParamsOf<R>;
   query: QueryOf<R>;
   headers: HeadersOf<R>;
-  body: RequestBodyOf<R>;
+  /** A binary body arrives as a Buffer (the raw body parser's). */
+  body: RequestBodyOf<R, Buffer>;
 }
 
 /** A handler answers with one of the route's documented responses, or writes `res` itself and returns nothing. */

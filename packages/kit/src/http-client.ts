@@ -46,7 +46,8 @@ export type CallInput<R extends Route> = (R extends { params: infer P } ? { para
     url?: string;
   };
 
-export type CallResult<R extends Route> = ResponseOf<R> & { headers: Record<string, string> };
+/** A binary answer is read into a Buffer. */
+export type CallResult<R extends Route> = ResponseOf<R, Buffer> & { headers: Record<string, string> };
 
 /** A binary success as a stream (its status is one of the route's binary answers), or any other checked answer. */
 export type StreamResult<R extends Route> =

@@ -94,9 +94,9 @@ describe('worker loop over HTTP', () => {
     return worker;
   };
 
-  const queue = (bytes: Buffer, contentType: ImageType, op?: Operation): string => {
+  const queue = (bytes: Uint8Array, contentType: ImageType, op?: Operation): string => {
     const id = master.enqueue({ contentType, op });
-    storage.put('inProgress', id, bytes, contentType);
+    storage.put('inProgress', id, Buffer.from(bytes), contentType);
     return id;
   };
 

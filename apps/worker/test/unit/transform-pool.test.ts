@@ -34,7 +34,7 @@ function noisyPng(size: number, seed = 1): Buffer {
   return PNG.sync.write(image, { colorType: 2 });
 }
 
-const job = (source: Buffer, op: Operation = 'swap-red-blue') => ({
+const job = (source: Uint8Array, op: Operation = 'swap-red-blue') => ({
   source: Buffer.from(source),
   contentType: 'image/png' as const,
   op,
@@ -198,7 +198,7 @@ describe('transform pool', () => {
     // jpeg-js puts an object on the heap for each 8×8 block of the size the header declares:
     // 750 000 of them for 4000×4000 at 4:4:4, over 100 MB.
     const small = jpeg().encode({ data: Buffer.alloc(8 * 8 * 4, 0x80), width: 8, height: 8 }, { quality: 80 });
-    const heavy = jpegDeclaring(small, 4000, 4000);
+    const heavy = Buffer.from(jpegDeclaring(small, 4000, 4000));
     const [before] = pool.threadIds;
 
     const failure = pool.run({ source: heavy, contentType: 'image/jpeg', op: 'invert' });

@@ -1,75 +1,74 @@
-import { crc32, deflateSync } from 'node:zlib';
 import type { Dimensions } from '../image-dimensions';
+import { concat, crc32, latin1, setU16be, setU16le, setU32be, u16be, zlibCompress } from './bytes';
 
 // Images made byte by byte, as an attacker would: sizes a decoder allocates for that the first
 // header does not show. Shared by the tests of every service that judges an image before decoding.
+// Plain Uint8Arrays in and out (a Node Buffer is one), so they work outside Node too.
 
-const GIF_HEADER = Buffer.from('GIF89a', 'latin1');
+const GIF_HEADER = latin1('GIF89a');
 /** LZW data of a frame: minimum code size 2, one sub-block (clear code, end code), terminator. */
-const EMPTY_LZW = Buffer.from([2, 1, 0x2c, 0]);
+const EMPTY_LZW = Uint8Array.of(2, 1, 0x2c, 0);
 
 /** A logical screen descriptor with a global palette of 2 colours (black, white). */
-function gifScreen(width: number, height: number): Buffer {
-  const screen = Buffer.from([0, 0, 0, 0, 0x80, 0, 0, 0, 0, 0, 255, 255, 255]);
-  screen.writeUInt16LE(width, 0);
-  screen.writeUInt16LE(height, 2);
+function gifScreen(width: number, height: number): Uint8Array {
+  const screen = Uint8Array.of(0, 0, 0, 0, 0x80, 0, 0, 0, 0, 0, 255, 255, 255);
+  setU16le(screen, 0, width);
+  setU16le(screen, 2, height);
   return screen;
 }
 
-function gifImageDescriptor(width: number, height: number): Buffer {
-  const descriptor = Buffer.from([0x2c, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
-  descriptor.writeUInt16LE(width, 5);
-  descriptor.writeUInt16LE(height, 7);
+function gifImageDescriptor(width: number, height: number): Uint8Array {
+  const descriptor = Uint8Array.of(0x2c, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+  setU16le(descriptor, 5, width);
+  setU16le(descriptor, 7, height);
   return descriptor;
 }
 
 /** The 35 bytes of issue 8: a 1×1 screen whose one frame is 65535×65535. */
-export function gifWithHugeFrame(): Buffer {
-  return Buffer.concat([
+export function gifWithHugeFrame(): Uint8Array {
+  return concat(
     GIF_HEADER,
     gifScreen(1, 1),
     gifImageDescriptor(0xffff, 0xffff),
-    Buffer.from([2, 2, 0x4c, 0x01, 0]),
-    Buffer.from([0x3b]),
-  ]);
+    Uint8Array.of(2, 2, 0x4c, 0x01, 0),
+    Uint8Array.of(0x3b),
+  );
 }
 
 /** A screen of `width`×`height` and `count` frames as large, each after a graphic control extension. */
-export function gifWithFrames(count: number, width: number, height: number): Buffer {
+export function gifWithFrames(count: number, width: number, height: number): Uint8Array {
   return gifWithFrameSizes({ width, height }, Array<Dimensions>(count).fill({ width, height }));
 }
 
 /** A screen of `screen`'s size and a frame of each size in `frames`, each after a graphic control extension. */
-export function gifWithFrameSizes(screen: Dimensions, frames: Dimensions[]): Buffer {
-  const graphicControl = Buffer.from([0x21, 0xf9, 4, 0, 10, 0, 0, 0]);
-  const comment = Buffer.concat([Buffer.from([0x21, 0xfe, 5]), Buffer.from('hello', 'latin1'), Buffer.from([0])]);
-  const blocks = frames.map(({ width, height }) =>
-    Buffer.concat([graphicControl, gifImageDescriptor(width, height), EMPTY_LZW]),
-  );
-  return Buffer.concat([GIF_HEADER, gifScreen(screen.width, screen.height), comment, ...blocks, Buffer.from([0x3b])]);
+export function gifWithFrameSizes(screen: Dimensions, frames: Dimensions[]): Uint8Array {
+  const graphicControl = Uint8Array.of(0x21, 0xf9, 4, 0, 10, 0, 0, 0);
+  const comment = concat(Uint8Array.of(0x21, 0xfe, 5), latin1('hello'), Uint8Array.of(0));
+  const blocks = frames.map(({ width, height }) => concat(graphicControl, gifImageDescriptor(width, height), EMPTY_LZW));
+  return concat(GIF_HEADER, gifScreen(screen.width, screen.height), comment, ...blocks, Uint8Array.of(0x3b));
 }
 
 /** A baseline start-of-frame segment of three components at full resolution (4:4:4). */
-function jpegStartOfFrame(width: number, height: number): Buffer {
-  const sof = Buffer.from([0xff, 0xc0, 0, 17, 8, 0, 0, 0, 0, 3, 1, 0x11, 0, 2, 0x11, 1, 3, 0x11, 1]);
-  sof.writeUInt16BE(height, 5);
-  sof.writeUInt16BE(width, 7);
+function jpegStartOfFrame(width: number, height: number): Uint8Array {
+  const sof = Uint8Array.of(0xff, 0xc0, 0, 17, 8, 0, 0, 0, 0, 3, 1, 0x11, 0, 2, 0x11, 1, 3, 0x11, 1);
+  setU16be(sof, 5, height);
+  setU16be(sof, 7, width);
   return sof;
 }
 
 /** `jpeg` with a second frame header of `width`×`height` after its scan, before its end marker. */
-export function jpegWithSecondFrame(jpeg: Buffer, width: number, height: number): Buffer {
+export function jpegWithSecondFrame(jpeg: Uint8Array, width: number, height: number): Uint8Array {
   const end = jpeg.length - 2; // FF D9
-  return Buffer.concat([jpeg.subarray(0, end), jpegStartOfFrame(width, height), jpeg.subarray(end)]);
+  return concat(jpeg.subarray(0, end), jpegStartOfFrame(width, height), jpeg.subarray(end));
 }
 
 /** `jpeg` with the size in its (first) frame header changed: a decoder sizes its blocks by it. */
-export function jpegDeclaring(jpeg: Buffer, width: number, height: number): Buffer {
-  const out = Buffer.from(jpeg);
-  for (let offset = 2; offset + 9 <= out.length; offset += 2 + out.readUInt16BE(offset + 2)) {
+export function jpegDeclaring(jpeg: Uint8Array, width: number, height: number): Uint8Array {
+  const out = Uint8Array.from(jpeg);
+  for (let offset = 2; offset + 9 <= out.length; offset += 2 + u16be(out, offset + 2)) {
     if (out[offset + 1] === 0xc0) {
-      out.writeUInt16BE(height, offset + 5);
-      out.writeUInt16BE(width, offset + 7);
+      setU16be(out, offset + 5, height);
+      setU16be(out, offset + 7, width);
       return out;
     }
   }
@@ -77,29 +76,29 @@ export function jpegDeclaring(jpeg: Buffer, width: number, height: number): Buff
 }
 
 /** A PNG chunk: its length, type, data and CRC. */
-export function pngChunk(type: string, data: Buffer): Buffer {
-  const head = Buffer.alloc(8);
-  head.writeUInt32BE(data.length, 0);
-  head.write(type, 4, 'latin1');
-  const crc = Buffer.alloc(4);
-  crc.writeUInt32BE(crc32(Buffer.concat([head.subarray(4), data])), 0);
-  return Buffer.concat([head, data, crc]);
+export function pngChunk(type: string, data: Uint8Array): Uint8Array {
+  const chunk = new Uint8Array(8 + data.length + 4);
+  setU32be(chunk, 0, data.length);
+  chunk.set(latin1(type), 4);
+  chunk.set(data, 8);
+  setU32be(chunk, 8 + data.length, crc32(chunk.subarray(4, 8 + data.length)));
+  return chunk;
 }
 
 /** A grey RGBA PNG of `depth` bits a sample (8 or 16), not interlaced: valid, and tiny once deflated. */
-export function rgbaPng(width: number, height: number, depth: 8 | 16): Buffer {
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(width, 0);
-  ihdr.writeUInt32BE(height, 4);
+export function rgbaPng(width: number, height: number, depth: 8 | 16): Uint8Array {
+  const ihdr = new Uint8Array(13);
+  setU32be(ihdr, 0, width);
+  setU32be(ihdr, 4, height);
   ihdr[8] = depth;
   ihdr[9] = 6;
   const rowBytes = 1 + width * 4 * (depth / 8);
-  const rows = Buffer.alloc(rowBytes * height, 0x80);
+  const rows = new Uint8Array(rowBytes * height).fill(0x80);
   for (let y = 0; y < height; y++) rows[y * rowBytes] = 0; // filter: none
-  return Buffer.concat([
-    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+  return concat(
+    Uint8Array.of(0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a),
     pngChunk('IHDR', ihdr),
-    pngChunk('IDAT', deflateSync(rows)),
-    pngChunk('IEND', Buffer.alloc(0)),
-  ]);
+    pngChunk('IDAT', zlibCompress(rows)),
+    pngChunk('IEND', new Uint8Array(0)),
+  );
 }
