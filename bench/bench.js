@@ -37,8 +37,36 @@ const USAGE = `usage: node bench/bench.js [options]
 
 /** What one run does; --tiny keeps only enough of each to produce every figure. */
 const PLANS = {
-  full: { reps: 3, png512: 100, png1080: 10, clients: 8, idle: 20, warmup: 4, single512: 10, single1080: 3, distinct512: 4, distinct1080: 2, bigBytes: 25 * MB, bigWaitMs: 120_000, idleWindowMs: 3_000 },
-  tiny: { reps: 1, png512: 8, png1080: 2, clients: 8, idle: 3, warmup: 2, single512: 3, single1080: 1, distinct512: 2, distinct1080: 1, bigBytes: 25 * MB, bigWaitMs: 60_000, idleWindowMs: 1_000 },
+  full: {
+    reps: 3,
+    png512: 100,
+    png1080: 10,
+    clients: 8,
+    idle: 20,
+    warmup: 4,
+    single512: 10,
+    single1080: 3,
+    distinct512: 4,
+    distinct1080: 2,
+    bigBytes: 25 * MB,
+    bigWaitMs: 120_000,
+    idleWindowMs: 3_000,
+  },
+  tiny: {
+    reps: 1,
+    png512: 8,
+    png1080: 2,
+    clients: 8,
+    idle: 3,
+    warmup: 2,
+    single512: 3,
+    single1080: 1,
+    distinct512: 2,
+    distinct1080: 1,
+    bigBytes: 25 * MB,
+    bigWaitMs: 60_000,
+    idleWindowMs: 1_000,
+  },
 };
 
 function parseArgs(argv) {
@@ -180,8 +208,12 @@ async function main() {
   const workerConcurrency = args.workerConcurrency ?? workerConfig.WORKER_CONCURRENCY;
   const reps = Array.from({ length: plan.reps }, (_, r) => r);
 
-  log(`machine: ${machine.cores} cores (${machine.cpuModel}), ${machine.memoryGiB} GiB, node ${machine.node}; load ${machine.loadAverageAtStart.join(' ')}`);
-  log(`plan: ${args.tiny ? 'tiny' : 'full'}, ${plan.reps} repetition(s); worker concurrency ${workerConcurrency}, raw limit on ${rawThreads} thread(s)`);
+  log(
+    `machine: ${machine.cores} cores (${machine.cpuModel}), ${machine.memoryGiB} GiB, node ${machine.node}; load ${machine.loadAverageAtStart.join(' ')}`,
+  );
+  log(
+    `plan: ${args.tiny ? 'tiny' : 'full'}, ${plan.reps} repetition(s); worker concurrency ${workerConcurrency}, raw limit on ${rawThreads} thread(s)`,
+  );
 
   log('making test images');
   const images = {
@@ -190,7 +222,9 @@ async function main() {
   };
   const big = noisePng(plan.bigBytes, 7);
   const sizeOf = (set) => Math.round(median(set.map((b) => b.length)));
-  log(`images: 512×512 PNG ${(sizeOf(images.png512) / 1024).toFixed(0)} KiB, 1920×1080 PNG ${(sizeOf(images.png1080) / 1024).toFixed(0)} KiB, big ${big.width}×${big.height} PNG ${(big.bytes.length / MB).toFixed(1)} MB`);
+  log(
+    `images: 512×512 PNG ${(sizeOf(images.png512) / 1024).toFixed(0)} KiB, 1920×1080 PNG ${(sizeOf(images.png1080) / 1024).toFixed(0)} KiB, big ${big.width}×${big.height} PNG ${(big.bytes.length / MB).toFixed(1)} MB`,
+  );
 
   // Per repetition: arrays of values, summarized at the end.
   const values = {};
@@ -201,14 +235,18 @@ async function main() {
   for (const r of reps) {
     record('raw.png512.singleImageMs', median(await singleImageTimes(transform, images.png512, plan.single512)));
     record('raw.png1080.singleImageMs', median(await singleImageTimes(transform, images.png1080, plan.single1080)));
-    log(`raw single image, rep ${r + 1}: 512² ${values['raw.png512.singleImageMs'][r].toFixed(1)} ms, 1080p ${values['raw.png1080.singleImageMs'][r].toFixed(1)} ms`);
+    log(
+      `raw single image, rep ${r + 1}: 512² ${values['raw.png512.singleImageMs'][r].toFixed(1)} ms, 1080p ${values['raw.png1080.singleImageMs'][r].toFixed(1)} ms`,
+    );
   }
   const pool = await RawPool.start({ threads: rawThreads, sets: images, codecOptions });
   try {
     for (const r of reps) {
       record('raw.png512.imagesPerSecond', plan.png512 / (await pool.run('png512', plan.png512)));
       record('raw.png1080.imagesPerSecond', plan.png1080 / (await pool.run('png1080', plan.png1080)));
-      log(`raw limit, rep ${r + 1}: 512² ${values['raw.png512.imagesPerSecond'][r].toFixed(1)} img/s, 1080p ${values['raw.png1080.imagesPerSecond'][r].toFixed(2)} img/s`);
+      log(
+        `raw limit, rep ${r + 1}: 512² ${values['raw.png512.imagesPerSecond'][r].toFixed(1)} img/s, 1080p ${values['raw.png1080.imagesPerSecond'][r].toFixed(2)} img/s`,
+      );
     }
   } finally {
     await pool.close();
@@ -265,7 +303,10 @@ async function main() {
     for (const r of reps) {
       // 2. Pipeline throughput, with 4. the plumbing's CPU time across it.
       const peaks = [];
-      for (const [set, count] of [['png512', plan.png512], ['png1080', plan.png1080]]) {
+      for (const [set, count] of [
+        ['png512', plan.png512],
+        ['png1080', plan.png1080],
+      ]) {
         const cpuBefore = meter.cpuMs();
         const clientBefore = process.cpuUsage();
         const machineBefore = meter.machineBusyMs();
@@ -287,7 +328,9 @@ async function main() {
         record(`worker.${set}.cpuMsPerImage`, (cpuAfter.worker - cpuBefore.worker) / count);
         record(`client.${set}.cpuMsPerImage`, (clientCpu.user + clientCpu.system) / 1000 / count);
         if (set === 'png1080') record('memory.workerPeakRss1080MB', peak.worker / MB);
-        log(`pipeline ${set}, rep ${r + 1}: ${rate.toFixed(2)} img/s, plumbing ${values[`plumbing.${set}.cpuMsPerImage`][r].toFixed(2)} ms CPU/img`);
+        log(
+          `pipeline ${set}, rep ${r + 1}: ${rate.toFixed(2)} img/s, plumbing ${values[`plumbing.${set}.cpuMsPerImage`][r].toFixed(2)} ms CPU/img`,
+        );
       }
 
       // 3. Idle latency.
@@ -312,10 +355,21 @@ async function main() {
     const clientImage = noisePng(BINARY_BYTES, 3).bytes;
     // One repetition more than the others, the first, warms up and is not counted.
     for (const r of args.tiny ? reps : [-1, ...reps]) {
-      const cost = await measureClientCost({ kvUrl: stack.urls.kv, storageUrl: stack.urls.storage, token: stack.tokens?.internal, plan: clientPlan, image: clientImage, keyPrefix: `bench-client-${r + 1}` });
+      const cost = await measureClientCost({
+        kvUrl: stack.urls.kv,
+        storageUrl: stack.urls.storage,
+        token: stack.tokens?.internal,
+        plan: clientPlan,
+        image: clientImage,
+        keyPrefix: `bench-client-${r + 1}`,
+      });
       if (r < 0) continue;
       recordClientCost(cost, 'contractClient', record);
-      log(`contract client, rep ${r + 1}: ${Object.entries(cost).map(([name, f]) => `${name} ${f.cpuUsPerCall.toFixed(0)} µs`).join(', ')} of CPU per call`);
+      log(
+        `contract client, rep ${r + 1}: ${Object.entries(cost)
+          .map(([name, f]) => `${name} ${f.cpuUsPerCall.toFixed(0)} µs`)
+          .join(', ')} of CPU per call`,
+      );
     }
 
     // 5. One 25 MB image up through frontend → master → storage, and down again. A process keeps
@@ -336,12 +390,17 @@ async function main() {
       const download =
         status.state === 'finished'
           ? { from: 'frontend /image/get (result)', bytes: await client.downloadLength(id) }
-          : { from: 'storage inProgress (upload; the task ended ' + status.state + ')', bytes: await storageObjectLength(stack.urls.storage, 'inProgress', id, stack.tokens?.internal) };
+          : {
+              from: 'storage inProgress (upload; the task ended ' + status.state + ')',
+              bytes: await storageObjectLength(stack.urls.storage, 'inProgress', id, stack.tokens?.internal),
+            };
       const peak = watch.stop();
       bigImage.downloads.push(download);
       for (const name of BIG_IMAGE_PATH) record(`memory.bigImage.${name}GrowthMB`, (peak[name] - before[name]) / MB);
       record('memory.bigImage.workerPeakMB', peak.worker / MB);
-      log(`25 MB image, rep ${r + 1}: growth frontend ${values['memory.bigImage.frontendGrowthMB'][r].toFixed(1)} MB, storage ${values['memory.bigImage.storageGrowthMB'][r].toFixed(1)} MB; downloaded ${(download.bytes / MB).toFixed(1)} MB from ${download.from}`);
+      log(
+        `25 MB image, rep ${r + 1}: growth frontend ${values['memory.bigImage.frontendGrowthMB'][r].toFixed(1)} MB, storage ${values['memory.bigImage.storageGrowthMB'][r].toFixed(1)} MB; downloaded ${(download.bytes / MB).toFixed(1)} MB from ${download.from}`,
+      );
     }
   } catch (err) {
     if (interrupted) {
@@ -373,14 +432,30 @@ async function main() {
     { id: 'raw.png1080.imagesPerSecond', label: `raw limit 1920×1080 (${rawThreads} threads)`, unit: 'img/s', digits: 2 },
     { id: 'raw.png512.singleImageMs', label: 'raw single image 512×512 (1 thread)', unit: 'ms', digits: 1 },
     { id: 'raw.png1080.singleImageMs', label: 'raw single image 1920×1080 (1 thread)', unit: 'ms', digits: 0 },
-    { id: 'pipeline.png512.imagesPerSecond', label: `pipeline 512×512 (${plan.png512} images, ${plan.clients} clients)`, unit: 'img/s', digits: 1 },
+    {
+      id: 'pipeline.png512.imagesPerSecond',
+      label: `pipeline 512×512 (${plan.png512} images, ${plan.clients} clients)`,
+      unit: 'img/s',
+      digits: 1,
+    },
     { id: 'pipeline.png512.ratioToRaw', label: 'pipeline ÷ raw, 512×512', unit: '', digits: 2, target: { cmp: '>=', value: 0.85 } },
-    { id: 'pipeline.png1080.imagesPerSecond', label: `pipeline 1920×1080 (${plan.png1080} images, ${plan.clients} clients)`, unit: 'img/s', digits: 2 },
+    {
+      id: 'pipeline.png1080.imagesPerSecond',
+      label: `pipeline 1920×1080 (${plan.png1080} images, ${plan.clients} clients)`,
+      unit: 'img/s',
+      digits: 2,
+    },
     { id: 'pipeline.png1080.ratioToRaw', label: 'pipeline ÷ raw, 1920×1080', unit: '', digits: 2, target: { cmp: '>=', value: 0.9 } },
     { id: 'idle.latencyMedianMs', label: `idle latency upload → finished, median (${plan.idle} images)`, unit: 'ms', digits: 1 },
     { id: 'idle.latencyP90Ms', label: 'idle latency, p90', unit: 'ms', digits: 1 },
     { id: 'idle.overheadMs', label: 'idle latency overhead over raw, median', unit: 'ms', digits: 1, target: { cmp: '<=', value: 20 } },
-    { id: 'plumbing.png512.cpuMsPerImage', label: 'plumbing CPU per image, 512×512', unit: 'ms', digits: 2, target: { cmp: '<=', value: 4 } },
+    {
+      id: 'plumbing.png512.cpuMsPerImage',
+      label: 'plumbing CPU per image, 512×512',
+      unit: 'ms',
+      digits: 2,
+      target: { cmp: '<=', value: 4 },
+    },
     ...PLUMBING.map((name) => ({ id: `plumbing.png512.${name}.cpuMsPerImage`, label: `  of which ${name}`, unit: 'ms', digits: 2 })),
     { id: 'plumbing.png1080.cpuMsPerImage', label: 'plumbing CPU per image, 1920×1080', unit: 'ms', digits: 2 },
     { id: 'plumbing.idleCpuMsPerSecond', label: 'plumbing CPU when idle, per second', unit: 'ms', digits: 1 },
@@ -392,8 +467,20 @@ async function main() {
     ...clientCostRows('contractClient'),
     ...SERVICES.map((name) => ({ id: `memory.peakRss.${name}MB`, label: `peak RSS ${name}, runs 2–3`, unit: 'MB', digits: 0 })),
     { id: 'memory.workerPeakRss1080MB', label: 'worker peak RSS, 1920×1080', unit: 'MB', digits: 0, target: { cmp: '<=', value: 300 } },
-    { id: 'memory.bigImage.frontendGrowthMB', label: 'frontend RSS growth, 25 MB image', unit: 'MB', digits: 1, target: { cmp: '<=', value: 40 } },
-    { id: 'memory.bigImage.storageGrowthMB', label: 'storage RSS growth, 25 MB image', unit: 'MB', digits: 1, target: { cmp: '<=', value: 40 } },
+    {
+      id: 'memory.bigImage.frontendGrowthMB',
+      label: 'frontend RSS growth, 25 MB image',
+      unit: 'MB',
+      digits: 1,
+      target: { cmp: '<=', value: 40 },
+    },
+    {
+      id: 'memory.bigImage.storageGrowthMB',
+      label: 'storage RSS growth, 25 MB image',
+      unit: 'MB',
+      digits: 1,
+      target: { cmp: '<=', value: 40 },
+    },
     { id: 'memory.bigImage.masterGrowthMB', label: 'master RSS growth, 25 MB image', unit: 'MB', digits: 1 },
   ];
   for (const row of rows) figures[row.id].unit = row.unit;
@@ -402,14 +489,23 @@ async function main() {
     `pixelmill benchmark, ${new Date(startedAt).toISOString()}${args.tiny ? ' (--tiny: NOT the figures of record)' : ''}`,
     `machine: ${machine.cores} cores, ${machine.cpuModel}, ${machine.memoryGiB} GiB, node ${machine.node}, ${machine.os}; load average at start ${machine.loadAverageAtStart.join(' ')}, at end ${loadAverage().join(' ')}`,
     `worker: WORKER_CONCURRENCY ${workerConcurrency}${args.workerConcurrency ? '' : ' (its default)'}, PNG_DEFLATE_LEVEL ${codecOptions.pngDeflateLevel}; client waits with ${longPoll ? 'isReady long poll (waitMs)' : 'isReady polling every 20 ms'}; ${plan.reps} repetition(s), median and min–max; peak RSS from ${peakMethod}`,
-    source ? `source: ${source.commit.slice(0, 12)}${source.modified.length ? `, ${source.modified.length} modified file(s) in the work tree` : ', clean work tree'}` : undefined,
+    source
+      ? `source: ${source.commit.slice(0, 12)}${source.modified.length ? `, ${source.modified.length} modified file(s) in the work tree` : ', clean work tree'}`
+      : undefined,
   ].filter(Boolean);
   const table = markdownTable(['measure', 'median', 'min–max', 'target', 'met?'], tableCells(rows, figures));
   process.stdout.write(`\n${header.join('\n')}\n\n${table}\n`);
 
   const targets = rows
     .filter((row) => row.target)
-    .map((row) => ({ id: row.id, label: row.label, cmp: row.target.cmp, value: row.target.value, median: figures[row.id].median, met: isMet(row.target, figures[row.id].median) }));
+    .map((row) => ({
+      id: row.id,
+      label: row.label,
+      cmp: row.target.cmp,
+      value: row.target.value,
+      median: figures[row.id].median,
+      met: isMet(row.target, figures[row.id].median),
+    }));
   const results = {
     benchmark: 'pixelmill',
     version: 1,
@@ -437,7 +533,9 @@ async function main() {
   };
   fs.mkdirSync(path.dirname(args.out), { recursive: true });
   fs.writeFileSync(args.out, `${JSON.stringify(results, null, 2)}\n`);
-  process.stdout.write(`\n${targets.filter((t) => t.met).length} of ${targets.length} targets met; results in ${path.relative(process.cwd(), args.out) || args.out}\n`);
+  process.stdout.write(
+    `\n${targets.filter((t) => t.met).length} of ${targets.length} targets met; results in ${path.relative(process.cwd(), args.out) || args.out}\n`,
+  );
 }
 
 main().catch((err) => {

@@ -62,9 +62,17 @@ async function measureClientCost({ kvUrl, storageUrl, token, plan, image, keyPre
   const objectKey = (i) => `${keyPrefix.replace(/[^A-Za-z0-9_-]/g, '_')}_${i}`;
   const warmKey = (i) => `${objectKey('warm')}_${i}`;
   const upload = async (i) =>
-    expect(await storage.call(storageContract.put, { params: { state: 'finished', key: objectKey(i) }, body: image, contentType: 'image/png' }), 201, 'storage put');
+    expect(
+      await storage.call(storageContract.put, { params: { state: 'finished', key: objectKey(i) }, body: image, contentType: 'image/png' }),
+      201,
+      'storage put',
+    );
   const download = async (i) => {
-    const result = expect(await storage.call(storageContract.get, { params: { state: 'finished', key: objectKey(i % plan.binaryCalls) } }), 200, 'storage get');
+    const result = expect(
+      await storage.call(storageContract.get, { params: { state: 'finished', key: objectKey(i % plan.binaryCalls) } }),
+      200,
+      'storage get',
+    );
     if (result.body.length !== image.length) throw new Error(`storage get: ${result.body.length} bytes, expected ${image.length}`);
   };
 
@@ -73,7 +81,8 @@ async function measureClientCost({ kvUrl, storageUrl, token, plan, image, keyPre
   await inParallel(plan.warmup, 1, get);
   await inParallel(plan.warmup, CONCURRENCY, get);
   await inParallel(plan.warmup, 1, set);
-  const warmUpload = (i) => storage.call(storageContract.put, { params: { state: 'finished', key: warmKey(i) }, body: image, contentType: 'image/png' });
+  const warmUpload = (i) =>
+    storage.call(storageContract.put, { params: { state: 'finished', key: warmKey(i) }, body: image, contentType: 'image/png' });
   await inParallel(plan.binaryWarmup, 1, warmUpload);
   await inParallel(plan.binaryWarmup, 1, (i) => storage.call(storageContract.get, { params: { state: 'finished', key: warmKey(i) } }));
   const figures = {};
@@ -92,11 +101,21 @@ async function measureClientCost({ kvUrl, storageUrl, token, plan, image, keyPre
 function clientCostRows(prefix) {
   return [
     { id: `${prefix}.getSequential.cpuUsPerCall`, label: 'client CPU per call: small JSON GET, one at a time', unit: 'µs', digits: 0 },
-    { id: `${prefix}.getConcurrent.cpuUsPerCall`, label: `client CPU per call: small JSON GET, ${CONCURRENCY} at a time`, unit: 'µs', digits: 0 },
+    {
+      id: `${prefix}.getConcurrent.cpuUsPerCall`,
+      label: `client CPU per call: small JSON GET, ${CONCURRENCY} at a time`,
+      unit: 'µs',
+      digits: 0,
+    },
     { id: `${prefix}.setSequential.cpuUsPerCall`, label: 'client CPU per call: small JSON POST, one at a time', unit: 'µs', digits: 0 },
     { id: `${prefix}.upload1MB.cpuUsPerCall`, label: 'client CPU per call: 1 MB binary upload', unit: 'µs', digits: 0 },
     { id: `${prefix}.download1MB.cpuUsPerCall`, label: 'client CPU per call: 1 MB binary download', unit: 'µs', digits: 0 },
-    { id: `${prefix}.getSequential.wallMsPerCall`, label: 'client wall time per call: small JSON GET, one at a time', unit: 'ms', digits: 3 },
+    {
+      id: `${prefix}.getSequential.wallMsPerCall`,
+      label: 'client wall time per call: small JSON GET, one at a time',
+      unit: 'ms',
+      digits: 3,
+    },
   ];
 }
 
@@ -129,13 +148,30 @@ async function main() {
   const record = (id, value) => (values[id] ??= []).push(value);
   let stack;
   try {
-    stack = await startStack({ dataDir: path.join(dir, 'data'), logDir: path.join(dir, 'logs'), freePorts: true, workers: 0, env: { LOG_LEVEL: 'warn' } });
+    stack = await startStack({
+      dataDir: path.join(dir, 'data'),
+      logDir: path.join(dir, 'logs'),
+      freePorts: true,
+      workers: 0,
+      env: { LOG_LEVEL: 'warn' },
+    });
     const image = noisePng(BINARY_BYTES, 3).bytes;
     // Repetition 0 warms up and is not counted: the first one comes out up to twice as dear.
     for (let r = 0; r <= reps; r++) {
-      const figures = await measureClientCost({ kvUrl: stack.urls.kv, storageUrl: stack.urls.storage, token: stack.tokens.internal, plan, image, keyPrefix: `bench-${r}` });
+      const figures = await measureClientCost({
+        kvUrl: stack.urls.kv,
+        storageUrl: stack.urls.storage,
+        token: stack.tokens.internal,
+        plan,
+        image,
+        keyPrefix: `bench-${r}`,
+      });
       if (r > 0) recordClientCost(figures, 'client', record);
-      process.stderr.write(`rep ${r}${r === 0 ? ' (warm-up)' : ''}: ${Object.entries(figures).map(([name, f]) => `${name} ${f.cpuUsPerCall.toFixed(0)} µs`).join(', ')}\n`);
+      process.stderr.write(
+        `rep ${r}${r === 0 ? ' (warm-up)' : ''}: ${Object.entries(figures)
+          .map(([name, f]) => `${name} ${f.cpuUsPerCall.toFixed(0)} µs`)
+          .join(', ')}\n`,
+      );
     }
   } finally {
     await stack?.stop();
@@ -143,8 +179,15 @@ async function main() {
   }
   const figures = Object.fromEntries(Object.entries(values).map(([id, list]) => [id, summarize(list)]));
   const rows = clientCostRows('client');
-  process.stdout.write(`${markdownTable(['measure', 'median', 'min–max'], tableCells(rows, figures).map((cells) => cells.slice(0, 3)))}\n`);
-  process.stdout.write(`${JSON.stringify(Object.fromEntries(rows.map((row) => [row.id, figures[row.id].values.map((v) => Number(v.toFixed(3)))])))}\n`);
+  process.stdout.write(
+    `${markdownTable(
+      ['measure', 'median', 'min–max'],
+      tableCells(rows, figures).map((cells) => cells.slice(0, 3)),
+    )}\n`,
+  );
+  process.stdout.write(
+    `${JSON.stringify(Object.fromEntries(rows.map((row) => [row.id, figures[row.id].values.map((v) => Number(v.toFixed(3)))])))}\n`,
+  );
 }
 
 module.exports = { CLIENT_PLANS, BINARY_BYTES, measureClientCost, clientCostRows, recordClientCost };

@@ -96,7 +96,9 @@ class ProcessMeter {
 
   /** Current RSS of each service, in bytes. */
   rssBytes() {
-    return Object.fromEntries(Object.entries(this.pids).map(([name, pid]) => [name, sumOverTree(pid, (p) => statusKib(p, 'VmRSS')) * 1024]));
+    return Object.fromEntries(
+      Object.entries(this.pids).map(([name, pid]) => [name, sumOverTree(pid, (p) => statusKib(p, 'VmRSS')) * 1024]),
+    );
   }
 
   /**

@@ -59,7 +59,10 @@ function noisePng(bytes, seed = 1) {
   const key = crypto.createHash('sha256').update(`pixelmill-bench-noise-${seed}`).digest().subarray(0, 16);
   const cipher = crypto.createCipheriv('aes-128-ctr', key, Buffer.alloc(16));
   const data = cipher.update(Buffer.alloc(side * side * 4));
-  const encoded = png.encode({ data, width: side, height: side }, { deflateLevel: 1, deflateStrategy: 0, filterType: 0, colorType: 6, inputHasAlpha: true });
+  const encoded = png.encode(
+    { data, width: side, height: side },
+    { deflateLevel: 1, deflateStrategy: 0, filterType: 0, colorType: 6, inputHasAlpha: true },
+  );
   return { bytes: Buffer.from(encoded), width: side, height: side };
 }
 

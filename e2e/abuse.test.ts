@@ -107,10 +107,14 @@ describe('pixelmill under abuse', () => {
   /** The status of a POST, read as soon as it comes: a refusal may close the connection before the body is sent. */
   const postAnswer = (url: string, body: Buffer): Promise<number> =>
     new Promise((resolve, reject) => {
-      const request = http.request(url, { method: 'POST', headers: { 'content-type': 'image/png', 'content-length': body.length } }, (response) => {
-        response.resume();
-        resolve(response.statusCode!);
-      });
+      const request = http.request(
+        url,
+        { method: 'POST', headers: { 'content-type': 'image/png', 'content-length': body.length } },
+        (response) => {
+          response.resume();
+          resolve(response.statusCode!);
+        },
+      );
       request.on('error', reject);
       request.end(body);
     });
@@ -173,7 +177,10 @@ describe('pixelmill under abuse', () => {
     await until('result expired', () => !fs.existsSync(storageFile('finished', resultKey(id, work.attempt))));
     // Through the public contract, which must declare the answer (a client of it refuses undocumented ones).
     const client = asClientOf(KEY_A);
-    for (const gone of [await client.call(frontendContract.isReady, { query: { id } }), await client.call(frontendContract.get, { query: { id } })]) {
+    for (const gone of [
+      await client.call(frontendContract.isReady, { query: { id } }),
+      await client.call(frontendContract.get, { query: { id } }),
+    ]) {
       expect(gone.status).toBe(410);
       expect(ErrorBodySchema.parse(gone.body).error.code).toBe('gone');
     }

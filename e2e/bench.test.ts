@@ -90,37 +90,41 @@ describe('npm run bench', () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  it('when run with --tiny, then it prints the table and writes every figure to the JSON file', async () => {
-    const out = path.join(dir, 'results.json');
+  it(
+    'when run with --tiny, then it prints the table and writes every figure to the JSON file',
+    async () => {
+      const out = path.join(dir, 'results.json');
 
-    const { code, stdout, stderr } = await runBench(['--tiny', '--out', out]);
+      const { code, stdout, stderr } = await runBench(['--tiny', '--out', out]);
 
-    if (code !== 0) throw new Error(`bench exited with ${code}:\n${stderr.slice(-4000)}`);
-    expect(stdout).toContain('| measure');
-    expect(stdout).toContain('pipeline ÷ raw, 512×512');
-    const results = JSON.parse(fs.readFileSync(out, 'utf8')) as Results;
-    expect(results.tiny).toBe(true);
-    expect(results.machine.cores).toBeGreaterThan(0);
-    expect(results.machine.cpuModel).not.toBe('');
-    expect(results.machine.node).toBe(process.version);
-    expect(results.settings.rawThreads).toBeGreaterThan(0);
-    for (const id of POSITIVE) {
-      expect({ id, figure: results.figures[id] }).toEqual({ id, figure: expect.objectContaining({ median: expect.any(Number) }) });
-      expect({ id, positive: results.figures[id]!.min > 0 }).toEqual({ id, positive: true });
-    }
-    for (const id of FINITE) {
-      expect({ id, finite: Number.isFinite(results.figures[id]?.median) }).toEqual({ id, finite: true });
-    }
-    expect(results.targets.map((t) => t.id).sort()).toEqual(
-      [
-        'idle.overheadMs',
-        'memory.bigImage.frontendGrowthMB',
-        'memory.bigImage.storageGrowthMB',
-        'memory.workerPeakRss1080MB',
-        'pipeline.png1080.ratioToRaw',
-        'pipeline.png512.ratioToRaw',
-        'plumbing.png512.cpuMsPerImage',
-      ].sort(),
-    );
-  }, BENCH_TIMEOUT_MS + 30_000);
+      if (code !== 0) throw new Error(`bench exited with ${code}:\n${stderr.slice(-4000)}`);
+      expect(stdout).toContain('| measure');
+      expect(stdout).toContain('pipeline ÷ raw, 512×512');
+      const results = JSON.parse(fs.readFileSync(out, 'utf8')) as Results;
+      expect(results.tiny).toBe(true);
+      expect(results.machine.cores).toBeGreaterThan(0);
+      expect(results.machine.cpuModel).not.toBe('');
+      expect(results.machine.node).toBe(process.version);
+      expect(results.settings.rawThreads).toBeGreaterThan(0);
+      for (const id of POSITIVE) {
+        expect({ id, figure: results.figures[id] }).toEqual({ id, figure: expect.objectContaining({ median: expect.any(Number) }) });
+        expect({ id, positive: results.figures[id]!.min > 0 }).toEqual({ id, positive: true });
+      }
+      for (const id of FINITE) {
+        expect({ id, finite: Number.isFinite(results.figures[id]?.median) }).toEqual({ id, finite: true });
+      }
+      expect(results.targets.map((t) => t.id).sort()).toEqual(
+        [
+          'idle.overheadMs',
+          'memory.bigImage.frontendGrowthMB',
+          'memory.bigImage.storageGrowthMB',
+          'memory.workerPeakRss1080MB',
+          'pipeline.png1080.ratioToRaw',
+          'pipeline.png512.ratioToRaw',
+          'plumbing.png512.cpuMsPerImage',
+        ].sort(),
+      );
+    },
+    BENCH_TIMEOUT_MS + 30_000,
+  );
 });

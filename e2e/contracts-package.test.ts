@@ -175,7 +175,15 @@ const resolved = import.meta.resolve('@pixelmill/contracts');`,
     for (const [file, code] of Object.entries(files)) fs.writeFileSync(path.join(app, file), code);
     const config = {
       // A browser's globals (zod's declarations name URL), none of Node's.
-      compilerOptions: { strict: true, noEmit: true, skipLibCheck: false, types: [], lib: ['ES2022', 'DOM'], target: 'ES2022', ...compilerOptions },
+      compilerOptions: {
+        strict: true,
+        noEmit: true,
+        skipLibCheck: false,
+        types: [],
+        lib: ['ES2022', 'DOM'],
+        target: 'ES2022',
+        ...compilerOptions,
+      },
       files: Object.keys(files),
     };
     fs.writeFileSync(path.join(app, `tsconfig.${name}.json`), JSON.stringify(config, null, 2));
@@ -184,7 +192,11 @@ const resolved = import.meta.resolve('@pixelmill/contracts');`,
 
   it('when tsc checks a .cts and an .mts with module node16, no @types/node and skipLibCheck off, then both pass', async () => {
     await expect(
-      typecheck('node16', { module: 'node16', moduleResolution: 'node16' }, { 'check.cts': CONSUMER_CHECK, 'check-esm.mts': CONSUMER_CHECK }),
+      typecheck(
+        'node16',
+        { module: 'node16', moduleResolution: 'node16' },
+        { 'check.cts': CONSUMER_CHECK, 'check-esm.mts': CONSUMER_CHECK },
+      ),
     ).resolves.toBe('');
   });
 
@@ -198,7 +210,11 @@ const resolved = import.meta.resolve('@pixelmill/contracts');`,
     // The guard of the two checks above: without Node's types a Buffer is unknown, so a declaration
     // of the package that named one would fail them the same way.
     await expect(
-      typecheck('guard', { module: 'node16', moduleResolution: 'node16' }, { 'guard.mts': `export const bytes: Buffer = new Uint8Array(1);\n` }),
+      typecheck(
+        'guard',
+        { module: 'node16', moduleResolution: 'node16' },
+        { 'guard.mts': `export const bytes: Buffer = new Uint8Array(1);\n` },
+      ),
     ).rejects.toThrow(/Cannot find name 'Buffer'/);
   });
 

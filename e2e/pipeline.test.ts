@@ -124,7 +124,11 @@ describe('pixelmill end to end', () => {
 
   it('accepts a raw image body from an API client', async () => {
     const input = await encode('image/png', makeBitmap(16, 16));
-    const response = await fetch(`${frontend}/newImage?op=invert`, { method: 'POST', body: input, headers: { 'content-type': 'image/png' } });
+    const response = await fetch(`${frontend}/newImage?op=invert`, {
+      method: 'POST',
+      body: input,
+      headers: { 'content-type': 'image/png' },
+    });
     expect(response.status).toBe(202);
     const { id } = AcceptedSchema.parse(await response.json());
     expect((await waitUntilDone(id)).state).toBe('finished');
@@ -165,9 +169,13 @@ describe('pixelmill end to end', () => {
       headers: { authorization: `Bearer ${stack.tokens!.internal}` },
     });
     const { items } = (await response.json()) as { items: Array<{ key: string; value: string }> };
-    expect(items.map((item) => item.key).sort()).toEqual(
-      ['services/frontend', 'services/kv', 'services/master', 'services/storage', 'services/taskdb'],
-    );
+    expect(items.map((item) => item.key).sort()).toEqual([
+      'services/frontend',
+      'services/kv',
+      'services/master',
+      'services/storage',
+      'services/taskdb',
+    ]);
     expect(items.find((item) => item.key === 'services/master')?.value).toBe(stack.urls.master);
   });
 });

@@ -24,9 +24,7 @@ const LANES = Math.max(1, Math.min(3, os.availableParallelism()));
 
 /** The environment of the commands: ours without npm's and turbo's run-time variables (we may run under `npm test`). */
 const toolEnv = (): NodeJS.ProcessEnv => {
-  const env = Object.fromEntries(
-    Object.entries(process.env).filter(([name]) => !/^(npm_|NODE_PATH$|INIT_CWD$|TURBO_)/i.test(name)),
-  );
+  const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !/^(npm_|NODE_PATH$|INIT_CWD$|TURBO_)/i.test(name)));
   return { ...env, TURBO_TELEMETRY_DISABLED: '1', CI: 'true' };
 };
 
@@ -130,7 +128,11 @@ describe('each app pruned and started on its own (what its image does)', () => {
     step(reuse ? 'install (no scripts)' : 'install');
     fs.cpSync(path.join(out, 'full'), tree, { recursive: true });
     fs.copyFileSync(path.join(ROOT, 'tsconfig.base.json'), path.join(tree, 'tsconfig.base.json'));
-    await run(path.join(tree, 'node_modules', '.bin', 'turbo'), ['run', 'build', `--filter=@pixelmill/${app}`, '--output-logs=errors-only'], tree);
+    await run(
+      path.join(tree, 'node_modules', '.bin', 'turbo'),
+      ['run', 'build', `--filter=@pixelmill/${app}`, '--output-logs=errors-only'],
+      tree,
+    );
     step('build');
     await run('npm', ['prune', '--omit=dev', '--no-audit', '--no-fund'], tree);
     step('drop dev');
@@ -234,7 +236,14 @@ describe('each app pruned and started on its own (what its image does)', () => {
       name: 'worker',
       script: path.join(tree, 'apps', 'worker', 'dist', 'main.js'),
       cwd: path.join(tree, 'apps', 'worker'),
-      env: { PATH: process.env.PATH, HOME: path.join(dir, 'worker'), LOG_LEVEL: 'info', KV_URL: kvUrl, WORKER_TOKEN: worker, WORKER_CONCURRENCY: '1' },
+      env: {
+        PATH: process.env.PATH,
+        HOME: path.join(dir, 'worker'),
+        LOG_LEVEL: 'info',
+        KV_URL: kvUrl,
+        WORKER_TOKEN: worker,
+        WORKER_CONCURRENCY: '1',
+      },
       logFile: path.join(dir, 'worker.log'),
     });
     running.push(workerProc);

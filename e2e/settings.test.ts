@@ -22,7 +22,8 @@ const fromFile = (values: Record<string, string>): Settings =>
   Object.fromEntries(Object.entries(values).map(([name, value]) => [name, { value, source: '.env' }]));
 
 /** What a service's schema makes of nothing: its defaults. */
-const defaultsOf = (service: string): Record<string, unknown> => (schemas as Record<string, { parse(v: object): Record<string, unknown> }>)[service]!.parse({});
+const defaultsOf = (service: string): Record<string, unknown> =>
+  (schemas as Record<string, { parse(v: object): Record<string, unknown> }>)[service]!.parse({});
 
 describe('.env.example', () => {
   const lines = fs.readFileSync(EXAMPLE, 'utf8').split('\n');
@@ -31,7 +32,9 @@ describe('.env.example', () => {
   for (const match of lines.map((line) => VARIABLE_LINE.exec(line))) if (match) listed.set(match[1]!, match[2]!);
 
   it('when a variable is listed, then a line of comment above it says what it is', () => {
-    const uncommented = lines.filter((line, index) => VARIABLE_LINE.test(line) && !/^# (?![A-Z][A-Z0-9_]*=)\S/.test(lines[index - 1] ?? ''));
+    const uncommented = lines.filter(
+      (line, index) => VARIABLE_LINE.test(line) && !/^# (?![A-Z][A-Z0-9_]*=)\S/.test(lines[index - 1] ?? ''),
+    );
 
     expect(uncommented).toEqual([]);
   });
@@ -57,10 +60,14 @@ describe('.env.example', () => {
       const { service, key } = known.get(name)!;
       const reached = service
         ? [{ service, key: key! }]
-        : SERVICES.filter((s) => keys[s]!.includes(name) && !listed.has(`${s.toUpperCase()}_${name}`)).map((s) => ({ service: s, key: name }));
+        : SERVICES.filter((s) => keys[s]!.includes(name) && !listed.has(`${s.toUpperCase()}_${name}`)).map((s) => ({
+            service: s,
+            key: name,
+          }));
       for (const target of reached) {
         const fallback = defaultsOf(target.service)[target.key];
-        if (fallback !== undefined && String(fallback) !== value) wrong.push(`${name}=${value}: ${target.service}'s default is ${String(fallback)}`);
+        if (fallback !== undefined && String(fallback) !== value)
+          wrong.push(`${name}=${value}: ${target.service}'s default is ${String(fallback)}`);
       }
     }
 
@@ -84,7 +91,9 @@ describe('.env.example', () => {
 
   it('when a variable is given per service, then its name is no plain variable of any service', () => {
     const plain = new Set(Object.values(keys).flat());
-    const clashes = SERVICES.flatMap((service) => keys[service]!.map((key) => `${service.toUpperCase()}_${key}`)).filter((name) => plain.has(name));
+    const clashes = SERVICES.flatMap((service) => keys[service]!.map((key) => `${service.toUpperCase()}_${key}`)).filter((name) =>
+      plain.has(name),
+    );
 
     expect(clashes).toEqual([]);
   });
@@ -101,8 +110,11 @@ describe('npm start settings', () => {
     expect(plan.applied).toEqual({ MAX_UPLOAD_BYTES: ['master', 'frontend'], API_KEYS: ['frontend'], LOG_LEVEL: SERVICES });
   });
 
-  it('when the user sets the tokens, then they are the stack\'s, and a worker is handed no internal secret', () => {
-    const plan = planSettings(fromFile({ INTERNAL_TOKEN: TOKEN, WORKER_TOKEN: `worker-${TOKEN}`, URL_SIGNING_KEY: `signing-${TOKEN}` }), schemas);
+  it("when the user sets the tokens, then they are the stack's, and a worker is handed no internal secret", () => {
+    const plan = planSettings(
+      fromFile({ INTERNAL_TOKEN: TOKEN, WORKER_TOKEN: `worker-${TOKEN}`, URL_SIGNING_KEY: `signing-${TOKEN}` }),
+      schemas,
+    );
 
     expect(plan.problems).toEqual([]);
     expect(plan.tokens).toEqual({ internal: TOKEN, worker: `worker-${TOKEN}` });
@@ -117,7 +129,10 @@ describe('npm start settings', () => {
 
     expect(plan.envFor.worker!.SHUTDOWN_TIMEOUT_MS).toBe('40000');
     expect(plan.envFor.kv!.SHUTDOWN_TIMEOUT_MS).toBe('5000');
-    expect(plan.applied).toEqual({ SHUTDOWN_TIMEOUT_MS: ['kv', 'taskdb', 'storage', 'master', 'frontend'], WORKER_SHUTDOWN_TIMEOUT_MS: ['worker'] });
+    expect(plan.applied).toEqual({
+      SHUTDOWN_TIMEOUT_MS: ['kv', 'taskdb', 'storage', 'master', 'frontend'],
+      WORKER_SHUTDOWN_TIMEOUT_MS: ['worker'],
+    });
   });
 
   it.each(PER_SERVICE_ONLY)('when %s is set plainly, then it is ignored with a warning; per service it is taken', (name) => {
@@ -146,7 +161,10 @@ describe('npm start settings', () => {
 
   it('when values are bad, then each is reported once with its name, its origin and the services that read it', () => {
     const plan = planSettings(
-      { ...fromFile({ MAX_UPLOAD_BYTES: 'lots', INTERNAL_TOKEN: 'short' }), WORKER_PNG_DEFLATE_LEVEL: { value: '12', source: 'the environment' } },
+      {
+        ...fromFile({ MAX_UPLOAD_BYTES: 'lots', INTERNAL_TOKEN: 'short' }),
+        WORKER_PNG_DEFLATE_LEVEL: { value: '12', source: 'the environment' },
+      },
       schemas,
     );
 
@@ -176,10 +194,12 @@ describe('npm start settings', () => {
     }
   });
 
-  it('when there is no .env, then the settings are the environment\'s; when a named file is missing, then reading fails', () => {
+  it("when there is no .env, then the settings are the environment's; when a named file is missing, then reading fails", () => {
     const missing = path.join(os.tmpdir(), `pixelmill-no-such-${process.pid}.env`);
 
-    expect(readSettings({ envFile: missing, env: { LOG_LEVEL: 'debug' }, schemas })).toEqual({ LOG_LEVEL: { value: 'debug', source: 'the environment' } });
+    expect(readSettings({ envFile: missing, env: { LOG_LEVEL: 'debug' }, schemas })).toEqual({
+      LOG_LEVEL: { value: 'debug', source: 'the environment' },
+    });
     expect(() => readSettings({ envFile: missing, required: true, env: {}, schemas })).toThrow(/cannot read .*pixelmill-no-such/);
   });
 });

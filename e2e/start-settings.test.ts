@@ -34,7 +34,10 @@ class Launcher {
   /** The services' pids and addresses, as the launcher lists them once everything runs. */
   services(): Record<string, { pid: number; url?: string }> {
     return Object.fromEntries(
-      [...this.output.matchAll(/^\s+(\S+)\s+pid (\d+)(?:\s+(http\S+))?$/gm)].map(([, name, pid, url]) => [name!, { pid: Number(pid), url }]),
+      [...this.output.matchAll(/^\s+(\S+)\s+pid (\d+)(?:\s+(http\S+))?$/gm)].map(([, name, pid, url]) => [
+        name!,
+        { pid: Number(pid), url },
+      ]),
     );
   }
 
@@ -108,7 +111,8 @@ describe('npm start with a .env file', () => {
     expect((await upload({ authorization: `Bearer ${API_KEY}` })).status).toBe(202);
 
     // The user's internal token replaced the generated one: kv answers to it.
-    const kvServices = (headers: Record<string, string>) => fetch(`${services.kv!.url}/keys/${encodeURIComponent('services/frontend')}`, { headers });
+    const kvServices = (headers: Record<string, string>) =>
+      fetch(`${services.kv!.url}/keys/${encodeURIComponent('services/frontend')}`, { headers });
     expect((await kvServices({})).status).toBe(401);
     expect((await kvServices({ authorization: `Bearer ${INTERNAL_TOKEN}` })).status).toBe(200);
 

@@ -136,7 +136,10 @@ function planSettings(settings, schemas) {
     }
     // The tokens are checked too, but reach the services through the stack (stack.js gives a worker only its own).
     const checked = { ...env };
-    for (const [key, value] of [['INTERNAL_TOKEN', tokens.internal], ['WORKER_TOKEN', tokens.worker]]) {
+    for (const [key, value] of [
+      ['INTERNAL_TOKEN', tokens.internal],
+      ['WORKER_TOKEN', tokens.worker],
+    ]) {
       if (value !== undefined && key in schema.shape) {
         checked[key] = value;
         origin[key] = key;

@@ -120,7 +120,11 @@ async function startStack(options) {
     await Promise.all([start('taskdb'), start('storage')]);
     await start('master');
     await start('frontend');
-    await Promise.all(Object.keys(specs).filter((n) => n.startsWith('worker')).map(start));
+    await Promise.all(
+      Object.keys(specs)
+        .filter((n) => n.startsWith('worker'))
+        .map(start),
+    );
     await waitUntilHealthy(stack.urls.frontend);
   } catch (err) {
     await stack.stop();

@@ -23,13 +23,21 @@ const ApiKeyListSchema = z
 export const FrontendConfigSchema = ServerEnvSchema.extend(DiscoveryEnvSchema.shape).extend({
   PORT: PortSchema.default(8080),
   /** Largest image accepted; a larger upload is refused with 413 while it streams in. */
-  MAX_UPLOAD_BYTES: z.coerce.number().int().positive().default(25 * 1024 * 1024),
+  MAX_UPLOAD_BYTES: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(25 * 1024 * 1024),
   /**
    * Raw uploads that declare a length above this stream on to master as they arrive (checked by
    * their first bytes) instead of being read into memory first; smaller ones are read whole, so a
    * lost answer from master can be asked for again.
    */
-  STREAM_UPLOADS_FROM_BYTES: z.coerce.number().int().min(0).default(8 * 1024 * 1024),
+  STREAM_UPLOADS_FROM_BYTES: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .default(8 * 1024 * 1024),
   /**
    * Most pixels (width × height) an image may declare in its header, any of its frames may have,
    * and all its frames together; more is refused with 413.

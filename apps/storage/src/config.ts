@@ -6,6 +6,10 @@ export const StorageConfigSchema = ServerEnvSchema.extend(DiscoveryEnvSchema.sha
   /** Root of the `inProgress/` and `finished/` folders. */
   DATA_DIR: z.string().min(1).default('./data/storage'),
   /** Largest object accepted; results can be larger than uploads, so this is above the upload limit. */
-  MAX_OBJECT_BYTES: z.coerce.number().int().positive().default(64 * 1024 * 1024),
+  MAX_OBJECT_BYTES: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(64 * 1024 * 1024),
 });
 export type StorageConfig = z.output<typeof StorageConfigSchema>;

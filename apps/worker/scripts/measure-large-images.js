@@ -42,7 +42,12 @@ function png(width, height, { depth, colorType, interlace = 0 }, rows) {
   ihdr[9] = colorType;
   ihdr[12] = interlace;
   const signature = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-  return Buffer.concat([signature, pngChunk('IHDR', ihdr), pngChunk('IDAT', zlib.deflateSync(rows, { level: 6 })), pngChunk('IEND', Buffer.alloc(0))]);
+  return Buffer.concat([
+    signature,
+    pngChunk('IHDR', ihdr),
+    pngChunk('IDAT', zlib.deflateSync(rows, { level: 6 })),
+    pngChunk('IEND', Buffer.alloc(0)),
+  ]);
 }
 
 const IMAGES = {
@@ -121,7 +126,15 @@ Object.assign(IMAGES, {
   /** Adam7: pngjs inflates it without a bound. */
   'png-interlaced': () =>
     cached('interlaced-7000x7000.png', 'image/png', () => {
-      const passes = [[0, 0, 8, 8], [4, 0, 8, 8], [0, 4, 4, 8], [2, 0, 4, 4], [0, 2, 2, 4], [1, 0, 2, 2], [0, 1, 1, 2]];
+      const passes = [
+        [0, 0, 8, 8],
+        [4, 0, 8, 8],
+        [0, 4, 4, 8],
+        [2, 0, 4, 4],
+        [0, 2, 2, 4],
+        [1, 0, 2, 2],
+        [0, 1, 1, 2],
+      ];
       const parts = [];
       for (const [x0, y0, dx, dy] of passes) {
         const [w, h] = [Math.ceil((SIDE - x0) / dx), Math.ceil((SIDE - y0) / dy)];
@@ -200,7 +213,20 @@ async function child(name) {
   await new Promise((resolve) => setTimeout(resolve, Number(option('idle-ms', '3000'))));
   const mb = (bytes) => Math.round(bytes / 2 ** 20);
   const idle = process.memoryUsage().rss;
-  console.log(JSON.stringify({ name, copies, bytesIn, estimateMb: estimate, ms, outcome, rssBeforeMb: mb(before), peakRssMb: mb(peak), maxRssMb: mb(process.resourceUsage().maxRSS * 1024), idleRssMb: mb(idle) }));
+  console.log(
+    JSON.stringify({
+      name,
+      copies,
+      bytesIn,
+      estimateMb: estimate,
+      ms,
+      outcome,
+      rssBeforeMb: mb(before),
+      peakRssMb: mb(peak),
+      maxRssMb: mb(process.resourceUsage().maxRSS * 1024),
+      idleRssMb: mb(idle),
+    }),
+  );
   await pool.close();
 }
 

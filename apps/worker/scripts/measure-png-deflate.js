@@ -12,7 +12,7 @@ const RUNS = 7;
 function syntheticPhoto() {
   const data = Buffer.alloc(SIZE * SIZE * 4);
   let seed = 42;
-  const random = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+  const random = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
   for (let y = 0; y < SIZE; y++) {
     for (let x = 0; x < SIZE; x++) {
       const i = (y * SIZE + x) * 4;
@@ -46,7 +46,10 @@ function photo(file) {
       decoded.data.copy(data, (y * SIZE + x) * 4, (sy * decoded.width + sx) * 4, (sy * decoded.width + sx) * 4 + 4);
     }
   }
-  return { label: `${file.split('/').pop()} (${decoded.width}x${decoded.height}, centre crop)`, bitmap: { data, width: SIZE, height: SIZE } };
+  return {
+    label: `${file.split('/').pop()} (${decoded.width}x${decoded.height}, centre crop)`,
+    bitmap: { data, width: SIZE, height: SIZE },
+  };
 }
 
 // zlib strategies: 0 default, 1 filtered, 3 RLE (jimp's default, which ignores most of the level).

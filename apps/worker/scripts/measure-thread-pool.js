@@ -25,7 +25,7 @@ const clamp = (v) => Math.max(0, Math.min(255, Math.round(v)));
 function photoLike(width, height, seed) {
   const data = Buffer.alloc(width * height * 4);
   let state = seed;
-  const random = () => ((state = (state * 1103515245 + 12345) >>> 0) / 2 ** 32);
+  const random = () => (state = (state * 1103515245 + 12345) >>> 0) / 2 ** 32;
   const noise = () => (random() - 0.5) * 14;
   const [cx, cy] = [width * (0.3 + (seed % 7) * 0.05), height * (0.3 + (seed % 5) * 0.08)];
   for (let y = 0; y < height; y++) {
@@ -48,7 +48,10 @@ const median = (values) => [...values].sort((a, b) => a - b)[values.length >> 1]
 /** One configuration, in this (fresh) process: prints one JSON line. */
 async function child(dir, threads, reps) {
   // Read for each task, as the worker downloads each source: the sources are not all in memory.
-  const files = fs.readdirSync(dir).sort().map((name) => path.join(dir, name));
+  const files = fs
+    .readdirSync(dir)
+    .sort()
+    .map((name) => path.join(dir, name));
   const job = (file) => ({ source: fs.readFileSync(file), contentType: 'image/png', op: 'swap-red-blue' });
   let runAll;
   let close = async () => {};
@@ -94,18 +97,27 @@ function main() {
     const png = require('@jimp/js-png').default();
     let bytes = 0;
     for (let i = 0; i < count; i++) {
-      const encoded = png.encode(photoLike(width, height, i + 1), { deflateLevel: 6, deflateStrategy: 0, colorType: 2, inputHasAlpha: true });
+      const encoded = png.encode(photoLike(width, height, i + 1), {
+        deflateLevel: 6,
+        deflateStrategy: 0,
+        colorType: 2,
+        inputHasAlpha: true,
+      });
       fs.writeFileSync(path.join(dir, `${String(i).padStart(3, '0')}.png`), encoded);
       bytes += encoded.length;
     }
-    console.log(`${count} photo-like PNGs of ${width}x${height}, ${Math.round(bytes / count / 1024)} KiB each; ` +
-      `${os.availableParallelism()} cores; ${reps} repetitions after a warm-up`);
+    console.log(
+      `${count} photo-like PNGs of ${width}x${height}, ${Math.round(bytes / count / 1024)} KiB each; ` +
+        `${os.availableParallelism()} cores; ${reps} repetitions after a warm-up`,
+    );
     for (const size of [0, ...threads]) {
       const output = execFileSync(process.execPath, [__filename, '--child', dir, String(size), String(reps)], { encoding: 'utf8' });
       const { rates, peakRssMb } = JSON.parse(output.trim().split('\n').pop());
       const label = size === 0 ? 'main thread, one by one' : `pool of ${size} thread${size > 1 ? 's' : ''}`;
-      console.log(`${label.padEnd(24)} ${median(rates).toFixed(1).padStart(6)} images/s ` +
-        `(${Math.min(...rates).toFixed(1)}–${Math.max(...rates).toFixed(1)}), peak RSS ${Math.round(peakRssMb)} MB`);
+      console.log(
+        `${label.padEnd(24)} ${median(rates).toFixed(1).padStart(6)} images/s ` +
+          `(${Math.min(...rates).toFixed(1)}–${Math.max(...rates).toFixed(1)}), peak RSS ${Math.round(peakRssMb)} MB`,
+      );
     }
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });

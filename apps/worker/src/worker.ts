@@ -70,11 +70,10 @@ export class Worker {
     const slots = new FreeSlots(deps.pool.size);
     const { master, storage, pool, limits, logger } = deps;
     const memory = new MemoryBudget(limits.maxMemoryBytes);
-    this.loops = Array.from({ length: pool.size * LOOPS_PER_THREAD }, (_, index) =>
-      new WorkLoop(
-        { master, storage, transformer: pool, slots, memory, limits, logger: logger.child({ loop: index }) },
-        options,
-      ),
+    this.loops = Array.from(
+      { length: pool.size * LOOPS_PER_THREAD },
+      (_, index) =>
+        new WorkLoop({ master, storage, transformer: pool, slots, memory, limits, logger: logger.child({ loop: index }) }, options),
     );
   }
 
@@ -127,10 +126,7 @@ export function createTransformPool(config: WorkerConfig, deps: PoolDeps = {}): 
  * unless MASTER_URL says otherwise, both reached with WORKER_TOKEN; storage only through the
  * signed URLs that come with each task.
  */
-export function createWorker(
-  config: WorkerConfig,
-  deps: PoolDeps & { logger: Logger; tuning?: Partial<WorkerTuning> },
-): Worker {
+export function createWorker(config: WorkerConfig, deps: PoolDeps & { logger: Logger; tuning?: Partial<WorkerTuning> }): Worker {
   const tuning = { ...DEFAULT_TUNING, ...deps.tuning };
   const discovery = new Discovery({
     kvUrl: config.KV_URL,

@@ -19,7 +19,9 @@ function newestSource(dir) {
 
 module.exports = () => {
   if (!fs.existsSync(THREAD_SCRIPT)) {
-    throw new Error(`${path.relative(ROOT, THREAD_SCRIPT)} is missing: the tests run the transform threads from the build; run \`npm run build\` first`);
+    throw new Error(
+      `${path.relative(ROOT, THREAD_SCRIPT)} is missing: the tests run the transform threads from the build; run \`npm run build\` first`,
+    );
   }
   if (fs.statSync(THREAD_SCRIPT).mtimeMs < newestSource(path.join(ROOT, 'src'))) {
     console.warn('\nwarning: src/ changed after the last build; the transform threads run dist/ (npm run build)');

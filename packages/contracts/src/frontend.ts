@@ -26,7 +26,10 @@ export const UploadFormSchema = z.object({
     .optional()
     .meta({ description: 'The API key, for a form that cannot send it in a header; it must come before the image' }),
   op: OperationSchema.optional().meta({ description: 'The operation to apply; swap-red-blue when absent' }),
-  [UPLOAD_FIELD]: z.file().mime([...IMAGE_TYPES]).meta({ description: 'The image file' }),
+  [UPLOAD_FIELD]: z
+    .file()
+    .mime([...IMAGE_TYPES])
+    .meta({ description: 'The image file' }),
 });
 
 /** An HTML page, served as text/html. */

@@ -196,7 +196,6 @@ export function inspectImage(type: ImageType, bytes: Uint8Array): ImageInspectio
 
 const pixels = ({ width, height }: Dimensions): number => width * height;
 
-
 /** Samples a pixel of each PNG colour type: grey, RGB, palette, grey + alpha, RGBA. */
 const PNG_CHANNELS: Readonly<Record<number, number>> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
 
@@ -215,10 +214,7 @@ const ADAM7_PASSES = [
 function pngScanlineBytes(width: number, height: number, bitsPerPixel: number, interlaced: boolean): number {
   const rows = (w: number, h: number) => (w > 0 && h > 0 ? h * (1 + Math.ceil((w * bitsPerPixel) / 8)) : 0);
   if (!interlaced) return rows(width, height);
-  return ADAM7_PASSES.reduce(
-    (total, [x0, y0, dx, dy]) => total + rows(Math.ceil((width - x0) / dx), Math.ceil((height - y0) / dy)),
-    0,
-  );
+  return ADAM7_PASSES.reduce((total, [x0, y0, dx, dy]) => total + rows(Math.ceil((width - x0) / dx), Math.ceil((height - y0) / dy)), 0);
 }
 
 /**

@@ -117,7 +117,7 @@ export const masterContract = {
     method: 'GET',
     path: '/usage',
     auth: 'internal',
-    summary: "The bytes an owner has stored and its quota (no owner: the clients without an API key)",
+    summary: 'The bytes an owner has stored and its quota (no owner: the clients without an API key)',
     query: OwnerQuerySchema,
     responses: { 200: UsageReportSchema, 400: ErrorBodySchema },
   }),

@@ -146,8 +146,7 @@ class DocumentBuilder {
     const json = jsonSchema(schema, io);
     const name = nameOf(schema);
     if (name === undefined) return json;
-    const distinct =
-      io === 'input' && this.answers.has(schema) && JSON.stringify(json) !== JSON.stringify(jsonSchema(schema, 'output'));
+    const distinct = io === 'input' && this.answers.has(schema) && JSON.stringify(json) !== JSON.stringify(jsonSchema(schema, 'output'));
     const key = distinct ? `${name}Input` : name;
     this.schemas[key] = json;
     return { $ref: `#/components/schemas/${key}` };

@@ -61,11 +61,7 @@ export function isEmpty(spec: unknown): spec is EmptyBody {
  * `Bytes` narrows them for a transport that hands a subtype (a server or client on Node may name its
  * own byte class); the contracts themselves assume nothing beyond `Uint8Array`.
  */
-export type BodyOf<S, Bytes extends Uint8Array = Uint8Array> = S extends z.ZodType
-  ? z.output<S>
-  : S extends BinaryBody
-    ? Bytes
-    : undefined;
+export type BodyOf<S, Bytes extends Uint8Array = Uint8Array> = S extends z.ZodType ? z.output<S> : S extends BinaryBody ? Bytes : undefined;
 export type BodyInputOf<S, Bytes extends Uint8Array = Uint8Array> = S extends z.ZodType
   ? z.input<S>
   : S extends BinaryBody

@@ -28,7 +28,10 @@ export const SignedQuerySchema = z.object({
   expires: z.coerce.number().int().positive().optional(),
   /** Signed with the rest: an upload with more bytes is refused with 413. */
   maxBytes: z.coerce.number().int().positive().optional(),
-  signature: z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'must be a URL signature').optional(),
+  signature: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{43}$/, 'must be a URL signature')
+    .optional(),
 });
 
 /**
@@ -52,8 +55,7 @@ export const storageContract = {
     path: '/objects/:state/:key',
     auth: 'internal',
     idempotent: true,
-    summary:
-      'Store bytes under a key in a state folder, once: the same bytes again are a success, other bytes a 409',
+    summary: 'Store bytes under a key in a state folder, once: the same bytes again are a success, other bytes a 409',
     params: ObjectParamsSchema,
     query: SignedQuerySchema,
     body: BINARY,

@@ -129,8 +129,7 @@ export const taskdbContract = {
     path: '/tasks',
     auth: 'internal',
     idempotent: true,
-    summary:
-      'Create a task in state not_started; 200 with the existing task when the same id or idempotency key was created before',
+    summary: 'Create a task in state not_started; 200 with the existing task when the same id or idempotency key was created before',
     body: CreateTaskBodySchema,
     responses: {
       200: TaskSchema,

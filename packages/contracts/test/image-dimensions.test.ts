@@ -119,7 +119,10 @@ describe('inspectImage', () => {
       width: 7,
       height: 5,
       largestFrame: { width: 60000, height: 60000 },
-      frames: [{ width: 7, height: 5 }, { width: 60000, height: 60000 }],
+      frames: [
+        { width: 7, height: 5 },
+        { width: 60000, height: 60000 },
+      ],
       totalPixels: 35 + 60000 * 60000,
     });
     // 4:2:0 at 60000×60000: 3750×3750 MCUs of four luma blocks and two chroma.

@@ -24,8 +24,7 @@ import { documentedRoutes } from '../src/testing';
 const { version } = JSON.parse(readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')) as { version: string };
 
 /** The validator dereferences in place: it gets a copy. */
-const validate = (document: OpenApiDocument) =>
-  SwaggerParser.validate(structuredClone(document) as unknown as OpenAPIV3_1.Document);
+const validate = (document: OpenApiDocument) => SwaggerParser.validate(structuredClone(document) as unknown as OpenAPIV3_1.Document);
 
 type Operation = { [key: string]: unknown; responses: Record<string, JsonObject>; parameters?: JsonObject[] };
 const operationOf = (document: OpenApiDocument, route: Route): Operation =>
@@ -48,7 +47,9 @@ describe('OpenAPI documents', () => {
     });
 
     it('when read, then it has every route of the contract and the common ones, and no other', () => {
-      const expected = Object.values(routes).map((route) => `${route.method} ${route.path}`).sort();
+      const expected = Object.values(routes)
+        .map((route) => `${route.method} ${route.path}`)
+        .sort();
       expect(documentedRoutes(document)).toEqual(expected);
       expect(documentedRoutes(document)).toEqual(expect.arrayContaining(['GET /healthz', 'GET /readyz', 'GET /openapi.json']));
     });
@@ -103,7 +104,7 @@ describe('OpenAPI documents', () => {
     const document = serviceOpenApiDocument('kv', version);
     const broken = structuredClone(document);
     // A path parameter must be required.
-    ((broken.paths['/keys/{key}']!.get as { parameters: JsonObject[] }).parameters[0]!).required = false;
+    (broken.paths['/keys/{key}']!.get as { parameters: JsonObject[] }).parameters[0]!.required = false;
     await expect(validate(broken)).rejects.toThrow();
     const dangling = structuredClone(document);
     delete dangling.components.schemas.ErrorBody;
@@ -146,7 +147,12 @@ describe('OpenAPI documents', () => {
       const parameters = document.paths['/image/isReady']!.get!.parameters as JsonObject[];
       expect(parameters).toEqual([
         expect.objectContaining({ name: 'id', in: 'query', required: true }),
-        expect.objectContaining({ name: 'waitMs', in: 'query', required: false, schema: expect.objectContaining({ default: 0, maximum: 30_000 }) }),
+        expect.objectContaining({
+          name: 'waitMs',
+          in: 'query',
+          required: false,
+          schema: expect.objectContaining({ default: 0, maximum: 30_000 }),
+        }),
       ]);
     });
   });
@@ -157,7 +163,13 @@ describe('OpenAPI documents', () => {
       service: 'echo',
       version,
       contract: {
-        echo: defineRoute({ method: 'POST', path: '/echo', summary: 'Echo', body: KvListQuerySchema, responses: { 200: KvListQuerySchema } }),
+        echo: defineRoute({
+          method: 'POST',
+          path: '/echo',
+          summary: 'Echo',
+          body: KvListQuerySchema,
+          responses: { 200: KvListQuerySchema },
+        }),
       },
     });
     const operation = document.paths['/echo']!.post! as { requestBody: JsonObject; responses: Record<string, JsonObject> };

@@ -18,20 +18,22 @@ export const AuthEnvSchema = z.object({
 });
 
 /** Environment every server shares; each app extends it with its own variables. */
-export const ServerEnvSchema = z.object({
-  HOST: z.string().min(1).default('127.0.0.1'),
-  LOG_LEVEL: LogLevelSchema.default('info'),
-  /** Where the others reach this service; defaults to http://HOST:PORT. */
-  ADVERTISE_URL: UrlSchema.optional(),
-  SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).default(10_000),
-  /** Time a client has to send a request's headers; a slower one is answered 408 and closed. */
-  HEADERS_TIMEOUT_MS: z.coerce.number().int().positive().default(DEFAULT_HEADERS_TIMEOUT_MS),
-  /**
-   * Time a client has to send a whole request, body included (408 and closed after it). The
-   * default lets a 25 MiB upload through a line of about 1.75 Mbit/s upstream.
-   */
-  BODY_TIMEOUT_MS: z.coerce.number().int().positive().default(DEFAULT_BODY_TIMEOUT_MS),
-}).extend(AuthEnvSchema.shape);
+export const ServerEnvSchema = z
+  .object({
+    HOST: z.string().min(1).default('127.0.0.1'),
+    LOG_LEVEL: LogLevelSchema.default('info'),
+    /** Where the others reach this service; defaults to http://HOST:PORT. */
+    ADVERTISE_URL: UrlSchema.optional(),
+    SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).default(10_000),
+    /** Time a client has to send a request's headers; a slower one is answered 408 and closed. */
+    HEADERS_TIMEOUT_MS: z.coerce.number().int().positive().default(DEFAULT_HEADERS_TIMEOUT_MS),
+    /**
+     * Time a client has to send a whole request, body included (408 and closed after it). The
+     * default lets a 25 MiB upload through a line of about 1.75 Mbit/s upstream.
+     */
+    BODY_TIMEOUT_MS: z.coerce.number().int().positive().default(DEFAULT_BODY_TIMEOUT_MS),
+  })
+  .extend(AuthEnvSchema.shape);
 
 /** Environment of every process that finds the others through kv. */
 export const DiscoveryEnvSchema = z.object({
@@ -54,9 +56,7 @@ export function parseConfig<S extends z.ZodType>(schema: S, env: Record<string, 
   const present = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value !== ''));
   const result = schema.safeParse(present);
   if (!result.success) {
-    throw new ConfigError(
-      result.error.issues.map((issue) => `${issue.path.join('.') || '(environment)'}: ${issue.message}`),
-    );
+    throw new ConfigError(result.error.issues.map((issue) => `${issue.path.join('.') || '(environment)'}: ${issue.message}`));
   }
   return Object.freeze(result.data);
 }

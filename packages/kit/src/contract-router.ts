@@ -81,9 +81,7 @@ export function mountContract<C extends Record<string, Route>>(
   const rawParser = rawBodyParser({ limit: options.binaryLimit ?? 25 * 1024 * 1024 });
   const methodsByPath = new Map<string, Set<string>>();
   // HEAD routes go first: Express would otherwise answer HEAD with the GET route of the same path.
-  const names = Object.keys(contract).sort(
-    (a, b) => Number(contract[b]!.method === 'HEAD') - Number(contract[a]!.method === 'HEAD'),
-  );
+  const names = Object.keys(contract).sort((a, b) => Number(contract[b]!.method === 'HEAD') - Number(contract[a]!.method === 'HEAD'));
 
   for (const name of names) {
     const route = contract[name]!;

@@ -4,10 +4,7 @@
  * service refused and why. Lenient on purpose (no schema): an answer outside its contract is
  * reported elsewhere, and any non-empty `error.message` string is worth passing on.
  */
-export function errorBodyMessage(
-  answer: { status: number; body: unknown },
-  fallback = `status ${answer.status}`,
-): string {
+export function errorBodyMessage(answer: { status: number; body: unknown }, fallback = `status ${answer.status}`): string {
   const { body } = answer;
   const error = isObject(body) ? body.error : undefined;
   const message = isObject(error) ? error.message : undefined;

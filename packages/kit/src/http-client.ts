@@ -51,8 +51,7 @@ export type CallResult<R extends Route> = ResponseOf<R, Buffer> & { headers: Rec
 
 /** A binary success as a stream (its status is one of the route's binary answers), or any other checked answer. */
 export type StreamResult<R extends Route> =
-  | { status: number; headers: Record<string, string>; stream: Readable }
-  | (CallResult<R> & { stream?: undefined });
+  { status: number; headers: Record<string, string>; stream: Readable } | (CallResult<R> & { stream?: undefined });
 
 export interface ContractClientOptions {
   /** The service's name, for error messages. */
@@ -368,7 +367,11 @@ export class ContractClient {
       this.options.onUnreachable?.();
       throw current?.timedOut
         ? new AppError('unavailable', 503, `${this.options.service} is unreachable (ETIMEDOUT)`)
-        : new AppError('unavailable', 503, `${this.options.service} is unreachable (${(err as { code?: string }).code ?? (err as Error).message})`);
+        : new AppError(
+            'unavailable',
+            503,
+            `${this.options.service} is unreachable (${(err as { code?: string }).code ?? (err as Error).message})`,
+          );
     } finally {
       current?.done();
     }

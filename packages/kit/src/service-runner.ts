@@ -46,11 +46,7 @@ export async function runService(options: RunServiceOptions): Promise<Listening>
           logger,
         });
   logger.info(`${service} listening on ${server.url}`, { url });
-  onShutdown(logger, config.SHUTDOWN_TIMEOUT_MS, [
-    () => registration?.stop(),
-    () => server.close(),
-    ...(options.onStop ?? []),
-  ]);
+  onShutdown(logger, config.SHUTDOWN_TIMEOUT_MS, [() => registration?.stop(), () => server.close(), ...(options.onStop ?? [])]);
   return server;
 }
 

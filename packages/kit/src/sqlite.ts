@@ -25,11 +25,7 @@ const DEFAULT_BUSY_TIMEOUT_MS = 5_000;
  * once. Takes the driver's constructor (better-sqlite3's `Database`) rather than importing it, so
  * that kit, which every service loads, does not depend on a native module only kv and taskdb use.
  */
-export function openSqlite<D extends SqlitePragmas>(
-  Driver: new (file: string) => D,
-  file: string,
-  options: SqliteOptions,
-): D {
+export function openSqlite<D extends SqlitePragmas>(Driver: new (file: string) => D, file: string, options: SqliteOptions): D {
   fs.mkdirSync(path.dirname(file), { recursive: true });
   const db = new Driver(file);
   db.pragma('journal_mode = WAL');

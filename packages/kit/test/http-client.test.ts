@@ -50,25 +50,30 @@ async function startServer(failFirst = 0) {
       service: 'echo',
       logger,
       routes: (router) =>
-        mountContract(router, routes, {
-          echo: (_input, req) => {
-            count += 1;
-            if (count <= failFirst) throw new AppError('unavailable', 503, 'not yet');
-            return { status: 200, body: { query: req.query as Record<string, string>, count } };
+        mountContract(
+          router,
+          routes,
+          {
+            echo: (_input, req) => {
+              count += 1;
+              if (count <= failFirst) throw new AppError('unavailable', 503, 'not yet');
+              return { status: 200, body: { query: req.query as Record<string, string>, count } };
+            },
+            submit: () => {
+              count += 1;
+              if (count <= failFirst) throw new AppError('unavailable', 503, 'not yet');
+              return { status: 200, body: { query: {}, count } };
+            },
+            upload: ({ body }) => ({ status: 200, body: { length: body.length, first: body[0] ?? -1 } }),
+            storeBytes: () => {
+              count += 1;
+              if (count <= failFirst) throw new AppError('unavailable', 503, 'not yet');
+              return { status: 200, body: { query: {}, count } };
+            },
+            slow: () => new Promise(() => undefined),
           },
-          submit: () => {
-            count += 1;
-            if (count <= failFirst) throw new AppError('unavailable', 503, 'not yet');
-            return { status: 200, body: { query: {}, count } };
-          },
-          upload: ({ body }) => ({ status: 200, body: { length: body.length, first: body[0] ?? -1 } }),
-          storeBytes: () => {
-            count += 1;
-            if (count <= failFirst) throw new AppError('unavailable', 503, 'not yet');
-            return { status: 200, body: { query: {}, count } };
-          },
-          slow: () => new Promise(() => undefined),
-        }, { binaryLimit: 1024 }),
+          { binaryLimit: 1024 },
+        ),
     }),
   );
   return { server, calls: () => count };
@@ -181,7 +186,7 @@ describe('ContractClient over axios', () => {
     expect(Date.now() - started).toBeLessThan(5_000);
   });
 
-  it('when a streamed body fails with an AppError (a limit passed while it streams), then that error is the call\'s', async () => {
+  it("when a streamed body fails with an AppError (a limit passed while it streams), then that error is the call's", async () => {
     const { server } = await startServer();
     const client = new ContractClient({ service: 'echo', baseUrl: server.url });
     const source = new PassThrough();
@@ -204,16 +209,24 @@ describe('ContractClient over axios', () => {
         service: 'big',
         logger,
         routes: (router) =>
-          mountContract(router, { bigUpload, bigDownload }, {
-            bigUpload: ({ body }) => ({ status: 200, body: { length: body.length, first: body[0] ?? -1 } }),
-            bigDownload: () => ({ status: 200, body: bytes }),
-          }, { binaryLimit: 2 * BIG }),
+          mountContract(
+            router,
+            { bigUpload, bigDownload },
+            {
+              bigUpload: ({ body }) => ({ status: 200, body: { length: body.length, first: body[0] ?? -1 } }),
+              bigDownload: () => ({ status: 200, body: bytes }),
+            },
+            { binaryLimit: 2 * BIG },
+          ),
       }),
     );
     const client = new ContractClient({ service: 'big', baseUrl: server.url });
 
     const fromBuffer = await client.call(bigUpload, { body: bytes, contentType: 'image/png' });
-    const fromStream = await client.call(bigUpload, { body: Readable.from([bytes.subarray(0, BIG / 2), bytes.subarray(BIG / 2)]), contentType: 'image/png' });
+    const fromStream = await client.call(bigUpload, {
+      body: Readable.from([bytes.subarray(0, BIG / 2), bytes.subarray(BIG / 2)]),
+      contentType: 'image/png',
+    });
     const whole = await client.call(bigDownload, {});
     const streamed = await client.callStream(bigDownload, {});
 
@@ -294,7 +307,12 @@ describe('ContractClient over axios', () => {
   });
 
   it('when a POST has no body, then it goes without a Content-Type (axios would call it a form)', async () => {
-    const ping = defineRoute({ method: 'POST', path: '/ping', summary: 'no body', responses: { 200: z.object({ contentType: z.string() }) } });
+    const ping = defineRoute({
+      method: 'POST',
+      path: '/ping',
+      summary: 'no body',
+      responses: { 200: z.object({ contentType: z.string() }) },
+    });
     const app = express();
     app.post('/ping', (req, res) => res.json({ contentType: req.get('content-type') ?? 'none' }));
     const server = await serve(app);
@@ -317,11 +335,15 @@ describe('ContractClient over axios', () => {
 function post(url: string, chunks: Buffer[], chunked: boolean): Promise<{ status: number; body: unknown }> {
   return new Promise((resolve, reject) => {
     const length = chunks.reduce((sum, c) => sum + c.length, 0);
-    const req = http.request(url, { method: 'POST', headers: chunked ? { 'content-type': 'image/png' } : { 'content-type': 'image/png', 'content-length': length } }, (res) => {
-      const parts: Buffer[] = [];
-      res.on('data', (c: Buffer) => parts.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(Buffer.concat(parts).toString('utf8')) }));
-    });
+    const req = http.request(
+      url,
+      { method: 'POST', headers: chunked ? { 'content-type': 'image/png' } : { 'content-type': 'image/png', 'content-length': length } },
+      (res) => {
+        const parts: Buffer[] = [];
+        res.on('data', (c: Buffer) => parts.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(Buffer.concat(parts).toString('utf8')) }));
+      },
+    );
     req.on('error', reject);
     for (const chunk of chunks) req.write(chunk);
     req.end();

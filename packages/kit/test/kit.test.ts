@@ -36,19 +36,29 @@ describe('parseConfig', () => {
 });
 
 describe('createServiceApp', () => {
-  const boom = defineRoute({ method: 'GET', path: '/boom', summary: 'fails', query: z.object({ kind: z.string() }), responses: { 200: z.object({}) } });
+  const boom = defineRoute({
+    method: 'GET',
+    path: '/boom',
+    summary: 'fails',
+    query: z.object({ kind: z.string() }),
+    responses: { 200: z.object({}) },
+  });
 
   const app = () =>
     createServiceApp({
       service: 'test',
       logger,
       routes: (router) =>
-        mountContract(router, { boom }, {
-          boom: ({ query }) => {
-            if (query.kind === 'app') throw new AppError('conflict', 409, 'it clashes');
-            throw new Error('secret internals at /srv/app.js');
+        mountContract(
+          router,
+          { boom },
+          {
+            boom: ({ query }) => {
+              if (query.kind === 'app') throw new AppError('conflict', 409, 'it clashes');
+              throw new Error('secret internals at /srv/app.js');
+            },
           },
-        }),
+        ),
     });
 
   it('when a handler throws an AppError, then the client gets its status and the JSON error body', async () => {
@@ -91,7 +101,11 @@ describe('createServiceApp', () => {
       createServiceApp({
         service: 'down',
         logger,
-        routes: (router) => router.get('/echo', (req, res) => { seen = req.get('x-request-id'); res.json({}); }),
+        routes: (router) =>
+          router.get('/echo', (req, res) => {
+            seen = req.get('x-request-id');
+            res.json({});
+          }),
       }),
     );
     const echo = defineRoute({ method: 'GET', path: '/echo', summary: 'echo', responses: { 200: z.object({}) } });
@@ -101,12 +115,16 @@ describe('createServiceApp', () => {
         service: 'up',
         logger,
         routes: (router) =>
-          mountContract(router, { echo }, {
-            echo: async () => {
-              await client.call(echo, {});
-              return { status: 200, body: {} };
+          mountContract(
+            router,
+            { echo },
+            {
+              echo: async () => {
+                await client.call(echo, {});
+                return { status: 200, body: {} };
+              },
             },
-          }),
+          ),
       }),
     );
     const response = await fetch(`${upstream.url}/echo`, { headers: { 'x-request-id': 'req-123' } });
@@ -117,7 +135,9 @@ describe('createServiceApp', () => {
 
 describe('ContractClient', () => {
   it('when a service answers outside its contract, then the call fails loudly', async () => {
-    const liar = express().get('/healthz', (_req, res) => { res.json({ status: 'fine' }); });
+    const liar = express().get('/healthz', (_req, res) => {
+      res.json({ status: 'fine' });
+    });
     const server = await serve(liar);
     const client = new ContractClient({ service: 'liar', baseUrl: server.url });
     await expect(client.call(commonContract.health, {})).rejects.toThrow(/outside its contract/);
@@ -137,12 +157,16 @@ describe('ContractClient', () => {
         service: 'files',
         logger,
         routes: (router) =>
-          mountContract(router, { file }, {
-            file: ({ params }) => {
-              if (params.name !== 'big') throw new AppError('not_found', 404, 'no such file');
-              return { status: 200, body: bytes };
+          mountContract(
+            router,
+            { file },
+            {
+              file: ({ params }) => {
+                if (params.name !== 'big') throw new AppError('not_found', 404, 'no such file');
+                return { status: 200, body: bytes };
+              },
             },
-          }),
+          ),
       }),
     );
     const client = new ContractClient({ service: 'files', baseUrl: server.url });
@@ -204,9 +228,19 @@ describe('Discovery', () => {
   it('when an address is invalidated, then kv is asked again', async () => {
     const kv = await startKv();
     const discovery = new Discovery({ kvUrl: kv.server.url });
-    kv.entries.set('services/storage', { key: 'services/storage', value: 'http://a', updatedAt: new Date().toISOString(), expiresAt: null });
+    kv.entries.set('services/storage', {
+      key: 'services/storage',
+      value: 'http://a',
+      updatedAt: new Date().toISOString(),
+      expiresAt: null,
+    });
     expect(await discovery.resolve('storage')).toBe('http://a');
-    kv.entries.set('services/storage', { key: 'services/storage', value: 'http://b', updatedAt: new Date().toISOString(), expiresAt: null });
+    kv.entries.set('services/storage', {
+      key: 'services/storage',
+      value: 'http://b',
+      updatedAt: new Date().toISOString(),
+      expiresAt: null,
+    });
     expect(await discovery.resolve('storage')).toBe('http://a');
     discovery.invalidate('storage');
     expect(await discovery.resolve('storage')).toBe('http://b');

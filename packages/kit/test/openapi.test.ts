@@ -49,7 +49,12 @@ describe('firstMiddleware', () => {
         service: 'test',
         logger,
         routes: () => undefined,
-        firstMiddleware: [(_req, res, next) => { res.setHeader('x-first', 'yes'); next(); }],
+        firstMiddleware: [
+          (_req, res, next) => {
+            res.setHeader('x-first', 'yes');
+            next();
+          },
+        ],
       }),
     );
     expect((await fetch(`${server.url}/healthz`)).headers.get('x-first')).toBe('yes');

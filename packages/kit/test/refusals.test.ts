@@ -30,7 +30,10 @@ function capturingLogger(): { logger: Logger; lines: Array<Record<string, unknow
 }
 
 /** Sends an endless chunked body until the answer comes; resolves with it and the bytes the server read. */
-function endlessChunkedPost(url: string, bytesReadOf: () => Promise<number>): Promise<{ status: number; connection?: string; read: number }> {
+function endlessChunkedPost(
+  url: string,
+  bytesReadOf: () => Promise<number>,
+): Promise<{ status: number; connection?: string; read: number }> {
   return new Promise((resolve, reject) => {
     const req = http.request(`${url}/upload`, { method: 'POST', headers: { 'transfer-encoding': 'chunked' } });
     const chunk = Buffer.alloc(64 * 1024);
@@ -78,53 +81,56 @@ describe('refusals and late errors', () => {
   it.each([
     ['the client hanging up', 'info', true],
     ['a bug', 'error', false],
-  ])('when an answer already started fails because of %s, then it is cut short, logged at %s and not handed on', async (_why, level, hangUp) => {
-    const { logger, lines } = capturingLogger();
-    let handedOn = false;
-    const app = express();
-    app.use(
-      createServiceApp({
-        service: 'test',
-        logger,
-        routes: (router) =>
-          router.get('/stream', async (_req, res) => {
-            res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': '1000' });
-            res.write(Buffer.alloc(10));
-            if (hangUp) {
-              // As a pipeline into the answer fails when the client goes.
-              await new Promise((resolve) => res.once('close', resolve));
-              throw Object.assign(new Error('Premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' });
-            }
-            throw new Error('the disk caught fire');
-          }),
-      }),
-    );
-    // Express's own last handler prints the stack to stderr, outside the JSON log.
-    app.use((err: unknown, _req: express.Request, _res: express.Response, next: express.NextFunction) => {
-      handedOn = true;
-      next(err);
-    });
-    const server = await serve(app);
-    const { port } = server.server.address() as AddressInfo;
-
-    const outcome = await new Promise<string>((resolve) => {
-      const req = http.get({ port, host: '127.0.0.1', path: '/stream' }, (res) => {
-        res.once('data', () => {
-          if (hangUp) req.destroy();
-        });
-        res.on('end', () => resolve('complete'));
-        res.on('error', () => resolve('cut short'));
-        res.on('aborted', () => resolve('cut short'));
+  ])(
+    'when an answer already started fails because of %s, then it is cut short, logged at %s and not handed on',
+    async (_why, level, hangUp) => {
+      const { logger, lines } = capturingLogger();
+      let handedOn = false;
+      const app = express();
+      app.use(
+        createServiceApp({
+          service: 'test',
+          logger,
+          routes: (router) =>
+            router.get('/stream', async (_req, res) => {
+              res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': '1000' });
+              res.write(Buffer.alloc(10));
+              if (hangUp) {
+                // As a pipeline into the answer fails when the client goes.
+                await new Promise((resolve) => res.once('close', resolve));
+                throw Object.assign(new Error('Premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' });
+              }
+              throw new Error('the disk caught fire');
+            }),
+        }),
+      );
+      // Express's own last handler prints the stack to stderr, outside the JSON log.
+      app.use((err: unknown, _req: express.Request, _res: express.Response, next: express.NextFunction) => {
+        handedOn = true;
+        next(err);
       });
-      req.on('error', () => resolve('cut short'));
-    });
+      const server = await serve(app);
+      const { port } = server.server.address() as AddressInfo;
 
-    expect(outcome).toBe('cut short');
-    await new Promise((resolve) => setTimeout(resolve, 100)); // the server's side of the hang-up
-    expect(handedOn).toBe(false);
-    const logged = lines.filter((line) => String(line.message).startsWith('GET /stream'));
-    expect(logged).toHaveLength(1);
-    expect(logged[0]!.level).toBe(level);
-    expect('stack' in logged[0]!).toBe(level === 'error');
-  });
+      const outcome = await new Promise<string>((resolve) => {
+        const req = http.get({ port, host: '127.0.0.1', path: '/stream' }, (res) => {
+          res.once('data', () => {
+            if (hangUp) req.destroy();
+          });
+          res.on('end', () => resolve('complete'));
+          res.on('error', () => resolve('cut short'));
+          res.on('aborted', () => resolve('cut short'));
+        });
+        req.on('error', () => resolve('cut short'));
+      });
+
+      expect(outcome).toBe('cut short');
+      await new Promise((resolve) => setTimeout(resolve, 100)); // the server's side of the hang-up
+      expect(handedOn).toBe(false);
+      const logged = lines.filter((line) => String(line.message).startsWith('GET /stream'));
+      expect(logged).toHaveLength(1);
+      expect(logged[0]!.level).toBe(level);
+      expect('stack' in logged[0]!).toBe(level === 'error');
+    },
+  );
 });

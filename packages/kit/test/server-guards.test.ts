@@ -107,7 +107,7 @@ describe('listen: slow clients', () => {
     const answer = await exchange(server, dribble('GET /hello HTTP/1.1\r\n', 'X-Slow: yes\r\n', 50));
 
     expect(answer.status).toBe(408);
-    expect(answer.headers).toMatchObject({ 'connection': 'close', 'content-type': 'application/json; charset=utf-8' });
+    expect(answer.headers).toMatchObject({ connection: 'close', 'content-type': 'application/json; charset=utf-8' });
     expect(JSON.parse(answer.body)).toEqual({
       error: { code: 'request_timeout', message: 'the request headers were not received within 300 ms' },
     });
@@ -127,10 +127,7 @@ describe('listen: slow clients', () => {
   it('when the body arrives slower than the request timeout, then the client gets a JSON 408 naming it and the connection is closed', async () => {
     const server = await serve(testApp().app, { headersTimeoutMs: 300, bodyTimeoutMs: 800 });
 
-    const answer = await exchange(
-      server,
-      dribble('POST /upload HTTP/1.1\r\nHost: test\r\nContent-Length: 1000\r\n\r\n', 'x', 50),
-    );
+    const answer = await exchange(server, dribble('POST /upload HTTP/1.1\r\nHost: test\r\nContent-Length: 1000\r\n\r\n', 'x', 50));
 
     expect(answer.status).toBe(408);
     expect(answer.headers.connection).toBe('close');
@@ -144,10 +141,7 @@ describe('listen: slow clients', () => {
   it('when the answer had started before the request timed out, then the connection is only closed, with no 408 inside the answer', async () => {
     const server = await serve(testApp().app, { headersTimeoutMs: 300, bodyTimeoutMs: 800 });
 
-    const answer = await exchange(
-      server,
-      dribble('POST /answer-early HTTP/1.1\r\nHost: test\r\nContent-Length: 1000\r\n\r\n', 'x', 50),
-    );
+    const answer = await exchange(server, dribble('POST /answer-early HTTP/1.1\r\nHost: test\r\nContent-Length: 1000\r\n\r\n', 'x', 50));
 
     expect(answer.status).toBe(200);
     expect(answer.raw).toContain('started');
@@ -178,7 +172,7 @@ describe('listen: connections per client address', () => {
     });
 
     expect(refused.status).toBe(429);
-    expect(refused.headers).toMatchObject({ 'retry-after': '1', 'connection': 'close' });
+    expect(refused.headers).toMatchObject({ 'retry-after': '1', connection: 'close' });
     expect(JSON.parse(refused.body)).toEqual({
       error: { code: 'too_many_requests', message: 'too many connections from your address: at most 2 may be open at once' },
     });

@@ -10,7 +10,15 @@ import {
   type UsageReport,
 } from '@pixelmill/contracts';
 import type { Readable } from 'node:stream';
-import { AppError, errorBodyMessage, expectStatus, IMAGE_TYPE_BYTES, peekStream, type CallResult, type ContractClient } from '@pixelmill/kit';
+import {
+  AppError,
+  errorBodyMessage,
+  expectStatus,
+  IMAGE_TYPE_BYTES,
+  peekStream,
+  type CallResult,
+  type ContractClient,
+} from '@pixelmill/kit';
 import type { CheckedUpload } from '../domain/image-upload';
 
 /** Time on top of a long poll for master to answer it. */

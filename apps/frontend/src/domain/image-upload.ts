@@ -17,10 +17,7 @@ import { AppError, IMAGE_HEAD_BYTES, IMAGE_TYPE_BYTES, peekStream } from '@pixel
  * An upload that passed every check, ready to hand to master: the bytes, or for a large upload
  * the stream they still arrive on (checked by their head), with its length.
  */
-export type CheckedUpload = { contentType: ImageType; op: Operation } & (
-  | { bytes: Buffer }
-  | { stream: Readable; length: number }
-);
+export type CheckedUpload = { contentType: ImageType; op: Operation } & ({ bytes: Buffer } | { stream: Readable; length: number });
 
 /** How large an image may be, by its header and by each of its frames; checked before anything decodes it. */
 export interface ImageLimits {

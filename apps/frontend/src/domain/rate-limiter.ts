@@ -14,9 +14,7 @@ export interface RateLimiterOptions {
   now?: Clock;
 }
 
-export type RateDecision =
-  | { allowed: true; remaining: number }
-  | { allowed: false; retryAfterSeconds: number };
+export type RateDecision = { allowed: true; remaining: number } | { allowed: false; retryAfterSeconds: number };
 
 interface Bucket {
   tokens: number;

@@ -13,8 +13,7 @@ export interface UploadQuotaOptions {
   now?: () => number;
 }
 
-const formatBytes = (bytes: number): string =>
-  bytes < 1024 * 1024 ? `${bytes} bytes` : `${(bytes / (1024 * 1024)).toFixed(1)} MiB`;
+const formatBytes = (bytes: number): string => (bytes < 1024 * 1024 ? `${bytes} bytes` : `${(bytes / (1024 * 1024)).toFixed(1)} MiB`);
 
 /**
  * The quota as far as it is known before an upload's body is read: an owner that has used its

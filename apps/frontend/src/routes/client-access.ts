@@ -6,7 +6,6 @@ import type { RateLimiter } from '../domain/rate-limiter';
 import type { UploadQuota } from '../domain/upload-quota';
 import { readFormKey } from './upload-form';
 
-
 /** Who is asking. */
 export interface Client {
   /** The owner id of the client's API key, when keys are on; master shows an owner only its own tasks. */
@@ -85,12 +84,9 @@ export function createClientAccess({ apiKeys, uploadLimiter, uploadQuota }: Clie
       const decision = uploadLimiter?.take(client.bucket);
       if (decision && !decision.allowed) {
         res.setHeader('Retry-After', String(decision.retryAfterSeconds));
-        throw new AppError(
-          'too_many_requests',
-          429,
-          `too many uploads from this client; try again in ${decision.retryAfterSeconds} s`,
-          { retryAfterSeconds: decision.retryAfterSeconds },
-        );
+        throw new AppError('too_many_requests', 429, `too many uploads from this client; try again in ${decision.retryAfterSeconds} s`, {
+          retryAfterSeconds: decision.retryAfterSeconds,
+        });
       }
       await uploadQuota?.check(client.owner, declaredLength(req));
       res.locals[CLIENT_LOCAL] = client;

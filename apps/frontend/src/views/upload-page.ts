@@ -53,10 +53,7 @@ function renderTask({ id, state, error }: TaskStatus): string {
   ];
   if (state === 'finished') {
     const url = escapeHtml(resultUrl(id));
-    lines.push(
-      `<p><img src="${url}" alt="The processed image"></p>`,
-      `<p><a href="${url}" download>Download the result</a></p>`,
-    );
+    lines.push(`<p><img src="${url}" alt="The processed image"></p>`, `<p><a href="${url}" download>Download the result</a></p>`);
   } else if (state === 'failed') {
     lines.push(`<p role="alert">Why: ${escapeHtml(error ?? 'no reason given')}</p>`);
   } else {

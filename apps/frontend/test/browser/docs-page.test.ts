@@ -47,7 +47,10 @@ describeInBrowser(`docs page in Chromium (${CHROMIUM})`, () => {
 
   beforeEach(async () => {
     const discovery = new Discovery({ kvUrl: 'http://127.0.0.1:9', overrides: { master: 'http://127.0.0.1:9' } });
-    frontend = await listen(createApp({ master: discovery.client('master'), logger: createLogger('frontend', 'silent'), maxUploadBytes: 4096 }), 0);
+    frontend = await listen(
+      createApp({ master: discovery.client('master'), logger: createLogger('frontend', 'silent'), maxUploadBytes: 4096 }),
+      0,
+    );
     problems = [];
     elsewhere = [];
   });
@@ -98,7 +101,7 @@ describeInBrowser(`docs page in Chromium (${CHROMIUM})`, () => {
     for (const op of ['swap-red-blue', 'grayscale', 'invert']) expect(await upload.innerText()).toContain(op);
   });
 
-  it("when an operation is tried out, then the page calls this server and shows its answer", async () => {
+  it('when an operation is tried out, then the page calls this server and shows its answer', async () => {
     const page = await openDocs();
     const health = page.locator('#operations-common-health');
     await health.locator('.opblock-summary').first().click();

@@ -22,10 +22,7 @@ if (!hasChromium) process.stdout.write(`skipping the browser tests: ${CHROMIUM} 
 const describeInBrowser = hasChromium ? describe : describe.skip;
 
 /** A real 1×1 PNG, so the browser can decode the result it is shown. */
-const DOT_PNG = Buffer.from(
-  'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==',
-  'base64',
-);
+const DOT_PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==', 'base64');
 
 const API_KEY = 'browser-test-key-0123456789';
 

@@ -30,7 +30,10 @@ const framed = (data: Buffer): Buffer => Buffer.concat([Buffer.from(`${data.leng
  * Sends a request whose body never ends, as fast as the connection takes it, until the server
  * answers (the answer is read to its Content-Length) or closes the connection.
  */
-export function endlessUpload(url: string, { path = '/newImage', headers, prefix, giveUpAfterBytes = 256 * 1024 * 1024 }: EndlessUploadOptions): Promise<EndlessUploadAnswer> {
+export function endlessUpload(
+  url: string,
+  { path = '/newImage', headers, prefix, giveUpAfterBytes = 256 * 1024 * 1024 }: EndlessUploadOptions,
+): Promise<EndlessUploadAnswer> {
   const { hostname, port } = new URL(url);
   return new Promise((resolve, reject) => {
     const socket = net.connect(Number(port), hostname);

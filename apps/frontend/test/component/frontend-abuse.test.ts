@@ -148,16 +148,19 @@ describe('frontend under abuse', () => {
     it.each([
       ['raw', { 'content-type': 'image/png' }, PNG_HEAD],
       ['as a form', { 'content-type': FORM_TYPE }, formOpening({ apiKey: KEY })],
-    ])('when an endless body comes %s without a declared length, then the answer is 413 as soon as the limit is passed', async (_how, headers, prefix) => {
-      const answer = await endlessUpload(frontend.url, {
-        headers: { ...headers, 'x-api-key': KEY, 'transfer-encoding': 'chunked' },
-        prefix,
-      });
+    ])(
+      'when an endless body comes %s without a declared length, then the answer is 413 as soon as the limit is passed',
+      async (_how, headers, prefix) => {
+        const answer = await endlessUpload(frontend.url, {
+          headers: { ...headers, 'x-api-key': KEY, 'transfer-encoding': 'chunked' },
+          prefix,
+        });
 
-      await expectRefused(answer, 413, 'payload_too_large', MAX_UPLOAD_BYTES + 2 * MiB);
-      expect(answer.sent).toBeLessThan(MAX_UPLOAD_BYTES + 32 * MiB);
-      expect(master.newImageCalls).toEqual([]);
-    });
+        await expectRefused(answer, 413, 'payload_too_large', MAX_UPLOAD_BYTES + 2 * MiB);
+        expect(answer.sent).toBeLessThan(MAX_UPLOAD_BYTES + 32 * MiB);
+        expect(master.newImageCalls).toEqual([]);
+      },
+    );
   });
 
   describe('a client that hangs up', () => {

@@ -1,11 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import {
-  AcceptedSchema,
-  ErrorBodySchema,
-  OPERATIONS,
-  TaskStatusSchema,
-  type ErrorCode,
-} from '@pixelmill/contracts';
+import { AcceptedSchema, ErrorBodySchema, OPERATIONS, TaskStatusSchema, type ErrorCode } from '@pixelmill/contracts';
 import { createLogger, Discovery, listen, type Listening } from '@pixelmill/kit';
 import { createApp } from '../../src/app';
 import { startFakeMaster, type FakeMaster, type FakeTask } from './fake-master';
@@ -51,7 +45,13 @@ describe('frontend API', () => {
 
   const uploadForm = (
     file: Buffer | undefined,
-    { op, fileName = 'picture.png', type = 'image/png', field = 'image', accept = 'application/json' }: {
+    {
+      op,
+      fileName = 'picture.png',
+      type = 'image/png',
+      field = 'image',
+      accept = 'application/json',
+    }: {
       op?: string;
       fileName?: string;
       type?: string;
@@ -117,7 +117,11 @@ describe('frontend API', () => {
 
     it.each([
       ['has no boundary', 'multipart/form-data', '--x\r\ncontent-disposition: form-data; name="image"\r\n\r\nabc\r\n--x--\r\n'],
-      ['is cut short', 'multipart/form-data; boundary=x', '--x\r\ncontent-disposition: form-data; name="image"; filename="a.png"\r\n\r\nabc'],
+      [
+        'is cut short',
+        'multipart/form-data; boundary=x',
+        '--x\r\ncontent-disposition: form-data; name="image"; filename="a.png"\r\n\r\nabc',
+      ],
     ])('when a multipart form %s, then it is a 400 that says the form is malformed', async (_name, type, body) => {
       const response = await fetch(`${frontend.url}/newImage`, { method: 'POST', body, headers: { 'content-type': type } });
       const message = await expectError(response, 400, 'bad_request');

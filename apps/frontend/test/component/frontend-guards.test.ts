@@ -210,8 +210,8 @@ describe('frontend guards', () => {
 
       const otherKeyMessage = await expectError(await get(`/image/isReady?id=${id}`, { 'x-api-key': KEY_B }), 404, 'not_found');
       expect(otherKeyMessage).toBe(
-        await expectError(await get(`/image/isReady?id=${randomUUID()}`, { 'x-api-key': KEY_B }), 404, 'not_found').then(
-          (message) => message.replace(/[0-9a-f-]{36}/, id),
+        await expectError(await get(`/image/isReady?id=${randomUUID()}`, { 'x-api-key': KEY_B }), 404, 'not_found').then((message) =>
+          message.replace(/[0-9a-f-]{36}/, id),
         ),
       );
       await expectError(await get(`/image/get?id=${id}`, { authorization: `Bearer ${KEY_B}` }), 404, 'not_found');
@@ -322,9 +322,7 @@ describe('frontend guards', () => {
 
       const message = await expectError(await send(bomb), 413, 'payload_too_large');
 
-      expect(message).toBe(
-        'the image declares 100,000×100,000 pixels (10,000,000,000 in all); the limit is 50,000,000 pixels',
-      );
+      expect(message).toBe('the image declares 100,000×100,000 pixels (10,000,000,000 in all); the limit is 50,000,000 pixels');
       expect(master.newImageCalls).toEqual([]);
     });
 

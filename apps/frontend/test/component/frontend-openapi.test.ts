@@ -60,7 +60,7 @@ describe('frontend OpenAPI document and docs page', () => {
     expect(await (await fetch(`${frontend.url}/`)).text()).toContain('<a href="/docs">API documentation</a>');
   });
 
-  it("when another file of swagger-ui-dist is asked for, then it is not served (its demo page loads the Petstore)", async () => {
+  it('when another file of swagger-ui-dist is asked for, then it is not served (its demo page loads the Petstore)', async () => {
     for (const file of ['index.html', 'swagger-initializer.js', 'package.json', '%2e%2e%2fpackage.json']) {
       expect((await fetch(`${frontend.url}/docs/assets/${file}`)).status).toBe(404);
     }

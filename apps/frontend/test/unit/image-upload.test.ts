@@ -40,11 +40,13 @@ describe('checkUpload', () => {
   });
 
   it('when a frame is longer than the side limit though within the pixel limit, then it is refused naming the side limit', () => {
-    const gif = Buffer.from(gifWithFrameSizes({ width: 100, height: 100 }, [
-      { width: 100, height: 100 },
-      { width: 100, height: 100 },
-      { width: 1, height: 20_000 },
-    ]));
+    const gif = Buffer.from(
+      gifWithFrameSizes({ width: 100, height: 100 }, [
+        { width: 100, height: 100 },
+        { width: 100, height: 100 },
+        { width: 1, height: 20_000 },
+      ]),
+    );
 
     expect(refusal(() => checkUpload(gif, 'invert'))).toBe(
       'the image declares 100×100 pixels but its frame 3 of 3 is 1×20,000 pixels; the limit is 16,384 pixels a side',
@@ -53,7 +55,10 @@ describe('checkUpload', () => {
 
   it('when the frame over a limit comes after the first 1000 and is not the largest, then it is refused too', () => {
     const small = Array.from({ length: 1_000 }, () => ({ width: 10, height: 10 }));
-    const after = [{ width: 30_000, height: 1 }, { width: 200, height: 200 }];
+    const after = [
+      { width: 30_000, height: 1 },
+      { width: 200, height: 200 },
+    ];
     const gif = Buffer.from(gifWithFrameSizes({ width: 10, height: 10 }, [...small, ...after]));
 
     expect(refusal(() => checkUpload(gif, 'invert'))).toBe(
@@ -84,7 +89,12 @@ describe('checkUpload', () => {
 
   it('when the limits are configured, then the frames are held to them', () => {
     const limits = { maxPixels: 10_000, maxSide: 200 };
-    const gif = Buffer.from(gifWithFrameSizes({ width: 50, height: 50 }, [{ width: 50, height: 50 }, { width: 150, height: 150 }]));
+    const gif = Buffer.from(
+      gifWithFrameSizes({ width: 50, height: 50 }, [
+        { width: 50, height: 50 },
+        { width: 150, height: 150 },
+      ]),
+    );
 
     expect(refusal(() => checkUpload(gif, 'invert', limits))).toMatch(
       /^the image declares 50×50 pixels but its frame 2 of 2 is 150×150 pixels/,

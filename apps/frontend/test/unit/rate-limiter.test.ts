@@ -98,11 +98,10 @@ describe('RateLimiter', () => {
     expect(limiter.take('b').allowed).toBe(true); // forgotten, so a fresh bucket
   });
 
-  it.each([
-    [{ ratePerMinute: 0, burst: 1 }],
-    [{ ratePerMinute: 60, burst: 0 }],
-    [{ ratePerMinute: 60, burst: 1, maxClients: 0 }],
-  ])('when built with %p, then it refuses to start', (options) => {
-    expect(() => new RateLimiter(options)).toThrow(RangeError);
-  });
+  it.each([[{ ratePerMinute: 0, burst: 1 }], [{ ratePerMinute: 60, burst: 0 }], [{ ratePerMinute: 60, burst: 1, maxClients: 0 }]])(
+    'when built with %p, then it refuses to start',
+    (options) => {
+      expect(() => new RateLimiter(options)).toThrow(RangeError);
+    },
+  );
 });

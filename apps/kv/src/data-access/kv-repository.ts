@@ -44,9 +44,7 @@ export class KvRepository {
         `INSERT INTO kv (key, value, updated_at, expires_at) VALUES (?, ?, ?, ?)
          ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at, expires_at = excluded.expires_at`,
       ),
-      get: this.db.prepare<[string, number], Row>(
-        'SELECT * FROM kv WHERE key = ? AND (expires_at IS NULL OR expires_at > ?)',
-      ),
+      get: this.db.prepare<[string, number], Row>('SELECT * FROM kv WHERE key = ? AND (expires_at IS NULL OR expires_at > ?)'),
       delete: this.db.prepare<[string, number]>('DELETE FROM kv WHERE key = ? AND (expires_at IS NULL OR expires_at > ?)'),
       list: this.db.prepare<[string, number], Row>(
         `SELECT * FROM kv WHERE key LIKE ? ESCAPE '\\' AND (expires_at IS NULL OR expires_at > ?) ORDER BY key`,

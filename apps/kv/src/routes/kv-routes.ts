@@ -18,17 +18,22 @@ export function mountKvRoutes(router: Router, repository: KvRepository, tokens: 
     );
   };
   const missing = (key: string) => new AppError('not_found', 404, `no key "${key}"`);
-  mountContract(router, kvContract, {
-    set: ({ params, body }) => ({ status: 200, body: repository.set(params.key, body.value, body.ttlSeconds) }),
-    get: ({ params }) => {
-      const entry = repository.get(params.key);
-      if (!entry) throw missing(params.key);
-      return { status: 200, body: entry };
+  mountContract(
+    router,
+    kvContract,
+    {
+      set: ({ params, body }) => ({ status: 200, body: repository.set(params.key, body.value, body.ttlSeconds) }),
+      get: ({ params }) => {
+        const entry = repository.get(params.key);
+        if (!entry) throw missing(params.key);
+        return { status: 200, body: entry };
+      },
+      delete: ({ params }) => {
+        if (!repository.delete(params.key)) throw missing(params.key);
+        return { status: 204, body: undefined };
+      },
+      list: ({ query }) => ({ status: 200, body: { items: repository.list(query.prefix) } }),
     },
-    delete: ({ params }) => {
-      if (!repository.delete(params.key)) throw missing(params.key);
-      return { status: 204, body: undefined };
-    },
-    list: ({ query }) => ({ status: 200, body: { items: repository.list(query.prefix) } }),
-  }, { tokens, grants: { get: workerReadsAddress } });
+    { tokens, grants: { get: workerReadsAddress } },
+  );
 }

@@ -16,9 +16,7 @@ describe('kv start-up', () => {
 
     expect(result.status).toBe(1);
     expect(result.stderr).toBe('');
-    expect(result.logs).toEqual([
-      expect.objectContaining({ level: 'error', service: 'kv', problems: [expect.stringMatching(/^PORT: /)] }),
-    ]);
+    expect(result.logs).toEqual([expect.objectContaining({ level: 'error', service: 'kv', problems: [expect.stringMatching(/^PORT: /)] })]);
   });
 
   it('when start-up fails, then the process exits 1 with one JSON log line carrying the stack', () => {

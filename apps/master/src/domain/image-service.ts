@@ -13,7 +13,15 @@ import {
   type UsageReport,
   type Work,
 } from '@pixelmill/contracts';
-import { AppError, downstreamError, expectStatus, IMAGE_HEAD_BYTES, peekStream, signedObjectUrl, type ContractClient } from '@pixelmill/kit';
+import {
+  AppError,
+  downstreamError,
+  expectStatus,
+  IMAGE_HEAD_BYTES,
+  peekStream,
+  signedObjectUrl,
+  type ContractClient,
+} from '@pixelmill/kit';
 import { maxResultBytes, resultProblem } from './result-check';
 import { Signal } from './work-signal';
 
@@ -93,9 +101,7 @@ export class ImageService {
     });
     if ((created.status === 200 && created.body.id !== id) || (created.status !== 200 && created.status !== 201)) {
       // A repeated upload (the first one's task answers) or a refusal: these bytes are not needed.
-      await this.deps.storage
-        .call(storageContract.delete, { params: { state: 'inProgress', key: id } })
-        .catch(() => undefined);
+      await this.deps.storage.call(storageContract.delete, { params: { state: 'inProgress', key: id } }).catch(() => undefined);
       if (created.status === 200) return { id: created.body.id, state: created.body.state };
       throw downstreamError(created, 'taskdb');
     }

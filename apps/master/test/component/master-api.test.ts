@@ -2,14 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
-import {
-  ErrorBodySchema,
-  masterContract,
-  resultKey,
-  storageContract,
-  taskdbContract,
-  type Work,
-} from '@pixelmill/contracts';
+import { ErrorBodySchema, masterContract, resultKey, storageContract, taskdbContract, type Work } from '@pixelmill/contracts';
 import { ContractClient, createLogger, deriveSigningKey, listen, type Listening } from '@pixelmill/kit';
 import { freePort, startServiceProcess, type ServiceProcess } from '@pixelmill/kit/testing';
 import { createApp } from '../../src/app';
@@ -72,10 +65,7 @@ describe('master API', () => {
 
   beforeAll(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pixelmill-master-'));
-    [taskdbProcess, storageProcess] = await Promise.all([
-      startDependency('taskdb'),
-      startDependency('storage'),
-    ]);
+    [taskdbProcess, storageProcess] = await Promise.all([startDependency('taskdb'), startDependency('storage')]);
     taskdb = new ContractClient({ service: 'taskdb', baseUrl: taskdbProcess.url!, token: INTERNAL_TOKEN });
     storage = new ContractClient({ service: 'storage', baseUrl: storageProcess.url!, token: INTERNAL_TOKEN });
     images = new ImageService({
@@ -160,7 +150,13 @@ describe('master API', () => {
   const until = async (check: () => boolean): Promise<void> => {
     while (!check()) await new Promise((r) => setTimeout(r, 10));
   };
-  const send = (method: string, urlPath: string, body?: Buffer | string, contentType = 'application/json', token = urlPath.match(/^\/(getWork|work|heartbeat)/) ? WORKER_TOKEN : INTERNAL_TOKEN) =>
+  const send = (
+    method: string,
+    urlPath: string,
+    body?: Buffer | string,
+    contentType = 'application/json',
+    token = urlPath.match(/^\/(getWork|work|heartbeat)/) ? WORKER_TOKEN : INTERNAL_TOKEN,
+  ) =>
     fetch(`${server.url}${urlPath}`, {
       method,
       body,
@@ -188,7 +184,11 @@ describe('master API', () => {
     const beat = await worker.call(masterContract.heartbeat, { body: { id, leaseToken: work.leaseToken } });
     expect(beat.status).toBe(200);
 
-    await storage.call(storageContract.put, { params: { state: 'finished', key: resultKey(id, 1) }, body: RESULT, contentType: 'image/png' });
+    await storage.call(storageContract.put, {
+      params: { state: 'finished', key: resultKey(id, 1) },
+      body: RESULT,
+      contentType: 'image/png',
+    });
     const done = await worker.call(masterContract.workFinished, { body: { id, leaseToken: work.leaseToken } });
     expect(done).toMatchObject({ status: 200, body: { id, state: 'finished' } });
     const again = await worker.call(masterContract.workFinished, { body: { id, leaseToken: work.leaseToken } });
@@ -306,7 +306,11 @@ describe('master API', () => {
     const started = Date.now();
     const waiting = master.call(masterContract.isReady, { query: { id, waitMs: 20_000 } });
     const work = await claim();
-    await storage.call(storageContract.put, { params: { state: 'finished', key: resultKey(id, 1) }, body: RESULT, contentType: 'image/png' });
+    await storage.call(storageContract.put, {
+      params: { state: 'finished', key: resultKey(id, 1) },
+      body: RESULT,
+      contentType: 'image/png',
+    });
     await worker.call(masterContract.workFinished, { body: { id, leaseToken: work.leaseToken } });
     expect((await waiting).body).toEqual({ id, state: 'finished' });
     expect(Date.now() - started).toBeLessThan(10_000);
@@ -323,30 +327,37 @@ describe('master API', () => {
   it.each([
     ['finishes', { state: 'finished' }],
     ['fails', { state: 'failed', error: 'could not decode image/png' }],
-  ] as const)('when isReady waits and the task %s through the same master, then it answers without reading taskdb again', async (_name, end) => {
-    const id = await upload();
-    const work = await claim();
-    // No recheck during the test: the only wake is the end this master records.
-    const counted = await startCountedMaster(60_000);
-    try {
-      const waiting = counted.master.call(masterContract.isReady, { query: { id, waitMs: 20_000 } });
-      await until(() => counted.images.ended.waiting(id) === 1);
-      expect(counted.taskReads(id)).toBe(1);
+  ] as const)(
+    'when isReady waits and the task %s through the same master, then it answers without reading taskdb again',
+    async (_name, end) => {
+      const id = await upload();
+      const work = await claim();
+      // No recheck during the test: the only wake is the end this master records.
+      const counted = await startCountedMaster(60_000);
+      try {
+        const waiting = counted.master.call(masterContract.isReady, { query: { id, waitMs: 20_000 } });
+        await until(() => counted.images.ended.waiting(id) === 1);
+        expect(counted.taskReads(id)).toBe(1);
 
-      if (end.state === 'finished') {
-        await storage.call(storageContract.put, { params: { state: 'finished', key: resultKey(id, 1) }, body: RESULT, contentType: 'image/png' });
-        await counted.worker.call(masterContract.workFinished, { body: { id, leaseToken: work.leaseToken } });
-      } else {
-        await counted.worker.call(masterContract.workFailed, { body: { id, leaseToken: work.leaseToken, reason: end.error } });
+        if (end.state === 'finished') {
+          await storage.call(storageContract.put, {
+            params: { state: 'finished', key: resultKey(id, 1) },
+            body: RESULT,
+            contentType: 'image/png',
+          });
+          await counted.worker.call(masterContract.workFinished, { body: { id, leaseToken: work.leaseToken } });
+        } else {
+          await counted.worker.call(masterContract.workFailed, { body: { id, leaseToken: work.leaseToken, reason: end.error } });
+        }
+
+        expect((await waiting).body).toEqual({ id, ...end });
+        // The only other read is workFinished's own, which needs the attempt and the source's size.
+        expect(counted.taskReads(id)).toBe(end.state === 'finished' ? 2 : 1);
+      } finally {
+        await counted.close();
       }
-
-      expect((await waiting).body).toEqual({ id, ...end });
-      // The only other read is workFinished's own, which needs the attempt and the source's size.
-      expect(counted.taskReads(id)).toBe(end.state === 'finished' ? 2 : 1);
-    } finally {
-      await counted.close();
-    }
-  });
+    },
+  );
 
   it('when isReady waits and the task ends through another master, then it re-asks taskdb and answers the end', async () => {
     const id = await upload();
@@ -356,7 +367,11 @@ describe('master API', () => {
       const waiting = counted.master.call(masterContract.isReady, { query: { id, waitMs: 20_000 } });
       await until(() => counted.images.ended.waiting(id) === 1);
 
-      await storage.call(storageContract.put, { params: { state: 'finished', key: resultKey(id, 1) }, body: RESULT, contentType: 'image/png' });
+      await storage.call(storageContract.put, {
+        params: { state: 'finished', key: resultKey(id, 1) },
+        body: RESULT,
+        contentType: 'image/png',
+      });
       await worker.call(masterContract.workFinished, { body: { id, leaseToken: work.leaseToken } });
 
       expect((await waiting).body).toEqual({ id, state: 'finished' });
@@ -422,7 +437,11 @@ describe('master API', () => {
   });
 
   it.each([
-    ['bytes of another type', Buffer.concat([Buffer.from([0xff, 0xd8, 0xff, 0xe0]), Buffer.alloc(12, 1)]), /is a image\/jpeg, not a image\/png/],
+    [
+      'bytes of another type',
+      Buffer.concat([Buffer.from([0xff, 0xd8, 0xff, 0xe0]), Buffer.alloc(12, 1)]),
+      /is a image\/jpeg, not a image\/png/,
+    ],
     ['a header that cannot be read', Buffer.concat([PNG.subarray(0, 8), Buffer.from('junk after the signature')]), /header cannot be read/],
     ['another size in pixels', pngOf(3, 2), /3×2 pixels, the source 2×2/],
     ['more bytes than its pixels can take', pngOf(2, 2, Buffer.alloc(100_000)), /more than \d+ for its pixels/],
@@ -465,7 +484,9 @@ describe('master API', () => {
     const otherImage = await master.call(masterContract.newImage, { body: RESULT, contentType: 'image/png', query: {}, headers });
     expect(otherImage.status).toBe(422);
     const otherOp = await master.call(masterContract.newImage, { body: PNG, contentType: 'image/png', query: { op: 'invert' }, headers });
-    expect(otherOp.status === 422 && otherOp.body.error.message).toMatch(/Idempotency-Key .* was used before with another image or operation/);
+    expect(otherOp.status === 422 && otherOp.body.error.message).toMatch(
+      /Idempotency-Key .* was used before with another image or operation/,
+    );
     expect(files()).toBe(before);
   });
 
@@ -538,8 +559,24 @@ describe('master API', () => {
     ['a wait too long', 'GET', '/getWork?waitMs=999999', undefined, undefined, 400, 'bad_request'],
     ['a status wait too long', 'GET', `/isReady?id=${randomUUID()}&waitMs=40000`, undefined, undefined, 400, 'bad_request'],
     ['a missing lease token', 'POST', '/workFinished', JSON.stringify({ id: randomUUID() }), undefined, 400, 'bad_request'],
-    ['a finished report of an unknown task', 'POST', '/workFinished', JSON.stringify({ id: randomUUID(), leaseToken: randomUUID() }), undefined, 404, 'not_found'],
-    ['a finish of an unknown task', 'POST', '/workFailed', JSON.stringify({ id: randomUUID(), leaseToken: randomUUID(), reason: 'r' }), undefined, 404, 'not_found'],
+    [
+      'a finished report of an unknown task',
+      'POST',
+      '/workFinished',
+      JSON.stringify({ id: randomUUID(), leaseToken: randomUUID() }),
+      undefined,
+      404,
+      'not_found',
+    ],
+    [
+      'a finish of an unknown task',
+      'POST',
+      '/workFailed',
+      JSON.stringify({ id: randomUUID(), leaseToken: randomUUID(), reason: 'r' }),
+      undefined,
+      404,
+      'not_found',
+    ],
     ['malformed JSON', 'POST', '/heartbeat', '{', undefined, 400, 'bad_request'],
     ['a wrong method', 'DELETE', '/newImage', undefined, undefined, 405, 'method_not_allowed'],
   ])('when a request has %s, then it is refused with a JSON error', async (_n, method, urlPath, body, type, status, code) => {
@@ -556,9 +593,13 @@ describe('master API', () => {
     const after = await taskdb.call(taskdbContract.list, { query: { state: 'not_started' } });
     expect(after.body).toEqual(before.body);
     expect(fs.readdirSync(path.join(dir, 'storage', 'inProgress')).length).toBe(
-      (await Promise.all(['not_started', 'in_progress', 'finished', 'failed'].map((state) =>
-        taskdb.call(taskdbContract.list, { query: { state: state as 'failed', limit: 1000 } }),
-      ))).reduce((n, page) => n + (page.status === 200 ? page.body.ids.length : 0), 0),
+      (
+        await Promise.all(
+          ['not_started', 'in_progress', 'finished', 'failed'].map((state) =>
+            taskdb.call(taskdbContract.list, { query: { state: state as 'failed', limit: 1000 } }),
+          ),
+        )
+      ).reduce((n, page) => n + (page.status === 200 ? page.body.ids.length : 0), 0),
     );
   });
 
@@ -570,7 +611,12 @@ describe('master API', () => {
     const exists = (state: string, key: string) => fs.existsSync(path.join(dir, 'storage', state, key));
     let now = Date.now();
     const housekeeper = new Housekeeper({
-      taskdb, storage, logger: createLogger('master', 'silent'), retentionMs: 3_600_000, batchSize: 2, now: () => now,
+      taskdb,
+      storage,
+      logger: createLogger('master', 'silent'),
+      retentionMs: 3_600_000,
+      batchSize: 2,
+      now: () => now,
     });
 
     const first = await housekeeper.sweep();

@@ -30,7 +30,10 @@ export class EmptyBodyError extends Error {
 
 /** An object is stored under its key already, with other bytes: stored objects are never replaced. */
 export class ObjectExistsError extends Error {
-  constructor(readonly state: StorageState, readonly key: string) {
+  constructor(
+    readonly state: StorageState,
+    readonly key: string,
+  ) {
     super(`${state}/${key} is stored already, with other bytes`);
     this.name = 'ObjectExistsError';
   }
@@ -213,7 +216,8 @@ export class FileStore {
     if (!handle) return undefined;
     try {
       const info = await this.describe(handle, state, key);
-      const read = range && range.start < info.size ? { start: range.start, end: Math.min(range.end ?? info.size - 1, info.size - 1) } : undefined;
+      const read =
+        range && range.start < info.size ? { start: range.start, end: Math.min(range.end ?? info.size - 1, info.size - 1) } : undefined;
       return {
         ...info,
         ...(read ? { range: read } : {}),

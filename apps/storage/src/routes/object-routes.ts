@@ -107,7 +107,10 @@ export function mountObjectRoutes(router: Router, store: FileStore, options: Obj
           res.status(404).end();
           return;
         }
-        res.set({ 'content-type': info.contentType, 'content-length': String(info.size) }).status(200).end();
+        res
+          .set({ 'content-type': info.contentType, 'content-length': String(info.size) })
+          .status(200)
+          .end();
       },
       delete: async ({ params }) => {
         if (!(await store.delete(params.state, params.key))) throw missing(params.state, params.key);

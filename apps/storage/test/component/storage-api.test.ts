@@ -194,17 +194,28 @@ describe('storage API', () => {
     ['an empty body', 'POST', '/objects/inProgress/e', Buffer.alloc(0), 'image/png', 400, 'bad_request'],
     ['a body that is not an image', 'POST', '/objects/inProgress/t', 'hello', 'image/png', 415, 'unsupported_media_type'],
     ['a content type that lies', 'POST', '/objects/inProgress/l', PNG, 'image/jpeg', 415, 'unsupported_media_type'],
-    ['a body over the limit', 'POST', '/objects/inProgress/big', Buffer.concat([PNG, Buffer.alloc(2 * 1024 * 1024)]), 'image/png', 413, 'payload_too_large'],
+    [
+      'a body over the limit',
+      'POST',
+      '/objects/inProgress/big',
+      Buffer.concat([PNG, Buffer.alloc(2 * 1024 * 1024)]),
+      'image/png',
+      413,
+      'payload_too_large',
+    ],
     ['deleting an unknown key', 'DELETE', '/objects/finished/nope', undefined, 'image/png', 404, 'not_found'],
     ['a wrong method', 'PATCH', '/objects/finished/x', undefined, 'image/png', 405, 'method_not_allowed'],
-  ])('when a request has %s, then it is refused with a JSON error and nothing is written', async (_n, method, urlPath, body, type, status, code) => {
-    const response = await send(method, urlPath, body, type);
-    expect(response.status).toBe(status);
-    expect(ErrorBodySchema.parse(await response.json()).error.code).toBe(code);
-    expect(listFiles()).toEqual([]);
-    expect(fs.readdirSync(path.dirname(dir)).filter((f) => f === 'etc')).toEqual([]);
-    expect((await send('GET', '/healthz')).status).toBe(200);
-  });
+  ])(
+    'when a request has %s, then it is refused with a JSON error and nothing is written',
+    async (_n, method, urlPath, body, type, status, code) => {
+      const response = await send(method, urlPath, body, type);
+      expect(response.status).toBe(status);
+      expect(ErrorBodySchema.parse(await response.json()).error.code).toBe(code);
+      expect(listFiles()).toEqual([]);
+      expect(fs.readdirSync(path.dirname(dir)).filter((f) => f === 'etc')).toEqual([]);
+      expect((await send('GET', '/healthz')).status).toBe(200);
+    },
+  );
 });
 
 describe('storage with tokens and signed URLs', () => {

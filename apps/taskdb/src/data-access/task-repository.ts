@@ -200,9 +200,7 @@ export class TaskRepository {
         'UPDATE tasks SET expired_at = ?, source_deleted = 1, idempotency_key = NULL WHERE id = ?',
       ),
       get: this.db.prepare<[string], Row>('SELECT * FROM tasks WHERE id = ?'),
-      byIdempotencyKey: this.db.prepare<[string, string], Row>(
-        `SELECT * FROM tasks WHERE coalesce(owner, '') = ? AND idempotency_key = ?`,
-      ),
+      byIdempotencyKey: this.db.prepare<[string, string], Row>(`SELECT * FROM tasks WHERE coalesce(owner, '') = ? AND idempotency_key = ?`),
       update: this.db.prepare(
         `UPDATE tasks SET state = @state, attempt = @attempt, error = @error, lease_token = @leaseToken,
            lease_expires_at = @leaseExpiresAt, attempt_deadline = @attemptDeadline, lost_attempts = @lostAttempts,

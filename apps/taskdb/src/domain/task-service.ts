@@ -86,8 +86,7 @@ export class TaskService {
       if (input.quotaBytes !== undefined) this.checkQuota(input.owner ?? null, input.sourceBytes, input.quotaBytes);
       if (this.repository.insert(input, this.now())) return { task: toTask(this.mustGet(input.id)), created: true };
       const existing = this.mustGet(input.id);
-      const same =
-        existing.op === input.op && existing.contentType === input.contentType && existing.owner === (input.owner ?? null);
+      const same = existing.op === input.op && existing.contentType === input.contentType && existing.owner === (input.owner ?? null);
       if (!same) throw new AppError('conflict', 409, `task ${input.id} exists already, with other values`);
       return { task: toTask(existing), created: false };
     });
@@ -213,7 +212,11 @@ export class TaskService {
       }
       const deadline = record.attemptDeadline ?? Number.POSITIVE_INFINITY;
       if (deadline <= now) {
-        throw new AppError('conflict', 409, `attempt ${record.attempt} of task ${id} ran past its limit of ${this.options.attemptTimeoutMs} ms`);
+        throw new AppError(
+          'conflict',
+          409,
+          `attempt ${record.attempt} of task ${id} ran past its limit of ${this.options.attemptTimeoutMs} ms`,
+        );
       }
       return toTask(this.repository.update(record, { state: 'in_progress', leaseExpiresAt: Math.min(now + leaseMs, deadline) }, now));
     });

@@ -68,7 +68,6 @@ describe('taskdb API', () => {
     expect(got).toMatchObject({ status: 200, body: { id, state: 'not_started', attempt: 0, error: null, leaseExpiresAt: null } });
   });
 
-
   it('when tasks are claimed, then the oldest comes first, with a lease, and each only once', async () => {
     const first = await create();
     const second = await create();
@@ -93,7 +92,11 @@ describe('taskdb API', () => {
     now += 5_001;
     expect(tasks.reapExpired()).toBe(1);
     const waiting = await client.call(taskdbContract.get, { params: { id } });
-    expect(waiting.status === 200 && waiting.body).toMatchObject({ state: 'not_started', attempt: 1, error: expect.stringContaining('expired') });
+    expect(waiting.status === 200 && waiting.body).toMatchObject({
+      state: 'not_started',
+      attempt: 1,
+      error: expect.stringContaining('expired'),
+    });
     expect(await claim(5_000)).toBeUndefined();
     now += 500;
     const second = (await claim(5_000))!;
@@ -127,7 +130,10 @@ describe('taskdb API', () => {
     const id = await create();
     const held = (await claim(5_000))!;
     now += 4_000;
-    const extended = await client.call(taskdbContract.extendLease, { params: { id }, body: { leaseToken: held.leaseToken, leaseMs: 5_000 } });
+    const extended = await client.call(taskdbContract.extendLease, {
+      params: { id },
+      body: { leaseToken: held.leaseToken, leaseMs: 5_000 },
+    });
     expect(extended.status === 200 && extended.body.leaseExpiresAt).toBe(new Date(now + 5_000).toISOString());
     now += 2_000;
     expect(await claim()).toBeUndefined();
@@ -182,15 +188,17 @@ describe('taskdb API', () => {
       now += 60_000;
       const held = (await claim())!;
       expect(held.attempt).toBe(attempt);
-      await client.call(taskdbContract.changeState, { params: { id }, body: { to: 'not_started', leaseToken: held.leaseToken, error: 'busy' } });
+      await client.call(taskdbContract.changeState, {
+        params: { id },
+        body: { to: 'not_started', leaseToken: held.leaseToken, error: 'busy' },
+      });
     }
     const after = await client.call(taskdbContract.get, { params: { id } });
     expect(after.status === 200 && after.body).toMatchObject({ state: 'failed', error: 'gave up after 10 attempts: busy' });
   });
 
   it('backs off exponentially, capped, with jitter between half and all of the step', () => {
-    const spread = (random: number) =>
-      new TaskService(repository, { ...POLICY, retryMaxMs: 5_000, random: () => random });
+    const spread = (random: number) => new TaskService(repository, { ...POLICY, retryMaxMs: 5_000, random: () => random });
     expect([1, 2, 3, 4, 5].map((n) => spread(0).retryDelayMs(n))).toEqual([500, 1_000, 2_000, 2_500, 2_500]);
     expect([1, 2, 3, 4].map((n) => spread(0.999).retryDelayMs(n))).toEqual([1_000, 1_999, 3_998, 4_998]);
   });
@@ -200,13 +208,19 @@ describe('taskdb API', () => {
     const held = (await claim(30_000))!;
     for (let i = 0; i < 4; i += 1) {
       now += 29_000;
-      const extended = await client.call(taskdbContract.extendLease, { params: { id }, body: { leaseToken: held.leaseToken, leaseMs: 30_000 } });
+      const extended = await client.call(taskdbContract.extendLease, {
+        params: { id },
+        body: { leaseToken: held.leaseToken, leaseMs: 30_000 },
+      });
       expect(extended.status).toBe(200);
     }
     const capped = await client.call(taskdbContract.get, { params: { id } });
     expect(capped.status === 200 && capped.body.leaseExpiresAt).toBe(new Date(Date.parse('2026-01-01T00:00:00Z') + 120_000).toISOString());
     now = Date.parse('2026-01-01T00:00:00Z') + 120_000;
-    const refused = await client.call(taskdbContract.extendLease, { params: { id }, body: { leaseToken: held.leaseToken, leaseMs: 30_000 } });
+    const refused = await client.call(taskdbContract.extendLease, {
+      params: { id },
+      body: { leaseToken: held.leaseToken, leaseMs: 30_000 },
+    });
     expect(refused.status).toBe(409);
   });
 
@@ -272,7 +286,12 @@ describe('taskdb API', () => {
     it('when a create would pass the quota, then it is a 429 that says how much is stored, and nothing is created', async () => {
       expect((await createSized('alice', 600, 1000)).status).toBe(201);
       const refused = await send('POST', '/tasks', {
-        id: randomUUID(), op: 'invert', contentType: 'image/png', owner: 'alice', sourceBytes: 500, quotaBytes: 1000,
+        id: randomUUID(),
+        op: 'invert',
+        contentType: 'image/png',
+        owner: 'alice',
+        sourceBytes: 500,
+        quotaBytes: 1000,
       });
       expect(await expectError(refused, 429, 'quota_exceeded')).toMatch(/quota of this API key is used up/);
       expect((await createSized('bob', 500, 1000)).status).toBe(201);

@@ -25,7 +25,11 @@ describe('taskdb storage of state', () => {
       content_type TEXT NOT NULL, state TEXT NOT NULL, attempt INTEGER NOT NULL DEFAULT 0, error TEXT, lease_token TEXT,
       lease_expires_at INTEGER, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL)`);
     const id = randomUUID();
-    old.prepare(`INSERT INTO tasks (id, op, content_type, state, created_at, updated_at) VALUES (?, 'invert', 'image/png', 'not_started', 1, 1)`).run(id);
+    old
+      .prepare(
+        `INSERT INTO tasks (id, op, content_type, state, created_at, updated_at) VALUES (?, 'invert', 'image/png', 'not_started', 1, 1)`,
+      )
+      .run(id);
     old.pragma('user_version = 1');
     old.close();
 

@@ -71,13 +71,7 @@ function estimateMemoryBytes(type: ImageType, inspection: ImageInspection, sourc
       // Interlaced: our bounded inflate first, and pngjs's unbounded one, which grows by doubling.
       const toEightBits = inspection.bitsPerSample === 16 ? pixels * RGBA_BYTES : 0;
       const scanlineCopies = inspection.pngInterlaced ? 4 : 2;
-      return (
-        sourceBytes * 2 +
-        inspection.pngScanlineBytes * scanlineCopies +
-        inspection.decodedBytes +
-        toEightBits +
-        pixels * RGBA_BYTES
-      );
+      return sourceBytes * 2 + inspection.pngScanlineBytes * scanlineCopies + inspection.decodedBytes + toEightBits + pixels * RGBA_BYTES;
     }
     case 'image/bmp':
       return (
@@ -112,8 +106,7 @@ export function planDecode(bytes: Uint8Array, contentType: string, limits: Decod
   if (!inspection) return { type, inspection, memoryBytes: bytes.byteLength * UNREADABLE_SOURCE_FACTOR };
 
   const { maxPixels } = limits;
-  const tooLarge = (what: string) =>
-    new ImageDecodeError(`${type} ${what} is larger than the limit of ${maxPixels} pixels`);
+  const tooLarge = (what: string) => new ImageDecodeError(`${type} ${what} is larger than the limit of ${maxPixels} pixels`);
   checkPixelLimit(type, inspection.width, inspection.height, maxPixels);
   const { largestFrame: largest, frameCount, totalPixels } = inspection;
   if (largest.width * largest.height > maxPixels) {
@@ -121,9 +114,7 @@ export function planDecode(bytes: Uint8Array, contentType: string, limits: Decod
   }
   if (totalPixels > maxPixels) throw tooLarge(`with ${frameCount} frames of ${totalPixels} pixels in all`);
   if (type === 'image/jpeg' && frameCount > 1) {
-    throw fail(
-      `the file uses a variant of the format that is not supported (${frameCount} frames; only single-frame JPEGs are)`,
-    );
+    throw fail(`the file uses a variant of the format that is not supported (${frameCount} frames; only single-frame JPEGs are)`);
   }
   if (inspection.bmpPaletteEntries > MAX_BMP_PALETTE_ENTRIES) {
     throw fail(

@@ -21,15 +21,27 @@ const ENDS_EARLY = 'it ends too early';
 
 const KNOWN_MESSAGES: readonly KnownMessage[] = [
   // pngjs (its parser and zlib), bmp-ts reading past the end of its buffer, jpeg-js, omggif.
-  { pattern: /read requests waitng on finished stream|ran out of data|unexpected end of (input|file)/i, what: TRUNCATED_OR_CORRUPT, detail: ENDS_EARLY },
+  {
+    pattern: /read requests waitng on finished stream|ran out of data|unexpected end of (input|file)/i,
+    what: TRUNCATED_OR_CORRUPT,
+    detail: ENDS_EARLY,
+  },
   { pattern: /^crc error/i, what: TRUNCATED_OR_CORRUPT, detail: 'a checksum does not match' },
-  { pattern: /incorrect header check|invalid (block type|distance|stored block|code|literal)|invalid (compressed|inflate) data/i, what: TRUNCATED_OR_CORRUPT, detail: 'its compressed data is damaged' },
+  {
+    pattern: /incorrect header check|invalid (block type|distance|stored block|code|literal)|invalid (compressed|inflate) data/i,
+    what: TRUNCATED_OR_CORRUPT,
+    detail: 'its compressed data is damaged',
+  },
   { pattern: /is out of range|outside (the )?buffer bounds|beyond buffer length/i, what: TRUNCATED_OR_CORRUPT, detail: ENDS_EARLY },
   { pattern: /^marker was not found$/i, what: TRUNCATED_OR_CORRUPT, detail: ENDS_EARLY },
   { pattern: /^frame index out of range/i, what: TRUNCATED_OR_CORRUPT, detail: 'it ends before its first frame' },
   { pattern: /maxResolutionInMP|maxMemoryUsageInMB|could not allocate enough memory/i, what: TOO_LARGE },
   // V8 refusing a Buffer or typed array (the system is out of memory, or past its largest buffer).
-  { pattern: /array buffer allocation failed|invalid typed array length|cannot create a buffer larger than/i, what: TOO_LARGE, detail: null },
+  {
+    pattern: /array buffer allocation failed|invalid typed array length|cannot create a buffer larger than/i,
+    what: TOO_LARGE,
+    detail: null,
+  },
   { pattern: /unsupported|only single frame|unrecognised (depth|color type)/i, what: UNSUPPORTED },
 ];
 

@@ -138,7 +138,7 @@ function createFormats(options: ImageCodecOptions): Readonly<Record<ImageType, F
 /** IDAT chunks, concatenated: the zlib stream of a PNG's scanlines. */
 function pngImageData(bytes: Buffer): Buffer {
   const parts: Buffer[] = [];
-  for (let offset = 8; offset + 8 <= bytes.length; ) {
+  for (let offset = 8; offset + 8 <= bytes.length;) {
     const length = bytes.readUInt32BE(offset);
     const type = bytes.toString('latin1', offset + 4, offset + 8);
     if (type === 'IDAT') parts.push(bytes.subarray(offset + 8, Math.min(bytes.length, offset + 8 + length)));
@@ -185,8 +185,7 @@ export class ImageCodec {
    */
   decode(bytes: Buffer, contentType: string): RgbaBitmap {
     const plan = planDecode(bytes, contentType, this.options);
-    const fail = (why: string, cause?: unknown) =>
-      new ImageDecodeError(`could not decode ${contentType}: ${why}`, { cause });
+    const fail = (why: string, cause?: unknown) => new ImageDecodeError(`could not decode ${contentType}: ${why}`, { cause });
     let bitmap: RgbaBitmap;
     try {
       bitmap = this.formats[plan.type].decode(bytes, plan);

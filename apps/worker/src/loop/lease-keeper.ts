@@ -52,9 +52,12 @@ export class LeaseKeeper {
 
   private schedule(): void {
     if (this.stopped.signal.aborted) return;
-    this.timer = setTimeout(() => {
-      this.inFlight = this.beat();
-    }, Math.max(this.options.minIntervalMs, Math.floor(this.remainingMs() / 3)));
+    this.timer = setTimeout(
+      () => {
+        this.inFlight = this.beat();
+      },
+      Math.max(this.options.minIntervalMs, Math.floor(this.remainingMs() / 3)),
+    );
   }
 
   private async beat(): Promise<void> {

@@ -72,7 +72,13 @@ async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boo
     timer = setTimeout(() => resolve(false), ms);
   });
   try {
-    return await Promise.race([promise.then(() => true, () => true), deadline]);
+    return await Promise.race([
+      promise.then(
+        () => true,
+        () => true,
+      ),
+      deadline,
+    ]);
   } finally {
     clearTimeout(timer);
   }
@@ -158,9 +164,7 @@ export class WorkLoop {
       if (this.stopping) return;
       this.failuresInARow += 1;
       const delayMs = backoffDelay(this.failuresInARow, this.options.backoff);
-      this.deps.logger.warn(
-        `turn failed (${this.failuresInARow} in a row), next try in ${delayMs} ms: ${describe(err)}`,
-      );
+      this.deps.logger.warn(`turn failed (${this.failuresInARow} in a row), next try in ${delayMs} ms: ${describe(err)}`);
       this.currentState = LoopState.BackingOff;
       await sleep(delayMs, this.wake.signal);
     } finally {

@@ -2,14 +2,7 @@ import { performance } from 'node:perf_hooks';
 import { parentPort, threadId, workerData } from 'node:worker_threads';
 import { ImageCodec } from '../domain/image-codec';
 import { transformImage } from '../domain/image-transformer';
-import {
-  asBuffer,
-  toThreadError,
-  transferable,
-  type ThreadData,
-  type ThreadMessage,
-  type TransformRequest,
-} from './transform-protocol';
+import { asBuffer, toThreadError, transferable, type ThreadData, type ThreadMessage, type TransformRequest } from './transform-protocol';
 
 // The entry point of a transform thread: decode → operation → encode, one request at a time
 // (the pool sends the next only after the answer). Loaded as dist/threads/transform-thread.js.

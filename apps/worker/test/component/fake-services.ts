@@ -317,9 +317,7 @@ export class FakeMaster {
   /** The oldest queued task, or one whose lease expired (a new attempt), with its signed URLs. */
   private claim(): Work | undefined {
     const now = Date.now();
-    const task = [...this.tasks.values()].find(
-      (t) => t.state === 'queued' || (t.state === 'leased' && t.leaseExpiresAt! <= now),
-    );
+    const task = [...this.tasks.values()].find((t) => t.state === 'queued' || (t.state === 'leased' && t.leaseExpiresAt! <= now));
     if (!task) return undefined;
     task.state = 'leased';
     task.attempt += 1;
@@ -387,8 +385,7 @@ export async function startFakeKv(
           : {
               tokens: { internal: INTERNAL_TOKEN },
               grants: {
-                get: (req) =>
-                  bearerToken(req) === options.workerToken && String(req.params.key).startsWith(SERVICE_KEY_PREFIX),
+                get: (req) => bearerToken(req) === options.workerToken && String(req.params.key).startsWith(SERVICE_KEY_PREFIX),
               },
             },
       );

@@ -219,9 +219,7 @@ describe('worker loop over HTTP', () => {
     expect(master.callsTo('workFailed')).toEqual([]);
     expect(master.tasks.get(id)!.attempt).toBe(2);
     // The release came before the second claim; the finish carries the second lease.
-    expect(master.callsTo('workFinished').map((call) => call.body)).toEqual([
-      { id, leaseToken: master.tasks.get(id)!.leaseToken },
-    ]);
+    expect(master.callsTo('workFinished').map((call) => call.body)).toEqual([{ id, leaseToken: master.tasks.get(id)!.leaseToken }]);
     expect((released[0]!.body as { leaseToken: string }).leaseToken).not.toBe(master.tasks.get(id)!.leaseToken);
   });
 
@@ -483,9 +481,7 @@ describe('worker loop over HTTP', () => {
     held.open();
     await until(() => master.tasks.get(id)!.state === 'finished', 'the task to finish');
 
-    expect(new Set(master.requests.map((request) => request.path))).toEqual(
-      new Set(['/getWork', '/heartbeat', '/workFinished']),
-    );
+    expect(new Set(master.requests.map((request) => request.path))).toEqual(new Set(['/getWork', '/heartbeat', '/workFinished']));
     expect(master.requests.every((request) => request.authorization === `Bearer ${WORKER_TOKEN}`)).toBe(true);
     // The signed URLs are the storage credential: the token is not handed to storage.
     expect(storage.calls.every((call) => call.signed)).toBe(true);

@@ -80,7 +80,12 @@ describe('ImageCodec on crafted images', () => {
   const codec = new ImageCodec({ pngDeflateLevel: 4, jpegQuality: 90, maxPixels: 50_000_000, maxMemoryBytes: 64 * MB });
 
   it.each<[string, () => Uint8Array | Promise<Uint8Array>, string, RegExp]>([
-    ['a GIF with a 65535x65535 frame in a 1x1 screen', gifWithHugeFrame, 'image/gif', /frame of 65535x65535 pixels is larger than the limit/],
+    [
+      'a GIF with a 65535x65535 frame in a 1x1 screen',
+      gifWithHugeFrame,
+      'image/gif',
+      /frame of 65535x65535 pixels is larger than the limit/,
+    ],
     ['a GIF of 3 frames of 5000x5000', () => gifWithFrames(3, 5000, 5000), 'image/gif', /3 frames of 75000000 pixels in all/],
     [
       'a JPEG with a second frame of 60000x60000',

@@ -52,8 +52,7 @@ const encodePng = (bitmap: RgbaBitmap): Buffer => {
   return PNG.sync.write(image, { colorType: 6 });
 };
 /** A GIF of exactly these pixels (the picture has fewer than 256 colours): alpha 0 is transparent. */
-const encodeGif = async (bitmap: RgbaBitmap): Promise<Buffer> =>
-  (await new GifCodec().encodeGif([new GifFrame(copy(bitmap))], {})).buffer;
+const encodeGif = async (bitmap: RgbaBitmap): Promise<Buffer> => (await new GifCodec().encodeGif([new GifFrame(copy(bitmap))], {})).buffer;
 
 /** PNG colour type from the IHDR chunk: 2 = RGB, 6 = RGBA. */
 const pngColorType = (bytes: Buffer): number => bytes[25]!;
@@ -146,10 +145,25 @@ describe('image codec', () => {
 
     const damaged = Buffer.concat([png.subarray(0, 40), Buffer.alloc(20, 0x55), png.subarray(60)]);
     it.each<[string, Buffer, string, RegExp]>([
-      ['a truncated PNG', png.subarray(0, png.length >> 1), 'image/png', /^could not decode image\/png: the file is truncated or corrupt \(it ends too early\)$/],
-      ['a PNG cut after its header', png.subarray(0, 40), 'image/png', /^could not decode image\/png: the file is truncated or corrupt \(it ends too early\)$/],
+      [
+        'a truncated PNG',
+        png.subarray(0, png.length >> 1),
+        'image/png',
+        /^could not decode image\/png: the file is truncated or corrupt \(it ends too early\)$/,
+      ],
+      [
+        'a PNG cut after its header',
+        png.subarray(0, 40),
+        'image/png',
+        /^could not decode image\/png: the file is truncated or corrupt \(it ends too early\)$/,
+      ],
       ['a PNG with a damaged chunk', damaged, 'image/png', /^could not decode image\/png: .+/],
-      ['a truncated JPEG', jpg.subarray(0, jpg.length >> 1), 'image/jpeg', /^could not decode image\/jpeg: the file is truncated or corrupt/],
+      [
+        'a truncated JPEG',
+        jpg.subarray(0, jpg.length >> 1),
+        'image/jpeg',
+        /^could not decode image\/jpeg: the file is truncated or corrupt/,
+      ],
       ['a truncated GIF', Buffer.from('GIF89a\x10\x00\x0c\x00', 'latin1'), 'image/gif', /^could not decode image\/gif: .+/],
       ['a JPEG declared as PNG', jpg, 'image/png', /^could not decode image\/png: the bytes are image\/jpeg$/],
       ['text declared as PNG', Buffer.from('hello'), 'image/png', /^could not decode image\/png: the bytes are not an image of/],
@@ -185,9 +199,7 @@ describe('image codec', () => {
       bomb.writeUInt32BE(100_000, 16);
       bomb.writeUInt32BE(100_000, 20);
       // The header's checksum no longer matches: only a check before decoding can name the size.
-      expect(() => codec.decode(bomb, 'image/png')).toThrow(
-        'image/png of 100000x100000 pixels is larger than the limit of 1000000 pixels',
-      );
+      expect(() => codec.decode(bomb, 'image/png')).toThrow('image/png of 100000x100000 pixels is larger than the limit of 1000000 pixels');
     });
   });
 });

@@ -13,8 +13,7 @@ const pixelsOf = ({ data }: RgbaBitmap): number[][] =>
   Array.from({ length: data.length / 4 }, (_, i) => [...data.subarray(i * 4, i * 4 + 4)]);
 
 describe('operations', () => {
-  const sample = (): RgbaBitmap =>
-    bitmapOf([255, 0, 0, 255], [10, 20, 30, 0], [0, 128, 255, 128], [255, 255, 255, 7]);
+  const sample = (): RgbaBitmap => bitmapOf([255, 0, 0, 255], [10, 20, 30, 0], [0, 128, 255, 128], [255, 255, 255, 7]);
 
   it('has a function for every operation of the contract', () => {
     expect(Object.keys(OPERATION_REGISTRY).sort()).toEqual([...OPERATIONS].sort());

@@ -87,9 +87,7 @@ describe('transform pool', () => {
       most = Math.max(most, pool.running);
     }, 1);
 
-    const outputs = await Promise.all(Array.from({ length: 6 }, () => pool.run(job(source)))).finally(() =>
-      clearInterval(sampler),
-    );
+    const outputs = await Promise.all(Array.from({ length: 6 }, () => pool.run(job(source)))).finally(() => clearInterval(sampler));
 
     expect(most).toBe(2);
     expect(new Set(outputs.map((output) => output.timings.threadId)).size).toBe(2);
@@ -112,16 +110,12 @@ describe('transform pool', () => {
 
     await expect(failure).rejects.toBeInstanceOf(ImageDecodeError);
     await expect(failure).rejects.toThrow((mainThreadError as Error).message);
-    expect((mainThreadError as Error).message).toBe(
-      'could not decode image/png: the file is truncated or corrupt (it ends too early)',
-    );
+    expect((mainThreadError as Error).message).toBe('could not decode image/png: the file is truncated or corrupt (it ends too early)');
   });
 
   it('when an image is larger than the pixel limit by its header, then the thread refuses it before decoding', async () => {
     const pool = startPool({ codec: { ...CODEC, maxPixels: 100 } });
-    await expect(pool.run(job(noisyPng(64)))).rejects.toThrow(
-      'image/png of 64x64 pixels is larger than the limit of 100 pixels',
-    );
+    await expect(pool.run(job(noisyPng(64)))).rejects.toThrow('image/png of 64x64 pixels is larger than the limit of 100 pixels');
   });
 
   it('when a thread dies of an uncaught exception, then its job fails with ThreadCrashedError and a new thread takes its place', async () => {

@@ -26,13 +26,7 @@ function gifImageDescriptor(width: number, height: number): Uint8Array {
 
 /** The 35 bytes of issue 8: a 1×1 screen whose one frame is 65535×65535. */
 export function gifWithHugeFrame(): Uint8Array {
-  return concat(
-    GIF_HEADER,
-    gifScreen(1, 1),
-    gifImageDescriptor(0xffff, 0xffff),
-    Uint8Array.of(2, 2, 0x4c, 0x01, 0),
-    Uint8Array.of(0x3b),
-  );
+  return concat(GIF_HEADER, gifScreen(1, 1), gifImageDescriptor(0xffff, 0xffff), Uint8Array.of(2, 2, 0x4c, 0x01, 0), Uint8Array.of(0x3b));
 }
 
 /** A screen of `width`×`height` and `count` frames as large, each after a graphic control extension. */
