@@ -48,12 +48,5 @@ module.exports = defineConfig([
     files: ['**/test/**/*.{ts,mts,cts}', 'e2e/**/*.ts'],
     rules: { '@typescript-eslint/no-unsafe-assignment': 'off' },
   },
-  {
-    // Its transport is being rewritten (axios) on another branch; these two findings are in the
-    // code that goes. Remove this block once that rewrite is merged and fix what remains.
-    files: ['packages/kit/src/http-client.ts'],
-    rules: { '@typescript-eslint/no-unnecessary-type-assertion': 'off', '@typescript-eslint/no-base-to-string': 'off' },
-  },
-
   prettier,
 ]);

@@ -1,3 +1,5 @@
+/* eslint-disable @typescript-eslint/no-explicit-any, @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-argument --
+   the workflow and compose files are read as plain YAML data: what these tests assert is their shape. */
 import fs from 'node:fs';
 import path from 'node:path';
 import { parse } from 'yaml';
@@ -5,7 +7,7 @@ import { parse } from 'yaml';
 // workflow schema, as a runner would read the file.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { validateWorkflow } = require('@action-validator/core') as {
-  validateWorkflow(source: string): { errors: unknown[] };
+  validateWorkflow: (source: string) => { errors: unknown[] };
 };
 
 /** The deployment files agree with the apps there are and with each other. */

@@ -22,8 +22,9 @@ const fromFile = (values: Record<string, string>): Settings =>
   Object.fromEntries(Object.entries(values).map(([name, value]) => [name, { value, source: '.env' }]));
 
 /** What a service's schema makes of nothing: its defaults. */
-const defaultsOf = (service: string): Record<string, unknown> =>
-  (schemas as Record<string, { parse(v: object): Record<string, unknown> }>)[service]!.parse({});
+type Default = string | number | boolean | readonly string[] | undefined;
+const defaultsOf = (service: string): Record<string, Default> =>
+  (schemas as Record<string, { parse(v: object): Record<string, Default> }>)[service]!.parse({});
 
 describe('.env.example', () => {
   const lines = fs.readFileSync(EXAMPLE, 'utf8').split('\n');

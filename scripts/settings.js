@@ -71,7 +71,7 @@ function readSettings({ envFile = path.join(ROOT, '.env'), required = false, env
   try {
     text = fs.readFileSync(envFile, 'utf8');
   } catch (err) {
-    if (err.code !== 'ENOENT' || required) throw new Error(`cannot read ${label}: ${err.message}`);
+    if (err.code !== 'ENOENT' || required) throw new Error(`cannot read ${label}: ${err.message}`, { cause: err });
   }
   const settings = {};
   for (const [name, value] of Object.entries(text === undefined ? {} : util.parseEnv(text))) {

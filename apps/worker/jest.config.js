@@ -5,5 +5,5 @@ module.exports = {
   testMatch: ['<rootDir>/test/**/*.test.ts'],
   globalSetup: '<rootDir>/test/global-setup.js',
   // Tests start transform threads, which load the codecs first: seconds on a busy machine.
-  testTimeout: 20_000,
+  testTimeout: 60_000,
 };

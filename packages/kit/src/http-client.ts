@@ -187,8 +187,11 @@ function axiosFor(origin: string): AxiosInstance {
   return instance;
 }
 
+/** A query as the contracts define them: one plain value per parameter, or none. */
+type QueryValues = Record<string, string | number | boolean | null | undefined>;
+
 /** A route's query as URL parameters: absent values are left out. */
-function appendQuery(url: URL, query: Record<string, unknown> | undefined): void {
+function appendQuery(url: URL, query: QueryValues | undefined): void {
   for (const [name, value] of Object.entries(query ?? {})) {
     if (value !== undefined && value !== null) url.searchParams.append(name, String(value));
   }
@@ -201,7 +204,7 @@ class OutgoingCall {
     private readonly request: {
       method: string;
       path: string;
-      query?: Record<string, unknown>;
+      query?: QueryValues;
       url?: string;
       headers: Record<string, string | false>;
       body?: Buffer | string | Readable;
@@ -322,7 +325,7 @@ export class ContractClient {
         headers['content-type'] = input.contentType ?? 'application/octet-stream';
         // A buffer's length is its own; a stream's, when known, is the caller's to tell.
         if (input.contentLength !== undefined && !Buffer.isBuffer(input.body)) headers['content-length'] = String(input.contentLength);
-        body = input.body as Buffer | Readable;
+        body = input.body;
       } else {
         headers['content-type'] = 'application/json';
         body = JSON.stringify(input.body);
@@ -336,8 +339,8 @@ export class ContractClient {
       this.options,
       {
         method: route.method,
-        path: buildPath(route.path, (input.params ?? {}) as Record<string, string>),
-        query: input.query as Record<string, unknown> | undefined,
+        path: buildPath(route.path, input.params ?? {}),
+        query: input.query,
         url: input.url,
         headers,
         body,
@@ -397,7 +400,7 @@ export class ContractClient {
       } catch {
         throw new AppError('unavailable', 503, `${this.options.service} answered ${status} with a body that is not JSON`);
       }
-      const parsed = (spec as z.ZodType).safeParse(json);
+      const parsed = spec.safeParse(json);
       if (!parsed.success) {
         throw new AppError(
           'unavailable',

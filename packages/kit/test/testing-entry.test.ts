@@ -10,7 +10,7 @@ describe('@pixelmill/kit/testing', () => {
       expect([name, typeof (testing as Record<string, unknown>)[name]]).toEqual([name, 'function']);
       expect([name, name in kit]).toEqual([name, false]);
     }
-    const pkg = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8'));
+    const pkg = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')) as { exports: Record<string, unknown> };
     expect(pkg.exports['./testing']).toEqual({ types: './dist/testing/index.d.ts', default: './dist/testing/index.js' });
   });
 
