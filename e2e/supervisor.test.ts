@@ -47,10 +47,19 @@ describe('npm start supervision', () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  it('when master is killed, then it is restarted with a line saying so; SIGTERM stops every service', async () => {
+  it('when master is killed, then it is restarted with a line saying so; the docs are served; SIGTERM stops every service', async () => {
     const [, frontend] = await waitFor(/Upload page: (http:\/\/127\.0\.0\.1:\d+)\//, 60_000);
     const pids = [...output.matchAll(/^\s+(\S+)\s+pid (\d+)/gm)].map(([, name, pid]) => ({ name: name!, pid: Number(pid) }));
     expect(pids.map((p) => p.name).sort()).toEqual(['frontend', 'kv', 'master', 'storage', 'taskdb', 'worker']);
+
+    // The public API's documents: the OpenAPI document and the page over it, both named in the output.
+    await waitFor(new RegExp(`API docs: ${frontend}/docs \\(OpenAPI: ${frontend}/openapi\\.json\\)`));
+    const document = await fetch(`${frontend}/openapi.json`);
+    expect(document.status).toBe(200);
+    expect(await document.json()).toMatchObject({ openapi: '3.1.0', paths: { '/newImage': expect.any(Object) } });
+    const docs = await fetch(`${frontend}/docs`);
+    expect([docs.status, docs.headers.get('content-type')]).toEqual([200, expect.stringMatching(/^text\/html/)]);
+    await docs.arrayBuffer();
 
     process.kill(pids.find((p) => p.name === 'master')!.pid, 'SIGKILL');
     await waitFor(/master exited \(SIGKILL\); restarting it/);

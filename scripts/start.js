@@ -79,6 +79,7 @@ async function main() {
   }
   console.log(`pixelmill is running. Upload page: ${stack.urls.frontend}/`);
   console.log(`  try: curl -F image=@some.png ${stack.urls.frontend}/newImage`);
+  console.log(`  API docs: ${stack.urls.frontend}/docs (OpenAPI: ${stack.urls.frontend}/openapi.json)`);
   console.log(`  data: ${dataDir}    stop: Ctrl-C`);
   const applied = Object.entries(plan.applied).map(([name, services]) => `${name} (${services.join(', ')})`);
   console.log(`  settings: ${applied.length > 0 ? applied.join(', ') : 'none (see .env.example)'}`);
