@@ -1,13 +1,10 @@
-import fs from 'node:fs';
 import { documentedRoutes, mountedRoutes } from '@pixelmill/contracts/testing';
+import { shippedOpenApiDocument } from '@pixelmill/kit/testing';
 import { createLogger, Discovery, listen, type Listening } from '@pixelmill/kit';
 import { createApp } from '../../src/app';
 import { RateLimiter } from '../../src/domain/rate-limiter';
 
-/** The document the contracts package ships for the frontend. */
-const shipped = JSON.parse(fs.readFileSync(require.resolve('@pixelmill/contracts/openapi/frontend.json'), 'utf8')) as {
-  paths: Record<string, Record<string, unknown>>;
-};
+const shipped = shippedOpenApiDocument('frontend');
 
 describe('frontend OpenAPI document and docs page', () => {
   let frontend: Listening;

@@ -1,13 +1,10 @@
-import fs from 'node:fs';
 import { documentedRoutes, mountedRoutes } from '@pixelmill/contracts/testing';
-import { ContractClient, createLogger, deriveSigningKey, listen } from '@pixelmill/kit';
+import { shippedOpenApiDocument, servedOpenApiDocument } from '@pixelmill/kit/testing';
+import { ContractClient, createLogger, deriveSigningKey } from '@pixelmill/kit';
 import { createApp } from '../../src/app';
 import { ImageService } from '../../src/domain/image-service';
 
-/** The document the contracts package ships for master. */
-const shipped = JSON.parse(fs.readFileSync(require.resolve('@pixelmill/contracts/openapi/master.json'), 'utf8')) as {
-  paths: Record<string, Record<string, unknown>>;
-};
+const shipped = shippedOpenApiDocument('master');
 const INTERNAL_TOKEN = 'internal-token-0123456789';
 
 describe('master OpenAPI document', () => {
@@ -38,13 +35,6 @@ describe('master OpenAPI document', () => {
   });
 
   it('when GET /openapi.json is asked without a token, then it answers the shipped document', async () => {
-    const server = await listen(app(), 0);
-    try {
-      const response = await fetch(`${server.url}/openapi.json`);
-      expect(response.status).toBe(200);
-      expect(await response.json()).toEqual(shipped);
-    } finally {
-      await server.close();
-    }
+    expect(await servedOpenApiDocument(app())).toEqual({ status: 200, body: shipped });
   });
 });

@@ -2,14 +2,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { documentedRoutes, mountedRoutes } from '@pixelmill/contracts/testing';
-import { createLogger, listen } from '@pixelmill/kit';
+import { shippedOpenApiDocument, servedOpenApiDocument } from '@pixelmill/kit/testing';
+import { createLogger } from '@pixelmill/kit';
 import { createApp } from '../../src/app';
 import { FileStore } from '../../src/data-access/file-store';
 
-/** The document the contracts package ships for storage. */
-const shipped = JSON.parse(fs.readFileSync(require.resolve('@pixelmill/contracts/openapi/storage.json'), 'utf8')) as {
-  paths: Record<string, Record<string, unknown>>;
-};
+const shipped = shippedOpenApiDocument('storage');
 
 describe('storage OpenAPI document', () => {
   let dir: string;
@@ -35,13 +33,6 @@ describe('storage OpenAPI document', () => {
   });
 
   it('when GET /openapi.json is asked without a token, then it answers the shipped document', async () => {
-    const server = await listen(app(), 0);
-    try {
-      const response = await fetch(`${server.url}/openapi.json`);
-      expect(response.status).toBe(200);
-      expect(await response.json()).toEqual(shipped);
-    } finally {
-      await server.close();
-    }
+    expect(await servedOpenApiDocument(app())).toEqual({ status: 200, body: shipped });
   });
 });

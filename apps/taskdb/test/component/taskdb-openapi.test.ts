@@ -2,15 +2,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { documentedRoutes, mountedRoutes } from '@pixelmill/contracts/testing';
-import { createLogger, listen } from '@pixelmill/kit';
+import { shippedOpenApiDocument, servedOpenApiDocument } from '@pixelmill/kit/testing';
+import { createLogger } from '@pixelmill/kit';
 import { createApp } from '../../src/app';
 import { TaskRepository } from '../../src/data-access/task-repository';
 import { TaskService } from '../../src/domain/task-service';
 
-/** The document the contracts package ships for taskdb. */
-const shipped = JSON.parse(fs.readFileSync(require.resolve('@pixelmill/contracts/openapi/taskdb.json'), 'utf8')) as {
-  paths: Record<string, Record<string, unknown>>;
-};
+const shipped = shippedOpenApiDocument('taskdb');
 
 describe('taskdb OpenAPI document', () => {
   let dir: string;
@@ -39,13 +37,6 @@ describe('taskdb OpenAPI document', () => {
   });
 
   it('when GET /openapi.json is asked without a token, then it answers the shipped document', async () => {
-    const server = await listen(app(), 0);
-    try {
-      const response = await fetch(`${server.url}/openapi.json`);
-      expect(response.status).toBe(200);
-      expect(await response.json()).toEqual(shipped);
-    } finally {
-      await server.close();
-    }
+    expect(await servedOpenApiDocument(app())).toEqual({ status: 200, body: shipped });
   });
 });
