@@ -123,6 +123,44 @@ export const HousekeepingDoneSchema = z.object({
 });
 export type HousekeepingDone = z.infer<typeof HousekeepingDoneSchema>;
 
+/**
+ * What happened to tasks, as taskdb tells masters so that their waiting calls wake at once: a
+ * `getWork` on a new task, an `isReady` on its task's end. With several taskdb instances on one
+ * PostgreSQL, each instance hears every other's events (LISTEN/NOTIFY).
+ */
+export const TaskEventSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('created'), id: TaskIdSchema }),
+  z.object({
+    kind: z.literal('ended'),
+    id: TaskIdSchema,
+    state: z.enum(['finished', 'failed']),
+    error: z.string().nullable(),
+  }),
+]);
+export type TaskEvent = z.infer<typeof TaskEventSchema>;
+
+/** The most events one answer carries; a caller further behind gets `reset`. */
+export const MAX_TASK_EVENTS = 1000;
+
+export const TaskEventsQuerySchema = z.object({
+  /** The `cursor` of the previous answer; absent on the first call (answers at once with the current cursor). */
+  after: z.string().min(1).max(100).optional(),
+  /** How long to wait for an event after the cursor before answering with none. */
+  waitMs: z.coerce.number().int().min(0).max(30_000).default(20_000),
+});
+
+export const TaskEventsSchema = z.object({
+  /** Where the next call continues; only meaningful to the instance that gave it. */
+  cursor: z.string().min(1).max(100),
+  events: z.array(TaskEventSchema).max(MAX_TASK_EVENTS),
+  /**
+   * True when events after `after` may have been missed (another instance's cursor, a restart, or
+   * more than MAX_TASK_EVENTS behind): the caller rechecks whatever it waits for.
+   */
+  reset: z.boolean(),
+});
+export type TaskEvents = z.infer<typeof TaskEventsSchema>;
+
 export const taskdbContract = {
   create: defineRoute({
     method: 'POST',
@@ -191,6 +229,14 @@ export const taskdbContract = {
     summary: "An owner's stored bytes (no owner: the anonymous clients')",
     query: UsageQuerySchema,
     responses: { 200: UsageSchema, 400: ErrorBodySchema },
+  }),
+  events: defineRoute({
+    method: 'GET',
+    path: '/events',
+    auth: 'internal',
+    summary: 'Wait for task events after a cursor (long poll): new tasks and ended ones, from every taskdb instance',
+    query: TaskEventsQuerySchema,
+    responses: { 200: TaskEventsSchema, 400: ErrorBodySchema },
   }),
   housekeeping: defineRoute({
     method: 'GET',

@@ -3,3 +3,4 @@
 // service loads it.
 export * from './process';
 export * from './openapi';
+export * from './postgres';
