@@ -6,18 +6,20 @@
 //   --free-ports       free ports instead of 3000-3003 and 8080 (for those not set in the settings)
 //   --dotenv <path>    another file instead of ./.env (not --env-file, which Node 20 also takes for itself after the script)
 const path = require('node:path');
-const { startStack } = require('./stack');
+const { startStack, superviseStack } = require('./stack');
 const { loadSchemas, planSettings, readSettings } = require('./settings');
 
-const RESTART_DELAY_MS = 1_000;
-
-/** The settings; none (and exit code 1) when any is bad, each bad one named. */
+/**
+ * The settings; none (and exit code 1) when any is bad, each bad one named. `settings` holds
+ * every value read (also those no service reads), for the launcher's own use.
+ */
 function loadSettings() {
   const schemas = loadSchemas();
   const at = process.argv.indexOf('--dotenv');
   const envFile = at === -1 ? undefined : process.argv[at + 1];
   if (at !== -1 && !envFile) throw new Error('--dotenv needs a path');
-  const plan = planSettings(readSettings({ envFile: envFile && path.resolve(envFile), required: at !== -1, schemas }), schemas);
+  const settings = readSettings({ envFile: envFile && path.resolve(envFile), required: at !== -1, schemas });
+  const plan = planSettings(settings, schemas);
   for (const warning of plan.warnings) console.error(`pixelmill: ${warning}`);
   if (plan.problems.length > 0) {
     console.error('pixelmill: invalid configuration, nothing started:');
@@ -25,7 +27,36 @@ function loadSettings() {
     process.exitCode = 1;
     return undefined;
   }
-  return plan;
+  return { ...plan, settings };
+}
+
+/** Supervises the stack and stops it (then runs `after`) on Ctrl-C or SIGTERM. */
+function runSupervised(stack, after = async () => undefined) {
+  superviseStack(stack, (line) => console.error(`pixelmill: ${line}`));
+  const stop = async (signal) => {
+    if (stack.stopping) return;
+    console.log(`\npixelmill: ${signal}, stopping all services`);
+    await stack.stop();
+    await after();
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+}
+
+/** One line per process: its name, pid and address. */
+function printProcesses(stack) {
+  console.log('');
+  for (const name of stack.names) {
+    const proc = stack.processes[name];
+    console.log(`  ${name.padEnd(10)} pid ${proc.child.pid}${proc.url ? `  ${proc.url}` : ''}`);
+  }
+}
+
+/** Which settings reached which services. */
+function settingsLine(plan) {
+  const applied = Object.entries(plan.applied).map(([name, services]) => `${name} (${services.join(', ')})`);
+  return `  settings: ${applied.length > 0 ? applied.join(', ') : 'none (see .env.example)'}`;
 }
 
 async function main() {
@@ -39,54 +70,22 @@ async function main() {
     tokens: plan.tokens,
     envFor: plan.envFor,
   });
-  let stopping = false;
+  runSupervised(stack);
 
-  const restartLater = (name) => {
-    setTimeout(async () => {
-      if (stopping) return;
-      try {
-        const proc = await stack.start(name);
-        console.error(`pixelmill: ${name} restarted (pid ${proc.child.pid})`);
-        supervise(name);
-      } catch (err) {
-        console.error(`pixelmill: could not restart ${name}: ${err.message}; trying again`);
-        restartLater(name);
-      }
-    }, RESTART_DELAY_MS);
-  };
-  const supervise = (name) => {
-    stack.processes[name].child.once('exit', (code, signal) => {
-      if (stopping) return;
-      console.error(`pixelmill: ${name} exited (${signal ?? `code ${code}`}); restarting it in ${RESTART_DELAY_MS} ms`);
-      restartLater(name);
-    });
-  };
-  Object.keys(stack.processes).forEach(supervise);
-
-  const stop = async (signal) => {
-    if (stopping) return;
-    stopping = true;
-    console.log(`\npixelmill: ${signal}, stopping all services`);
-    await stack.stop();
-    process.exit(0);
-  };
-  process.on('SIGINT', () => void stop('SIGINT'));
-  process.on('SIGTERM', () => void stop('SIGTERM'));
-
-  console.log('');
-  for (const [name, proc] of Object.entries(stack.processes)) {
-    console.log(`  ${name.padEnd(9)} pid ${proc.child.pid}${proc.url ? `  ${proc.url}` : ''}`);
-  }
+  printProcesses(stack);
   console.log(`pixelmill is running. Upload page: ${stack.urls.frontend}/`);
   console.log(`  try: curl -F image=@some.png ${stack.urls.frontend}/newImage`);
   console.log(`  API docs: ${stack.urls.frontend}/docs (OpenAPI: ${stack.urls.frontend}/openapi.json)`);
   console.log(`  data: ${dataDir}    stop: Ctrl-C`);
-  const applied = Object.entries(plan.applied).map(([name, services]) => `${name} (${services.join(', ')})`);
-  console.log(`  settings: ${applied.length > 0 ? applied.join(', ') : 'none (see .env.example)'}`);
+  console.log(settingsLine(plan));
   console.log('');
 }
 
-main().catch((err) => {
-  console.error(`pixelmill: could not start the stack: ${err.message}`);
-  process.exit(1);
-});
+if (require.main === module) {
+  main().catch((err) => {
+    console.error(`pixelmill: could not start the stack: ${err.message}`);
+    process.exit(1);
+  });
+}
+
+module.exports = { loadSettings, runSupervised, printProcesses, settingsLine };
