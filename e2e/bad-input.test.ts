@@ -23,6 +23,7 @@ import {
 } from '@pixelmill/contracts';
 import { gifWithHugeFrame, jpegWithSecondFrame } from '@pixelmill/contracts/testing';
 import jpeg from '@jimp/js-jpeg';
+import { createTestSchema, type TestSchema } from '@pixelmill/kit/testing';
 import { encode, makeBitmap } from './images';
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { startStack } = require('../scripts/stack') as typeof import('../scripts/stack');
@@ -1287,16 +1288,25 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 // ---------------------------------------------------------------------------------------------
 
-describe('bad input to every route', () => {
+/** Where taskdb and kv keep their state: the embedded default, and the shared engine of a cluster. */
+const BACKENDS = [
+  { backend: 'SQLite', database: false },
+  { backend: 'PostgreSQL', database: true },
+] as const;
+
+describe.each(BACKENDS)('bad input to every route (taskdb and kv on $backend)', ({ database }) => {
   let dir: string;
   let stack: Stack;
+  let schema: TestSchema | undefined;
 
   beforeAll(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pixelmill-bad-input-'));
+    schema = database ? await createTestSchema('bad_input') : undefined;
     stack = await startStack({
       dataDir: path.join(dir, 'data'),
       logDir: path.join(dir, 'logs'),
       freePorts: true,
+      database: schema && { url: schema.url, schema: schema.schema, poolSize: 4 },
       envFor: {
         frontend: { UPLOAD_RATE_PER_MINUTE: '0', MAX_UPLOAD_BYTES: String(UPLOAD_LIMIT) },
         // Housekeeping would delete sources between the snapshots below: e2e/abuse.test.ts tests it.
@@ -1310,6 +1320,7 @@ describe('bad input to every route', () => {
 
   afterAll(async () => {
     await stack?.stop();
+    await schema?.drop();
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
   });
 
@@ -1398,6 +1409,8 @@ describe('bad input to every route', () => {
     for (const leak of [REPO_ROOT, dir, 'node_modules', '/dist/', '/src/']) expect(text).not.toContain(leak);
     expect(text).not.toMatch(/\bat [\w$.<>]+ \(|\n\s+at |\.[jt]s:\d+(:\d+)?/);
     expect(text).not.toMatch(/\b(TypeError|ReferenceError|SyntaxError|RangeError|ENOENT|EACCES|SQLITE_\w+)\b/);
+    // Nor PostgreSQL's own words.
+    expect(text).not.toMatch(/\b(relation|column) "|violates|syntax error at or near|invalid input syntax|duplicate key/);
     return body;
   };
 
