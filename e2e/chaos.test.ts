@@ -4,6 +4,7 @@ import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { AcceptedSchema, TaskStatusSchema } from '@pixelmill/contracts';
 import { compare, decode, encode, type Bitmap } from './images';
+import { picture as pictureOf } from './upload-client';
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { startStack } = require('../scripts/stack') as typeof import('../scripts/stack');
 
@@ -15,22 +16,8 @@ const VICTIMS = ['worker', 'master', 'taskdb', 'storage', 'kv'] as const;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const report = (line: string) => process.stdout.write(`chaos: ${line}\n`);
 
-/** A distinct picture per index, with transparency, so every result can be checked on its own. */
-function picture(index: number): Bitmap {
-  const width = 96;
-  const height = 64;
-  const data = Buffer.alloc(width * height * 4);
-  for (let y = 0; y < height; y += 1) {
-    for (let x = 0; x < width; x += 1) {
-      const i = (y * width + x) * 4;
-      data[i] = (x * 3 + index * 5) % 256;
-      data[i + 1] = (y * 4 + index * 11) % 256;
-      data[i + 2] = (x + y + index * 17) % 256;
-      data[i + 3] = 128 + ((x + index) % 128);
-    }
-  }
-  return { data, width, height };
-}
+/** The pictures are all of one size here. */
+const picture = (index: number): Bitmap => pictureOf(index, { width: 96, height: 64 });
 
 /**
  * Kills services with SIGKILL one after another while 200 images are in work, restarts each,

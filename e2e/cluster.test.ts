@@ -122,7 +122,7 @@ describe('cluster: several instances of every service, one of each killed', () =
         const startedAgainAtMs = since();
         await cluster.start(victim);
         kills.push({ victim, killedAtMs, startedAgainAtMs, backAtMs: since() });
-        report(`${victim} started again at ${startedAgainAtMs} ms, healthy and registered at ${since()} ms`);
+        report(`${victim} started again at ${startedAgainAtMs} ms, back (a server: healthy and registered) at ${since()} ms`);
       }
     })();
     // The first failure stops the others, so the cluster can be stopped.

@@ -10,12 +10,11 @@ import { compare, decode, type Bitmap } from './images';
 export const sleep = (ms: number, signal?: AbortSignal): Promise<void> => delay(Math.max(0, ms), undefined, { signal });
 
 /**
- * A distinct small picture per index, with transparency, of varied size (16 to 79 pixels a side),
- * so every result can be checked on its own and no two images are alike.
+ * A distinct small picture per index, with transparency, so every result can be checked on its
+ * own; of varied size (16 to 79 pixels a side) unless a size is given.
  */
-export function picture(index: number): Bitmap {
-  const width = 16 + ((index * 7) % 64);
-  const height = 16 + ((index * 13) % 64);
+export function picture(index: number, size?: { width: number; height: number }): Bitmap {
+  const { width, height } = size ?? { width: 16 + ((index * 7) % 64), height: 16 + ((index * 13) % 64) };
   const data = Buffer.alloc(width * height * 4);
   for (let y = 0; y < height; y += 1) {
     for (let x = 0; x < width; x += 1) {
