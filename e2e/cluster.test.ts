@@ -85,7 +85,7 @@ describe('cluster: several instances of every service, one of each killed', () =
 
   afterAll(async () => {
     halt.abort();
-    await running?.catch(() => undefined);
+    await running;
     await cluster?.stop();
     await schema?.drop();
     const file = path.join(os.tmpdir(), `pixelmill-cluster-report-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
@@ -125,12 +125,12 @@ describe('cluster: several instances of every service, one of each killed', () =
         report(`${victim} started again at ${startedAgainAtMs} ms, back (a server: healthy and registered) at ${since()} ms`);
       }
     })();
-    // The first failure stops the others, so the cluster can be stopped.
-    running = Promise.all([uploading, killing]).catch((err: unknown) => {
+    // The first failure stops the others; the cluster is stopped once all have.
+    running = Promise.allSettled([uploading, killing]);
+    await Promise.all([uploading, killing]).catch((err: unknown) => {
       halt.abort();
       throw err;
     });
-    await running;
     const uploadsMs = since();
 
     const refusals = [...uploads.values()].flatMap((upload) => upload.refusals);
