@@ -91,7 +91,11 @@ describe('database outage: PostgreSQL out of reach for a few seconds mid-run', (
       }),
     );
     try {
-      while (accepted.length < 10) await sleep(100);
+      const running = Date.now();
+      while (accepted.length < 10) {
+        if (Date.now() - running > 60_000) throw new Error(`only ${accepted.length} uploads accepted in a minute before the outage`);
+        await sleep(100);
+      }
 
       proxy.cut();
       phase = 'during';
