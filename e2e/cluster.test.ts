@@ -78,7 +78,7 @@ describe('cluster: several instances of every service, one of each killed', () =
         frontend: { UPLOAD_RATE_PER_MINUTE: '1000000', UPLOAD_BURST: '100000' },
       },
     });
-    frontends = cluster.servers.filter((server) => server.service === 'frontend').map((server) => server.url);
+    frontends = cluster.frontends;
     figures.clusterStartMs = Date.now() - started;
     report(`started in ${Date.now() - started} ms; data and logs in ${dir}; PostgreSQL schema ${schema.schema}`);
   }, 240_000);

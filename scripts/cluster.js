@@ -57,7 +57,7 @@ async function startLocalS3({ directory, bucket, region = 'us-east-1' }) {
  * Starts the cluster: a local S3 server unless `objectStore` names one, then the services.
  * @param {object} options
  * @param {string} options.dataDir  the instances' folders, and the local S3 server's (`s3`)
- * @param {{url: string, schema: string, poolSize?: number}} options.database
+ * @param {{url: string, schema: string, poolSize?: number}} [options.database]  PostgreSQL for taskdb, kv and the frontends (else DATABASE_URL in `env` decides)
  * @param {{bucket: string, endpoint?: string, region?: string, accessKeyId?: string, secretAccessKey?: string}} [options.objectStore]  an S3 server of one's own; unset: a local one
  * @param {string} [options.bucket]  the local S3 server's bucket (default pixelmill)
  * @param {{url: string, prefix?: string}} [options.redis]  for the shared upload limit; unset: PostgreSQL holds it
@@ -88,6 +88,8 @@ async function startCluster(options) {
     });
     const stopServices = stack.stop;
     return Object.assign(stack, {
+      /** The frontends' addresses: the upload pages. */
+      frontends: stack.servers.filter((server) => server.service === 'frontend').map((server) => server.url),
       /** Where storage keeps the bytes. */
       objectStore: options.objectStore ?? localS3,
       async stop() {
@@ -169,11 +171,11 @@ async function main() {
   runSupervised(cluster);
 
   printProcesses(cluster);
-  const frontends = cluster.servers.filter((server) => server.service === 'frontend');
+  const [first] = cluster.frontends;
   console.log('pixelmill cluster is running. Upload pages:');
-  for (const frontend of frontends) console.log(`  Upload page: ${frontend.url}/`);
-  console.log(`  try: curl -F image=@some.png ${frontends[0].url}/newImage`);
-  console.log(`  API docs: ${frontends[0].url}/docs (OpenAPI: ${frontends[0].url}/openapi.json)`);
+  for (const frontend of cluster.frontends) console.log(`  Upload page: ${frontend}/`);
+  console.log(`  try: curl -F image=@some.png ${first}/newImage`);
+  console.log(`  API docs: ${first}/docs (OpenAPI: ${first}/openapi.json)`);
   console.log(`  PostgreSQL: ${withoutPassword(database.url)} schema ${database.schema}`);
   console.log(`  S3: ${cluster.objectStore.endpoint ?? 'AWS'} bucket ${cluster.objectStore.bucket}${objectStore ? '' : ' (local s3rver)'}`);
   console.log(`  upload limit shared in: ${redisUrl ? withoutPassword(redisUrl) : 'PostgreSQL'}`);
