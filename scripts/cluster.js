@@ -81,6 +81,7 @@ async function startCluster(options) {
       envFor: options.envFor,
       tokens: options.tokens,
       instances: { ...INSTANCES, ...options.instances },
+      instanceIds: true,
       workers: options.workers ?? WORKERS,
       database: options.database,
       objectStore: options.objectStore ?? localS3,

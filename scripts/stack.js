@@ -21,11 +21,11 @@ const SERVERS = [
 const scriptOf = (name) => path.join(ROOT, 'apps', name, 'dist', 'main.js');
 
 /**
- * Waits until kv lists this instance of a service under `services/<service>/<instance>` (or lists
- * the service under `services/<service>`, where one key holds the last instance to register), so
- * dependents can resolve it at once.
+ * Waits until kv lists this instance of a service (its key `services/<service>/<INSTANCE_ID>`, or
+ * its address under `services/<service>/`; or the service under `services/<service>`, where one
+ * key holds the last instance to register), so dependents can resolve it at once.
  */
-async function waitUntilRegistered(kvUrl, { service, instance }, token, exited, timeoutMs = 15_000) {
+async function waitUntilRegistered(kvUrl, { service, env, url }, token, exited, timeoutMs = 15_000) {
   const deadline = Date.now() + timeoutMs;
   const headers = token ? { authorization: `Bearer ${token}` } : {};
   const prefix = `services/${service}`;
@@ -33,9 +33,11 @@ async function waitUntilRegistered(kvUrl, { service, instance }, token, exited, 
     const response = await fetch(`${kvUrl}/keys?prefix=${encodeURIComponent(prefix)}`, { headers }).catch(() => undefined);
     const listed = response?.ok ? (await response.json()).items : (await response?.arrayBuffer(), []);
     // Checked first: another program may answer on a port this one could not take.
-    if (exited()) throw new Error(`${service} instance ${instance} exited before it registered in kv`);
-    if (listed.some((item) => item.key === `${prefix}/${instance}` || item.key === prefix)) return;
-    if (Date.now() > deadline) throw new Error(`${service} instance ${instance} did not register in kv within ${timeoutMs} ms`);
+    if (exited()) throw new Error(`${service} at ${url} exited before it registered in kv`);
+    const own = (item) =>
+      item.key === `${prefix}/${env.INSTANCE_ID}` || (item.key.startsWith(`${prefix}/`) && item.value === (env.ADVERTISE_URL ?? url));
+    if (listed.some((item) => own(item) || item.key === prefix)) return;
+    if (Date.now() > deadline) throw new Error(`${service} at ${url} did not register in kv within ${timeoutMs} ms`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }
@@ -85,6 +87,7 @@ const newToken = () => crypto.randomBytes(24).toString('base64url');
  * @property {Record<string, string>} [env]  extra environment for every service
  * @property {Record<string, Record<string, string>>} [envFor]  extra environment per service (all its instances)
  * @property {Partial<Record<string, number>>} [instances]  how many instances of each server (default 1); further ones take free ports
+ * @property {boolean} [instanceIds]  each server instance named in kv after its process (INSTANCE_ID=taskdb-2); unset: the services' default, a hash of the address
  * @property {number} [workers]  how many worker processes (default 1)
  * @property {{internal?: string, worker?: string} | false} [tokens]  the stack's tokens; each generated when absent, none with false
  * @property {{url: string, schema: string, poolSize?: number}} [database]  taskdb and kv (and the frontends' upload limit) on PostgreSQL; unset: SQLite
@@ -96,7 +99,7 @@ const newToken = () => crypto.randomBytes(24).toString('base64url');
  * @typedef {object} StackServer  one running instance of a server
  * @property {string} name  its process name (`master`, `master-2`, ...)
  * @property {string} service
- * @property {number} instance  1-based, also its INSTANCE_ID
+ * @property {number} instance  1-based
  * @property {string} url
  */
 
@@ -132,7 +135,7 @@ async function startStack(options) {
           ...(server.data ? { DATA_DIR: path.join(options.dataDir, name) } : {}),
           ...backends[server.name],
           ...options.envFor?.[server.name],
-          INSTANCE_ID: String(instance),
+          ...(options.instanceIds ? { INSTANCE_ID: name } : {}),
         },
       };
     }
@@ -143,7 +146,7 @@ async function startStack(options) {
       service: 'worker',
       instance,
       server: false,
-      env: { ...env, ...(tokens ? { WORKER_TOKEN: tokens.worker } : {}), ...options.envFor?.worker, INSTANCE_ID: String(instance) },
+      env: { ...env, ...(tokens ? { WORKER_TOKEN: tokens.worker } : {}), ...options.envFor?.worker },
     };
   }
   const namesOf = (service) => Object.keys(specs).filter((name) => specs[name].service === service);
@@ -151,6 +154,7 @@ async function startStack(options) {
   /** @type {Record<string, import('@pixelmill/kit/testing').ServiceProcess>} */
   const running = {};
   const launch = async (name, spec) => {
+    if (spec.server) spec.url = `http://127.0.0.1:${spec.port}`;
     running[name] = await startServiceProcess({
       name,
       script: scriptOf(spec.service),
@@ -177,7 +181,6 @@ async function startStack(options) {
       }
     }
     spec.started = true;
-    if (spec.server) spec.url = `http://127.0.0.1:${spec.port}`;
     if (spec.service === 'kv' && spec.instance === 1) kvUrl = spec.url;
     return running[name];
   };
