@@ -209,7 +209,7 @@ describe('Discovery', () => {
             return { status: 200, body: entry };
           },
           delete: () => ({ status: 204, body: undefined }),
-          list: () => ({ status: 200, body: { items: [...entries.values()] } }),
+          list: () => ({ status: 200, body: { items: [...entries.values()], nextCursor: null } }),
         }),
     });
     return { server: await serve(app), entries };
