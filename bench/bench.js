@@ -17,7 +17,7 @@
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { loadAverage, describeMachine, describeSource } = require('./machine');
+const { loadAverage, describeMachine, describeSource, logTails } = require('./run-info');
 
 const ROOT = path.resolve(__dirname, '..');
 const SERVICES = ['kv', 'taskdb', 'storage', 'master', 'frontend', 'worker'];
@@ -141,19 +141,6 @@ async function idleLatencies(client, images, count, sleep) {
 
 const difference = (after, before, names) => names.reduce((sum, name) => sum + (after[name] - before[name]), 0);
 const maxOf = (...maps) => Object.fromEntries(Object.keys(maps[0]).map((name) => [name, Math.max(...maps.map((m) => m[name]))]));
-
-/** The last lines of each service's log, to explain a failure before the folder is removed. */
-function logTails(logDir, lines = 15) {
-  if (!fs.existsSync(logDir)) return '';
-  return fs
-    .readdirSync(logDir)
-    .map((file) => {
-      const text = fs.readFileSync(path.join(logDir, file), 'utf8').trimEnd();
-      return text ? `--- ${file} (last ${lines} lines)\n${text.split('\n').slice(-lines).join('\n')}` : '';
-    })
-    .filter(Boolean)
-    .join('\n');
-}
 
 async function main() {
   const args = parseArgs(process.argv.slice(2));

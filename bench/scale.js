@@ -22,7 +22,7 @@
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { loadAverage, describeMachine, describeSource } = require('./machine');
+const { loadAverage, describeMachine, describeSource, logTails } = require('./run-info');
 
 const ROOT = path.resolve(__dirname, '..');
 const PARTS = ['taskdb', 'queue', 'release', 'storage', 'cluster'];
@@ -101,9 +101,13 @@ function parseArgs(argv) {
     else if (arg === '--backends') args.backends = list(arg, value(), [...ENGINES, ...STORES]);
     else if (arg === '--sizes') {
       const raw = value();
-      args.sizes = raw.split(',').map(Number);
-      if (args.sizes.some((n) => !Number.isInteger(n) || n < 1_000))
+      args.sizes = raw
+        .split(',')
+        .map(Number)
+        .sort((a, b) => a - b);
+      if (args.sizes.some((n) => !Number.isInteger(n) || n < 1_000)) {
         throw new UsageError(`--sizes takes whole numbers of at least 1000, got "${raw}"`);
+      }
     } else if (arg === '--out') args.out = path.resolve(value());
     else if (arg === '--keep') args.keep = true;
     else if (arg === '--scale') continue;
@@ -158,29 +162,6 @@ async function findBackends(args) {
 const startedAt = Date.now();
 const log = (message) => process.stderr.write(`[scale ${((Date.now() - startedAt) / 1000).toFixed(1).padStart(6)} s] ${message}\n`);
 
-/** 10³ for 1000, else the number with separators. */
-function sizeLabel(n) {
-  const exponent = Math.log10(n);
-  if (!Number.isInteger(exponent)) return n.toLocaleString('en-US');
-  return `10${[...String(exponent)].map((d) => '⁰¹²³⁴⁵⁶⁷⁸⁹'[Number(d)]).join('')}`;
-}
-
-const ms = (v) => (v === undefined || !Number.isFinite(v) ? '–' : v < 10 ? v.toFixed(2) : v < 100 ? v.toFixed(1) : v.toFixed(0));
-const medianP99 = (figure) => (figure ? `${ms(figure.medianMs)} / ${ms(figure.p99Ms)} ms` : '–');
-
-/** The last lines of each log, to explain a failure before the folder is removed. */
-function logTails(logDir, lines = 10) {
-  if (!fs.existsSync(logDir)) return '';
-  return fs
-    .readdirSync(logDir)
-    .map((file) => {
-      const text = fs.readFileSync(path.join(logDir, file), 'utf8').trimEnd();
-      return text ? `--- ${file} (last ${lines} lines)\n${text.split('\n').slice(-lines).join('\n')}` : '';
-    })
-    .filter(Boolean)
-    .join('\n');
-}
-
 async function run(argv) {
   const args = parseArgs(argv);
   if (args.help) {
@@ -195,8 +176,7 @@ async function run(argv) {
   const { clusterLauncher, clusterPipeline } = require('./scale-cluster');
   const { undoPending } = require('./scale-services');
   const { closeConnections } = require('./pixelmill-client');
-  const { median, summarize } = require('./stats');
-  const { markdownTable, isMet } = require('./report');
+  const { scaleReport, sizeLabel, ms } = require('./scale-report');
 
   const plan = { ...PLANS[args.quick ? 'quick' : 'full'], ...(args.sizes ? { sizes: args.sizes } : {}) };
   const machine = describeMachine();
@@ -311,9 +291,8 @@ async function run(argv) {
         results.cluster = { skipped: `the cluster runs on PostgreSQL: ${backends.postgres.reason}` };
       } else {
         log('cluster: starting');
-        results.cluster = (await attempt('cluster pipeline', () => clusterPipeline(launcher.start, plan, context))) ?? {
-          skipped: 'failed',
-        };
+        const figure = await attempt('cluster pipeline', () => clusterPipeline(launcher.start, plan, context));
+        results.cluster = figure ?? { skipped: 'the measurement failed (see its log above)' };
       }
     }
   } finally {
@@ -322,224 +301,14 @@ async function run(argv) {
     process.off('SIGTERM', onSignal);
   }
 
-  // Targets of the issue, each on the figures it is about.
-  const targets = [];
-  const target = (id, label, cmp, value, measured) => {
-    if (measured === undefined || !Number.isFinite(measured)) return undefined;
-    const entry = { id, label, cmp, value, measured, met: isMet({ cmp, value }, measured) };
-    targets.push(entry);
-    return entry;
-  };
-  const metCell = (entry) => (entry ? (entry.met ? 'yes' : 'NO') : '');
-  const [smallest, largest] = [plan.sizes[0], plan.sizes[plan.sizes.length - 1]];
-  const sections = [];
-
-  // 1. taskdb as the table grows.
-  if (parts.has('taskdb')) {
-    const OPS = [
-      ['claim', 'claim'],
-      ['get', 'get'],
-      ['changeState', 'change state'],
-      ['listFirst', 'list by state, first page'],
-      ['listDeep', 'list by state, deep page (cursor)'],
-    ];
-    const ratioLabel = `${sizeLabel(largest)} ÷ ${sizeLabel(smallest)}`;
-    const cells = [];
-    for (const engine of engines) {
-      const bySize = results.taskdb[engine] ?? {};
-      for (const [op, label] of OPS) {
-        const ratio =
-          bySize[largest] && bySize[smallest] ? bySize[largest].ops[op].medianMs / bySize[smallest].ops[op].medianMs : undefined;
-        const entry =
-          plan.sizes.length > 1
-            ? target(`taskdb.${engine}.${op}.ratio`, `taskdb ${engine} ${label}: median ${ratioLabel}`, '<=', 2, ratio)
-            : undefined;
-        cells.push([
-          label,
-          engine,
-          ...plan.sizes.map((n) => medianP99(bySize[n]?.ops[op])),
-          ratio === undefined ? '–' : ratio.toFixed(2),
-          entry ? '≤ 2' : '',
-          metCell(entry),
-        ]);
-      }
-      cells.push([
-        '(seeding by SQL)',
-        engine,
-        ...plan.sizes.map((n) => (bySize[n] ? `${bySize[n].seedSeconds.toFixed(1)} s` : '–')),
-        '',
-        '',
-        '',
-      ]);
-    }
-    sections.push({
-      title: `taskdb as the table grows: median / p99 of one call at a time (${plan.opSamples} each), through its HTTP API`,
-      table: markdownTable(['call', 'engine', ...plan.sizes.map(sizeLabel), ratioLabel, 'target', 'met?'], cells),
-    });
-  }
-
-  // 2. The queue's throughput and wake-up.
-  if (parts.has('queue')) {
-    const q = results.queue;
-    const perSecond = (engine, kind) => (q[engine] ? summarize(q[engine][kind].map((r) => r.perSecond)) : undefined);
-    const rate = (figure) =>
-      figure
-        ? `${figure.median.toFixed(0)}/s${figure.min === figure.max ? '' : ` (${figure.min.toFixed(0)}–${figure.max.toFixed(0)})`}`
-        : '–';
-    const perTurn = (engine, kind, field, digits, unit) =>
-      q[engine] ? `${median(q[engine][kind].map((r) => r[field])).toFixed(digits)}${unit}` : '–';
-    const cycles = Object.fromEntries(engines.map((engine) => [engine, perSecond(engine, 'cycles')]));
-    const pgTarget = target(
-      'queue.postgres.perSecond',
-      'create → claim → finish on PostgreSQL, 16 clients',
-      '>=',
-      800,
-      cycles.postgres?.median,
-    );
-    const pgOverSqlite = cycles.postgres && cycles.sqlite ? cycles.postgres.median / cycles.sqlite.median : undefined;
-    const pgOverSqliteTarget = target('queue.postgresOverSqlite', 'create → claim → finish, PostgreSQL ÷ SQLite', '>=', 1, pgOverSqlite);
-    // The claimer of record waits on the events long poll; where the build has none, the polling one stands in.
-    const wakeTargets = Object.fromEntries(
-      engines.map((engine) => {
-        const byMode = q[engine]?.createToClaim;
-        const mode = byMode?.events ? 'events' : 'poll';
-        return [
-          engine,
-          {
-            mode,
-            entry: target(
-              `queue.${engine}.createToClaim.${mode}`,
-              `create → claim median on ${engine} (${mode})`,
-              '<=',
-              10,
-              byMode?.[mode]?.medianMs,
-            ),
-          },
-        ];
-      }),
-    );
-    const row = (label, cellOf, targetCell = '', met = '') => [label, ...engines.map(cellOf), targetCell, met];
-    const wakeRow = (mode, label) =>
-      row(
-        label,
-        (engine) => {
-          const byMode = q[engine]?.createToClaim;
-          if (!byMode) return '–';
-          return byMode[mode] === null ? 'no GET /events in this build' : medianP99(byMode[mode]);
-        },
-        engines.some((engine) => wakeTargets[engine].mode === mode) ? '≤ 10 ms (median)' : '',
-        engines
-          .filter((engine) => wakeTargets[engine].mode === mode)
-          .map((engine) => `${engine}: ${metCell(wakeTargets[engine].entry) || '–'}`)
-          .join(', '),
-      );
-    const cells = [
-      row(`create → claim → finish, ${plan.clients} clients`, (engine) => rate(cycles[engine]), 'postgres ≥ 800/s', metCell(pgTarget)),
-      row('  taskdb CPU per task', (engine) => perTurn(engine, 'cycles', 'taskdbCpuMsPerTurn', 2, ' ms')),
-      row('  machine busy meanwhile (all processes)', (engine) => perTurn(engine, 'cycles', 'machineBusyPercent', 0, ' %')),
-      row(
-        '  PostgreSQL ÷ SQLite',
-        (engine) => (engine === 'postgres' && pgOverSqlite !== undefined ? pgOverSqlite.toFixed(2) : ''),
-        '≥ 1',
-        metCell(pgOverSqliteTarget),
-      ),
-      row(`creates alone, ${plan.clients} clients`, (engine) => rate(perSecond(engine, 'creates'))),
-      wakeRow('events', 'create → claim, the claimer long-polling GET /events (median / p99)'),
-      wakeRow('poll', `create → claim, the claimer polling POST /claims, ${POLL_PAUSE_MS} ms apart (median / p99)`),
-    ];
-    sections.push({
-      title: `The queue through taskdb's API: ${plan.throughputReps} run(s) of ${plan.throughputSeconds} s, median (min–max); create → claim one task at a time (${plan.latencySamples})`,
-      table: markdownTable(['measure', ...engines, 'target', 'met?'], cells),
-    });
-  }
-
-  // 3. A mass release.
-  if (parts.has('release')) {
-    const r = results.release;
-    const { backlog, released } = plan.release;
-    const ratios = Object.fromEntries(
-      engines.map((engine) => [
-        engine,
-        r[engine]?.baseline && r[engine]?.backlog ? r[engine].backlog.claim.medianMs / r[engine].baseline.claim.medianMs : undefined,
-      ]),
-    );
-    const entries = Object.fromEntries(
-      engines.map((engine) => [
-        engine,
-        target(
-          `release.${engine}.ratio`,
-          `claim after a mass release on ${engine}: ${sizeLabel(backlog)} in backoff ÷ none`,
-          '<=',
-          2,
-          ratios[engine],
-        ),
-      ]),
-    );
-    const cells = [
-      [
-        `release ${released} held tasks at once (${plan.clients} clients), total`,
-        ...engines.map((e) => (r[e]?.backlog ? `${ms(r[e].backlog.releaseMs)} ms` : '–')),
-        '',
-        '',
-      ],
-      ['claim, none in backoff (median / p99)', ...engines.map((e) => medianP99(r[e]?.baseline?.claim)), '', ''],
-      [
-        `claim, ${sizeLabel(backlog)} older tasks in backoff (median / p99)`,
-        ...engines.map((e) => medianP99(r[e]?.backlog?.claim)),
-        '',
-        '',
-      ],
-      [
-        '  ÷ none in backoff',
-        ...engines.map((e) => (ratios[e] === undefined ? '–' : ratios[e].toFixed(2))),
-        '≤ 2',
-        engines.map((e) => `${e}: ${metCell(entries[e]) || '–'}`).join(', '),
-      ],
-    ];
-    sections.push({
-      title: `Claims after a mass release: ${released} tasks into backoff at once, ${plan.opSamples} claims of newer ready tasks`,
-      table: markdownTable(['measure', ...engines, 'target', 'met?'], cells),
-    });
-  }
-
-  // 4. storage with many objects.
-  if (parts.has('storage')) {
-    const s = results.storage;
-    const cells = [];
-    for (const store of stores) {
-      for (const filler of plan.storageFillers) {
-        const figure = s[store]?.[filler];
-        cells.push([store, sizeLabel(filler), medianP99(figure?.put), medianP99(figure?.get)]);
-      }
-      const [few, many] = [s[store]?.[plan.storageFillers[0]], s[store]?.[plan.storageFillers[plan.storageFillers.length - 1]]];
-      if (few && many) {
-        cells.push([
-          `${store}: ${sizeLabel(plan.storageFillers[plan.storageFillers.length - 1])} ÷ ${sizeLabel(plan.storageFillers[0])}`,
-          '',
-          (many.put.medianMs / few.put.medianMs).toFixed(2),
-          (many.get.medianMs / few.get.medianMs).toFixed(2),
-        ]);
-      }
-    }
-    sections.push({
-      title: `storage: PUT and GET of a ${(OBJECT_BYTES / 1000).toFixed(0)} KB PNG through its HTTP API, one at a time (${plan.storage.samples} each), median / p99`,
-      table: markdownTable(['store', 'objects stored', 'PUT', 'GET'], cells),
-    });
-  }
-
-  // 5. The cluster.
-  if (parts.has('cluster')) {
-    const c = results.cluster;
-    const cell = c?.imagesPerSecond ? `${c.imagesPerSecond.toFixed(1)} img/s` : `skipped: ${c?.skipped ?? 'not run'}`;
-    const label = c?.imagesPerSecond
-      ? `512×512 pipeline through the cluster (${c.images} images, ${c.clients} clients over ${c.frontends} frontends)`
-      : '512×512 pipeline through the cluster';
-    sections.push({
-      title: 'The cluster (scripts/cluster.js), for the record',
-      table: markdownTable(['measure', 'value'], [[label, cell]]),
-    });
-  }
-
+  const { sections, targets } = scaleReport(results, {
+    plan,
+    parts,
+    engines,
+    stores,
+    pollPauseMs: POLL_PAUSE_MS,
+    objectBytes: OBJECT_BYTES,
+  });
   const skipped = Object.entries(backends)
     .filter(([, b]) => !b.available)
     .map(([name, b]) => `${name} (${b.reason})`);

@@ -1,4 +1,5 @@
-// What a benchmark's figures were measured on: the machine and the build (the git state).
+// What a benchmark run tells about itself: the machine and the build (the git state) its figures
+// were measured on, and the services' logs when a measurement failed.
 'use strict';
 const fs = require('node:fs');
 const os = require('node:os');
@@ -35,4 +36,17 @@ function describeSource() {
   return { commit, modified: status.split('\n').filter(Boolean) };
 }
 
-module.exports = { loadAverage, describeMachine, describeSource };
+/** The last lines of each service's log, to explain a failure before the folder is removed. */
+function logTails(logDir, lines = 15) {
+  if (!fs.existsSync(logDir)) return '';
+  return fs
+    .readdirSync(logDir)
+    .map((file) => {
+      const text = fs.readFileSync(path.join(logDir, file), 'utf8').trimEnd();
+      return text ? `--- ${file} (last ${lines} lines)\n${text.split('\n').slice(-lines).join('\n')}` : '';
+    })
+    .filter(Boolean)
+    .join('\n');
+}
+
+module.exports = { loadAverage, describeMachine, describeSource, logTails };
