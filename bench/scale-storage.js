@@ -3,6 +3,7 @@
 // starts). The objects already there are written straight to disk (tiny ones: only their number
 // matters), in the folder's layout or in s3rver's.
 'use strict';
+const crypto = require('node:crypto');
 const fs = require('node:fs');
 const path = require('node:path');
 const { request } = require('./pixelmill-client');
@@ -24,19 +25,22 @@ const FILLER_BYTES = noisePng(4, 11).bytes;
 
 /**
  * Writes `count` filler objects straight into the store's files: `<dataDir>/finished/<key>` for
- * the folder; for s3rver, `<dir>/<bucket>/finished/<key>._S3rver_object` and its metadata (its
- * file layout, version 3).
+ * the folder; for s3rver, `<dir>/<bucket>/finished/<key>._S3rver_object` with its MD5 and its
+ * metadata (s3rver 3's file layout), as its own PUT leaves them.
  */
 function seedFiller(kind, dir, count) {
   const folder = kind === 'folder' ? path.join(dir, STATE) : path.join(dir, BUCKET, STATE);
   fs.mkdirSync(folder, { recursive: true });
   const metadata = JSON.stringify({ 'content-type': 'image/png' });
+  const md5 = crypto.createHash('md5').update(FILLER_BYTES).digest('hex');
   for (let i = 0; i < count; i++) {
     if (kind === 'folder') {
       fs.writeFileSync(path.join(folder, fillerKey(i)), FILLER_BYTES);
     } else {
-      fs.writeFileSync(path.join(folder, `${fillerKey(i)}._S3rver_object`), FILLER_BYTES);
-      fs.writeFileSync(path.join(folder, `${fillerKey(i)}._S3rver_metadata.json`), metadata);
+      const file = path.join(folder, `${fillerKey(i)}._S3rver_`);
+      fs.writeFileSync(`${file}object`, FILLER_BYTES);
+      fs.writeFileSync(`${file}object.md5`, md5);
+      fs.writeFileSync(`${file}metadata.json`, metadata);
     }
   }
 }
