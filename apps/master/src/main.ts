@@ -1,6 +1,8 @@
 import { createLogger, deriveSigningKey, Discovery, loadConfigOrExit, runMain, runService } from '@pixelmill/kit';
 import { createApp } from './app';
 import { MasterConfigSchema } from './config';
+import { ImageStoreGateway } from './data-access/image-store-gateway';
+import { TaskGateway } from './data-access/task-gateway';
 import { Housekeeper, startHousekeeping } from './domain/housekeeper';
 import { ImageService } from './domain/image-service';
 
@@ -17,18 +19,21 @@ runMain('master', async () => {
   });
   const taskdb = discovery.client('taskdb');
   const storage = discovery.client('storage');
+  const tasks = new TaskGateway(taskdb);
+  const store = new ImageStoreGateway(storage, {
+    publicUrl: async () => config.STORAGE_PUBLIC_URL ?? (await discovery.resolve('storage')),
+    signingKey: deriveSigningKey(config.INTERNAL_TOKEN, config.URL_SIGNING_KEY),
+  });
   const images = new ImageService({
-    taskdb,
-    storage,
+    tasks,
+    store,
     leaseMs: config.LEASE_MS,
     claimRecheckMs: config.CLAIM_RECHECK_MS,
-    storageUrl: async () => config.STORAGE_PUBLIC_URL ?? (await discovery.resolve('storage')),
-    signingKey: deriveSigningKey(config.INTERNAL_TOKEN, config.URL_SIGNING_KEY),
     signedUrlTtlMs: config.SIGNED_URL_TTL_MS,
     quotas: { perKey: capOrNone(config.QUOTA_BYTES_PER_KEY), anonymous: capOrNone(config.QUOTA_BYTES_ANONYMOUS) },
   });
   const housekeeping = startHousekeeping(
-    new Housekeeper({ taskdb, storage, logger, retentionMs: config.RETENTION_HOURS * 3_600_000 }),
+    new Housekeeper({ tasks, store, logger, retentionMs: config.RETENTION_HOURS * 3_600_000 }),
     config.HOUSEKEEPING_INTERVAL_MS,
     logger,
   );
