@@ -2,6 +2,7 @@ import { createLogger, deriveSigningKey, Discovery, loadConfigOrExit, runMain, r
 import { createApp } from './app';
 import { MasterConfigSchema } from './config';
 import { ImageStoreGateway } from './data-access/image-store-gateway';
+import { TaskEventFeed } from './data-access/task-events';
 import { TaskGateway } from './data-access/task-gateway';
 import { Housekeeper, startHousekeeping } from './domain/housekeeper';
 import { ImageService } from './domain/image-service';
@@ -32,6 +33,15 @@ runMain('master', async () => {
     signedUrlTtlMs: config.SIGNED_URL_TTL_MS,
     quotas: { perKey: capOrNone(config.QUOTA_BYTES_PER_KEY), anonymous: capOrNone(config.QUOTA_BYTES_ANONYMOUS) },
   });
+  // A task created or ended through any master wakes the calls waiting on this one.
+  const taskEvents = new TaskEventFeed({
+    resolve: () => discovery.resolve('taskdb'),
+    onUnreachable: () => discovery.invalidate('taskdb'),
+    token: config.INTERNAL_TOKEN,
+    handlers: images,
+    logger,
+  });
+  taskEvents.start();
   const housekeeping = startHousekeeping(
     new Housekeeper({ tasks, store, logger, retentionMs: config.RETENTION_HOURS * 3_600_000 }),
     config.HOUSEKEEPING_INTERVAL_MS,
@@ -44,5 +54,5 @@ runMain('master', async () => {
     dependencies: [taskdb, storage],
     tokens: { internal: config.INTERNAL_TOKEN, worker: config.WORKER_TOKEN },
   });
-  await runService({ service: 'master', app, logger, config, onStop: [() => housekeeping.stop()] });
+  await runService({ service: 'master', app, logger, config, onStop: [() => taskEvents.stop(), () => housekeeping.stop()] });
 });

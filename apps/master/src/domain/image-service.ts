@@ -81,8 +81,24 @@ export class ImageService {
       if (outcome.kind === 'refused') throw outcome.error;
       return { id: outcome.task.id, state: outcome.task.state };
     }
-    this.signal.notify();
+    this.taskCreated();
     return { id, state: outcome.task.state };
+  }
+
+  /** A task was created, through this master or another: the waiting getWork calls try to claim. */
+  taskCreated(): void {
+    this.signal.notify();
+  }
+
+  /** A task ended, through this master or another: the isReady calls waiting for it answer at once. */
+  taskEnded(status: TaskStatus): void {
+    this.ended.notify(status.id, status);
+  }
+
+  /** News of created and ended tasks may have been lost: every waiting call asks taskdb again. */
+  tasksMissed(): void {
+    this.signal.wakeAll();
+    this.ended.wakeAll();
   }
 
   /** The bytes an owner has stored and its cap (no owner: the clients without an API key). */
@@ -97,7 +113,7 @@ export class ImageService {
 
   /**
    * A task's state. With waitMs, waits until it is finished or failed (woken when this master
-   * records the end, and re-asking taskdb now and then for ends recorded elsewhere).
+   * records the end or taskdb tells of it, and re-asking taskdb now and then as a backstop).
    */
   async status(id: string, owner?: string, waitMs = 0, signal?: AbortSignal): Promise<TaskStatus> {
     const deadline = Date.now() + waitMs;
@@ -107,8 +123,9 @@ export class ImageService {
       if (task.state === 'finished' || task.state === 'failed' || left <= 0 || signal?.aborted) {
         return { id, state: task.state, ...(task.error ? { error: task.error } : {}) };
       }
-      // Woken by this master's own changeState, the wake carries the ended state: no second read
-      // (the owner was checked by the read above). A timeout wakes empty and taskdb is asked again.
+      // Woken by an end (this master's own changeState, or taskdb's event), the wake carries the
+      // ended state: no second read (the owner was checked by the read above). A timeout, or news
+      // that may have been lost, wakes empty and taskdb is asked again.
       const ended = await this.ended.wait(Math.min(left, this.deps.claimRecheckMs), signal, id);
       if (ended) return ended;
     }
@@ -174,7 +191,7 @@ export class ImageService {
   ): Promise<TaskStatus> {
     const task = await this.deps.tasks.changeState(id, body);
     const status: TaskStatus = { id, state: task.state, ...(task.error ? { error: task.error } : {}) };
-    if (status.state === 'finished' || status.state === 'failed') this.ended.notify(id, status);
+    if (status.state === 'finished' || status.state === 'failed') this.taskEnded(status);
     return status;
   }
 

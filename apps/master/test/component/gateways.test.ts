@@ -7,9 +7,7 @@ import { AppError, ContractClient, IMAGE_HEAD_BYTES } from '@pixelmill/kit';
 import type { ServiceProcess } from '@pixelmill/kit/testing';
 import { ImageStoreGateway } from '../../src/data-access/image-store-gateway';
 import { TaskGateway } from '../../src/data-access/task-gateway';
-import { INTERNAL_TOKEN, startDependency } from './dependencies';
-
-const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+import { INTERNAL_TOKEN, pngOf, startDependency } from './fixtures';
 
 /** The gateways' answers where taskdb's and storage's statuses do not map one to one. */
 describe('master gateways', () => {
@@ -78,7 +76,7 @@ describe('master gateways', () => {
 
   /** Stores bytes as an attempt's result, as a worker would: storage takes only what starts as an image. */
   const storeResult = async (id: string, attempt: number, size: number): Promise<Buffer> => {
-    const bytes = Buffer.concat([PNG_SIGNATURE, Buffer.alloc(size - PNG_SIGNATURE.length, 7)]);
+    const bytes = pngOf(2, 2, Buffer.alloc(size - pngOf(2, 2, '').length, 7));
     const stored = await storage.call(storageContract.put, {
       params: { state: 'finished', key: resultKey(id, attempt) },
       body: bytes,

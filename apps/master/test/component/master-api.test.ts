@@ -11,19 +11,8 @@ import { TaskGateway } from '../../src/data-access/task-gateway';
 import { Housekeeper } from '../../src/domain/housekeeper';
 import { ImageService } from '../../src/domain/image-service';
 import { startCountingProxy } from './counting-proxy';
-import { INTERNAL_TOKEN, startDependency } from './dependencies';
+import { INTERNAL_TOKEN, pngOf, startDependency, until } from './fixtures';
 
-/** The signature and IHDR chunk of a PNG of width × height, then `rest`: master reads only headers. */
-const pngOf = (width: number, height: number, rest: string | Buffer = 'pixels'): Buffer => {
-  const ihdr = Buffer.alloc(25);
-  ihdr.writeUInt32BE(13, 0);
-  ihdr.write('IHDR', 4, 'latin1');
-  ihdr.writeUInt32BE(width, 8);
-  ihdr.writeUInt32BE(height, 12);
-  ihdr.writeUInt8(8, 16); // bit depth
-  ihdr.writeUInt8(6, 17); // RGBA
-  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), ihdr, Buffer.from(rest)]);
-};
 const PNG = pngOf(2, 2);
 const RESULT = pngOf(2, 2, 'swapped pixels');
 const WORKER_TOKEN = 'worker-token-0123456789ab';
@@ -124,9 +113,6 @@ describe('master API', () => {
         await proxy.close();
       },
     };
-  };
-  const until = async (check: () => boolean): Promise<void> => {
-    while (!check()) await new Promise((r) => setTimeout(r, 10));
   };
   const send = (
     method: string,
