@@ -19,14 +19,15 @@ const SERVERS = [
 
 const scriptOf = (name) => path.join(ROOT, 'apps', name, 'dist', 'main.js');
 
-/** Waits until kv lists `services/<name>`, so dependents can resolve it at once. */
+/** Waits until kv lists an instance of `name` (under `services/<name>/`), so dependents can resolve it at once. */
 async function waitUntilRegistered(kvUrl, name, token, timeoutMs = 15_000) {
   const deadline = Date.now() + timeoutMs;
   const headers = token ? { authorization: `Bearer ${token}` } : {};
+  const prefix = new URLSearchParams({ prefix: `services/${name}/` });
   for (;;) {
-    const response = await fetch(`${kvUrl}/keys/${encodeURIComponent(`services/${name}`)}`, { headers }).catch(() => undefined);
-    if (response) await response.arrayBuffer();
-    if (response && response.ok) return;
+    const response = await fetch(`${kvUrl}/keys?${prefix}`, { headers }).catch(() => undefined);
+    if (response?.ok && (await response.json()).items.length > 0) return;
+    if (response && !response.bodyUsed) await response.arrayBuffer();
     if (Date.now() > deadline) throw new Error(`${name} did not register in kv within ${timeoutMs} ms`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }

@@ -37,7 +37,7 @@ runMain('frontend', async () => {
     streamedUploadTimeoutMs: config.BODY_TIMEOUT_MS + config.REQUEST_TIMEOUT_MS,
   });
   if (config.API_KEYS) logger.info(`API keys required (${config.API_KEYS.length} configured)`);
-  // Listens, registers services/frontend in kv (renewed), and on SIGTERM unregisters and closes.
+  // Listens, registers services/frontend/<instance> in kv (renewed), and on SIGTERM unregisters and closes.
   await runService({
     service: 'frontend',
     app,

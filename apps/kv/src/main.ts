@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { createLogger, loadConfigOrExit, runMain, runService, serviceKey } from '@pixelmill/kit';
+import { createLogger, loadConfigOrExit, runMain, runService } from '@pixelmill/kit';
 import { createApp } from './app';
 import { KvConfigSchema, type KvConfig } from './config';
 import type { KvRepository } from './data-access/kv-repository';
@@ -18,7 +18,6 @@ runMain('kv', async () => {
   const repository = await openRepository(config);
   logger.info(config.DATABASE_URL === undefined ? 'state in SQLite' : `state in PostgreSQL, schema ${config.DATABASE_SCHEMA}`);
   const app = createApp({ repository, logger, tokens: { internal: config.INTERNAL_TOKEN, worker: config.WORKER_TOKEN } });
-  const server = await runService({ service: 'kv', app, logger, config, onStop: [() => repository.close()] });
-  // kv is its own registry: everyone finds it from KV_URL; the entry makes listings complete.
-  await repository.set(serviceKey('kv'), config.ADVERTISE_URL ?? server.url);
+  // Everyone finds kv from KV_URL; it registers with itself too, so listings of services/ are complete.
+  await runService({ service: 'kv', app, logger, config, onStop: [() => repository.close()] });
 });

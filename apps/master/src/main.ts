@@ -33,10 +33,14 @@ runMain('master', async () => {
     signedUrlTtlMs: config.SIGNED_URL_TTL_MS,
     quotas: { perKey: capOrNone(config.QUOTA_BYTES_PER_KEY), anonymous: capOrNone(config.QUOTA_BYTES_ANONYMOUS) },
   });
-  // A task created or ended through any master wakes the calls waiting on this one.
+  // A task created or ended through any master wakes the calls waiting on this one. The feed
+  // keeps to one taskdb instance; when that one cannot be reached, discovery skips it a while.
+  let followed: string | undefined;
   const taskEvents = new TaskEventFeed({
-    resolve: () => discovery.resolve('taskdb'),
-    onUnreachable: () => discovery.invalidate('taskdb'),
+    resolve: async () => (followed = await discovery.resolve('taskdb')),
+    onUnreachable: () => {
+      if (followed !== undefined) discovery.markUnreachable('taskdb', followed);
+    },
     token: config.INTERNAL_TOKEN,
     handlers: images,
     logger,

@@ -225,6 +225,8 @@ describe('kv with tokens', () => {
     expect((await get('/keys?prefix=', WORKER)).status).toBe(401);
     expect((await get('/keys', WORKER)).status).toBe(401);
     expect((await get('/keys?prefix=config/', WORKER)).status).toBe(401);
+    expect((await get('/keys?prefix=service', WORKER)).status).toBe(401);
+    expect((await get(`/keys?prefix=${encodeURIComponent('services/../config')}`, WORKER)).status).toBe(401);
     expect((await get('/keys?prefix=services/&prefix=config/', WORKER)).status).toBe(401);
     expect((await get('/keys/services%2Fmaster', WORKER, 'DELETE')).status).toBe(401);
     expect(await repository.get('services/master')).toBeDefined();

@@ -75,15 +75,22 @@ describe('kv processes on PostgreSQL', () => {
       };
       const kv = await startServiceProcess({ name, script: main, env, port, cwd: path.dirname(main) });
       running.push(kv);
-      return new ContractClient({ service: 'kv', baseUrl: kv.url!, token: INTERNAL });
+      return { url: kv.url!, client: new ContractClient({ service: 'kv', baseUrl: kv.url!, token: INTERNAL }) };
     };
     // Started together: their migrations meet, and the advisory lock lets one apply them.
-    const [first, second] = await Promise.all([start('kv-1'), start('kv-2')]);
+    const [kv1, kv2] = await Promise.all([start('kv-1'), start('kv-2')]);
+    const [first, second] = [kv1.client, kv2.client];
 
     expect((await first.call(kvContract.set, { params: { key: 'config/op' }, body: { value: 'invert' } })).status).toBe(200);
 
     expect(await second.call(kvContract.get, { params: { key: 'config/op' } })).toMatchObject({ status: 200, body: { value: 'invert' } });
-    const listed = await second.call(kvContract.list, { query: { prefix: 'services/kv' } });
-    expect(listed.status === 200 && listed.body.items.map((item) => item.key)).toEqual(['services/kv']);
+    // Each registers itself under services/kv/<instance>, in the one table they share.
+    const registered = async () => {
+      const listed = await second.call(kvContract.list, { query: { prefix: 'services/kv/' } });
+      return listed.status === 200 ? listed.body.items.map((item) => item.value).sort() : [];
+    };
+    const deadline = Date.now() + 15_000;
+    while ((await registered()).length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect(await registered()).toEqual([kv1.url, kv2.url].sort());
   });
 });
