@@ -10,13 +10,14 @@
 // Prints a table (stdout; progress goes to stderr) and writes a JSON file.
 //
 //   node bench/bench.js [--tiny] [--reps N] [--out FILE] [--worker-concurrency N] [--keep]
+//   node bench/bench.js --scale [...]    the scale measurements instead: see bench/scale.js
 //
 // It runs the build in apps/*/dist: `npm run bench` builds first.
 'use strict';
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { spawnSync } = require('node:child_process');
+const { loadAverage, describeMachine, describeSource, logTails } = require('./run-info');
 
 const ROOT = path.resolve(__dirname, '..');
 const SERVICES = ['kv', 'taskdb', 'storage', 'master', 'frontend', 'worker'];
@@ -33,6 +34,7 @@ const USAGE = `usage: node bench/bench.js [options]
   --out FILE              where to write the JSON results (default bench/results.json)
   --worker-concurrency N  WORKER_CONCURRENCY of the worker (default: the worker's own default)
   --keep                  keep the temporary data and log folder
+  --scale                 the scale measurements instead (bench/scale.js; --scale --help for its options)
 `;
 
 /** What one run does; --tiny keeps only enough of each to produce every figure. */
@@ -107,34 +109,6 @@ function checkBuilt() {
 const startedAt = Date.now();
 const log = (message) => process.stderr.write(`[bench ${((Date.now() - startedAt) / 1000).toFixed(1).padStart(6)} s] ${message}\n`);
 
-const loadAverage = () => os.loadavg().map((l) => Number(l.toFixed(2)));
-
-function describeMachine() {
-  const cpuinfo = fs.existsSync('/proc/cpuinfo') ? fs.readFileSync('/proc/cpuinfo', 'utf8') : '';
-  const model = /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1]?.trim() ?? os.cpus()[0]?.model ?? 'unknown';
-  return {
-    cores: os.cpus().length,
-    availableParallelism: os.availableParallelism(),
-    cpuModel: model,
-    memoryGiB: Number((os.totalmem() / 2 ** 30).toFixed(1)),
-    node: process.version,
-    os: `${os.type()} ${os.release()} ${os.arch()}`,
-    loadAverageAtStart: loadAverage(),
-  };
-}
-
-/** The commit and the files modified in the work tree: the figures are those of this build. */
-function describeSource() {
-  const git = (...args) => {
-    const result = spawnSync('git', args, { cwd: ROOT, encoding: 'utf8' });
-    return result.status === 0 ? result.stdout.trim() : undefined;
-  };
-  const commit = git('rev-parse', 'HEAD');
-  if (!commit) return undefined;
-  const status = git('status', '--porcelain') ?? '';
-  return { commit, modified: status.split('\n').filter(Boolean) };
-}
-
 /** Uploads `count` images with `clients` concurrent clients, each waiting for its image to finish. */
 async function runPipeline(client, images, count, clients) {
   let next = 0;
@@ -167,19 +141,6 @@ async function idleLatencies(client, images, count, sleep) {
 
 const difference = (after, before, names) => names.reduce((sum, name) => sum + (after[name] - before[name]), 0);
 const maxOf = (...maps) => Object.fromEntries(Object.keys(maps[0]).map((name) => [name, Math.max(...maps.map((m) => m[name]))]));
-
-/** The last lines of each service's log, to explain a failure before the folder is removed. */
-function logTails(logDir, lines = 15) {
-  if (!fs.existsSync(logDir)) return '';
-  return fs
-    .readdirSync(logDir)
-    .map((file) => {
-      const text = fs.readFileSync(path.join(logDir, file), 'utf8').trimEnd();
-      return text ? `--- ${file} (last ${lines} lines)\n${text.split('\n').slice(-lines).join('\n')}` : '';
-    })
-    .filter(Boolean)
-    .join('\n');
-}
 
 async function main() {
   const args = parseArgs(process.argv.slice(2));
@@ -538,11 +499,16 @@ async function main() {
   );
 }
 
-main().catch((err) => {
-  if (err instanceof UsageError) {
-    process.stderr.write(`bench: ${err.message}\n\n${USAGE}`);
-    process.exit(2);
-  }
-  process.stderr.write(`bench failed: ${err.stack ?? err}\n`);
-  process.exit(1);
-});
+if (process.argv.slice(2).includes('--scale')) {
+  // `npm run bench -- --scale`: the scale measurements, a run of their own (bench/scale.js).
+  require('./scale').runFromCommandLine(process.argv.slice(2).filter((arg) => arg !== '--scale'));
+} else {
+  main().catch((err) => {
+    if (err instanceof UsageError) {
+      process.stderr.write(`bench: ${err.message}\n\n${USAGE}`);
+      process.exit(2);
+    }
+    process.stderr.write(`bench failed: ${err.stack ?? err}\n`);
+    process.exit(1);
+  });
+}

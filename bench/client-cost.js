@@ -190,7 +190,7 @@ async function main() {
   );
 }
 
-module.exports = { CLIENT_PLANS, BINARY_BYTES, measureClientCost, clientCostRows, recordClientCost };
+module.exports = { CLIENT_PLANS, BINARY_BYTES, inParallel, measureClientCost, clientCostRows, recordClientCost };
 
 if (require.main === module) {
   main().catch((err) => {

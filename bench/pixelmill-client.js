@@ -106,4 +106,4 @@ function closeConnections() {
   agent.destroy();
 }
 
-module.exports = { PixelmillClient, storageObjectLength, sleep, closeConnections };
+module.exports = { PixelmillClient, request, storageObjectLength, sleep, closeConnections };

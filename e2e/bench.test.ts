@@ -78,6 +78,25 @@ const FINITE = [
   'memory.bigImage.masterGrowthMB',
 ];
 
+interface Latency {
+  medianMs: number;
+  p99Ms: number;
+  samples: number;
+}
+
+interface ScaleResults {
+  benchmark: string;
+  quick: boolean;
+  plan: { sizes: number[]; storageFillers: number[] };
+  backends: Record<string, { available: boolean; reason?: string }>;
+  taskdb: Record<string, Record<string, { rows: number; ops: Record<string, Latency> }>>;
+  queue: Record<string, { cycles: Array<{ perSecond: number }>; creates: Array<{ perSecond: number }>; createToClaim: { poll: Latency } }>;
+  release: Record<string, { baseline: { claim: Latency }; backlog: { claim: Latency } }>;
+  storage: Record<string, Record<string, { put: Latency; get: Latency }>>;
+  targets: Array<{ id: string; measured: number; met: boolean }>;
+  failures: Array<{ what: string; error: string }>;
+}
+
 /** The benchmark keeps working: the tiny run produces every figure. Its speed goals are its own to check. */
 describe('npm run bench', () => {
   let dir: string;
@@ -124,6 +143,48 @@ describe('npm run bench', () => {
           'plumbing.png512.cpuMsPerImage',
         ].sort(),
       );
+    },
+    BENCH_TIMEOUT_MS + 30_000,
+  );
+
+  it(
+    'when run with --scale --quick, then it prints a table per part and writes the figures of every backend the build has',
+    async () => {
+      const out = path.join(dir, 'scale.json');
+
+      // The cluster part has its own end-to-end test; here, only that each measurement still runs.
+      const { code, stdout, stderr } = await runBench(['--scale', '--quick', '--only', 'taskdb,queue,release,storage', '--out', out]);
+
+      if (code !== 0) throw new Error(`bench --scale exited with ${code}:\n${stderr.slice(-4000)}`);
+      expect(stdout).toContain('taskdb as the table grows');
+      expect(stdout).toContain('Claims after a mass release');
+      expect(fs.readFileSync(out.replace(/\.json$/, '.md'), 'utf8')).toContain('| call');
+      const results = JSON.parse(fs.readFileSync(out, 'utf8')) as ScaleResults;
+      expect(results).toEqual(expect.objectContaining({ benchmark: 'pixelmill-scale', quick: true, failures: [] }));
+      const positive = (what: string, figure: Latency | undefined) =>
+        expect({ what, positive: (figure?.medianMs ?? 0) > 0 }).toEqual({ what, positive: true });
+      const engines = ['sqlite', 'postgres'].filter((name) => results.backends[name]!.available);
+      expect(engines).toContain('sqlite');
+      for (const engine of engines) {
+        for (const size of results.plan.sizes) {
+          for (const op of ['claim', 'get', 'changeState', 'listFirst', 'listDeep'])
+            positive(`${engine} ${size} ${op}`, results.taskdb[engine]?.[size]?.ops[op]);
+        }
+        expect(results.queue[engine]!.cycles[0]!.perSecond).toBeGreaterThan(0);
+        expect(results.queue[engine]!.creates[0]!.perSecond).toBeGreaterThan(0);
+        positive(`${engine} create → claim`, results.queue[engine]!.createToClaim.poll);
+        positive(`${engine} claim, none in backoff`, results.release[engine]?.baseline.claim);
+        positive(`${engine} claim, backlog in backoff`, results.release[engine]?.backlog.claim);
+        expect(results.targets.map((t) => t.id)).toEqual(
+          expect.arrayContaining([`taskdb.${engine}.claim.ratio`, `release.${engine}.ratio`]),
+        );
+      }
+      for (const store of ['folder', 's3'].filter((name) => results.backends[name]!.available)) {
+        for (const filler of results.plan.storageFillers) {
+          positive(`${store} ${filler} PUT`, results.storage[store]?.[filler]?.put);
+          positive(`${store} ${filler} GET`, results.storage[store]?.[filler]?.get);
+        }
+      }
     },
     BENCH_TIMEOUT_MS + 30_000,
   );

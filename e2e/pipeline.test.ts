@@ -169,13 +169,15 @@ describe('pixelmill end to end', () => {
       headers: { authorization: `Bearer ${stack.tokens!.internal}` },
     });
     const { items } = (await response.json()) as { items: Array<{ key: string; value: string }> };
-    expect(items.map((item) => item.key).sort()).toEqual([
+    // One instance of each, under services/<name>/<instance>.
+    expect(items.map((item) => item.key.split('/').slice(0, 2).join('/')).sort()).toEqual([
       'services/frontend',
       'services/kv',
       'services/master',
       'services/storage',
       'services/taskdb',
     ]);
-    expect(items.find((item) => item.key === 'services/master')?.value).toBe(stack.urls.master);
+    expect(items.every((item) => /^services\/[a-z]+\/[0-9a-f]{16}$/.test(item.key))).toBe(true);
+    expect(items.find((item) => item.key.startsWith('services/master/'))?.value).toBe(stack.urls.master);
   });
 });

@@ -224,7 +224,8 @@ describe('each app pruned and started on its own (what its image does)', () => {
     const listServices = async () => {
       const response = await fetch(`${kvUrl}/keys?prefix=services/`, { headers: { authorization: `Bearer ${internal}` } });
       expect(response.status).toBe(200);
-      return KvListSchema.parse(await response.json()).items.map((item) => item.key.slice('services/'.length));
+      // services/<name>/<instance> → name
+      return KvListSchema.parse(await response.json()).items.map((item) => item.key.split('/')[1]!);
     };
     const deadline = Date.now() + 15_000;
     while ((await listServices()).length < SERVERS.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));

@@ -112,7 +112,7 @@ describe('npm start with a .env file', () => {
 
     // The user's internal token replaced the generated one: kv answers to it.
     const kvServices = (headers: Record<string, string>) =>
-      fetch(`${services.kv!.url}/keys/${encodeURIComponent('services/frontend')}`, { headers });
+      fetch(`${services.kv!.url}/keys?${new URLSearchParams({ prefix: 'services/frontend/' }).toString()}`, { headers });
     expect((await kvServices({})).status).toBe(401);
     expect((await kvServices({ authorization: `Bearer ${INTERNAL_TOKEN}` })).status).toBe(200);
 

@@ -1,7 +1,7 @@
 import { createLogger, Discovery, loadConfigOrExit, runMain, runService } from '@pixelmill/kit';
 import { createApp } from './app';
 import { FrontendConfigSchema } from './config';
-import { RateLimiter } from './domain/rate-limiter';
+import { createUploadRateLimiter } from './data-access/shared-rate-limiter';
 
 runMain('frontend', async () => {
   const config = loadConfigOrExit('frontend', FrontendConfigSchema, process.env);
@@ -13,6 +13,16 @@ runMain('frontend', async () => {
     token: config.INTERNAL_TOKEN,
     timeoutMs: config.REQUEST_TIMEOUT_MS,
   });
+  const uploadLimiter = createUploadRateLimiter({
+    ratePerMinute: config.UPLOAD_RATE_PER_MINUTE,
+    burst: config.UPLOAD_BURST,
+    redisUrl: config.REDIS_URL,
+    databaseUrl: config.DATABASE_URL,
+    databaseSchema: config.DATABASE_SCHEMA,
+    databasePoolSize: config.DATABASE_POOL_SIZE,
+    prefix: config.RATE_LIMIT_PREFIX,
+    logger,
+  });
   const app = createApp({
     master: discovery.client('master'),
     logger,
@@ -20,16 +30,20 @@ runMain('frontend', async () => {
     streamUploadsFromBytes: config.STREAM_UPLOADS_FROM_BYTES,
     imageLimits: { maxPixels: config.MAX_IMAGE_PIXELS, maxSide: config.MAX_IMAGE_SIDE },
     apiKeys: config.API_KEYS,
-    uploadLimiter:
-      config.UPLOAD_RATE_PER_MINUTE === 0
-        ? undefined
-        : new RateLimiter({ ratePerMinute: config.UPLOAD_RATE_PER_MINUTE, burst: config.UPLOAD_BURST }),
+    uploadLimiter,
     trustProxyHops: config.TRUST_PROXY_HOPS,
     refreshSeconds: config.PAGE_REFRESH_SECONDS,
     // A streamed upload arrives at the client's pace, which the server allows BODY_TIMEOUT_MS for.
     streamedUploadTimeoutMs: config.BODY_TIMEOUT_MS + config.REQUEST_TIMEOUT_MS,
   });
   if (config.API_KEYS) logger.info(`API keys required (${config.API_KEYS.length} configured)`);
-  // Listens, registers services/frontend in kv (renewed), and on SIGTERM unregisters and closes.
-  await runService({ service: 'frontend', app, logger, config, maxConnectionsPerClient: config.MAX_CONNECTIONS_PER_CLIENT });
+  // Listens, registers services/frontend/<instance> in kv (renewed), and on SIGTERM unregisters and closes.
+  await runService({
+    service: 'frontend',
+    app,
+    logger,
+    config,
+    maxConnectionsPerClient: config.MAX_CONNECTIONS_PER_CLIENT,
+    onStop: [() => uploadLimiter?.close?.()],
+  });
 });

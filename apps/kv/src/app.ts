@@ -14,6 +14,6 @@ export function createApp({ repository, logger, tokens = {} }: KvAppDeps): Expre
     service: 'kv',
     logger,
     routes: (router) => mountKvRoutes(router, repository, tokens),
-    readiness: { database: async () => repository.ping() },
+    readiness: { database: () => repository.ping() },
   });
 }

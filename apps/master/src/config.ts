@@ -18,7 +18,10 @@ export const MasterConfigSchema = ServerEnvSchema.extend(DiscoveryEnvSchema.shap
     .default(25 * 1024 * 1024),
   /** How long a claimed task belongs to its worker unless it sends a heartbeat. */
   LEASE_MS: z.coerce.number().int().min(1000).default(30_000),
-  /** While a getWork waits, how often it also asks taskdb (for expired leases and other masters' tasks). */
+  /**
+   * While a getWork or isReady waits, how often it also asks taskdb: for tasks back from an expired
+   * lease or a retry's backoff (no event tells of those), and as the backstop when taskdb's events are lost.
+   */
   CLAIM_RECHECK_MS: z.coerce.number().int().min(10).default(1_000),
   /** How long an ended task's result and record are kept (hours, fractions allowed); afterwards 410. */
   RETENTION_HOURS: z.coerce

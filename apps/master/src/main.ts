@@ -1,6 +1,9 @@
 import { createLogger, deriveSigningKey, Discovery, loadConfigOrExit, runMain, runService } from '@pixelmill/kit';
 import { createApp } from './app';
 import { MasterConfigSchema } from './config';
+import { ImageStoreGateway } from './data-access/image-store-gateway';
+import { TaskEventFeed } from './data-access/task-events';
+import { TaskGateway } from './data-access/task-gateway';
 import { Housekeeper, startHousekeeping } from './domain/housekeeper';
 import { ImageService } from './domain/image-service';
 
@@ -17,18 +20,34 @@ runMain('master', async () => {
   });
   const taskdb = discovery.client('taskdb');
   const storage = discovery.client('storage');
+  const tasks = new TaskGateway(taskdb);
+  const store = new ImageStoreGateway(storage, {
+    publicUrl: async () => config.STORAGE_PUBLIC_URL ?? (await discovery.resolve('storage')),
+    signingKey: deriveSigningKey(config.INTERNAL_TOKEN, config.URL_SIGNING_KEY),
+  });
   const images = new ImageService({
-    taskdb,
-    storage,
+    tasks,
+    store,
     leaseMs: config.LEASE_MS,
     claimRecheckMs: config.CLAIM_RECHECK_MS,
-    storageUrl: async () => config.STORAGE_PUBLIC_URL ?? (await discovery.resolve('storage')),
-    signingKey: deriveSigningKey(config.INTERNAL_TOKEN, config.URL_SIGNING_KEY),
     signedUrlTtlMs: config.SIGNED_URL_TTL_MS,
     quotas: { perKey: capOrNone(config.QUOTA_BYTES_PER_KEY), anonymous: capOrNone(config.QUOTA_BYTES_ANONYMOUS) },
   });
+  // A task created or ended through any master wakes the calls waiting on this one. The feed
+  // keeps to one taskdb instance; when that one cannot be reached, discovery skips it a while.
+  let followed: string | undefined;
+  const taskEvents = new TaskEventFeed({
+    resolve: async () => (followed = await discovery.resolve('taskdb')),
+    onUnreachable: () => {
+      if (followed !== undefined) discovery.markUnreachable('taskdb', followed);
+    },
+    token: config.INTERNAL_TOKEN,
+    handlers: images,
+    logger,
+  });
+  taskEvents.start();
   const housekeeping = startHousekeeping(
-    new Housekeeper({ taskdb, storage, logger, retentionMs: config.RETENTION_HOURS * 3_600_000 }),
+    new Housekeeper({ tasks, store, logger, retentionMs: config.RETENTION_HOURS * 3_600_000 }),
     config.HOUSEKEEPING_INTERVAL_MS,
     logger,
   );
@@ -39,5 +58,5 @@ runMain('master', async () => {
     dependencies: [taskdb, storage],
     tokens: { internal: config.INTERNAL_TOKEN, worker: config.WORKER_TOKEN },
   });
-  await runService({ service: 'master', app, logger, config, onStop: [() => housekeeping.stop()] });
+  await runService({ service: 'master', app, logger, config, onStop: [() => taskEvents.stop(), () => housekeeping.stop()] });
 });

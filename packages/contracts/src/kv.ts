@@ -27,9 +27,20 @@ export type KvSetBody = z.infer<typeof KvSetBodySchema>;
 
 export const KvListQuerySchema = z.object({
   prefix: z.string().max(256).default(''),
+  /** Entries in one page, in key order. */
+  limit: z.coerce.number().int().min(1).max(1000).default(1000),
+  /** The `nextCursor` of the previous page: this page starts after that key. */
+  cursor: KvKeySchema.optional(),
 });
 
-export const KvListSchema = z.object({ items: z.array(KvEntrySchema) });
+export const KvListSchema = z.object({
+  items: z.array(KvEntrySchema),
+  /**
+   * Where the next page starts (pass it as `cursor`); null when this page is the last. A kv older
+   * than pages leaves it out and answers the whole listing: read as null.
+   */
+  nextCursor: KvKeySchema.nullable().default(null),
+});
 
 export const kvContract = {
   set: defineRoute({
@@ -62,7 +73,7 @@ export const kvContract = {
     method: 'GET',
     path: '/keys',
     auth: 'internal',
-    summary: 'List the entries whose key starts with a prefix',
+    summary: 'List the entries whose key starts with a prefix, in key order, a page at a time',
     query: KvListQuerySchema,
     responses: { 200: KvListSchema, 400: ErrorBodySchema },
   }),

@@ -178,7 +178,7 @@ describe('OpenAPI documents', () => {
       content: { 'application/json': { schema: { $ref: '#/components/schemas/KvListQueryInput' } } },
     });
     expect(document.components.schemas.KvListQueryInput).not.toHaveProperty('required');
-    expect(document.components.schemas.KvListQuery).toHaveProperty('required', ['prefix']);
+    expect(document.components.schemas.KvListQuery).toHaveProperty('required', ['prefix', 'limit']);
     await expect(validate(document)).resolves.toBeDefined();
   });
 

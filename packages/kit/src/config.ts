@@ -5,6 +5,10 @@ import { DEFAULT_BODY_TIMEOUT_MS, DEFAULT_HEADERS_TIMEOUT_MS } from './server';
 
 export const PortSchema = z.coerce.number().int().min(0).max(65_535);
 export const UrlSchema = z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' });
+/** A name that fits in one segment of a kv key: letters, digits, ".", "_" and "-". */
+export const InstanceIdSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'letters, digits, ".", "_" and "-" only (64 at most), starting with a letter or digit');
 export const LogLevelSchema = z.enum(['error', 'warn', 'info', 'http', 'debug', 'silent']);
 
 /** Tokens of the stack; a server without one leaves the routes it guards open. */
@@ -24,6 +28,11 @@ export const ServerEnvSchema = z
     LOG_LEVEL: LogLevelSchema.default('info'),
     /** Where the others reach this service; defaults to http://HOST:PORT. */
     ADVERTISE_URL: UrlSchema.optional(),
+    /**
+     * This instance's name in kv (`services/<name>/<INSTANCE_ID>`), unique among the instances
+     * of the service; defaults to a short hash of the advertised URL.
+     */
+    INSTANCE_ID: InstanceIdSchema.optional(),
     SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).default(10_000),
     /** Time a client has to send a request's headers; a slower one is answered 408 and closed. */
     HEADERS_TIMEOUT_MS: z.coerce.number().int().positive().default(DEFAULT_HEADERS_TIMEOUT_MS),

@@ -61,8 +61,12 @@ export interface ContractClientOptions {
   timeoutMs?: number;
   /** Bearer token sent on every call. */
   token?: string;
-  /** Called when the service could not be reached, e.g. to forget a cached address. */
-  onUnreachable?: () => void;
+  /**
+   * Called when the service could not be reached (no connection, a reset, no answer in time),
+   * with the base URL that try was sent to (undefined for an absolute `url`): discovery drops
+   * that instance for a while.
+   */
+  onUnreachable?: (baseUrl: string | undefined) => void;
   /** Extra tries of a call that is safe to repeat, after a connection error or a 502/503/504 (default 2). */
   retries?: number;
 }
@@ -107,6 +111,8 @@ class Try {
   constructor(
     readonly call: OutgoingCall,
     readonly attempt: number,
+    /** The base URL this try went to (undefined for an absolute `url`). */
+    readonly baseUrl: string | undefined,
     timeoutMs: number,
     private readonly callerSignal: AbortSignal | undefined,
   ) {
@@ -146,7 +152,7 @@ function retryFailure(error: unknown): Promise<AxiosResponse> {
   const failure = current.timedOut
     ? new TransportError(`no answer within ${current.call.timeoutMs} ms`, 'ETIMEDOUT')
     : new TransportError((error as AxiosError).message, (error as AxiosError).code);
-  return current.call.retryAfter(current.attempt, failure);
+  return current.call.retryAfter(current.attempt, failure, current.baseUrl);
 }
 
 /** How many targets keep an axios instance; past it the oldest is dropped (services move when restarted). */
@@ -219,12 +225,13 @@ class OutgoingCall {
   /** Sends try `attempt`; the retry interceptor sends the next ones. */
   async send(attempt: number): Promise<AxiosResponse> {
     let url: URL;
+    let baseUrl: string | undefined;
     try {
-      url = await this.target();
+      ({ url, baseUrl } = await this.target());
     } catch (err) {
-      return this.retryAfter(attempt, err);
+      return this.retryAfter(attempt, err, undefined);
     }
-    const current = new Try(this, attempt, this.timeoutMs, this.request.signal);
+    const current = new Try(this, attempt, baseUrl, this.timeoutMs, this.request.signal);
     tries.set(current.controller.signal, current);
     return axiosFor(url.origin).request({
       method: this.request.method,
@@ -246,8 +253,11 @@ class OutgoingCall {
     return this.send(attempt + 1);
   }
 
-  /** Try `attempt` failed with `err`: the next try where that is safe, else the call's AppError. */
-  async retryAfter(attempt: number, err: unknown): Promise<AxiosResponse> {
+  /**
+   * Try `attempt`, sent to `baseUrl`, failed with `err`: the next try where that is safe (from a
+   * target resolved again: discovery picks another instance), else the call's AppError.
+   */
+  async retryAfter(attempt: number, err: unknown, baseUrl: string | undefined): Promise<AxiosResponse> {
     // The body's sender is gone, not the service: no retry, and nothing to report as an outage.
     const source = this.request.body;
     if (source instanceof Readable && (source.errored || (source.destroyed && !source.readableEnded))) {
@@ -256,7 +266,7 @@ class OutgoingCall {
         : new AppError('bad_request', 400, 'the upload was cut off before it could be passed on');
     }
     if (this.request.signal?.aborted) throw new AppError('unavailable', 503, `call to ${this.options.service} was cancelled`);
-    if (!(err instanceof AppError)) this.options.onUnreachable?.();
+    if (!(err instanceof AppError)) this.options.onUnreachable?.(baseUrl);
     // A request that never got out (no connection, no address yet) can always be sent again;
     // one that may have arrived only when it is repeatable.
     if (attempt < this.tries && (this.repeatable || neverConnected(err) || err instanceof AppError)) return this.again(attempt);
@@ -265,12 +275,12 @@ class OutgoingCall {
     throw new AppError('unavailable', 503, `${this.options.service} is unreachable (${reason})`);
   }
 
-  private async target(): Promise<URL> {
-    if (this.request.url !== undefined) return new URL(this.request.url);
-    const base = typeof this.options.baseUrl === 'string' ? this.options.baseUrl : await this.options.baseUrl();
-    const url = new URL(base.replace(/\/+$/, '') + this.request.path);
+  private async target(): Promise<{ url: URL; baseUrl?: string }> {
+    if (this.request.url !== undefined) return { url: new URL(this.request.url) };
+    const baseUrl = typeof this.options.baseUrl === 'string' ? this.options.baseUrl : await this.options.baseUrl();
+    const url = new URL(baseUrl.replace(/\/+$/, '') + this.request.path);
     appendQuery(url, this.request.query);
-    return url;
+    return { url, baseUrl };
   }
 }
 
@@ -367,7 +377,7 @@ export class ContractClient {
     try {
       return { status, headers: answerHeaders, body: await readBody(response.data) };
     } catch (err) {
-      this.options.onUnreachable?.();
+      this.options.onUnreachable?.(current?.baseUrl);
       throw current?.timedOut
         ? new AppError('unavailable', 503, `${this.options.service} is unreachable (ETIMEDOUT)`)
         : new AppError(

@@ -12,6 +12,7 @@ export interface RunServiceOptions {
     PORT: number;
     HOST: string;
     ADVERTISE_URL?: string;
+    INSTANCE_ID?: string;
     SHUTDOWN_TIMEOUT_MS: number;
     HEADERS_TIMEOUT_MS: number;
     BODY_TIMEOUT_MS: number;
@@ -26,8 +27,9 @@ export interface RunServiceOptions {
 }
 
 /**
- * Listens, registers the advertised address in kv (renewed periodically), and on SIGTERM
- * unregisters, finishes requests in flight, runs the stop steps and exits.
+ * Listens, registers the advertised address in kv under `services/<service>/<instance>`
+ * (renewed periodically), and on SIGTERM unregisters, finishes requests in flight, runs the
+ * stop steps and exits.
  */
 export async function runService(options: RunServiceOptions): Promise<Listening> {
   const { service, logger, config } = options;
@@ -38,12 +40,15 @@ export async function runService(options: RunServiceOptions): Promise<Listening>
     maxConnectionsPerClient: options.maxConnectionsPerClient,
   });
   const url = config.ADVERTISE_URL ?? server.url;
+  // kv is its own registry: it registers with itself, so a listing of services/ is complete.
+  const kvUrl = service === 'kv' ? server.url : config.KV_URL;
   const registration =
-    config.KV_URL === undefined
+    kvUrl === undefined
       ? undefined
-      : registerService(new Discovery({ kvUrl: config.KV_URL, token: config.INTERNAL_TOKEN }).kv, service, url, {
+      : registerService(new Discovery({ kvUrl, token: config.INTERNAL_TOKEN }).kv, service, url, {
           intervalMs: config.REGISTER_INTERVAL_MS ?? 5_000,
           logger,
+          instance: config.INSTANCE_ID,
         });
   logger.info(`${service} listening on ${server.url}`, { url });
   onShutdown(logger, config.SHUTDOWN_TIMEOUT_MS, [() => registration?.stop(), () => server.close(), ...(options.onStop ?? [])]);

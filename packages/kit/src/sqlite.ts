@@ -33,3 +33,23 @@ export function openSqlite<D extends SqlitePragmas>(Driver: new (file: string) =
   db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS}`);
   return db;
 }
+
+/** What `migrateSqlite` needs of a connection; better-sqlite3's `Database` has it. */
+export interface SqliteMigratable extends SqlitePragmas {
+  exec(source: string): unknown;
+  transaction(fn: () => void): () => void;
+}
+
+/**
+ * Applies the schema versions a file does not have yet, in order, each in its own transaction,
+ * recorded in `PRAGMA user_version`; a file written by an older version is brought up to date.
+ */
+export function migrateSqlite(db: SqliteMigratable, migrations: readonly string[]): void {
+  const [{ user_version: version }] = db.pragma('user_version') as [{ user_version: number }];
+  for (let next = version; next < migrations.length; next += 1) {
+    db.transaction(() => {
+      db.exec(migrations[next]!);
+      db.pragma(`user_version = ${next + 1}`);
+    })();
+  }
+}

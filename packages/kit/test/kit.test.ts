@@ -1,18 +1,7 @@
 import express from 'express';
 import { z } from 'zod';
-import { BINARY, commonContract, defineRoute, ErrorBodySchema, kvContract, type KvEntry } from '@pixelmill/contracts';
-import {
-  AppError,
-  ConfigError,
-  ContractClient,
-  createServiceApp,
-  Discovery,
-  mountContract,
-  parseConfig,
-  PortSchema,
-  registerService,
-  ServerEnvSchema,
-} from '../src';
+import { BINARY, commonContract, defineRoute, ErrorBodySchema } from '@pixelmill/contracts';
+import { AppError, ConfigError, ContractClient, createServiceApp, mountContract, parseConfig, PortSchema, ServerEnvSchema } from '../src';
 import { logger, serveForEachTest } from './servers';
 
 const serve = serveForEachTest();
@@ -185,81 +174,6 @@ describe('ContractClient', () => {
     const error = await client.call(commonContract.health, {}).catch((err: unknown) => err);
     expect(error).toBeInstanceOf(AppError);
     expect((error as AppError).status).toBe(503);
-    expect(forgotten).toHaveBeenCalled();
-  });
-});
-
-describe('Discovery', () => {
-  /** A kv that keeps entries in memory, served through the real kv contract. */
-  const startKv = async () => {
-    const entries = new Map<string, KvEntry>();
-    const app = createServiceApp({
-      service: 'kv',
-      logger,
-      routes: (router) =>
-        mountContract(router, kvContract, {
-          set: ({ params, body }) => {
-            const entry = { key: params.key, value: body.value, updatedAt: new Date().toISOString(), expiresAt: null };
-            entries.set(params.key, entry);
-            return { status: 200, body: entry };
-          },
-          get: ({ params }) => {
-            const entry = entries.get(params.key);
-            if (!entry) throw new AppError('not_found', 404, 'no key');
-            return { status: 200, body: entry };
-          },
-          delete: () => ({ status: 204, body: undefined }),
-          list: () => ({ status: 200, body: { items: [...entries.values()] } }),
-        }),
-    });
-    return { server: await serve(app), entries };
-  };
-
-  it('when a service registers, then others resolve it through kv, and an override wins', async () => {
-    const kv = await startKv();
-    const discovery = new Discovery({ kvUrl: kv.server.url });
-    const registration = registerService(discovery.kv, 'master', 'http://10.0.0.5:3003', { intervalMs: 60_000, logger });
-    await registration.stop();
-    expect(await discovery.resolve('master')).toBe('http://10.0.0.5:3003');
-    const overridden = new Discovery({ kvUrl: kv.server.url, overrides: { master: 'http://lb:80' } });
-    expect(await overridden.resolve('master')).toBe('http://lb:80');
-  });
-
-  it('when an address is invalidated, then kv is asked again', async () => {
-    const kv = await startKv();
-    const discovery = new Discovery({ kvUrl: kv.server.url });
-    kv.entries.set('services/storage', {
-      key: 'services/storage',
-      value: 'http://a',
-      updatedAt: new Date().toISOString(),
-      expiresAt: null,
-    });
-    expect(await discovery.resolve('storage')).toBe('http://a');
-    kv.entries.set('services/storage', {
-      key: 'services/storage',
-      value: 'http://b',
-      updatedAt: new Date().toISOString(),
-      expiresAt: null,
-    });
-    expect(await discovery.resolve('storage')).toBe('http://a');
-    discovery.invalidate('storage');
-    expect(await discovery.resolve('storage')).toBe('http://b');
-  });
-
-  it('when a service is not registered, then resolving it is a 503', async () => {
-    const kv = await startKv();
-    const discovery = new Discovery({ kvUrl: kv.server.url });
-    await expect(discovery.resolve('taskdb')).rejects.toMatchObject({ status: 503, message: 'taskdb is not registered in kv' });
-  });
-
-  it('when kv forgets a registration, then the renewal puts it back', async () => {
-    const kv = await startKv();
-    const discovery = new Discovery({ kvUrl: kv.server.url });
-    const registration = registerService(discovery.kv, 'frontend', 'http://f', { intervalMs: 100, logger });
-    await new Promise((r) => setTimeout(r, 50));
-    kv.entries.clear();
-    await new Promise((r) => setTimeout(r, 250));
-    await registration.stop();
-    expect(kv.entries.get('services/frontend')?.value).toBe('http://f');
+    expect(forgotten).toHaveBeenCalledWith('http://127.0.0.1:9');
   });
 });

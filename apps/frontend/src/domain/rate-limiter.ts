@@ -16,6 +16,17 @@ export interface RateLimiterOptions {
 
 export type RateDecision = { allowed: true; remaining: number } | { allowed: false; retryAfterSeconds: number };
 
+/**
+ * Counts a client's uploads against its limit: {@link InProcessRateLimiter} in this process (the
+ * default), or a store shared by every frontend (`data-access/shared-rate-limiter.ts`).
+ */
+export interface RateLimiter {
+  /** Takes one upload from the client's allowance, or says how many seconds until it has one again. */
+  take(client: string): RateDecision | Promise<RateDecision>;
+  /** Lets go of the store's connections, on shutdown. */
+  close?(): Promise<void>;
+}
+
 interface Bucket {
   tokens: number;
   updatedAt: number;
@@ -26,9 +37,10 @@ export const DEFAULT_MAX_CLIENTS = 10_000;
 /**
  * A token bucket per client, in memory: each client may make `burst` requests at once and
  * `ratePerMinute` on average. A bucket that has filled up again holds nothing a new one would
- * not, so idle buckets are dropped; the map is also capped at `maxClients`.
+ * not, so idle buckets are dropped; the map is also capped at `maxClients`. Each process counts on
+ * its own: N frontends let a client make N times as many uploads.
  */
-export class RateLimiter {
+export class InProcessRateLimiter implements RateLimiter {
   /** In order of last use: a client is deleted and set again on every request. */
   private readonly buckets = new Map<string, Bucket>();
   private readonly perMs: number;

@@ -29,7 +29,7 @@ export interface ClientAccess {
 
 export interface ClientAccessDeps {
   apiKeys: ApiKeys;
-  /** Counts uploads per client; none: no limit. */
+  /** Counts uploads per client, in this process or in a store all frontends share; none: no limit. */
   uploadLimiter?: RateLimiter;
   /** The stored bytes per owner, known to master; none: not checked before master does. */
   uploadQuota?: UploadQuota;
@@ -81,7 +81,7 @@ export function createClientAccess({ apiKeys, uploadLimiter, uploadQuota }: Clie
     admitUpload: async (req, res, next) => {
       const keyInForm = apiKeys.enabled && presentedKey(req) === undefined && Boolean(req.is('multipart/form-data'));
       const client = identify(req, res, keyInForm ? await readFormKey(req, API_KEY_FIELD) : undefined);
-      const decision = uploadLimiter?.take(client.bucket);
+      const decision = await uploadLimiter?.take(client.bucket);
       if (decision && !decision.allowed) {
         res.setHeader('Retry-After', String(decision.retryAfterSeconds));
         throw new AppError('too_many_requests', 429, `too many uploads from this client; try again in ${decision.retryAfterSeconds} s`, {

@@ -4,7 +4,7 @@ import { createLogger, Discovery, listen, type Listening } from '@pixelmill/kit'
 import { createApp } from '../../src/app';
 import { ownerIdOf } from '../../src/domain/api-keys';
 import type { ImageLimits } from '../../src/domain/image-upload';
-import { RateLimiter } from '../../src/domain/rate-limiter';
+import { InProcessRateLimiter, type RateLimiter } from '../../src/domain/rate-limiter';
 import { startFakeMaster, type FakeMaster, type FakeMasterOptions, type FakeTask } from './fake-master';
 
 // The crash-, stranger- and bad-input side of the frontend: tokens, keys, idempotency, limits, headers.
@@ -358,7 +358,7 @@ describe('frontend guards', () => {
   describe('upload rate limit', () => {
     it('when a client uploads faster than the limit, then it gets 429 with Retry-After, and again 202 once a token is back', async () => {
       const clock = manualClock();
-      await start({ uploadLimiter: new RateLimiter({ ratePerMinute: 60, burst: 2, now: clock.now }) });
+      await start({ uploadLimiter: new InProcessRateLimiter({ ratePerMinute: 60, burst: 2, now: clock.now }) });
       await acceptedId(await uploadRaw(png()));
       await acceptedId(await uploadForm(png()));
 
@@ -374,7 +374,7 @@ describe('frontend guards', () => {
     });
 
     it('when reading tasks, then there is no limit', async () => {
-      await start({ uploadLimiter: new RateLimiter({ ratePerMinute: 1, burst: 1, now: () => 0 }) });
+      await start({ uploadLimiter: new InProcessRateLimiter({ ratePerMinute: 1, burst: 1, now: () => 0 }) });
       const id = await acceptedId(await uploadRaw(png()));
       await expectError(await uploadRaw(png()), 429, 'too_many_requests');
 
@@ -382,7 +382,7 @@ describe('frontend guards', () => {
     });
 
     it('when keys are on, then each key has its own bucket, the form field key included, and strangers take from none', async () => {
-      await start({ apiKeys: [KEY_A, KEY_B], uploadLimiter: new RateLimiter({ ratePerMinute: 1, burst: 1, now: () => 0 }) });
+      await start({ apiKeys: [KEY_A, KEY_B], uploadLimiter: new InProcessRateLimiter({ ratePerMinute: 1, burst: 1, now: () => 0 }) });
       await expectError(await uploadRaw(png()), 401, 'unauthorized');
       await acceptedId(await uploadForm(png(), { apiKey: KEY_A }));
 
@@ -399,7 +399,7 @@ describe('frontend guards', () => {
     [1, 'a bucket per address the proxy names', [202, 202]],
   ])('behind a proxy, with TRUST_PROXY_HOPS=%p', (hops, meaning, statuses) => {
     it(`counts uploads from two forwarded addresses in ${meaning}`, async () => {
-      await start({ trustProxyHops: hops, uploadLimiter: new RateLimiter({ ratePerMinute: 1, burst: 1, now: () => 0 }) });
+      await start({ trustProxyHops: hops, uploadLimiter: new InProcessRateLimiter({ ratePerMinute: 1, burst: 1, now: () => 0 }) });
 
       const first = await uploadRaw(png(), { 'x-forwarded-for': '203.0.113.1' });
       const second = await uploadRaw(png(), { 'x-forwarded-for': '203.0.113.2' });
@@ -437,7 +437,7 @@ describe('frontend guards', () => {
     });
 
     it('are on error answers too: 400, 401, 404, 405, 413, 414, 429 and 503', async () => {
-      await start({ apiKeys: [KEY_A], uploadLimiter: new RateLimiter({ ratePerMinute: 1, burst: 1, now: () => 0 }) });
+      await start({ apiKeys: [KEY_A], uploadLimiter: new InProcessRateLimiter({ ratePerMinute: 1, burst: 1, now: () => 0 }) });
       const withKey = { 'x-api-key': KEY_A };
       // In this order: the refused 413 upload spends the only token, so the next upload gets 429.
       const answers: Array<[number, () => Promise<Response>]> = [

@@ -2,7 +2,7 @@ import { documentedRoutes, mountedRoutes } from '@pixelmill/contracts/testing';
 import { shippedOpenApiDocument } from '@pixelmill/kit/testing';
 import { createLogger, Discovery, listen, type Listening } from '@pixelmill/kit';
 import { createApp } from '../../src/app';
-import { RateLimiter } from '../../src/domain/rate-limiter';
+import { InProcessRateLimiter } from '../../src/domain/rate-limiter';
 
 const shipped = shippedOpenApiDocument('frontend');
 
@@ -16,7 +16,7 @@ describe('frontend OpenAPI document and docs page', () => {
       logger: createLogger('frontend', 'silent'),
       maxUploadBytes: 4096,
       apiKeys: ['docs-test-key-0123456789'],
-      uploadLimiter: new RateLimiter({ ratePerMinute: 1, burst: 1 }),
+      uploadLimiter: new InProcessRateLimiter({ ratePerMinute: 1, burst: 1 }),
     });
 
   beforeEach(async () => {

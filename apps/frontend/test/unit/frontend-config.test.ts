@@ -26,7 +26,11 @@ describe('frontend configuration', () => {
       MAX_CONNECTIONS_PER_CLIENT: 64,
       HEADERS_TIMEOUT_MS: 20_000,
       BODY_TIMEOUT_MS: 120_000,
+      RATE_LIMIT_PREFIX: 'pixelmill',
     });
+    // No shared store: the upload rate limit is counted in-process.
+    expect(config.REDIS_URL).toBeUndefined();
+    expect(config.DATABASE_URL).toBeUndefined();
   });
 
   it('when API_KEYS lists keys, then they are split on commas with the spaces around them dropped', () => {
@@ -52,6 +56,9 @@ describe('frontend configuration', () => {
     ['UPLOAD_BURST', '0'],
     ['MAX_IMAGE_PIXELS', '0'],
     ['MAX_IMAGE_SIDE', 'wide'],
+    ['REDIS_URL', 'http://127.0.0.1:6379'],
+    ['RATE_LIMIT_PREFIX', 'two words'],
+    ['DATABASE_URL', 'mysql://127.0.0.1/pixelmill'],
   ])('when %s is %p, then start-up stops naming it', (name, value) => {
     expect(problemsOf({ [name]: value }).join('\n')).toContain(name);
   });

@@ -1,4 +1,4 @@
-import { RateLimiter } from '../../src/domain/rate-limiter';
+import { InProcessRateLimiter } from '../../src/domain/rate-limiter';
 
 /** A clock the test moves by hand. */
 const manualClock = (start = 1_000_000) => {
@@ -6,10 +6,10 @@ const manualClock = (start = 1_000_000) => {
   return { now: () => now, advance: (ms: number) => (now += ms) };
 };
 
-describe('RateLimiter', () => {
+describe('InProcessRateLimiter', () => {
   it('when a client is new, then it may make `burst` requests at once and the next is refused', () => {
     const clock = manualClock();
-    const limiter = new RateLimiter({ ratePerMinute: 60, burst: 3, now: clock.now });
+    const limiter = new InProcessRateLimiter({ ratePerMinute: 60, burst: 3, now: clock.now });
 
     expect([1, 2, 3].map(() => limiter.take('a').allowed)).toEqual([true, true, true]);
     expect(limiter.take('a')).toEqual({ allowed: false, retryAfterSeconds: 1 });
@@ -17,7 +17,7 @@ describe('RateLimiter', () => {
 
   it('when the bucket is empty, then Retry-After is the time until one token is back, rounded up', () => {
     const clock = manualClock();
-    const limiter = new RateLimiter({ ratePerMinute: 2, burst: 1, now: clock.now }); // one token per 30 s
+    const limiter = new InProcessRateLimiter({ ratePerMinute: 2, burst: 1, now: clock.now }); // one token per 30 s
 
     expect(limiter.take('a').allowed).toBe(true);
     expect(limiter.take('a')).toEqual({ allowed: false, retryAfterSeconds: 30 });
@@ -27,7 +27,7 @@ describe('RateLimiter', () => {
 
   it('when time passes, then tokens come back at the rate, never above the burst', () => {
     const clock = manualClock();
-    const limiter = new RateLimiter({ ratePerMinute: 60, burst: 2, now: clock.now });
+    const limiter = new InProcessRateLimiter({ ratePerMinute: 60, burst: 2, now: clock.now });
     limiter.take('a');
     limiter.take('a');
 
@@ -44,7 +44,7 @@ describe('RateLimiter', () => {
 
   it('when one client is out of tokens, then another still has its own', () => {
     const clock = manualClock();
-    const limiter = new RateLimiter({ ratePerMinute: 60, burst: 1, now: clock.now });
+    const limiter = new InProcessRateLimiter({ ratePerMinute: 60, burst: 1, now: clock.now });
 
     expect(limiter.take('a').allowed).toBe(true);
     expect(limiter.take('a').allowed).toBe(false);
@@ -53,7 +53,7 @@ describe('RateLimiter', () => {
 
   it('when refused requests keep coming, then they do not push the next token further away', () => {
     const clock = manualClock();
-    const limiter = new RateLimiter({ ratePerMinute: 60, burst: 1, now: clock.now });
+    const limiter = new InProcessRateLimiter({ ratePerMinute: 60, burst: 1, now: clock.now });
     limiter.take('a');
 
     for (let i = 0; i < 5; i += 1) {
@@ -66,7 +66,7 @@ describe('RateLimiter', () => {
 
   it('when the clock steps back, then no tokens are taken away or added', () => {
     const clock = manualClock();
-    const limiter = new RateLimiter({ ratePerMinute: 60, burst: 1, now: clock.now });
+    const limiter = new InProcessRateLimiter({ ratePerMinute: 60, burst: 1, now: clock.now });
     limiter.take('a');
 
     clock.advance(-60_000);
@@ -75,7 +75,7 @@ describe('RateLimiter', () => {
 
   it('when buckets have filled up again, then they are forgotten: memory follows the active clients', () => {
     const clock = manualClock();
-    const limiter = new RateLimiter({ ratePerMinute: 60, burst: 2, now: clock.now }); // full again after 2 s
+    const limiter = new InProcessRateLimiter({ ratePerMinute: 60, burst: 2, now: clock.now }); // full again after 2 s
     for (let i = 0; i < 100; i += 1) limiter.take(`client-${i}`);
     expect(limiter.size).toBe(100);
 
@@ -87,7 +87,7 @@ describe('RateLimiter', () => {
 
   it('when more clients come than maxClients, then the one seen longest ago is forgotten', () => {
     const clock = manualClock();
-    const limiter = new RateLimiter({ ratePerMinute: 1, burst: 1, maxClients: 3, now: clock.now });
+    const limiter = new InProcessRateLimiter({ ratePerMinute: 1, burst: 1, maxClients: 3, now: clock.now });
     for (const client of ['a', 'b', 'c']) limiter.take(client);
     limiter.take('a'); // refused, but seen again: now b is the oldest
 
@@ -101,7 +101,7 @@ describe('RateLimiter', () => {
   it.each([[{ ratePerMinute: 0, burst: 1 }], [{ ratePerMinute: 60, burst: 0 }], [{ ratePerMinute: 60, burst: 1, maxClients: 0 }]])(
     'when built with %p, then it refuses to start',
     (options) => {
-      expect(() => new RateLimiter(options)).toThrow(RangeError);
+      expect(() => new InProcessRateLimiter(options)).toThrow(RangeError);
     },
   );
 });

@@ -6,15 +6,15 @@ import type { KvRepository } from '../data-access/kv-repository';
 export function mountKvRoutes(router: Router, repository: KvRepository, tokens: ServiceTokens): void {
   // Workers may read service addresses with their own token, and nothing else: discovery works
   // for a remote worker that holds no internal credential.
-  const workerReadsAddress = (req: Request): boolean => {
+  const workerReads = (req: Request, keyOrPrefix: unknown): boolean => {
     const presented = bearerToken(req);
-    const key = String(req.params.key ?? '');
     return (
       tokens.worker !== undefined &&
       presented !== undefined &&
       sameSecret(presented, tokens.worker) &&
-      key.startsWith(SERVICE_KEY_PREFIX) &&
-      !key.includes('..')
+      typeof keyOrPrefix === 'string' &&
+      keyOrPrefix.startsWith(SERVICE_KEY_PREFIX) &&
+      !keyOrPrefix.includes('..')
     );
   };
   const missing = (key: string) => new AppError('not_found', 404, `no key "${key}"`);
@@ -22,18 +22,28 @@ export function mountKvRoutes(router: Router, repository: KvRepository, tokens: 
     router,
     kvContract,
     {
-      set: ({ params, body }) => ({ status: 200, body: repository.set(params.key, body.value, body.ttlSeconds) }),
-      get: ({ params }) => {
-        const entry = repository.get(params.key);
+      set: async ({ params, body }) => ({ status: 200, body: await repository.set(params.key, body.value, body.ttlSeconds) }),
+      get: async ({ params }) => {
+        const entry = await repository.get(params.key);
         if (!entry) throw missing(params.key);
         return { status: 200, body: entry };
       },
-      delete: ({ params }) => {
-        if (!repository.delete(params.key)) throw missing(params.key);
+      delete: async ({ params }) => {
+        if (!(await repository.delete(params.key))) throw missing(params.key);
         return { status: 204, body: undefined };
       },
-      list: ({ query }) => ({ status: 200, body: { items: repository.list(query.prefix) } }),
+      list: async ({ query }) => ({
+        status: 200,
+        body: await repository.list(query.prefix, { limit: query.limit, cursor: query.cursor }),
+      }),
     },
-    { tokens, grants: { get: workerReadsAddress } },
+    {
+      tokens,
+      grants: {
+        get: (req) => workerReads(req, req.params.key),
+        // A listing holds only keys that start with its prefix: under services/, addresses only.
+        list: (req) => workerReads(req, req.query.prefix),
+      },
+    },
   );
 }

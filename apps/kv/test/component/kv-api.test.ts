@@ -1,30 +1,31 @@
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import Database from 'better-sqlite3';
 import { ErrorBodySchema, KvEntrySchema, KvListSchema, kvContract } from '@pixelmill/contracts';
 import { ContractClient, createLogger, listen, type Listening } from '@pixelmill/kit';
+import { createTestSchema, TEST_DATABASE_URL, type TestSchema } from '@pixelmill/kit/testing';
 import { createApp } from '../../src/app';
-import { KvRepository } from '../../src/data-access/kv-repository';
+import type { KvRepository } from '../../src/data-access/kv-repository';
+import { PostgresKvRepository } from '../../src/data-access/postgres-kv-repository';
+import { SqliteKvRepository } from '../../src/data-access/sqlite-kv-repository';
+import { BACKENDS, SQLITE, type KvStore } from '../support/kv-backends';
+import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy';
 
-describe('kv API', () => {
-  let dir: string;
+describe.each(BACKENDS)('kv API on $name', (backend) => {
+  let store: KvStore;
   let repository: KvRepository;
   let server: Listening;
   let client: ContractClient;
   let now = Date.parse('2026-01-01T00:00:00Z');
 
   beforeEach(async () => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pixelmill-kv-'));
-    repository = new KvRepository(path.join(dir, 'kv.sqlite'), () => now);
+    store = await backend.createStore();
+    repository = await store.open(() => now);
     server = await listen(createApp({ repository, logger: createLogger('kv', 'silent') }), 0);
     client = new ContractClient({ service: 'kv', baseUrl: server.url });
   });
 
   afterEach(async () => {
     await server.close();
-    repository.close();
-    fs.rmSync(dir, { recursive: true, force: true });
+    await store.destroy();
   });
 
   const send = (method: string, urlPath: string, body?: string, contentType = 'application/json') =>
@@ -72,22 +73,22 @@ describe('kv API', () => {
     expect(listed.status === 200 && listed.body.items.map((item) => item.key)).toEqual(['a_b']);
   });
 
-  it('when the process restarts, then the data is still there', async () => {
-    await client.call(kvContract.set, { params: { key: 'kept' }, body: { value: 'yes' } });
-    repository.close();
-    const reopened = new KvRepository(path.join(dir, 'kv.sqlite'), () => now);
-    expect(reopened.get('kept')?.value).toBe('yes');
-    reopened.close();
-    repository = new KvRepository(path.join(dir, 'kv.sqlite'), () => now);
+  it('when a listing is longer than its limit, then it comes in pages joined by nextCursor', async () => {
+    for (const key of ['p/1', 'p/2', 'p/3']) await client.call(kvContract.set, { params: { key }, body: { value: key } });
+
+    const first = await client.call(kvContract.list, { query: { prefix: 'p/', limit: 2 } });
+    expect(first).toMatchObject({ status: 200, body: { items: [{ key: 'p/1' }, { key: 'p/2' }], nextCursor: 'p/2' } });
+    const second = await client.call(kvContract.list, { query: { prefix: 'p/', limit: 2, cursor: 'p/2' } });
+    expect(second).toMatchObject({ status: 200, body: { items: [{ key: 'p/3' }], nextCursor: null } });
   });
 
-  it('keeps the journal in WAL mode, commits with synchronous NORMAL and waits for a busy lock', () => {
-    const db = (repository as unknown as { db: Database.Database }).db;
-    expect(db.pragma('synchronous', { simple: true })).toBe(1); // NORMAL
-    expect(db.pragma('busy_timeout', { simple: true })).toBe(5_000);
-    const other = new Database(path.join(dir, 'kv.sqlite'));
-    expect(other.pragma('journal_mode', { simple: true })).toBe('wal');
-    other.close();
+  it('when the process restarts, then the data is still there', async () => {
+    await client.call(kvContract.set, { params: { key: 'kept' }, body: { value: 'yes' } });
+    await repository.close();
+
+    const reopened = await store.open(() => now);
+
+    expect((await reopened.get('kept'))?.value).toBe('yes');
   });
 
   it.each([
@@ -98,6 +99,9 @@ describe('kv API', () => {
     ['malformed JSON', 'POST', '/keys/a', '{"value":', 400, 'bad_request'],
     ['a negative ttl', 'POST', '/keys/a', '{"value":"v","ttlSeconds":-1}', 400, 'bad_request'],
     ['deleting an unknown key', 'DELETE', '/keys/nope', undefined, 404, 'not_found'],
+    ['a listing limit of 0', 'GET', '/keys?limit=0', undefined, 400, 'bad_request'],
+    ['a listing limit above 1000', 'GET', '/keys?limit=1001', undefined, 400, 'bad_request'],
+    ['a cursor that is no key', 'GET', '/keys?cursor=%2Fetc', undefined, 400, 'bad_request'],
     ['a wrong method', 'PATCH', '/keys/a', undefined, 405, 'method_not_allowed'],
     ['an unknown route', 'GET', '/nothing-here', undefined, 404, 'not_found'],
   ])('when a request has %s, then it is refused with a JSON error', async (_name, method, urlPath, body, status, code) => {
@@ -108,6 +112,15 @@ describe('kv API', () => {
     expect(parsed.error.message).not.toMatch(/at .*\.js/);
     // The service is still up and answering.
     expect((await send('GET', '/healthz')).status).toBe(200);
+  });
+
+  it('when a prefix holds a NUL character, then the listing is empty', async () => {
+    await client.call(kvContract.set, { params: { key: 'a' }, body: { value: '1' } });
+
+    const response = await send('GET', '/keys?prefix=a%00');
+
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({ items: [], nextCursor: null });
   });
 
   it('when the request is not JSON, then the error names the body', async () => {
@@ -131,25 +144,63 @@ describe('kv API', () => {
   });
 });
 
+describe('kv on SQLite', () => {
+  let store: KvStore;
+  let repository: KvRepository;
+
+  beforeEach(async () => {
+    store = await SQLITE.createStore();
+    repository = await store.open();
+  });
+  afterEach(() => store.destroy());
+
+  it('keeps the journal in WAL mode, commits with synchronous NORMAL and waits for a busy lock', () => {
+    const db = (repository as unknown as { db: Database.Database }).db;
+    expect(db.pragma('synchronous', { simple: true })).toBe(1); // NORMAL
+    expect(db.pragma('busy_timeout', { simple: true })).toBe(5_000);
+    const other = new Database(db.name);
+    expect(other.pragma('journal_mode', { simple: true })).toBe('wal');
+    other.close();
+  });
+
+  it('when the file was written by a kv without the expiry index, then it is brought up to date and keeps its entries', async () => {
+    const file = (repository as unknown as { db: Database.Database }).db.name;
+    await repository.close();
+    const old = new Database(file);
+    old.exec('DROP INDEX kv_expires_at');
+    old.pragma('user_version = 0');
+    old.prepare('INSERT INTO kv (key, value, updated_at, expires_at) VALUES (?, ?, ?, ?)').run('old', 'kept', 0, null);
+    old.close();
+
+    const upgraded = new SqliteKvRepository(file);
+    const indexes = (upgraded as unknown as { db: Database.Database }).db
+      .prepare("SELECT name FROM sqlite_master WHERE type = 'index'")
+      .all();
+
+    expect(indexes).toContainEqual({ name: 'kv_expires_at' });
+    expect((await upgraded.get('old'))?.value).toBe('kept');
+    await upgraded.close();
+  });
+});
+
 describe('kv with tokens', () => {
   const INTERNAL = 'internal-token-0123456789';
   const WORKER = 'worker-token-0123456789ab';
-  let dir: string;
+  let store: KvStore;
   let repository: KvRepository;
   let server: Listening;
 
   beforeEach(async () => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pixelmill-kv-'));
-    repository = new KvRepository(path.join(dir, 'kv.sqlite'));
-    repository.set('services/master', 'http://127.0.0.1:3003');
-    repository.set('config/secret', 'hidden');
+    store = await SQLITE.createStore();
+    repository = await store.open();
+    await repository.set('services/master', 'http://127.0.0.1:3003');
+    await repository.set('config/secret', 'hidden');
     const app = createApp({ repository, logger: createLogger('kv', 'silent'), tokens: { internal: INTERNAL, worker: WORKER } });
     server = await listen(app, 0);
   });
   afterEach(async () => {
     await server.close();
-    repository.close();
-    fs.rmSync(dir, { recursive: true, force: true });
+    await store.destroy();
   });
 
   const get = (urlPath: string, token?: string, method = 'GET') =>
@@ -164,11 +215,73 @@ describe('kv with tokens', () => {
     expect((await get('/healthz')).status).toBe(200);
   });
 
-  it('when a worker reads a service address with its token, then it gets it, and nothing else', async () => {
+  it('when a worker reads or lists service addresses with its token, then it gets them, and nothing else', async () => {
     expect((await get('/keys/services%2Fmaster', WORKER)).status).toBe(200);
+    const listed = await get('/keys?prefix=services/', WORKER);
+    expect(listed.status).toBe(200);
+    expect(((await listed.json()) as { items: Array<{ key: string }> }).items.map((item) => item.key)).toEqual(['services/master']);
+
     expect((await get('/keys/config%2Fsecret', WORKER)).status).toBe(401);
-    expect((await get('/keys?prefix=services/', WORKER)).status).toBe(401);
+    expect((await get('/keys?prefix=', WORKER)).status).toBe(401);
+    expect((await get('/keys', WORKER)).status).toBe(401);
+    expect((await get('/keys?prefix=config/', WORKER)).status).toBe(401);
+    expect((await get('/keys?prefix=service', WORKER)).status).toBe(401);
+    expect((await get(`/keys?prefix=${encodeURIComponent('services/../config')}`, WORKER)).status).toBe(401);
+    expect((await get('/keys?prefix=services/&prefix=config/', WORKER)).status).toBe(401);
     expect((await get('/keys/services%2Fmaster', WORKER, 'DELETE')).status).toBe(401);
-    expect(repository.get('services/master')).toBeDefined();
+    expect(await repository.get('services/master')).toBeDefined();
+  });
+});
+
+describe('kv when PostgreSQL is out of reach', () => {
+  let schema: TestSchema;
+  let proxy: TcpProxy;
+  let repository: KvRepository;
+  let server: Listening;
+
+  beforeEach(async () => {
+    schema = await createTestSchema('kv');
+    const database = new URL(TEST_DATABASE_URL);
+    proxy = await startTcpProxy({ host: database.hostname, port: Number(database.port || 5432) });
+    database.port = String(proxy.port);
+    repository = await PostgresKvRepository.open({ url: database.toString(), schema: schema.schema, poolSize: 2 });
+    server = await listen(createApp({ repository, logger: createLogger('kv', 'silent') }), 0);
+  });
+  afterEach(async () => {
+    await server.close();
+    await repository.close();
+    await proxy.close();
+    await schema.drop();
+  });
+
+  const send = (method: string, urlPath: string, body?: string) =>
+    fetch(`${server.url}${urlPath}`, { method, body, headers: body === undefined ? {} : { 'content-type': 'application/json' } });
+
+  it('when the database cannot be reached, then kv answers 503 unavailable as JSON, stays up, and serves again once it is back', async () => {
+    expect((await send('POST', '/keys/kept', '{"value":"yes"}')).status).toBe(200);
+
+    await proxy.cut();
+
+    for (const [method, urlPath, body] of [
+      ['GET', '/keys/kept'],
+      ['POST', '/keys/other', '{"value":"v"}'],
+      ['DELETE', '/keys/kept'],
+      ['GET', '/keys?prefix=k'],
+    ] as const) {
+      const response = await send(method, urlPath, body);
+      expect({ method, urlPath, status: response.status }).toEqual({ method, urlPath, status: 503 });
+      expect(ErrorBodySchema.parse(await response.json()).error).toMatchObject({ code: 'unavailable', message: /database/ });
+    }
+    const ready = await send('GET', '/readyz');
+    expect(ready.status).toBe(503);
+    expect(await ready.json()).toMatchObject({ status: 'not_ready', checks: { database: 'failing' } });
+    expect((await send('GET', '/healthz')).status).toBe(200);
+
+    await proxy.restore();
+
+    const got = await send('GET', '/keys/kept');
+    expect(got.status).toBe(200);
+    expect(await got.json()).toMatchObject({ key: 'kept', value: 'yes' });
+    expect((await send('GET', '/readyz')).status).toBe(200);
   });
 });

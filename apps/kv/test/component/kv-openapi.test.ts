@@ -5,7 +5,8 @@ import { documentedRoutes, mountedRoutes } from '@pixelmill/contracts/testing';
 import { shippedOpenApiDocument, servedOpenApiDocument } from '@pixelmill/kit/testing';
 import { createLogger } from '@pixelmill/kit';
 import { createApp } from '../../src/app';
-import { KvRepository } from '../../src/data-access/kv-repository';
+import type { KvRepository } from '../../src/data-access/kv-repository';
+import { SqliteKvRepository } from '../../src/data-access/sqlite-kv-repository';
 
 const shipped = shippedOpenApiDocument('kv');
 
@@ -15,11 +16,11 @@ describe('kv OpenAPI document', () => {
 
   beforeEach(() => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pixelmill-kv-'));
-    repository = new KvRepository(path.join(dir, 'kv.sqlite'));
+    repository = new SqliteKvRepository(path.join(dir, 'kv.sqlite'));
   });
 
-  afterEach(() => {
-    repository.close();
+  afterEach(async () => {
+    await repository.close();
     fs.rmSync(dir, { recursive: true, force: true });
   });
 

@@ -1,9 +1,10 @@
-import { resultKey, storageContract, taskdbContract, type StorageState } from '@pixelmill/contracts';
-import { expectStatus, type ContractClient, type Logger } from '@pixelmill/kit';
+import type { Logger } from '@pixelmill/kit';
+import type { ImageStoreGateway } from '../data-access/image-store-gateway';
+import type { TaskGateway } from '../data-access/task-gateway';
 
 export interface HousekeeperOptions {
-  taskdb: ContractClient;
-  storage: ContractClient;
+  tasks: TaskGateway;
+  store: ImageStoreGateway;
   logger: Logger;
   /** How long an ended task's result and record stay; older ones are deleted and answer 410. */
   retentionMs: number;
@@ -43,49 +44,34 @@ export class Housekeeper {
   async sweep(): Promise<SweepResult> {
     const total: SweepResult = { sourcesDeleted: 0, expired: 0 };
     for (let batch = 0; batch < this.maxBatches; batch += 1) {
-      const { taskdb } = this.options;
-      const expireBefore = new Date(this.now() - this.options.retentionMs).toISOString();
-      const due = expectStatus(
-        await taskdb.call(taskdbContract.housekeeping, { query: { expireBefore, limit: this.batchSize } }),
-        200,
-        'taskdb',
-      ).body;
+      const { tasks, store } = this.options;
+      const due = await tasks.housekeeping(this.now() - this.options.retentionMs, this.batchSize);
       if (due.sources.length === 0 && due.expired.length === 0) break;
-      const files: Array<[StorageState, string]> = [
-        ...due.sources.map((id): [StorageState, string] => ['inProgress', id]),
+      const deletions: Array<() => Promise<void>> = [
+        ...due.sources.map((id) => () => store.deleteSource(id)),
         ...due.expired.flatMap(({ id, attempt }) => [
-          ['inProgress', id] as [StorageState, string],
+          () => store.deleteSource(id),
           // Every attempt may have left a result: only the last one's was checked and served.
-          ...Array.from({ length: attempt }, (_, index): [StorageState, string] => ['finished', resultKey(id, index + 1)]),
+          ...Array.from({ length: attempt }, (_, index) => () => store.deleteResult(id, index + 1)),
         ]),
       ];
-      await this.deleteAll(files);
-      const done = expectStatus(
-        await taskdb.call(taskdbContract.housekeepingDone, {
-          body: { sourcesDeleted: due.sources, expired: due.expired.map(({ id }) => id) },
-        }),
-        200,
-        'taskdb',
-      ).body;
+      await runAll(deletions);
+      const done = await tasks.housekeepingDone({ sourcesDeleted: due.sources, expired: due.expired.map(({ id }) => id) });
       total.sourcesDeleted += done.sourcesDeleted;
       total.expired += done.expired;
       if (due.sources.length < this.batchSize && due.expired.length < this.batchSize) break;
     }
     return total;
   }
+}
 
-  /** Deletes the files, a few at a time; one already gone is fine. */
-  private async deleteAll(files: Array<[StorageState, string]>): Promise<void> {
-    let next = 0;
-    const lane = async (): Promise<void> => {
-      while (next < files.length) {
-        const [state, key] = files[next++]!;
-        const result = await this.options.storage.call(storageContract.delete, { params: { state, key } });
-        if (result.status !== 204 && result.status !== 404) expectStatus(result, 204, 'storage');
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(DELETE_CONCURRENCY, files.length) }, lane));
-  }
+/** Runs the deletions, a few at a time. */
+async function runAll(deletions: Array<() => Promise<void>>): Promise<void> {
+  let next = 0;
+  const lane = async (): Promise<void> => {
+    while (next < deletions.length) await deletions[next++]!();
+  };
+  await Promise.all(Array.from({ length: Math.min(DELETE_CONCURRENCY, deletions.length) }, lane));
 }
 
 /**

@@ -3,9 +3,6 @@ import type { Readable } from 'node:stream';
 import {
   detectImageType,
   readDeclaredDimensions,
-  resultKey,
-  storageContract,
-  taskdbContract,
   type Accepted,
   type ImageType,
   type Operation,
@@ -13,15 +10,10 @@ import {
   type UsageReport,
   type Work,
 } from '@pixelmill/contracts';
-import {
-  AppError,
-  downstreamError,
-  expectStatus,
-  IMAGE_HEAD_BYTES,
-  peekStream,
-  signedObjectUrl,
-  type ContractClient,
-} from '@pixelmill/kit';
+import { AppError } from '@pixelmill/kit';
+import type { ImageStoreGateway } from '../data-access/image-store-gateway';
+import type { Claim, Task, TaskGateway } from '../data-access/task-gateway';
+import { imageExpired, unknownImage } from './image-errors';
 import { maxResultBytes, resultProblem } from './result-check';
 import { Signal } from './work-signal';
 
@@ -34,14 +26,11 @@ export interface Quotas {
 }
 
 export interface ImageServiceDeps {
-  taskdb: ContractClient;
-  storage: ContractClient;
+  tasks: TaskGateway;
+  /** The images' bytes, and the signed URLs through which workers read and write them. */
+  store: ImageStoreGateway;
   leaseMs: number;
   claimRecheckMs: number;
-  /** Where workers reach storage: the address in the signed URLs. */
-  storageUrl: () => Promise<string>;
-  /** Signs the storage URLs handed to workers; unsigned URLs when storage is open. */
-  signingKey?: string;
   /** How long a signed URL stays valid: past the attempt's hard limit, not much more. */
   signedUrlTtlMs: number;
   quotas?: Quotas;
@@ -54,9 +43,6 @@ export interface Submission {
   /** A retried upload with the same key answers the first upload's task. */
   idempotencyKey?: string;
 }
-
-const expired = (id: string): AppError =>
-  new AppError('gone', 410, `image ${id} has expired: its files were deleted after the retention time`);
 
 /**
  * What master does: accepts images (stored first, then the task, so a worker never claims
@@ -75,44 +61,50 @@ export class ImageService {
     const contentType = detectImageType(bytes);
     if (!contentType) throw new AppError('unsupported_media_type', 415, 'not a PNG, JPEG, BMP or GIF image');
     const id = randomUUID();
-    expectStatus(
-      await this.deps.storage.call(storageContract.put, {
-        params: { state: 'inProgress', key: id },
-        body: bytes,
-        contentType,
-      }),
-      201,
-      'storage',
-    );
+    await this.deps.store.putSource(id, bytes, contentType);
     const declared = readDeclaredDimensions(contentType, bytes);
-    const created = await this.deps.taskdb.call(taskdbContract.create, {
-      body: {
-        id,
-        op,
-        contentType,
-        owner,
-        idempotencyKey,
-        // The key is bound to what it was first used with: the same key with other bytes or another op is a 422.
-        fingerprint: idempotencyKey === undefined ? undefined : createHash('sha256').update(`${op}\n`).update(bytes).digest('hex'),
-        sourceBytes: bytes.length,
-        ...(declared && declared.width > 0 && declared.height > 0 ? declared : {}),
-        quotaBytes: this.quotaOf(owner),
-      },
+    const outcome = await this.deps.tasks.create({
+      id,
+      op,
+      contentType,
+      owner,
+      idempotencyKey,
+      // The key is bound to what it was first used with: the same key with other bytes or another op is a 422.
+      fingerprint: idempotencyKey === undefined ? undefined : createHash('sha256').update(`${op}\n`).update(bytes).digest('hex'),
+      sourceBytes: bytes.length,
+      ...(declared && declared.width > 0 && declared.height > 0 ? declared : {}),
+      quotaBytes: this.quotaOf(owner),
     });
-    if ((created.status === 200 && created.body.id !== id) || (created.status !== 200 && created.status !== 201)) {
-      // A repeated upload (the first one's task answers) or a refusal: these bytes are not needed.
-      await this.deps.storage.call(storageContract.delete, { params: { state: 'inProgress', key: id } }).catch(() => undefined);
-      if (created.status === 200) return { id: created.body.id, state: created.body.state };
-      throw downstreamError(created, 'taskdb');
+    if (outcome.kind === 'refused' || outcome.task.id !== id) {
+      // A refusal, or a repeated upload (the first one's task answers): these bytes are not needed.
+      await this.deps.store.deleteSource(id).catch(() => undefined);
+      if (outcome.kind === 'refused') throw outcome.error;
+      return { id: outcome.task.id, state: outcome.task.state };
     }
+    this.taskCreated();
+    return { id, state: outcome.task.state };
+  }
+
+  /** A task was created, through this master or another: the waiting getWork calls try to claim. */
+  taskCreated(): void {
     this.signal.notify();
-    return { id, state: created.body.state };
+  }
+
+  /** A task ended, through this master or another: the isReady calls waiting for it answer at once. */
+  taskEnded(status: TaskStatus): void {
+    this.ended.notify(status.id, status);
+  }
+
+  /** News of created and ended tasks may have been lost: every waiting call asks taskdb again. */
+  tasksMissed(): void {
+    this.signal.wakeAll();
+    this.ended.wakeAll();
   }
 
   /** The bytes an owner has stored and its cap (no owner: the clients without an API key). */
   async usage(owner?: string): Promise<UsageReport> {
-    const usage = expectStatus(await this.deps.taskdb.call(taskdbContract.usage, { query: { owner } }), 200, 'taskdb');
-    return { ...usage.body, quotaBytes: this.quotaOf(owner) ?? null };
+    const usage = await this.deps.tasks.usage(owner);
+    return { ...usage, quotaBytes: this.quotaOf(owner) ?? null };
   }
 
   private quotaOf(owner: string | undefined): number | undefined {
@@ -121,7 +113,7 @@ export class ImageService {
 
   /**
    * A task's state. With waitMs, waits until it is finished or failed (woken when this master
-   * records the end, and re-asking taskdb now and then for ends recorded elsewhere).
+   * records the end or taskdb tells of it, and re-asking taskdb now and then as a backstop).
    */
   async status(id: string, owner?: string, waitMs = 0, signal?: AbortSignal): Promise<TaskStatus> {
     const deadline = Date.now() + waitMs;
@@ -131,8 +123,9 @@ export class ImageService {
       if (task.state === 'finished' || task.state === 'failed' || left <= 0 || signal?.aborted) {
         return { id, state: task.state, ...(task.error ? { error: task.error } : {}) };
       }
-      // Woken by this master's own changeState, the wake carries the ended state: no second read
-      // (the owner was checked by the read above). A timeout wakes empty and taskdb is asked again.
+      // Woken by an end (this master's own changeState, or taskdb's event), the wake carries the
+      // ended state: no second read (the owner was checked by the read above). A timeout, or news
+      // that may have been lost, wakes empty and taskdb is asked again.
       const ended = await this.ended.wait(Math.min(left, this.deps.claimRecheckMs), signal, id);
       if (ended) return ended;
     }
@@ -144,38 +137,17 @@ export class ImageService {
     if (task.state !== 'finished') {
       throw new AppError('conflict', 409, `image ${id} is ${task.state}, not finished${task.error ? `: ${task.error}` : ''}`);
     }
-    const file = await this.deps.storage.callStream(storageContract.get, {
-      params: { state: 'finished', key: resultKey(id, task.attempt) },
-    });
-    if (file.status === 404) throw expired(id);
-    if (file.stream === undefined) throw downstreamError(file, 'storage');
-    return { stream: file.stream, contentType: task.contentType, size: file.headers['content-length'] };
+    const file = await this.deps.store.readResult(id, task.attempt);
+    if (file === undefined) throw imageExpired(id);
+    return { ...file, contentType: task.contentType };
   }
 
   /** Claims the next task, waiting up to waitMs for one; undefined means no work to do. */
   async nextWork(waitMs: number, signal?: AbortSignal): Promise<Work | undefined> {
     const deadline = Date.now() + waitMs;
     for (;;) {
-      const claimed = await this.deps.taskdb.call(taskdbContract.claim, { body: { leaseMs: this.deps.leaseMs } });
-      if (claimed.status === 200) {
-        const { id, op, contentType, attempt, leaseToken, leaseExpiresAt } = claimed.body;
-        const storageUrl = await this.deps.storageUrl();
-        return {
-          id,
-          op,
-          contentType,
-          attempt,
-          leaseToken,
-          leaseExpiresAt,
-          sourceUrl: signedObjectUrl(
-            storageUrl,
-            { method: 'GET', state: 'inProgress', key: id, expires: Date.now() + this.deps.signedUrlTtlMs },
-            this.deps.signingKey,
-          ),
-          resultUrl: this.resultUrl(storageUrl, claimed.body),
-        };
-      }
-      expectStatus(claimed, 204, 'taskdb');
+      const claimed = await this.deps.tasks.claim(this.deps.leaseMs);
+      if (claimed) return this.work(claimed);
       const left = deadline - Date.now();
       if (left <= 0 || signal?.aborted) return undefined;
       await this.signal.wait(Math.min(left, this.deps.claimRecheckMs), signal);
@@ -189,26 +161,11 @@ export class ImageService {
    */
   async finished(id: string, leaseToken: string): Promise<TaskStatus> {
     const task = await this.anyTask(id);
-    const key = resultKey(id, task.attempt);
-    // Only the head is needed: the rest of a large result is not read off the disk and sent.
-    const file = await this.deps.storage.callStream(storageContract.get, {
-      params: { state: 'finished', key },
-      headers: { range: `bytes=0-${IMAGE_HEAD_BYTES - 1}` },
-    });
-    if (file.status === 404) {
+    const stored = await this.deps.store.resultHead(id, task.attempt);
+    if (stored === undefined) {
       throw new AppError('conflict', 409, `no result stored for attempt ${task.attempt} of ${id}: upload it to the work's resultUrl first`);
     }
-    if (file.stream === undefined) throw downstreamError(file, 'storage');
-    // A 206 names the whole size after the slash of its Content-Range.
-    const size = Number(file.status === 206 ? /\/(\d+)$/.exec(file.headers['content-range'] ?? '')?.[1] : file.headers['content-length']);
-    let head: Buffer;
-    try {
-      head = await peekStream(file.stream, IMAGE_HEAD_BYTES);
-    } finally {
-      // The part asked for is read to its end, so the connection stays usable; a whole object is cut off.
-      if (file.status === 206) file.stream.resume();
-      else file.stream.destroy();
-    }
+    const { head, size } = stored;
     const problem = resultProblem(head, size, task);
     if (problem) throw new AppError('unprocessable_entity', 422, `${problem}; the task stays ${task.state}`);
     return this.changeState(id, { to: 'finished', leaseToken, resultBytes: size });
@@ -224,27 +181,28 @@ export class ImageService {
   }
 
   async heartbeat(id: string, leaseToken: string): Promise<{ id: string; leaseExpiresAt: string; resultUrl: string }> {
-    const extended = expectStatus(
-      await this.deps.taskdb.call(taskdbContract.extendLease, {
-        params: { id },
-        body: { leaseToken, leaseMs: this.deps.leaseMs },
-      }),
-      200,
-      'taskdb',
-    );
-    const task = extended.body;
-    return { id, leaseExpiresAt: task.leaseExpiresAt!, resultUrl: this.resultUrl(await this.deps.storageUrl(), task) };
+    const task = await this.deps.tasks.extendLease(id, leaseToken, this.deps.leaseMs);
+    return { id, leaseExpiresAt: task.leaseExpiresAt!, resultUrl: await this.resultUrl(task) };
   }
 
   private async changeState(
     id: string,
     body: { to: 'finished' | 'failed' | 'not_started'; leaseToken: string; error?: string; resultBytes?: number },
   ): Promise<TaskStatus> {
-    const changed = expectStatus(await this.deps.taskdb.call(taskdbContract.changeState, { params: { id }, body }), 200, 'taskdb');
-    const task = changed.body;
+    const task = await this.deps.tasks.changeState(id, body);
     const status: TaskStatus = { id, state: task.state, ...(task.error ? { error: task.error } : {}) };
-    if (status.state === 'finished' || status.state === 'failed') this.ended.notify(id, status);
+    if (status.state === 'finished' || status.state === 'failed') this.taskEnded(status);
     return status;
+  }
+
+  /** A claimed task as the worker gets it: with the URLs to read its source and store its result. */
+  private async work(claim: Claim): Promise<Work> {
+    const { id, op, contentType, attempt, leaseToken, leaseExpiresAt } = claim;
+    const [sourceUrl, resultUrl] = await Promise.all([
+      this.deps.store.sourceUrl(id, Date.now() + this.deps.signedUrlTtlMs),
+      this.resultUrl(claim),
+    ]);
+    return { id, op, contentType, attempt, leaseToken, leaseExpiresAt, sourceUrl, resultUrl };
   }
 
   /**
@@ -252,32 +210,23 @@ export class ImageService {
    * signed URLs' TTL), and no more bytes than the source's pixels can take when its header told
    * them. A worker needs no storage credential.
    */
-  private resultUrl(
-    storageUrl: string,
-    task: { id: string; attempt: number; leaseExpiresAt: string | null; width: number | null; height: number | null },
-  ): string {
+  private resultUrl(task: Task): Promise<string> {
     const ttlEnd = Date.now() + this.deps.signedUrlTtlMs;
     const expires = task.leaseExpiresAt === null ? ttlEnd : Math.min(ttlEnd, Date.parse(task.leaseExpiresAt));
     const maxBytes = task.width !== null && task.height !== null ? maxResultBytes({ width: task.width, height: task.height }) : undefined;
-    return signedObjectUrl(
-      storageUrl,
-      { method: 'POST', state: 'finished', key: resultKey(task.id, task.attempt), expires, maxBytes },
-      this.deps.signingKey,
-    );
+    return this.deps.store.resultUrl(task.id, task.attempt, expires, maxBytes);
   }
 
   /** A task, as seen by its owner: someone else's task is as unknown as a missing one. */
-  private async task(id: string, owner: string | undefined) {
+  private async task(id: string, owner: string | undefined): Promise<Task> {
     const task = await this.anyTask(id);
-    if (task.owner !== (owner ?? null)) throw new AppError('not_found', 404, `no image with id ${id}`);
+    if (task.owner !== (owner ?? null)) throw unknownImage(id);
     return task;
   }
 
-  private async anyTask(id: string) {
-    const result = await this.deps.taskdb.call(taskdbContract.get, { params: { id } });
-    if (result.status === 404) throw new AppError('not_found', 404, `no image with id ${id}`);
-    if (result.status === 410) throw expired(id);
-    if (result.status !== 200) throw downstreamError(result, 'taskdb');
-    return result.body;
+  private async anyTask(id: string): Promise<Task> {
+    const task = await this.deps.tasks.get(id);
+    if (task === undefined) throw unknownImage(id);
+    return task;
   }
 }

@@ -17,6 +17,13 @@ export class Signal<T = void> {
     for (const wake of waiting) wake(value);
   }
 
+  /** Wakes every wait on every topic with no value, so that each goes to see for itself. */
+  wakeAll(): void {
+    const waiting = [...this.waiters.values()];
+    this.waiters.clear();
+    for (const set of waiting) for (const wake of set) wake();
+  }
+
   /** Resolves with the notified value, or `undefined` at the timeout or on abort. */
   wait(ms: number, signal?: AbortSignal, topic = ''): Promise<T | undefined> {
     return new Promise((resolve) => {

@@ -4,33 +4,19 @@ import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { ErrorBodySchema, masterContract, resultKey, storageContract, taskdbContract, type Work } from '@pixelmill/contracts';
 import { ContractClient, createLogger, deriveSigningKey, listen, type Listening } from '@pixelmill/kit';
-import { freePort, startServiceProcess, type ServiceProcess } from '@pixelmill/kit/testing';
+import type { ServiceProcess } from '@pixelmill/kit/testing';
 import { createApp } from '../../src/app';
+import { ImageStoreGateway } from '../../src/data-access/image-store-gateway';
+import { TaskGateway } from '../../src/data-access/task-gateway';
 import { Housekeeper } from '../../src/domain/housekeeper';
 import { ImageService } from '../../src/domain/image-service';
 import { startCountingProxy } from './counting-proxy';
+import { INTERNAL_TOKEN, pngOf, startDependency, until } from './fixtures';
 
-/** The signature and IHDR chunk of a PNG of width × height, then `rest`: master reads only headers. */
-const pngOf = (width: number, height: number, rest: string | Buffer = 'pixels'): Buffer => {
-  const ihdr = Buffer.alloc(25);
-  ihdr.writeUInt32BE(13, 0);
-  ihdr.write('IHDR', 4, 'latin1');
-  ihdr.writeUInt32BE(width, 8);
-  ihdr.writeUInt32BE(height, 12);
-  ihdr.writeUInt8(8, 16); // bit depth
-  ihdr.writeUInt8(6, 17); // RGBA
-  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), ihdr, Buffer.from(rest)]);
-};
 const PNG = pngOf(2, 2);
 const RESULT = pngOf(2, 2, 'swapped pixels');
-const INTERNAL_TOKEN = 'internal-token-0123456789';
 const WORKER_TOKEN = 'worker-token-0123456789ab';
 const SIGNING_KEY = deriveSigningKey(INTERNAL_TOKEN);
-/**
- * A sibling app's build in this repository, started by path: master does not depend on the other
- * apps (its pruned image must not pull them); turbo builds them before this test (apps/master/turbo.json).
- */
-const mainOf = (app: string) => path.resolve(__dirname, '..', '..', '..', app, 'dist', 'main.js');
 
 /** master over real HTTP, with the built taskdb and storage running as their own processes. */
 describe('master API', () => {
@@ -44,37 +30,21 @@ describe('master API', () => {
   let storage: ContractClient;
   let images: ImageService;
 
-  const startDependency = async (name: 'taskdb' | 'storage') => {
-    const port = await freePort();
-    return startServiceProcess({
-      name,
-      script: mainOf(name),
-      port,
-      env: {
-        PATH: process.env.PATH,
-        PORT: String(port),
-        DATA_DIR: path.join(dir, name),
-        LOG_LEVEL: 'warn',
-        KV_URL: 'http://127.0.0.1:9',
-        INTERNAL_TOKEN,
-        RETRY_BASE_MS: '0',
-      },
-      logFile: path.join(dir, `${name}.log`),
-    });
-  };
+  /** master's way to taskdb and storage, over these clients. */
+  const gatewaysOf = (taskdbClient: ContractClient, storageClient = storage, signingKey: string | undefined = SIGNING_KEY) => ({
+    tasks: new TaskGateway(taskdbClient),
+    store: new ImageStoreGateway(storageClient, { publicUrl: async () => storageProcess.url!, signingKey }),
+  });
 
   beforeAll(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pixelmill-master-'));
-    [taskdbProcess, storageProcess] = await Promise.all([startDependency('taskdb'), startDependency('storage')]);
+    [taskdbProcess, storageProcess] = await Promise.all([startDependency('taskdb', dir), startDependency('storage', dir)]);
     taskdb = new ContractClient({ service: 'taskdb', baseUrl: taskdbProcess.url!, token: INTERNAL_TOKEN });
     storage = new ContractClient({ service: 'storage', baseUrl: storageProcess.url!, token: INTERNAL_TOKEN });
     images = new ImageService({
-      taskdb,
-      storage,
+      ...gatewaysOf(taskdb),
       leaseMs: 30_000,
       claimRecheckMs: 200,
-      storageUrl: async () => storageProcess.url!,
-      signingKey: SIGNING_KEY,
       signedUrlTtlMs: 60_000,
     });
     const app = createApp({
@@ -119,12 +89,9 @@ describe('master API', () => {
   const startCountedMaster = async (claimRecheckMs: number) => {
     const proxy = await startCountingProxy(taskdbProcess.url!);
     const counted = new ImageService({
-      taskdb: new ContractClient({ service: 'taskdb', baseUrl: proxy.url, token: INTERNAL_TOKEN }),
-      storage,
+      ...gatewaysOf(new ContractClient({ service: 'taskdb', baseUrl: proxy.url, token: INTERNAL_TOKEN })),
       leaseMs: 30_000,
       claimRecheckMs,
-      storageUrl: async () => storageProcess.url!,
-      signingKey: SIGNING_KEY,
       signedUrlTtlMs: 60_000,
     });
     const app = createApp({
@@ -146,9 +113,6 @@ describe('master API', () => {
         await proxy.close();
       },
     };
-  };
-  const until = async (check: () => boolean): Promise<void> => {
-    while (!check()) await new Promise((r) => setTimeout(r, 10));
   };
   const send = (
     method: string,
@@ -412,12 +376,9 @@ describe('master API', () => {
 
   it("when a lease ends, then its result URL stops opening storage; a heartbeat's new URL lasts as long as the new lease", async () => {
     const shortLeases = new ImageService({
-      taskdb,
-      storage,
+      ...gatewaysOf(taskdb),
       leaseMs: 1_000,
       claimRecheckMs: 200,
-      storageUrl: async () => storageProcess.url!,
-      signingKey: SIGNING_KEY,
       signedUrlTtlMs: 60_000,
     });
     const id = await upload();
@@ -493,11 +454,9 @@ describe('master API', () => {
   it("when an owner's stored bytes would pass its quota, then the upload is a 429 and usage says where it stands", async () => {
     const owner = `quota-${randomUUID().slice(0, 8)}`;
     const limited = new ImageService({
-      taskdb,
-      storage,
+      ...gatewaysOf(taskdb, storage, undefined),
       leaseMs: 30_000,
       claimRecheckMs: 200,
-      storageUrl: async () => storageProcess.url!,
       signedUrlTtlMs: 60_000,
       quotas: { perKey: PNG.length * 2, anonymous: undefined },
     });
@@ -523,11 +482,12 @@ describe('master API', () => {
 
   it('when a dependency is down, then master answers 503 and stays up', async () => {
     const broken = new ImageService({
-      taskdb: new ContractClient({ service: 'taskdb', baseUrl: 'http://127.0.0.1:9', retries: 0 }),
-      storage: new ContractClient({ service: 'storage', baseUrl: 'http://127.0.0.1:9', retries: 0 }),
+      ...gatewaysOf(
+        new ContractClient({ service: 'taskdb', baseUrl: 'http://127.0.0.1:9', retries: 0 }),
+        new ContractClient({ service: 'storage', baseUrl: 'http://127.0.0.1:9', retries: 0 }),
+      ),
       leaseMs: 30_000,
       claimRecheckMs: 100,
-      storageUrl: async () => 'http://127.0.0.1:9',
       signedUrlTtlMs: 60_000,
     });
     const app = createApp({ images: broken, logger: createLogger('master', 'silent'), maxUploadBytes: 4096, dependencies: [] });
@@ -611,8 +571,7 @@ describe('master API', () => {
     const exists = (state: string, key: string) => fs.existsSync(path.join(dir, 'storage', state, key));
     let now = Date.now();
     const housekeeper = new Housekeeper({
-      taskdb,
-      storage,
+      ...gatewaysOf(taskdb),
       logger: createLogger('master', 'silent'),
       retentionMs: 3_600_000,
       batchSize: 2,

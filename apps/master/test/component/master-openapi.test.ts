@@ -2,6 +2,8 @@ import { documentedRoutes, mountedRoutes } from '@pixelmill/contracts/testing';
 import { shippedOpenApiDocument, servedOpenApiDocument } from '@pixelmill/kit/testing';
 import { ContractClient, createLogger, deriveSigningKey } from '@pixelmill/kit';
 import { createApp } from '../../src/app';
+import { ImageStoreGateway } from '../../src/data-access/image-store-gateway';
+import { TaskGateway } from '../../src/data-access/task-gateway';
 import { ImageService } from '../../src/domain/image-service';
 
 const shipped = shippedOpenApiDocument('master');
@@ -16,12 +18,10 @@ describe('master OpenAPI document', () => {
   const app = () =>
     createApp({
       images: new ImageService({
-        taskdb,
-        storage,
+        tasks: new TaskGateway(taskdb),
+        store: new ImageStoreGateway(storage, { publicUrl: async () => nowhere, signingKey: deriveSigningKey(INTERNAL_TOKEN) }),
         leaseMs: 30_000,
         claimRecheckMs: 200,
-        storageUrl: async () => nowhere,
-        signingKey: deriveSigningKey(INTERNAL_TOKEN),
         signedUrlTtlMs: 60_000,
       }),
       logger: createLogger('master', 'silent'),

@@ -57,4 +57,14 @@ describe('Signal', () => {
     await expect(waiting).resolves.toBeUndefined();
     expect(work.waiting()).toBe(0);
   });
+
+  it('when every wait is woken, then each on every topic resolves with undefined and none is left', async () => {
+    const ended = new Signal<string>();
+    const waits = [ended.wait(10_000, undefined, 'a'), ended.wait(10_000, undefined, 'a'), ended.wait(10_000, undefined, 'b')];
+
+    ended.wakeAll();
+
+    expect(await Promise.all(waits)).toEqual([undefined, undefined, undefined]);
+    expect(ended.waiting()).toBe(0);
+  });
 });

@@ -7,6 +7,7 @@ import {
   type Housekeeping,
   type HousekeepingDone,
   type Task,
+  type TaskEvent,
   type TaskState,
 } from '@pixelmill/contracts';
 import { AppError, backoffDelay } from '@pixelmill/kit';
@@ -34,6 +35,8 @@ export interface TaskServiceOptions extends RetryPolicy {
   now?: () => number;
   /** A number in [0, 1) for the jitter; injected by tests. */
   random?: () => number;
+  /** Told, once committed, of each task created and of each that reached finished or failed. */
+  events?: { publish(event: TaskEvent): void };
 }
 
 export interface TaskPage {
@@ -54,6 +57,8 @@ export interface CreateResult {
 export class TaskService {
   private readonly now: () => number;
   private readonly random: () => number;
+  /** Events of the transaction in progress, published once it commits. */
+  private pending: TaskEvent[] | undefined;
 
   constructor(
     private readonly repository: TaskRepository,
@@ -64,7 +69,7 @@ export class TaskService {
   }
 
   create(input: CreateTaskBody): CreateResult {
-    return this.repository.transaction(() => {
+    return this.transaction(() => {
       if (input.idempotencyKey !== undefined) {
         const earlier = this.repository.byIdempotencyKey(input.owner, input.idempotencyKey);
         if (earlier) {
@@ -84,7 +89,10 @@ export class TaskService {
         }
       }
       if (input.quotaBytes !== undefined) this.checkQuota(input.owner ?? null, input.sourceBytes, input.quotaBytes);
-      if (this.repository.insert(input, this.now())) return { task: toTask(this.mustGet(input.id)), created: true };
+      if (this.repository.insert(input, this.now())) {
+        this.pending?.push({ kind: 'created', id: input.id });
+        return { task: toTask(this.mustGet(input.id)), created: true };
+      }
       const existing = this.mustGet(input.id);
       const same = existing.op === input.op && existing.contentType === input.contentType && existing.owner === (input.owner ?? null);
       if (!same) throw new AppError('conflict', 409, `task ${input.id} exists already, with other values`);
@@ -139,7 +147,7 @@ export class TaskService {
   }
 
   changeState(id: string, change: ChangeStateBody): Task {
-    return this.repository.transaction(() => {
+    return this.transaction(() => {
       const record = this.mustGet(id);
       const now = this.now();
       // Repeating the end of the same attempt is a success, so a retried request does no harm.
@@ -157,18 +165,20 @@ export class TaskService {
         return toTask(this.retryOrFail(record, change.error ?? 'the attempt was released', now, 'released'));
       }
       return toTask(
-        this.repository.update(
-          record,
-          {
-            state: change.to,
-            error: change.to === 'failed' ? (change.error ?? 'failed without a reason') : null,
-            ...(change.to === 'finished' && change.resultBytes !== undefined ? { resultBytes: change.resultBytes } : {}),
-            // Kept, so that the same holder repeating its report is recognised.
-            leaseToken: record.leaseToken,
-            leaseExpiresAt: null,
-            attemptDeadline: null,
-          },
-          now,
+        this.recordEnd(
+          this.repository.update(
+            record,
+            {
+              state: change.to,
+              error: change.to === 'failed' ? (change.error ?? 'failed without a reason') : null,
+              ...(change.to === 'finished' && change.resultBytes !== undefined ? { resultBytes: change.resultBytes } : {}),
+              // Kept, so that the same holder repeating its report is recognised.
+              leaseToken: record.leaseToken,
+              leaseExpiresAt: null,
+              attemptDeadline: null,
+            },
+            now,
+          ),
         ),
       );
     });
@@ -176,7 +186,7 @@ export class TaskService {
 
   /** Claims the oldest task that is not started and not waiting out a retry backoff. */
   claim(leaseMs: number): Claim | undefined {
-    return this.repository.transaction(() => {
+    return this.transaction(() => {
       const now = this.now();
       this.reapExpired(now);
       const record = this.repository.oldestAvailable(now);
@@ -227,7 +237,7 @@ export class TaskService {
    * last attempt. Runs before every claim and periodically, so `isReady` shows it soon.
    */
   reapExpired(now = this.now()): number {
-    return this.repository.transaction(() => {
+    return this.transaction(() => {
       let reaped = 0;
       for (;;) {
         const expired = this.repository.expired(now);
@@ -262,10 +272,8 @@ export class TaskService {
     const lostAttempts = record.lostAttempts + (how === 'lost' ? 1 : 0);
     const ended = { leaseToken: null, leaseExpiresAt: null, attemptDeadline: null, lostAttempts };
     if (lostAttempts >= this.options.maxAttempts || record.attempt >= this.options.maxAttempts * CLAIMS_PER_ATTEMPT) {
-      return this.repository.update(
-        record,
-        { state: 'failed', error: `gave up after ${record.attempt} attempts: ${reason}`, ...ended },
-        now,
+      return this.recordEnd(
+        this.repository.update(record, { state: 'failed', error: `gave up after ${record.attempt} attempts: ${reason}`, ...ended }, now),
       );
     }
     return this.repository.update(
@@ -288,6 +296,30 @@ export class TaskService {
         'space comes back as older images expire',
       { storedBytes: stored, quotaBytes, neededBytes: sourceBytes },
     );
+  }
+
+  /**
+   * Runs `fn` in one transaction and publishes the events it recorded once it committed (none
+   * when it threw); a transaction inside another leaves that to the outer one.
+   */
+  private transaction<T>(fn: () => T): T {
+    if (this.pending !== undefined) return this.repository.transaction(fn);
+    this.pending = [];
+    try {
+      const result = this.repository.transaction(fn);
+      for (const event of this.pending) this.options.events?.publish(event);
+      return result;
+    } finally {
+      this.pending = undefined;
+    }
+  }
+
+  /** Records the end of a task (finished or failed) for the transaction's events. */
+  private recordEnd(record: TaskRecord): TaskRecord {
+    if (record.state === 'finished' || record.state === 'failed') {
+      this.pending?.push({ kind: 'ended', id: record.id, state: record.state, error: record.error });
+    }
+    return record;
   }
 
   private sameAttempt(record: TaskRecord, leaseToken: string | undefined): boolean {

@@ -1,9 +1,10 @@
 import type { Router } from 'express';
 import { taskdbContract } from '@pixelmill/contracts';
-import { mountContract, type ServiceTokens } from '@pixelmill/kit';
+import { AppError, hangUpSignal, mountContract, type ServiceTokens } from '@pixelmill/kit';
+import type { TaskEventHub } from '../domain/task-events';
 import type { TaskService } from '../domain/task-service';
 
-export function mountTaskRoutes(router: Router, tasks: TaskService, tokens: ServiceTokens): void {
+export function mountTaskRoutes(router: Router, tasks: TaskService, events: TaskEventHub, tokens: ServiceTokens): void {
   mountContract(
     router,
     taskdbContract,
@@ -21,6 +22,20 @@ export function mountTaskRoutes(router: Router, tasks: TaskService, tokens: Serv
       },
       extendLease: ({ params, body }) => ({ status: 200, body: tasks.extendLease(params.id, body.leaseToken, body.leaseMs) }),
       usage: ({ query }) => ({ status: 200, body: tasks.usage(query.owner) }),
+      events: async ({ query }, _req, res) => {
+        // A master that hangs up ends its wait.
+        const answer = await events.wait(query.after, query.waitMs, hangUpSignal(res));
+        if (events.closed) {
+          // A master polls elsewhere, after its backoff, rather than here again at once. Written
+          // here, not thrown: a shutdown is no error to log.
+          res
+            .status(503)
+            .set('connection', 'close')
+            .json(new AppError('unavailable', 503, 'taskdb is shutting down: poll another instance').toBody());
+          return;
+        }
+        return { status: 200, body: answer };
+      },
       housekeeping: ({ query }) => ({
         status: 200,
         body: tasks.housekeeping(Date.parse(query.expireBefore), query.limit),

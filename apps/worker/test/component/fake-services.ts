@@ -16,8 +16,10 @@ import {
   createServiceApp,
   listen,
   mountContract,
+  instanceKey,
+  instanceIdOf,
   SERVICE_KEY_PREFIX,
-  serviceKey,
+  servicePrefix,
   type Listening,
   type ServiceTokens,
 } from '@pixelmill/kit';
@@ -351,33 +353,35 @@ export class FakeMaster {
 }
 
 /**
- * A kv that knows where master is, for discovery. With a worker token, it lets that token read
+ * A kv that lists where master is, for discovery. With a worker token, it lets that token list
  * `services/` keys only, as the real kv does; the rest wants the internal token.
  */
 export async function startFakeKv(
   services: { master: string },
   options: { workerToken?: string } = {},
 ): Promise<Listening & { requests: SeenRequest[] }> {
-  const { get } = kvContract;
+  const { list } = kvContract;
   const requests: SeenRequest[] = [];
   const app = createServiceApp({
     service: 'kv',
     logger,
     routes: (router) => {
       router.use((req, _res, next) => {
-        requests.push({ path: req.path, authorization: req.get('authorization') });
+        requests.push({ path: req.originalUrl, authorization: req.get('authorization') });
         next();
       });
       mountContract(
         router,
-        { get },
+        { list },
         {
-          get: ({ params }) => {
-            if (params.key !== serviceKey('master')) throw new AppError('not_found', 404, `no key ${params.key}`);
-            return {
-              status: 200,
-              body: { key: params.key, value: services.master, updatedAt: new Date().toISOString(), expiresAt: null },
+          list: ({ query }) => {
+            const master = {
+              key: instanceKey('master', instanceIdOf(services.master)),
+              value: services.master,
+              updatedAt: new Date().toISOString(),
+              expiresAt: null,
             };
+            return { status: 200, body: { items: query.prefix === servicePrefix('master') ? [master] : [], nextCursor: null } };
           },
         },
         options.workerToken === undefined
@@ -385,7 +389,10 @@ export async function startFakeKv(
           : {
               tokens: { internal: INTERNAL_TOKEN },
               grants: {
-                get: (req) => bearerToken(req) === options.workerToken && String(req.params.key).startsWith(SERVICE_KEY_PREFIX),
+                list: (req) =>
+                  bearerToken(req) === options.workerToken &&
+                  typeof req.query.prefix === 'string' &&
+                  req.query.prefix.startsWith(SERVICE_KEY_PREFIX),
               },
             },
       );

@@ -510,8 +510,11 @@ describe('worker loop over HTTP', () => {
 
     await until(() => master.tasks.get(id)!.state === 'finished', 'the task to finish');
 
-    // Only master was looked up (by each loop that polled): the fake kv does not even know storage.
-    expect(new Set(kv.requests.map((request) => request.path))).toEqual(new Set([`/keys/${encodeURIComponent('services/master')}`]));
+    // Only master's instances were listed: the fake kv does not even know storage.
+    const listings = kv.requests
+      .map((request) => new URL(request.path, kv!.url))
+      .map((url) => [url.pathname, url.searchParams.get('prefix')]);
+    expect(new Set(listings.map((listing) => listing.join(' ')))).toEqual(new Set(['/keys services/master/']));
     expect(kv.requests[0]!.authorization).toBe(`Bearer ${WORKER_TOKEN}`);
   });
 

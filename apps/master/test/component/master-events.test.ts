@@ -1,0 +1,194 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { masterContract, resultKey, storageContract, type TaskStatus } from '@pixelmill/contracts';
+import { ContractClient, createLogger, listen, type Listening } from '@pixelmill/kit';
+import type { ServiceProcess } from '@pixelmill/kit/testing';
+import { createApp } from '../../src/app';
+import { ImageStoreGateway } from '../../src/data-access/image-store-gateway';
+import { TaskEventFeed, type TaskEventHandlers } from '../../src/data-access/task-events';
+import { TaskGateway } from '../../src/data-access/task-gateway';
+import { ImageService } from '../../src/domain/image-service';
+import { INTERNAL_TOKEN, pngOf, startDependency, until } from './fixtures';
+
+const WORKER_TOKEN = 'worker-token-0123456789ab';
+/** Longer than any wake in these tests may take: what wakes a waiting call here is taskdb's event, not the recheck. */
+const CLAIM_RECHECK_MS = 10_000;
+const PNG = pngOf(2, 2);
+const RESULT = pngOf(2, 2, 'swapped pixels');
+const logger = createLogger('master', 'silent');
+
+interface Master {
+  images: ImageService;
+  feed: TaskEventFeed;
+  master: ContractClient;
+  worker: ContractClient;
+  close(): Promise<void>;
+}
+
+/** Two masters over one taskdb (SQLite) and one storage, each following taskdb's events. */
+describe('master wake-ups across instances', () => {
+  let dir: string;
+  let taskdbProcess: ServiceProcess;
+  let storageProcess: ServiceProcess;
+  let storage: ContractClient;
+  let a: Master;
+  let b: Master;
+
+  const startMaster = async (): Promise<Master> => {
+    const taskdb = new ContractClient({ service: 'taskdb', baseUrl: taskdbProcess.url!, token: INTERNAL_TOKEN });
+    const images = new ImageService({
+      tasks: new TaskGateway(taskdb),
+      store: new ImageStoreGateway(storage, { publicUrl: async () => storageProcess.url! }),
+      leaseMs: 30_000,
+      claimRecheckMs: CLAIM_RECHECK_MS,
+      signedUrlTtlMs: 60_000,
+    });
+    const feed = new TaskEventFeed({ resolve: async () => taskdbProcess.url!, token: INTERNAL_TOKEN, handlers: images, logger });
+    feed.start();
+    const server: Listening = await listen(
+      createApp({ images, logger, maxUploadBytes: 4096, dependencies: [], tokens: { internal: INTERNAL_TOKEN, worker: WORKER_TOKEN } }),
+      0,
+    );
+    return {
+      images,
+      feed,
+      master: new ContractClient({ service: 'master', baseUrl: server.url, token: INTERNAL_TOKEN }),
+      worker: new ContractClient({ service: 'master', baseUrl: server.url, token: WORKER_TOKEN }),
+      close: async () => {
+        await server.close();
+        await feed.stop();
+      },
+    };
+  };
+
+  beforeAll(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pixelmill-master-events-'));
+    [taskdbProcess, storageProcess] = await Promise.all([startDependency('taskdb', dir), startDependency('storage', dir)]);
+    storage = new ContractClient({ service: 'storage', baseUrl: storageProcess.url!, token: INTERNAL_TOKEN });
+    [a, b] = await Promise.all([startMaster(), startMaster()]);
+    // A feed hears what comes after its first answer: before that, it has no place to start from.
+    await until(() => a.feed.following && b.feed.following);
+  }, 30_000);
+
+  afterAll(async () => {
+    await Promise.all([a?.close(), b?.close()]);
+    await Promise.all([taskdbProcess?.stop(), storageProcess?.stop()]);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  const upload = async (through: Master): Promise<string> => {
+    const accepted = await through.master.call(masterContract.newImage, { body: PNG, contentType: 'image/png', query: {} });
+    if (accepted.status !== 202) throw new Error(`newImage answered ${accepted.status}`);
+    return accepted.body.id;
+  };
+
+  it('when an image is uploaded through master A, then a getWork waiting on master B is answered with it before any recheck', async () => {
+    const waiting = b.worker.call(masterContract.getWork, { query: { waitMs: 20_000 } });
+    await until(() => b.images.signal.waiting() === 1);
+
+    const uploaded = Date.now();
+    const id = await upload(a);
+
+    const work = await waiting;
+    expect(work.status === 200 && work.body.id).toBe(id);
+    expect(Date.now() - uploaded).toBeLessThan(CLAIM_RECHECK_MS);
+  });
+
+  it.each([
+    ['finishes', { state: 'finished' }],
+    ['fails', { state: 'failed', error: 'could not decode image/png' }],
+  ] as const)(
+    'when a task %s through master A, then an isReady waiting on master B answers its end before any recheck',
+    async (_name, end) => {
+      const id = await upload(a);
+      const work = await a.worker.call(masterContract.getWork, { query: { waitMs: 0 } });
+      if (work.status !== 200) throw new Error(`getWork answered ${work.status}`);
+      const waiting = b.master.call(masterContract.isReady, { query: { id, waitMs: 20_000 } });
+      await until(() => b.images.ended.waiting(id) === 1);
+
+      const ending = Date.now();
+      if (end.state === 'finished') {
+        await storage.call(storageContract.put, {
+          params: { state: 'finished', key: resultKey(id, 1) },
+          body: RESULT,
+          contentType: 'image/png',
+        });
+        expect((await a.worker.call(masterContract.workFinished, { body: { id, leaseToken: work.body.leaseToken } })).status).toBe(200);
+      } else {
+        const failed = await a.worker.call(masterContract.workFailed, {
+          body: { id, leaseToken: work.body.leaseToken, reason: end.error },
+        });
+        expect(failed.status).toBe(200);
+      }
+
+      expect((await waiting).body).toEqual({ id, ...end });
+      expect(Date.now() - ending).toBeLessThan(CLAIM_RECHECK_MS);
+    },
+  );
+});
+
+/** A feed over a taskdb that restarts: what it heard, in order. */
+describe('task event feed', () => {
+  let dir: string;
+  let taskdbProcess: ServiceProcess;
+  let port: number;
+
+  beforeAll(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pixelmill-master-feed-'));
+    taskdbProcess = await startDependency('taskdb', dir);
+    port = Number(new URL(taskdbProcess.url!).port);
+  }, 30_000);
+
+  afterAll(async () => {
+    await taskdbProcess?.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('when taskdb restarts, then the feed tells that news may have been missed, and follows the new instance', async () => {
+    const heard: Array<string | TaskStatus> = [];
+    const handlers: TaskEventHandlers = {
+      taskCreated: () => heard.push('created'),
+      taskEnded: (status) => heard.push(status),
+      tasksMissed: () => heard.push('missed'),
+    };
+    const feed = new TaskEventFeed({
+      resolve: async () => taskdbProcess.url!,
+      token: INTERNAL_TOKEN,
+      handlers,
+      logger,
+      backoff: { initialMs: 50, maxMs: 200 },
+    });
+    feed.start();
+    try {
+      await until(() => feed.following);
+
+      await taskdbProcess.stop();
+      taskdbProcess = await startDependency('taskdb', dir, { port });
+
+      await until(() => heard.length > 0);
+      expect(heard).toEqual(['missed']);
+      const tasks = new TaskGateway(new ContractClient({ service: 'taskdb', baseUrl: taskdbProcess.url!, token: INTERNAL_TOKEN }));
+      await tasks.create({ id: '00000000-0000-4000-8000-000000000001', op: 'invert', contentType: 'image/png', sourceBytes: 0 });
+      await until(() => heard.length > 1);
+      expect(heard).toEqual(['missed', 'created']);
+    } finally {
+      await feed.stop();
+    }
+  });
+
+  it('when the feed stops, then the poll under way ends at once', async () => {
+    const feed = new TaskEventFeed({
+      resolve: async () => taskdbProcess.url!,
+      token: INTERNAL_TOKEN,
+      handlers: { taskCreated: () => undefined, taskEnded: () => undefined, tasksMissed: () => undefined },
+      logger,
+      waitMs: 30_000,
+    });
+    feed.start();
+    await until(() => feed.following);
+
+    // Within jest's timeout, which a poll of 30 s waited out would pass.
+    await feed.stop();
+  });
+});
