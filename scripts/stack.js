@@ -22,21 +22,18 @@ const scriptOf = (name) => path.join(ROOT, 'apps', name, 'dist', 'main.js');
 
 /**
  * Waits until kv lists this instance of a service (its key `services/<service>/<INSTANCE_ID>`, or
- * its address under `services/<service>/`; or the service under `services/<service>`, where one
- * key holds the last instance to register), so dependents can resolve it at once.
+ * its address under `services/<service>/`), so dependents can resolve it at once.
  */
 async function waitUntilRegistered(kvUrl, { service, env, url }, token, exited, timeoutMs = 15_000) {
   const deadline = Date.now() + timeoutMs;
   const headers = token ? { authorization: `Bearer ${token}` } : {};
-  const prefix = `services/${service}`;
+  const prefix = `services/${service}/`;
   for (;;) {
     const response = await fetch(`${kvUrl}/keys?prefix=${encodeURIComponent(prefix)}`, { headers }).catch(() => undefined);
     const listed = response?.ok ? (await response.json()).items : (await response?.arrayBuffer(), []);
     // Checked first: another program may answer on a port this one could not take.
     if (exited()) throw new Error(`${service} at ${url} exited before it registered in kv`);
-    const own = (item) =>
-      item.key === `${prefix}/${env.INSTANCE_ID}` || (item.key.startsWith(`${prefix}/`) && item.value === (env.ADVERTISE_URL ?? url));
-    if (listed.some((item) => own(item) || item.key === prefix)) return;
+    if (listed.some((item) => item.key === `${prefix}${env.INSTANCE_ID}` || item.value === (env.ADVERTISE_URL ?? url))) return;
     if (Date.now() > deadline) throw new Error(`${service} at ${url} did not register in kv within ${timeoutMs} ms`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
