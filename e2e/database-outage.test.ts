@@ -3,9 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { ErrorBodySchema } from '@pixelmill/contracts';
-import { createTestSchema, type TestSchema } from '@pixelmill/kit/testing';
+import { createTestSchema, startTcpProxy, type TcpProxy, type TestSchema } from '@pixelmill/kit/testing';
 import { encode } from './images';
-import { startTcpProxy, type TcpProxy } from './tcp-proxy';
 import { countOf, picture, resultProblem, sleep, uploadOnce, uploadUntilAccepted, waitUntilEnded, type Refusal } from './upload-client';
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { startStack } = require('../scripts/stack') as typeof import('../scripts/stack');
@@ -97,7 +96,7 @@ describe('database outage: PostgreSQL out of reach for a few seconds mid-run', (
         await sleep(100);
       }
 
-      proxy.cut();
+      await proxy.cut();
       phase = 'during';
       const cutAt = Date.now();
       const probes = {
@@ -111,7 +110,7 @@ describe('database outage: PostgreSQL out of reach for a few seconds mid-run', (
         'kv get': await probe(`${stack.kvUrl}/keys/${encodeURIComponent('services/taskdb')}`, { headers: internal }),
       };
       await sleep(OUTAGE_MS - (Date.now() - cutAt));
-      proxy.restore();
+      await proxy.restore();
       phase = 'after';
       const outageMs = Date.now() - cutAt;
 
@@ -145,7 +144,7 @@ describe('database outage: PostgreSQL out of reach for a few seconds mid-run', (
       expect(Object.values(stack.processes).filter((proc) => proc.exited())).toEqual([]);
     } finally {
       uploading = false;
-      proxy.restore();
+      await proxy.restore();
       await uploaders;
     }
 

@@ -1,13 +1,12 @@
 import Database from 'better-sqlite3';
 import { ErrorBodySchema, KvEntrySchema, KvListSchema, kvContract } from '@pixelmill/contracts';
 import { ContractClient, createLogger, listen, type Listening } from '@pixelmill/kit';
-import { createTestSchema, TEST_DATABASE_URL, type TestSchema } from '@pixelmill/kit/testing';
+import { createTestSchema, startTcpProxy, TEST_DATABASE_URL, type TcpProxy, type TestSchema } from '@pixelmill/kit/testing';
 import { createApp } from '../../src/app';
 import type { KvRepository } from '../../src/data-access/kv-repository';
 import { PostgresKvRepository } from '../../src/data-access/postgres-kv-repository';
 import { SqliteKvRepository } from '../../src/data-access/sqlite-kv-repository';
 import { BACKENDS, SQLITE, type KvStore } from '../support/kv-backends';
-import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy';
 
 describe.each(BACKENDS)('kv API on $name', (backend) => {
   let store: KvStore;

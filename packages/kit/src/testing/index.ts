@@ -1,6 +1,7 @@
 // Test and launcher tooling (`@pixelmill/kit/testing`): starting built services as processes
-// and waiting for them, and reading the OpenAPI document a service ships and serves. No deployed
-// service loads it.
+// and waiting for them, reading the OpenAPI document a service ships and serves, a schema per test
+// run, and a TCP relay that takes a shared server away from one test. No deployed service loads it.
 export * from './process';
 export * from './openapi';
 export * from './postgres';
+export * from './tcp-proxy';

@@ -1,19 +1,25 @@
-// A TCP proxy a test controls, to take a server shared with other test runs (PostgreSQL) away
-// from one stack only: `cut()` resets every connection through it and every new one until
-// `restore()`.
 import net from 'node:net';
 
+/**
+ * A TCP relay to a server that a test can cut off and put back, as if the server went down: for a
+ * server shared with other test runs (PostgreSQL, Redis) that must not really stop.
+ */
 export interface TcpProxy {
-  /** The loopback port the proxy listens on. */
+  /** The loopback port it listens on, the same throughout. */
   readonly port: number;
-  /** Connections open through the proxy now. */
+  /** Connections open through it now. */
   readonly open: number;
-  /** Resets every connection through the proxy, and each new one until restore(). */
-  cut(): void;
-  restore(): void;
+  /** Resets every open connection, and each new one until restore(). */
+  cut(): Promise<void>;
+  /** Relays new connections again. */
+  restore(): Promise<void>;
   close(): Promise<void>;
 }
 
+/**
+ * Starts a relay on a free loopback port. While cut it keeps its port and resets what connects
+ * (a closed port could be taken meanwhile by another program that picks a free one).
+ */
 export async function startTcpProxy(target: { host: string; port: number }): Promise<TcpProxy> {
   const pairs = new Set<{ client: net.Socket; upstream: net.Socket }>();
   let down = false;
@@ -22,7 +28,7 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
       client.resetAndDestroy();
       return;
     }
-    const upstream = net.connect(target);
+    const upstream = net.connect(target.port, target.host);
     const pair = { client, upstream };
     pairs.add(pair);
     const drop = () => {
@@ -37,11 +43,14 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
+    server.listen(0, '127.0.0.1', () => {
+      server.off('error', reject);
+      resolve();
+    });
   });
   const resetAll = () => {
+    // A reset, as a server that went away leaves: no orderly end of the protocol.
     for (const { client, upstream } of pairs) {
-      // A reset, as a server that went away would leave: no orderly end of the protocol.
       client.resetAndDestroy();
       upstream.resetAndDestroy();
     }
@@ -52,11 +61,11 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
     get open() {
       return pairs.size;
     },
-    cut() {
+    async cut() {
       down = true;
       resetAll();
     },
-    restore() {
+    async restore() {
       down = false;
     },
     async close() {
