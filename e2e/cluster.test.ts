@@ -1,3 +1,4 @@
+import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -5,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { createTestSchema, type TestSchema } from '@pixelmill/kit/testing';
 import { encode } from './images';
 import { leaseProblems, readLeases } from './leases';
-import { countOf, picture, resultProblem, sleep, uploadUntilAccepted, waitUntilEnded, type Upload } from './upload-client';
+import { countOf, picture, resultProblem, sleep, uploadOnce, uploadUntilAccepted, waitUntilEnded, type Upload } from './upload-client';
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { startCluster } = require('../scripts/cluster') as typeof import('../scripts/cluster');
 
@@ -211,4 +212,94 @@ describe('cluster: several instances of every service, one of each killed', () =
     expect([...leasesOf.keys()].sort()).toEqual([...uploads.values()].map((upload) => upload.id).sort());
     completed += 1;
   });
+});
+
+/** The launcher itself, as a user runs it: settings from the environment, a local S3 server, supervision. */
+describe('npm run start:cluster', () => {
+  let dir: string;
+  let schema: TestSchema;
+  let launcher: ChildProcess;
+  let output = '';
+
+  const waitFor = async (pattern: RegExp, timeoutMs = 120_000): Promise<RegExpMatchArray> => {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const match = output.match(pattern);
+      if (match) return match;
+      if (Date.now() > deadline) throw new Error(`no ${pattern} in the output:\n${output}`);
+      await sleep(50);
+    }
+  };
+  const alive = (pid: number): boolean => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+
+  beforeAll(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pixelmill-start-cluster-'));
+    schema = await createTestSchema('start_cluster');
+    launcher = spawn(process.execPath, [path.resolve(__dirname, '../scripts/cluster.js')], {
+      env: { PATH: process.env.PATH, PIXELMILL_DATA_DIR: dir, LOG_LEVEL: 'warn', DATABASE_URL: schema.url, DATABASE_SCHEMA: schema.schema },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    launcher.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    launcher.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  });
+
+  afterAll(async () => {
+    if (launcher.exitCode === null && launcher.signalCode === null) {
+      launcher.kill('SIGKILL');
+      await new Promise((resolve) => launcher.once('exit', resolve));
+    }
+    await schema?.drop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('when started, then it prints both upload pages, each takes an image to finished, a killed master is restarted, and SIGTERM stops every process', async () => {
+    await waitFor(/pixelmill cluster is running/);
+    const pages = [...output.matchAll(/Upload page: (http:\/\/127\.0\.0\.1:\d+)\//g)].map(([, url]) => url!);
+    const pids = [...output.matchAll(/^\s+(\S+)\s+pid (\d+)/gm)].map(([, name, pid]) => ({ name: name!, pid: Number(pid) }));
+    expect(pids.map((p) => p.name).sort()).toEqual(
+      [
+        'frontend',
+        'frontend-2',
+        'kv',
+        'master',
+        'master-2',
+        'storage',
+        'storage-2',
+        'taskdb',
+        'taskdb-2',
+        'worker',
+        'worker-2',
+        'worker-3',
+      ].sort(),
+    );
+    expect(pages).toHaveLength(2);
+    expect(output).toContain(`schema ${schema.schema}`);
+    expect(output).toMatch(/S3: http:\/\/127\.0\.0\.1:\d+ bucket pixelmill \(local s3rver\)/);
+
+    const ids = await Promise.all(
+      pages.map(async (page, index) => {
+        const answer = await uploadOnce(page, await encode('image/png', picture(index)), randomBytes(8).toString('hex'));
+        if (!('id' in answer)) throw new Error(`${page} refused an upload: ${answer.refusal}`);
+        return answer.id;
+      }),
+    );
+    const ended = await waitUntilEnded(pages, ids, 60_000);
+    expect(ids.map((id) => ended.get(id)?.state)).toEqual(['finished', 'finished']);
+    for (const [index, id] of ids.entries()) expect(await resultProblem(pages[index]!, id, picture(index))).toBeUndefined();
+
+    process.kill(pids.find((p) => p.name === 'master-2')!.pid, 'SIGKILL');
+    const [, restarted] = await waitFor(/master-2 restarted \(pid (\d+)\)/);
+
+    const exited = new Promise<number | null>((resolve) => launcher.once('exit', (code) => resolve(code)));
+    launcher.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    expect([...pids, { name: 'master-2', pid: Number(restarted) }].filter(({ pid }) => alive(pid))).toEqual([]);
+  }, 180_000);
 });
