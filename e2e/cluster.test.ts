@@ -5,7 +5,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { createTestSchema, type TestSchema } from '@pixelmill/kit/testing';
 import { encode } from './images';
-import { leaseProblems, readLeases } from './leases';
+import { leaseProblems, readLeases, waitUntilLeasesHeld } from './leases';
 import { countOf, picture, resultProblem, sleep, uploadOnce, uploadUntilAccepted, waitUntilEnded, type Upload } from './upload-client';
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { startCluster } = require('../scripts/cluster') as typeof import('../scripts/cluster');
@@ -16,13 +16,19 @@ const IMAGES = Number(process.env.CLUSTER_IMAGES ?? 300);
 const UPLOADERS = 8;
 /** Image i is not sent before i × this after the start: the uploads outlast the kills below. */
 const UPLOAD_SPACING_MS = 100;
-/** One instance of each kind, killed with SIGKILL at these times after the start of the uploads, and restarted. */
+/** Images sent at once, from the time of the first: a queue, so that every worker holds a task when one is killed. */
+const BURST = { from: Math.floor(IMAGES * 0.7), count: 40 };
+const WORKERS = 3;
+/**
+ * One instance of each kind, killed with SIGKILL at these times after the start of the uploads,
+ * and restarted. The worker is killed once every worker holds a lease (within a few seconds).
+ */
 const KILLS = [
   { victim: 'master', atMs: 2_500 },
   { victim: 'taskdb-2', atMs: 7_500 },
   { victim: 'storage', atMs: 12_500 },
   { victim: 'frontend-2', atMs: 17_500 },
-  { victim: 'worker-3', atMs: 22_500 },
+  { victim: 'worker-3', atMs: (BURST.from + 5) * UPLOAD_SPACING_MS, holdingALease: true },
 ] as const;
 /** How long a killed process stays down before it is started again. */
 const DOWN_MS = 1_000;
@@ -68,6 +74,7 @@ describe('cluster: several instances of every service, one of each killed', () =
       logDir: path.join(dir, 'logs'),
       database: { url: schema.url, schema: schema.schema, poolSize: 4 },
       bucket: 'pixelmill-cluster-test',
+      workers: WORKERS,
       redis: { url: REDIS_URL, prefix: `pixelmill-test-${randomBytes(6).toString('hex')}` },
       env: { LOG_LEVEL: 'info', REGISTER_INTERVAL_MS: '1000', REQUEST_TIMEOUT_MS: '5000' },
       envFor: {
@@ -107,15 +114,23 @@ describe('cluster: several instances of every service, one of each killed', () =
         while (next < IMAGES) {
           const index = next;
           next += 1;
-          await sleep(index * UPLOAD_SPACING_MS - since(), halt.signal);
+          const from = index >= BURST.from && index < BURST.from + BURST.count ? BURST.from : index;
+          await sleep(from * UPLOAD_SPACING_MS - since(), halt.signal);
           // Even images go to the first frontend, odd ones to the second; a refused try moves to the other.
           uploads.set(index, await uploadUntilAccepted(frontends, index % 2, inputs[index]!, { signal: halt.signal }));
         }
       }),
     );
     const killing = (async () => {
-      for (const { victim, atMs } of KILLS) {
-        await sleep(atMs - since(), halt.signal);
+      for (const kill of KILLS) {
+        const { victim } = kill;
+        await sleep(kill.atMs - since(), halt.signal);
+        if ('holdingALease' in kill) {
+          // With one thread each, as many leases held as workers: this one holds one too.
+          const held = await waitUntilLeasesHeld(schema, WORKERS, 15_000);
+          report(`${held} leases held when ${victim} is killed`);
+          figures.leasesHeldWhenTheWorkerWasKilled = held;
+        }
         const killedAtMs = since();
         await cluster.processes[victim]!.stop('SIGKILL');
         report(`${victim} killed at ${killedAtMs} ms`);

@@ -66,3 +66,26 @@ export function leaseProblems(taskId: string, leases: readonly Lease[]): string[
   if (new Set(leases.map((lease) => lease.leaseToken)).size !== leases.length) problems.push(`${taskId}: a lease token was given twice`);
   return problems;
 }
+
+/**
+ * Waits until at least `count` leases are held (granted, not ended, not expired), or the timeout
+ * passes; how many were held at the end.
+ */
+export async function waitUntilLeasesHeld(database: { url: string; schema: string }, count: number, timeoutMs: number): Promise<number> {
+  const client = new Client({ connectionString: database.url });
+  await client.connect();
+  try {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const { rows } = await client.query<{ held: string }>(
+        `SELECT count(*) AS held FROM ${database.schema}.task_leases WHERE ended_at IS NULL AND expires_at > $1`,
+        [Date.now()],
+      );
+      const held = Number(rows[0]!.held);
+      if (held >= count || Date.now() > deadline) return held;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  } finally {
+    await client.end();
+  }
+}
