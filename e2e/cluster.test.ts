@@ -268,12 +268,16 @@ describe('npm run start:cluster', () => {
 
   afterAll(async () => {
     if (launcher.exitCode === null && launcher.signalCode === null) {
-      launcher.kill('SIGKILL');
-      await new Promise((resolve) => launcher.once('exit', resolve));
+      // SIGTERM, so that it stops its services; SIGKILL would leave them running.
+      const exited = new Promise((resolve) => launcher.once('exit', resolve));
+      launcher.kill('SIGTERM');
+      const stuck = setTimeout(() => launcher.kill('SIGKILL'), 60_000);
+      await exited;
+      clearTimeout(stuck);
     }
     await schema?.drop();
     fs.rmSync(dir, { recursive: true, force: true });
-  });
+  }, 90_000);
 
   it('when started, then it prints both upload pages, each takes an image to finished, a killed master is restarted, and SIGTERM stops every process', async () => {
     await waitFor(/pixelmill cluster is running/);
