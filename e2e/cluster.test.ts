@@ -5,6 +5,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { createTestSchema, type TestSchema } from '@pixelmill/kit/testing';
 import { encode } from './images';
+import { isAlive, listedProcesses, watchOutput } from './launcher-output';
 import { leaseProblems, readLeases, waitUntilLeasesHeld } from './leases';
 import { countOf, picture, resultProblem, sleep, uploadOnce, uploadUntilAccepted, waitUntilEnded, type Upload } from './upload-client';
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -235,25 +236,7 @@ describe('npm run start:cluster', () => {
   let dir: string;
   let schema: TestSchema;
   let launcher: ChildProcess;
-  let output = '';
-
-  const waitFor = async (pattern: RegExp, timeoutMs = 120_000): Promise<RegExpMatchArray> => {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const match = output.match(pattern);
-      if (match) return match;
-      if (Date.now() > deadline) throw new Error(`no ${pattern} in the output:\n${output}`);
-      await sleep(50);
-    }
-  };
-  const alive = (pid: number): boolean => {
-    try {
-      process.kill(pid, 0);
-      return true;
-    } catch {
-      return false;
-    }
-  };
+  let output: ReturnType<typeof watchOutput>;
 
   beforeAll(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pixelmill-start-cluster-'));
@@ -262,8 +245,7 @@ describe('npm run start:cluster', () => {
       env: { PATH: process.env.PATH, PIXELMILL_DATA_DIR: dir, LOG_LEVEL: 'warn', DATABASE_URL: schema.url, DATABASE_SCHEMA: schema.schema },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    launcher.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    launcher.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    output = watchOutput(launcher);
   });
 
   afterAll(async () => {
@@ -280,9 +262,9 @@ describe('npm run start:cluster', () => {
   }, 90_000);
 
   it('when started, then it prints both upload pages, each takes an image to finished, a killed master is restarted, and SIGTERM stops every process', async () => {
-    await waitFor(/pixelmill cluster is running/);
-    const pages = [...output.matchAll(/Upload page: (http:\/\/127\.0\.0\.1:\d+)\//g)].map(([, url]) => url!);
-    const pids = [...output.matchAll(/^\s+(\S+)\s+pid (\d+)/gm)].map(([, name, pid]) => ({ name: name!, pid: Number(pid) }));
+    await output.waitFor(/pixelmill cluster is running/, 120_000);
+    const pages = [...output.text().matchAll(/Upload page: (http:\/\/127\.0\.0\.1:\d+)\//g)].map(([, url]) => url!);
+    const pids = listedProcesses(output.text());
     expect(pids.map((p) => p.name).sort()).toEqual(
       [
         'frontend',
@@ -300,8 +282,8 @@ describe('npm run start:cluster', () => {
       ].sort(),
     );
     expect(pages).toHaveLength(2);
-    expect(output).toContain(`schema ${schema.schema}`);
-    expect(output).toMatch(/S3: http:\/\/127\.0\.0\.1:\d+ bucket pixelmill \(local s3rver\)/);
+    expect(output.text()).toContain(`schema ${schema.schema}`);
+    expect(output.text()).toMatch(/S3: http:\/\/127\.0\.0\.1:\d+ bucket pixelmill \(local s3rver\)/);
 
     const ids = await Promise.all(
       pages.map(async (page, index) => {
@@ -315,11 +297,11 @@ describe('npm run start:cluster', () => {
     for (const [index, id] of ids.entries()) expect(await resultProblem(pages[index]!, id, picture(index))).toBeUndefined();
 
     process.kill(pids.find((p) => p.name === 'master-2')!.pid, 'SIGKILL');
-    const [, restarted] = await waitFor(/master-2 restarted \(pid (\d+)\)/);
+    const [, restarted] = await output.waitFor(/master-2 restarted \(pid (\d+)\)/);
 
     const exited = new Promise<number | null>((resolve) => launcher.once('exit', (code) => resolve(code)));
     launcher.kill('SIGTERM');
     expect(await exited).toBe(0);
-    expect([...pids, { name: 'master-2', pid: Number(restarted) }].filter(({ pid }) => alive(pid))).toEqual([]);
+    expect([...pids, { name: 'master-2', pid: Number(restarted) }].filter(({ pid }) => isAlive(pid))).toEqual([]);
   }, 180_000);
 });
