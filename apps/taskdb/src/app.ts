@@ -6,7 +6,8 @@ import { mountTaskRoutes } from './routes/task-routes';
 export interface TaskdbAppDeps {
   tasks: TaskService;
   logger: Logger;
-  ping: () => void;
+  /** Resolves when the database answers. */
+  ping: () => Promise<void>;
   tokens?: ServiceTokens;
 }
 
@@ -15,6 +16,6 @@ export function createApp({ tasks, logger, ping, tokens = {} }: TaskdbAppDeps): 
     service: 'taskdb',
     logger,
     routes: (router) => mountTaskRoutes(router, tasks, tokens),
-    readiness: { database: async () => ping() },
+    readiness: { database: ping },
   });
 }

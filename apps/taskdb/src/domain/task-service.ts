@@ -7,10 +7,11 @@ import {
   type Housekeeping,
   type HousekeepingDone,
   type Task,
+  type TaskEvent,
   type TaskState,
 } from '@pixelmill/contracts';
 import { AppError, backoffDelay } from '@pixelmill/kit';
-import { toTask, type TaskRecord, type TaskRepository } from '../data-access/task-repository';
+import { toTask, type TaskRecord, type TaskRepository, type TaskStore } from '../data-access/task-repository';
 
 const isFinal = (state: TaskState): boolean => TASK_TRANSITIONS[state].length === 0;
 
@@ -30,11 +31,35 @@ export interface RetryPolicy {
   retryMaxMs: number;
 }
 
+/** Where task events go once their transaction has committed (the events hub). */
+export interface TaskEventSink {
+  publish(event: TaskEvent): void;
+}
+
 export interface TaskServiceOptions extends RetryPolicy {
   now?: () => number;
   /** A number in [0, 1) for the jitter; injected by tests. */
   random?: () => number;
+  /** Told of tasks really created, and of tasks reaching finished or failed, after the commit. */
+  events?: TaskEventSink;
 }
+
+/** Expired leases reaped per transaction. */
+const REAP_BATCH = 100;
+
+const notFound = (id: string): AppError => new AppError('not_found', 404, `no task ${id}`);
+
+/** A write under the row's lock finds the row as it was read; anything else is a bug worth a loud 500. */
+function mustBeWritten(record: TaskRecord | undefined): TaskRecord {
+  if (!record) throw new Error('a task changed while it was locked for change');
+  return record;
+}
+
+/** Ended tasks as events; only tasks that reached a final state in this transaction are given. */
+const endedEvents = (records: TaskRecord[]): TaskEvent[] =>
+  records
+    .filter((record) => record.state === 'finished' || record.state === 'failed')
+    .map((record) => ({ kind: 'ended', id: record.id, state: record.state as 'finished' | 'failed', error: record.error }));
 
 export interface TaskPage {
   ids: string[];
@@ -63,38 +88,39 @@ export class TaskService {
     this.random = options.random ?? Math.random;
   }
 
-  create(input: CreateTaskBody): CreateResult {
-    return this.repository.transaction(() => {
+  async create(input: CreateTaskBody): Promise<CreateResult> {
+    const result = await this.repository.transaction(async (store): Promise<CreateResult> => {
       if (input.idempotencyKey !== undefined) {
-        const earlier = this.repository.byIdempotencyKey(input.owner, input.idempotencyKey);
-        if (earlier) {
-          const differs =
-            earlier.op !== input.op ||
-            (earlier.fingerprint !== null && input.fingerprint !== undefined && earlier.fingerprint !== input.fingerprint);
-          if (differs) {
-            throw new AppError(
-              'unprocessable_entity',
-              422,
-              `the Idempotency-Key "${input.idempotencyKey}" was used before with another image or operation ` +
-                `(task ${earlier.id}); use a new key for a new upload`,
-              { taskId: earlier.id },
-            );
-          }
-          return { task: toTask(earlier), created: false };
-        }
+        const earlier = await store.byIdempotencyKey(input.owner, input.idempotencyKey);
+        if (earlier) return this.answerEarlier(earlier, input);
       }
-      if (input.quotaBytes !== undefined) this.checkQuota(input.owner ?? null, input.sourceBytes, input.quotaBytes);
-      if (this.repository.insert(input, this.now())) return { task: toTask(this.mustGet(input.id)), created: true };
-      const existing = this.mustGet(input.id);
-      const same = existing.op === input.op && existing.contentType === input.contentType && existing.owner === (input.owner ?? null);
-      if (!same) throw new AppError('conflict', 409, `task ${input.id} exists already, with other values`);
-      return { task: toTask(existing), created: false };
+      const inserted = await store.insert(input, this.now());
+      if (inserted) {
+        // Counted first and checked after, in the same transaction: a refusal rolls both back.
+        if (input.quotaBytes !== undefined && inserted.storedBytes > input.quotaBytes) {
+          this.refuseOverQuota(input.owner ?? null, inserted.storedBytes - input.sourceBytes, input.sourceBytes, input.quotaBytes);
+        }
+        return { task: toTask(inserted.record), created: true };
+      }
+      // The id or the idempotency key is taken, maybe by a create that committed a moment ago.
+      const existing = await store.getForUpdate(input.id);
+      if (existing) {
+        const same = existing.op === input.op && existing.contentType === input.contentType && existing.owner === (input.owner ?? null);
+        if (!same) throw new AppError('conflict', 409, `task ${input.id} exists already, with other values`);
+        return { task: toTask(existing), created: false };
+      }
+      const earlier = input.idempotencyKey === undefined ? undefined : await store.byIdempotencyKey(input.owner, input.idempotencyKey);
+      if (!earlier) throw new Error(`task ${input.id} was neither created nor found`);
+      return this.answerEarlier(earlier, input);
     });
+    if (result.created) this.publish([{ kind: 'created', id: result.task.id }]);
+    return result;
   }
 
   /** A task; 410 once it expired (its bytes were deleted after the retention time). */
-  get(id: string): Task {
-    const record = this.mustGet(id);
+  async get(id: string): Promise<Task> {
+    const record = await this.repository.get(id);
+    if (!record) throw notFound(id);
     if (record.expiredAt !== null) {
       throw new AppError('gone', 410, `image ${id} has expired: its files were deleted after the retention time`);
     }
@@ -102,35 +128,38 @@ export class TaskService {
   }
 
   /** Bytes stored for an owner's tasks (undefined: the clients without an API key). */
-  usage(owner: string | undefined): { owner: string | null; storedBytes: number } {
-    return { owner: owner ?? null, storedBytes: this.repository.usage(owner ?? null) };
+  async usage(owner: string | undefined): Promise<{ owner: string | null; storedBytes: number }> {
+    return { owner: owner ?? null, storedBytes: await this.repository.usage(owner ?? null) };
   }
 
   /**
    * What storage should delete next: the sources of ended tasks (a result, or a reason, is all
    * that is left to show), and every file of tasks that ended before `expireBefore`.
    */
-  housekeeping(expireBefore: number, limit: number): Housekeeping {
-    return { sources: this.repository.sourcesToDelete(limit), expired: this.repository.toExpire(expireBefore, limit) };
+  async housekeeping(expireBefore: number, limit: number): Promise<Housekeeping> {
+    const [sources, expired] = await Promise.all([this.repository.sourcesToDelete(limit), this.repository.toExpire(expireBefore, limit)]);
+    return { sources, expired };
   }
 
   /** Records what was deleted: the bytes stop counting against quotas, and expired tasks answer 410. */
-  housekeepingDone(done: HousekeepingDone): { sourcesDeleted: number; expired: number } {
-    return this.repository.transaction(() => {
+  housekeepingDone(done: HousekeepingDone): Promise<{ sourcesDeleted: number; expired: number }> {
+    return this.repository.transaction(async (store) => {
       const now = this.now();
+      // Locked in one order, so that two reports of overlapping tasks cannot deadlock.
+      for (const id of [...new Set([...done.sourcesDeleted, ...done.expired])].sort()) await store.getForUpdate(id);
       let sourcesDeleted = 0;
       let expired = 0;
       for (const id of done.sourcesDeleted) {
-        const record = this.repository.get(id);
+        const record = await store.getForUpdate(id);
         if (record && isFinal(record.state) && !record.sourceDeleted) {
-          this.repository.markSourceDeleted(record);
+          await store.markSourceDeleted(record);
           sourcesDeleted += 1;
         }
       }
       for (const id of done.expired) {
-        const record = this.repository.get(id);
+        const record = await store.getForUpdate(id);
         if (record && isFinal(record.state) && record.expiredAt === null) {
-          this.repository.markExpired(record, now);
+          await store.markExpired(record, now);
           expired += 1;
         }
       }
@@ -138,13 +167,13 @@ export class TaskService {
     });
   }
 
-  changeState(id: string, change: ChangeStateBody): Task {
-    return this.repository.transaction(() => {
-      const record = this.mustGet(id);
+  async changeState(id: string, change: ChangeStateBody): Promise<Task> {
+    const { record, reachedEnd } = await this.repository.transaction(async (store) => {
+      const record = await this.mustGet(store, id);
       const now = this.now();
       // Repeating the end of the same attempt is a success, so a retried request does no harm.
       if (record.state === change.to && isFinal(change.to) && this.sameAttempt(record, change.leaseToken)) {
-        return toTask(record);
+        return { record, reachedEnd: false };
       }
       if (change.to === 'in_progress') {
         throw new AppError('conflict', 409, 'a task enters in_progress only by a claim (POST /claims)');
@@ -154,55 +183,48 @@ export class TaskService {
         throw new AppError('conflict', 409, `the lease of task ${id} belongs to a newer attempt`);
       }
       if (change.to === 'not_started') {
-        return toTask(this.retryOrFail(record, change.error ?? 'the attempt was released', now, 'released'));
+        const next = mustBeWritten(await this.retryOrFail(store, record, change.error ?? 'the attempt was released', now, 'released'));
+        return { record: next, reachedEnd: isFinal(next.state) };
       }
-      return toTask(
-        this.repository.update(
-          record,
-          {
-            state: change.to,
-            error: change.to === 'failed' ? (change.error ?? 'failed without a reason') : null,
-            ...(change.to === 'finished' && change.resultBytes !== undefined ? { resultBytes: change.resultBytes } : {}),
-            // Kept, so that the same holder repeating its report is recognised.
-            leaseToken: record.leaseToken,
-            leaseExpiresAt: null,
-            attemptDeadline: null,
-          },
-          now,
-        ),
-      );
-    });
-  }
-
-  /** Claims the oldest task that is not started and not waiting out a retry backoff. */
-  claim(leaseMs: number): Claim | undefined {
-    return this.repository.transaction(() => {
-      const now = this.now();
-      this.reapExpired(now);
-      const record = this.repository.oldestAvailable(now);
-      if (!record) return undefined;
-      const leaseToken = randomUUID();
-      const attemptDeadline = now + this.options.attemptTimeoutMs;
-      const claimed = this.repository.update(
+      const next = await store.update(
         record,
         {
-          state: 'in_progress',
-          attempt: record.attempt + 1,
-          leaseToken,
-          leaseExpiresAt: Math.min(now + leaseMs, attemptDeadline),
-          attemptDeadline,
+          state: change.to,
+          error: change.to === 'failed' ? (change.error ?? 'failed without a reason') : null,
+          ...(change.to === 'finished' && change.resultBytes !== undefined ? { resultBytes: change.resultBytes } : {}),
+          // Kept, so that the same holder repeating its report is recognised.
+          leaseToken: record.leaseToken,
+          leaseExpiresAt: null,
+          attemptDeadline: null,
+          leaseOutcome: change.to,
         },
         now,
       );
-      const task = toTask(claimed);
-      return { ...task, leaseToken, leaseExpiresAt: task.leaseExpiresAt! };
+      return { record: mustBeWritten(next), reachedEnd: true };
     });
+    if (reachedEnd) this.publish(endedEvents([record]));
+    return toTask(record);
+  }
+
+  /** Claims the oldest task that is not started and not waiting out a retry backoff. */
+  async claim(leaseMs: number): Promise<Claim | undefined> {
+    const now = this.now();
+    await this.reapExpired(now);
+    const leaseToken = randomUUID();
+    const attemptDeadline = now + this.options.attemptTimeoutMs;
+    const claimed = await this.repository.claim(
+      { leaseToken, leaseExpiresAt: Math.min(now + leaseMs, attemptDeadline), attemptDeadline },
+      now,
+    );
+    if (!claimed) return undefined;
+    const task = toTask(claimed);
+    return { ...task, leaseToken, leaseExpiresAt: task.leaseExpiresAt! };
   }
 
   /** Extends the lease of the current attempt, never past the attempt's hard limit. */
-  extendLease(id: string, leaseToken: string, leaseMs: number): Task {
-    return this.repository.transaction(() => {
-      const record = this.mustGet(id);
+  extendLease(id: string, leaseToken: string, leaseMs: number): Promise<Task> {
+    return this.repository.transaction(async (store) => {
+      const record = await this.mustGet(store, id);
       const now = this.now();
       if (record.state !== 'in_progress' || record.leaseToken !== leaseToken) {
         throw new AppError('conflict', 409, `task ${id} is not held with this lease (state ${record.state})`);
@@ -218,30 +240,39 @@ export class TaskService {
           `attempt ${record.attempt} of task ${id} ran past its limit of ${this.options.attemptTimeoutMs} ms`,
         );
       }
-      return toTask(this.repository.update(record, { state: 'in_progress', leaseExpiresAt: Math.min(now + leaseMs, deadline) }, now));
+      const next = await store.update(record, { state: 'in_progress', leaseExpiresAt: Math.min(now + leaseMs, deadline) }, now);
+      return toTask(mustBeWritten(next));
     });
   }
 
   /**
    * Gives tasks whose lease ran out back to the queue (after a backoff), or fails them on their
-   * last attempt. Runs before every claim and periodically, so `isReady` shows it soon.
+   * last attempt. Runs before every claim and periodically, so `isReady` shows it soon. Safe with
+   * several instances reaping at once: each expired task is locked by one of them and given back
+   * once; the others skip it.
    */
-  reapExpired(now = this.now()): number {
-    return this.repository.transaction(() => {
-      let reaped = 0;
-      for (;;) {
-        const expired = this.repository.expired(now);
-        if (expired.length === 0) return reaped;
+  async reapExpired(now = this.now()): Promise<number> {
+    if (!(await this.repository.anyLeaseExpired(now))) return 0;
+    let reaped = 0;
+    for (;;) {
+      const batch = await this.repository.transaction(async (store) => {
+        const expired = await store.expired(now, REAP_BATCH);
+        const done: TaskRecord[] = [];
         for (const record of expired) {
-          this.retryOrFail(record, `the lease of attempt ${record.attempt} expired (worker gone or too slow)`, now, 'lost');
-          reaped += 1;
+          const reason = `the lease of attempt ${record.attempt} expired (worker gone or too slow)`;
+          const next = await this.retryOrFail(store, record, reason, now, 'lost');
+          if (next) done.push(next);
         }
-      }
-    });
+        return { found: expired.length, done };
+      });
+      reaped += batch.done.length;
+      this.publish(endedEvents(batch.done));
+      if (batch.found < REAP_BATCH || batch.done.length === 0) return reaped;
+    }
   }
 
-  list(state: TaskState, limit: number, cursor?: string): TaskPage {
-    const rows = this.repository.listByState(state, cursor === undefined ? 0 : Number(cursor), limit + 1);
+  async list(state: TaskState, limit: number, cursor?: string): Promise<TaskPage> {
+    const rows = await this.repository.listByState(state, cursor === undefined ? 0 : Number(cursor), limit + 1);
     const page = rows.slice(0, limit);
     return {
       ids: page.map((row) => row.id),
@@ -256,19 +287,22 @@ export class TaskService {
 
   /**
    * Ends the current attempt without a result. A lost attempt (lease expired) counts against the
-   * limit; a released one does not, within CLAIMS_PER_ATTEMPT times the limit in all.
+   * limit; a released one does not, within CLAIMS_PER_ATTEMPT times the limit in all. Undefined
+   * when the task changed since it was read.
    */
-  private retryOrFail(record: TaskRecord, reason: string, now: number, how: 'lost' | 'released'): TaskRecord {
+  private retryOrFail(
+    store: TaskStore,
+    record: TaskRecord,
+    reason: string,
+    now: number,
+    how: 'lost' | 'released',
+  ): Promise<TaskRecord | undefined> {
     const lostAttempts = record.lostAttempts + (how === 'lost' ? 1 : 0);
-    const ended = { leaseToken: null, leaseExpiresAt: null, attemptDeadline: null, lostAttempts };
+    const ended = { leaseToken: null, leaseExpiresAt: null, attemptDeadline: null, lostAttempts, leaseOutcome: how };
     if (lostAttempts >= this.options.maxAttempts || record.attempt >= this.options.maxAttempts * CLAIMS_PER_ATTEMPT) {
-      return this.repository.update(
-        record,
-        { state: 'failed', error: `gave up after ${record.attempt} attempts: ${reason}`, ...ended },
-        now,
-      );
+      return store.update(record, { state: 'failed', error: `gave up after ${record.attempt} attempts: ${reason}`, ...ended }, now);
     }
-    return this.repository.update(
+    return store.update(
       record,
       { state: 'not_started', error: reason, availableAt: now + this.retryDelayMs(record.attempt), ...ended },
       now,
@@ -276,9 +310,7 @@ export class TaskService {
   }
 
   /** Refuses a new task whose source would take the owner past its cap on stored bytes. */
-  private checkQuota(owner: string | null, sourceBytes: number, quotaBytes: number): void {
-    const stored = this.repository.usage(owner);
-    if (stored + sourceBytes <= quotaBytes) return;
+  private refuseOverQuota(owner: string | null, stored: number, sourceBytes: number, quotaBytes: number): never {
     const mb = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
     throw new AppError(
       'quota_exceeded',
@@ -288,6 +320,23 @@ export class TaskService {
         'space comes back as older images expire',
       { storedBytes: stored, quotaBytes, neededBytes: sourceBytes },
     );
+  }
+
+  /** The task an earlier create with the same idempotency key made, if it was made from the same input. */
+  private answerEarlier(earlier: TaskRecord, input: CreateTaskBody): CreateResult {
+    const differs =
+      earlier.op !== input.op ||
+      (earlier.fingerprint !== null && input.fingerprint !== undefined && earlier.fingerprint !== input.fingerprint);
+    if (differs) {
+      throw new AppError(
+        'unprocessable_entity',
+        422,
+        `the Idempotency-Key "${input.idempotencyKey}" was used before with another image or operation ` +
+          `(task ${earlier.id}); use a new key for a new upload`,
+        { taskId: earlier.id },
+      );
+    }
+    return { task: toTask(earlier), created: false };
   }
 
   private sameAttempt(record: TaskRecord, leaseToken: string | undefined): boolean {
@@ -306,9 +355,14 @@ export class TaskService {
     }
   }
 
-  private mustGet(id: string): TaskRecord {
-    const record = this.repository.get(id);
-    if (!record) throw new AppError('not_found', 404, `no task ${id}`);
+  private async mustGet(store: TaskStore, id: string): Promise<TaskRecord> {
+    const record = await store.getForUpdate(id);
+    if (!record) throw notFound(id);
     return record;
+  }
+
+  /** Called after the commit; a sink must not throw. */
+  private publish(events: TaskEvent[]): void {
+    for (const event of events) this.options.events?.publish(event);
   }
 }

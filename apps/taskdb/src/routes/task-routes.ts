@@ -8,24 +8,29 @@ export function mountTaskRoutes(router: Router, tasks: TaskService, tokens: Serv
     router,
     taskdbContract,
     {
-      create: ({ body }) => {
-        const { task, created } = tasks.create(body);
+      create: async ({ body }) => {
+        const { task, created } = await tasks.create(body);
         return created ? { status: 201, body: task } : { status: 200, body: task };
       },
-      get: ({ params }) => ({ status: 200, body: tasks.get(params.id) }),
-      changeState: ({ params, body }) => ({ status: 200, body: tasks.changeState(params.id, body) }),
-      list: ({ query }) => ({ status: 200, body: tasks.list(query.state, query.limit, query.cursor) }),
-      claim: ({ body }) => {
-        const claim = tasks.claim(body.leaseMs);
+      get: async ({ params }) => ({ status: 200, body: await tasks.get(params.id) }),
+      changeState: async ({ params, body }) => ({ status: 200, body: await tasks.changeState(params.id, body) }),
+      list: async ({ query }) => ({ status: 200, body: await tasks.list(query.state, query.limit, query.cursor) }),
+      claim: async ({ body }) => {
+        const claim = await tasks.claim(body.leaseMs);
         return claim ? { status: 200, body: claim } : { status: 204, body: undefined };
       },
-      extendLease: ({ params, body }) => ({ status: 200, body: tasks.extendLease(params.id, body.leaseToken, body.leaseMs) }),
-      usage: ({ query }) => ({ status: 200, body: tasks.usage(query.owner) }),
-      housekeeping: ({ query }) => ({
+      extendLease: async ({ params, body }) => ({
         status: 200,
-        body: tasks.housekeeping(Date.parse(query.expireBefore), query.limit),
+        body: await tasks.extendLease(params.id, body.leaseToken, body.leaseMs),
       }),
-      housekeepingDone: ({ body }) => ({ status: 200, body: tasks.housekeepingDone(body) }),
+      usage: async ({ query }) => ({ status: 200, body: await tasks.usage(query.owner) }),
+      // replaced by the events hub
+      events: () => ({ status: 200, body: { cursor: '0', events: [], reset: true } }),
+      housekeeping: async ({ query }) => ({
+        status: 200,
+        body: await tasks.housekeeping(Date.parse(query.expireBefore), query.limit),
+      }),
+      housekeepingDone: async ({ body }) => ({ status: 200, body: await tasks.housekeepingDone(body) }),
     },
     { tokens },
   );
