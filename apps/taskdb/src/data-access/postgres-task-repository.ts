@@ -161,7 +161,10 @@ const SQL = {
     `SELECT * FROM tasks WHERE state = 'in_progress' AND lease_expires_at <= $1
      ORDER BY lease_expires_at LIMIT $2 FOR UPDATE SKIP LOCKED`,
   ),
-  listByState: sql('list_by_state', 'SELECT seq, id FROM tasks WHERE state = $1 AND seq > $2 ORDER BY seq LIMIT $3'),
+  // The keyset as a row comparison on tasks_by_state, (state, seq) > (state, cursor) within the
+  // state. Written as `state = $1 ... ORDER BY seq`, the planner may walk the primary key in seq
+  // order and filter on state, which reads every older task of the other states first.
+  listByState: sql('list_by_state', 'SELECT seq, id FROM tasks WHERE (state, seq) > ($1, $2) AND state <= $1 ORDER BY state, seq LIMIT $3'),
   usage: sql('usage', 'SELECT stored_bytes FROM owner_usage WHERE owner = $1'),
   addUsage: sql(
     'add_usage',
@@ -187,6 +190,9 @@ const SQL = {
      FROM task_leases WHERE task_id = $1 ORDER BY attempt`,
   ),
 };
+
+/** The statements, by name, for the query-plan tests. */
+export { SQL as POSTGRES_TASK_SQL };
 
 type Queryable = Pool | PoolClient;
 

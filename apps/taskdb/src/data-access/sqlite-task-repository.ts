@@ -55,8 +55,10 @@ const MIGRATIONS: readonly string[] = [
    CREATE TABLE owner_usage (owner TEXT PRIMARY KEY, stored_bytes INTEGER NOT NULL) WITHOUT ROWID;`,
   // The claim reads the first entry of tasks_claimable: tasks waiting out a backoff sort after
   // those ready now, so a claim never walks them. Leases held when this version arrives get a row
-  // too (granted at their last change, the best known), so that every held lease has one.
+  // too (granted at their last change, the best known), so that every held lease has one. The
+  // statements name their indexes (INDEXED BY): tasks_by_state is made sure of here.
   `CREATE INDEX tasks_claimable ON tasks (available_at, seq) WHERE state = 'not_started';
+   CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks (state, seq);
    CREATE TABLE task_leases (
      task_id TEXT NOT NULL,
      attempt INTEGER NOT NULL,
@@ -71,6 +73,54 @@ const MIGRATIONS: readonly string[] = [
      SELECT id, attempt, lease_token, updated_at, lease_expires_at FROM tasks
      WHERE state = 'in_progress' AND lease_token IS NOT NULL AND lease_expires_at IS NOT NULL;`,
 ];
+
+/**
+ * The statements, by name (also read by the query-plan tests). Without statistics SQLite's planner
+ * prefers an equality on `state` to a partial index; `INDEXED BY` names the index that keeps these
+ * queries from walking every task in a state (and fails loudly should it ever be missing).
+ */
+export const SQLITE_TASK_SQL = {
+  insert: `INSERT INTO tasks (id, op, content_type, state, owner, idempotency_key, fingerprint, source_bytes, width, height,
+             available_at, created_at, updated_at)
+           VALUES (@id, @op, @contentType, 'not_started', @owner, @idempotencyKey, @fingerprint, @sourceBytes, @width, @height,
+             @now, @now, @now)
+           ON CONFLICT DO NOTHING RETURNING *`,
+  usage: 'SELECT stored_bytes FROM owner_usage WHERE owner = ?',
+  addUsage: `INSERT INTO owner_usage (owner, stored_bytes) VALUES (@owner, max(0, @bytes))
+             ON CONFLICT (owner) DO UPDATE SET stored_bytes = max(0, stored_bytes + @bytes) RETURNING stored_bytes`,
+  sourcesToDelete: `SELECT id FROM tasks INDEXED BY tasks_with_source_to_delete WHERE source_deleted = 0 AND state IN ('finished', 'failed') ORDER BY seq LIMIT ?`,
+  toExpire: `SELECT id, attempt FROM tasks INDEXED BY tasks_to_expire WHERE expired_at IS NULL AND state IN ('finished', 'failed') AND updated_at < ?
+             ORDER BY updated_at LIMIT ?`,
+  markSourceDeleted: 'UPDATE tasks SET source_deleted = 1 WHERE id = ?',
+  // The key may be used again: the task it named is gone.
+  markExpired: 'UPDATE tasks SET expired_at = ?, source_deleted = 1, idempotency_key = NULL WHERE id = ?',
+  get: 'SELECT * FROM tasks WHERE id = ?',
+  byIdempotencyKey: `SELECT * FROM tasks WHERE coalesce(owner, '') = ? AND idempotency_key = ?`,
+  // Guarded by the row as it was read.
+  update: `UPDATE tasks SET state = @state, attempt = @attempt, error = @error, lease_token = @leaseToken,
+             lease_expires_at = @leaseExpiresAt, attempt_deadline = @attemptDeadline, lost_attempts = @lostAttempts,
+             available_at = @availableAt, result_bytes = @resultBytes, updated_at = @updatedAt
+           WHERE id = @id AND state = @wasState AND attempt = @wasAttempt AND lease_token IS @wasLeaseToken
+             AND lease_expires_at IS @wasLeaseExpiresAt`,
+  listByState: 'SELECT seq, id FROM tasks INDEXED BY tasks_by_state WHERE state = ? AND seq > ? ORDER BY seq LIMIT ?',
+  // "Oldest claimable": the task ready for the longest time. A new task is ready when it is
+  // created, a retried one when its backoff ends; ties (the same ms) go by creation order. The
+  // first entry of tasks_claimable is that task, and tasks still waiting out a backoff sort after
+  // it, so a claim never walks them.
+  claim: `UPDATE tasks SET state = 'in_progress', attempt = attempt + 1, lease_token = @leaseToken,
+            lease_expires_at = @leaseExpiresAt, attempt_deadline = @attemptDeadline, updated_at = @now
+          WHERE seq = (SELECT seq FROM tasks INDEXED BY tasks_claimable WHERE state = 'not_started' AND available_at <= @now
+                       ORDER BY available_at, seq LIMIT 1)
+          RETURNING *`,
+  anyLeaseExpired: `SELECT 1 AS found FROM tasks WHERE state = 'in_progress' AND lease_expires_at <= ? LIMIT 1`,
+  expired: `SELECT * FROM tasks WHERE state = 'in_progress' AND lease_expires_at <= ? ORDER BY lease_expires_at LIMIT ?`,
+  grantLease: `INSERT INTO task_leases (task_id, attempt, lease_token, granted_at, expires_at)
+               VALUES (@taskId, @attempt, @leaseToken, @now, @expiresAt)`,
+  extendLease: 'UPDATE task_leases SET expires_at = @expiresAt WHERE task_id = @taskId AND attempt = @attempt AND ended_at IS NULL',
+  endLease: `UPDATE task_leases SET ended_at = @now, outcome = @outcome
+             WHERE task_id = @taskId AND attempt = @attempt AND ended_at IS NULL`,
+  leases: 'SELECT * FROM task_leases WHERE task_id = ? ORDER BY attempt',
+} as const;
 
 interface LeaseRow {
   task_id: string;
@@ -112,71 +162,26 @@ export class SqliteTaskRepository implements TaskRepository {
     this.db = openSqlite(Database, file, { synchronous });
     this.migrate();
     this.statements = {
-      insert: this.db.prepare<[Record<string, unknown>], TaskRow>(
-        `INSERT INTO tasks (id, op, content_type, state, owner, idempotency_key, fingerprint, source_bytes, width, height,
-           available_at, created_at, updated_at)
-         VALUES (@id, @op, @contentType, 'not_started', @owner, @idempotencyKey, @fingerprint, @sourceBytes, @width, @height,
-           @now, @now, @now)
-         ON CONFLICT DO NOTHING RETURNING *`,
-      ),
-      usage: this.db.prepare<[string], { stored_bytes: number }>('SELECT stored_bytes FROM owner_usage WHERE owner = ?'),
-      addUsage: this.db.prepare<[{ owner: string; bytes: number }], { stored_bytes: number }>(
-        `INSERT INTO owner_usage (owner, stored_bytes) VALUES (@owner, max(0, @bytes))
-         ON CONFLICT (owner) DO UPDATE SET stored_bytes = max(0, stored_bytes + @bytes) RETURNING stored_bytes`,
-      ),
-      sourcesToDelete: this.db.prepare<[number], { id: string }>(
-        `SELECT id FROM tasks WHERE source_deleted = 0 AND state IN ('finished', 'failed') ORDER BY seq LIMIT ?`,
-      ),
-      toExpire: this.db.prepare<[number, number], { id: string; attempt: number }>(
-        `SELECT id, attempt FROM tasks WHERE expired_at IS NULL AND state IN ('finished', 'failed') AND updated_at < ?
-         ORDER BY updated_at LIMIT ?`,
-      ),
-      markSourceDeleted: this.db.prepare<[string]>('UPDATE tasks SET source_deleted = 1 WHERE id = ?'),
-      markExpired: this.db.prepare<[number, string]>(
-        // The key may be used again: the task it named is gone.
-        'UPDATE tasks SET expired_at = ?, source_deleted = 1, idempotency_key = NULL WHERE id = ?',
-      ),
-      get: this.db.prepare<[string], TaskRow>('SELECT * FROM tasks WHERE id = ?'),
-      byIdempotencyKey: this.db.prepare<[string, string], TaskRow>(
-        `SELECT * FROM tasks WHERE coalesce(owner, '') = ? AND idempotency_key = ?`,
-      ),
-      update: this.db.prepare<[Record<string, unknown>]>(
-        `UPDATE tasks SET state = @state, attempt = @attempt, error = @error, lease_token = @leaseToken,
-           lease_expires_at = @leaseExpiresAt, attempt_deadline = @attemptDeadline, lost_attempts = @lostAttempts,
-           available_at = @availableAt, result_bytes = @resultBytes, updated_at = @updatedAt
-         WHERE id = @id AND state = @wasState AND attempt = @wasAttempt AND lease_token IS @wasLeaseToken
-           AND lease_expires_at IS @wasLeaseExpiresAt`,
-      ),
-      listByState: this.db.prepare<[string, number, number], { seq: number; id: string }>(
-        'SELECT seq, id FROM tasks WHERE state = ? AND seq > ? ORDER BY seq LIMIT ?',
-      ),
-      // "Oldest claimable": the task ready for the longest time. A new task is ready when it is
-      // created, a retried one when its backoff ends; ties (the same ms) go by creation order.
-      claim: this.db.prepare<[Record<string, unknown>], TaskRow>(
-        `UPDATE tasks SET state = 'in_progress', attempt = attempt + 1, lease_token = @leaseToken,
-           lease_expires_at = @leaseExpiresAt, attempt_deadline = @attemptDeadline, updated_at = @now
-         WHERE seq = (SELECT seq FROM tasks WHERE state = 'not_started' AND available_at <= @now
-                      ORDER BY available_at, seq LIMIT 1)
-         RETURNING *`,
-      ),
-      anyLeaseExpired: this.db.prepare<[number], { found: number }>(
-        `SELECT 1 AS found FROM tasks WHERE state = 'in_progress' AND lease_expires_at <= ? LIMIT 1`,
-      ),
-      expired: this.db.prepare<[number, number], TaskRow>(
-        `SELECT * FROM tasks WHERE state = 'in_progress' AND lease_expires_at <= ? ORDER BY lease_expires_at LIMIT ?`,
-      ),
+      insert: this.db.prepare<[Record<string, unknown>], TaskRow>(SQLITE_TASK_SQL.insert),
+      usage: this.db.prepare<[string], { stored_bytes: number }>(SQLITE_TASK_SQL.usage),
+      addUsage: this.db.prepare<[{ owner: string; bytes: number }], { stored_bytes: number }>(SQLITE_TASK_SQL.addUsage),
+      sourcesToDelete: this.db.prepare<[number], { id: string }>(SQLITE_TASK_SQL.sourcesToDelete),
+      toExpire: this.db.prepare<[number, number], { id: string; attempt: number }>(SQLITE_TASK_SQL.toExpire),
+      markSourceDeleted: this.db.prepare<[string]>(SQLITE_TASK_SQL.markSourceDeleted),
+      markExpired: this.db.prepare<[number, string]>(SQLITE_TASK_SQL.markExpired),
+      get: this.db.prepare<[string], TaskRow>(SQLITE_TASK_SQL.get),
+      byIdempotencyKey: this.db.prepare<[string, string], TaskRow>(SQLITE_TASK_SQL.byIdempotencyKey),
+      update: this.db.prepare<[Record<string, unknown>]>(SQLITE_TASK_SQL.update),
+      listByState: this.db.prepare<[string, number, number], { seq: number; id: string }>(SQLITE_TASK_SQL.listByState),
+      claim: this.db.prepare<[Record<string, unknown>], TaskRow>(SQLITE_TASK_SQL.claim),
+      anyLeaseExpired: this.db.prepare<[number], { found: number }>(SQLITE_TASK_SQL.anyLeaseExpired),
+      expired: this.db.prepare<[number, number], TaskRow>(SQLITE_TASK_SQL.expired),
       grantLease: this.db.prepare<[{ taskId: string; attempt: number; leaseToken: string; now: number; expiresAt: number }]>(
-        `INSERT INTO task_leases (task_id, attempt, lease_token, granted_at, expires_at)
-         VALUES (@taskId, @attempt, @leaseToken, @now, @expiresAt)`,
+        SQLITE_TASK_SQL.grantLease,
       ),
-      extendLease: this.db.prepare<[{ taskId: string; attempt: number; expiresAt: number }]>(
-        'UPDATE task_leases SET expires_at = @expiresAt WHERE task_id = @taskId AND attempt = @attempt AND ended_at IS NULL',
-      ),
-      endLease: this.db.prepare<[{ taskId: string; attempt: number; now: number; outcome: string }]>(
-        `UPDATE task_leases SET ended_at = @now, outcome = @outcome
-         WHERE task_id = @taskId AND attempt = @attempt AND ended_at IS NULL`,
-      ),
-      leases: this.db.prepare<[string], LeaseRow>('SELECT * FROM task_leases WHERE task_id = ? ORDER BY attempt'),
+      extendLease: this.db.prepare<[{ taskId: string; attempt: number; expiresAt: number }]>(SQLITE_TASK_SQL.extendLease),
+      endLease: this.db.prepare<[{ taskId: string; attempt: number; now: number; outcome: string }]>(SQLITE_TASK_SQL.endLease),
+      leases: this.db.prepare<[string], LeaseRow>(SQLITE_TASK_SQL.leases),
     };
     this.store = this.createStore();
   }
