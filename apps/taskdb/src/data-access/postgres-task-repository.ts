@@ -13,6 +13,9 @@ import type { TaskState } from '@pixelmill/contracts';
 import {
   applyUpdate,
   toRecord,
+  type AttemptEnd,
+  type ClaimResult,
+  type InsertResult,
   type LeaseGrant,
   type LeaseRecord,
   type NewTask,
@@ -87,25 +90,32 @@ const SQL = {
   get: sql('get', 'SELECT * FROM tasks WHERE id = $1'),
   getForUpdate: sql('get_for_update', 'SELECT * FROM tasks WHERE id = $1 FOR UPDATE'),
   byIdempotencyKey: sql('by_idempotency_key', `SELECT * FROM tasks WHERE coalesce(owner, '') = $1 AND idempotency_key = $2`),
-  // The new task and its source's bytes counted for the owner, in one statement.
+  // The task and its source's bytes counted for its owner, in one statement. With a quota ($11)
+  // the owner's usage row is locked first (FOR UPDATE reads its latest value), so creates of one
+  // owner are admitted one at a time; an owner without a row yet gets one first (see insert).
   insert: sql(
     'insert',
-    `WITH created AS (
+    `WITH usage_now AS (
+       SELECT stored_bytes FROM owner_usage WHERE owner = coalesce($4, '') AND $11::bigint IS NOT NULL FOR UPDATE
+     ), admission AS (
+       SELECT coalesce((SELECT stored_bytes FROM usage_now), 0) AS stored_before,
+         $11::bigint IS NULL OR EXISTS (SELECT FROM usage_now) AS locked,
+         $11::bigint IS NULL OR coalesce((SELECT stored_bytes FROM usage_now), 0) + $7 <= $11::bigint AS fits
+     ), created AS (
        INSERT INTO tasks (id, op, content_type, state, owner, idempotency_key, fingerprint, source_bytes, width, height,
          available_at, created_at, updated_at)
-       VALUES ($1, $2, $3, 'not_started', $4, $5, $6, $7, $8, $9, $10, $10, $10)
+       SELECT $1, $2, $3, 'not_started', $4, $5, $6, $7, $8, $9, $10, $10, $10 FROM admission WHERE locked AND fits
        ON CONFLICT DO NOTHING
        RETURNING *
-     ), usage AS (
+     ), counted AS (
        INSERT INTO owner_usage (owner, stored_bytes)
        SELECT coalesce(owner, ''), source_bytes FROM created WHERE source_bytes <> 0
        ON CONFLICT (owner) DO UPDATE SET stored_bytes = GREATEST(0, owner_usage.stored_bytes + excluded.stored_bytes)
-       RETURNING stored_bytes
      )
-     SELECT created.*, coalesce((SELECT stored_bytes FROM usage),
-       (SELECT stored_bytes FROM owner_usage WHERE owner = coalesce($4, '')), 0) AS stored_bytes
-     FROM created`,
+     SELECT admission.stored_before, admission.locked, admission.fits, created.*
+     FROM admission LEFT JOIN created ON true`,
   ),
+  addOwner: sql('add_owner', 'INSERT INTO owner_usage (owner, stored_bytes) VALUES ($1, 0) ON CONFLICT DO NOTHING'),
   // Guarded by the row as it was read; the lease row ended or moved, and a new result counted, at once.
   update: sql(
     'update',
@@ -129,6 +139,23 @@ const SQL = {
      )
      SELECT count(*)::int AS changed FROM changed`,
   ),
+  endAttempt: sql(
+    'end_attempt',
+    `WITH changed AS (
+       UPDATE tasks SET state = $3, error = $4, result_bytes = $5, lease_expires_at = NULL, attempt_deadline = NULL,
+         updated_at = $6
+       WHERE id = $1 AND state = 'in_progress' AND lease_token = $2
+       RETURNING *
+     ), lease AS (
+       UPDATE task_leases SET ended_at = $6, outcome = $3
+       WHERE task_id = $1 AND attempt = (SELECT attempt FROM changed) AND ended_at IS NULL
+     ), usage AS (
+       INSERT INTO owner_usage (owner, stored_bytes)
+       SELECT coalesce(owner, ''), result_bytes FROM changed WHERE coalesce(result_bytes, 0) <> 0
+       ON CONFLICT (owner) DO UPDATE SET stored_bytes = GREATEST(0, owner_usage.stored_bytes + excluded.stored_bytes)
+     )
+     SELECT * FROM changed`,
+  ),
   // "Oldest claimable": the task ready for the longest time. A new task is ready when it is
   // created, a retried one when its backoff ends; ties (the same ms) go by creation order. The
   // first entry of tasks_claimable is that task, and tasks still waiting out a backoff sort after
@@ -150,7 +177,8 @@ const SQL = {
        INSERT INTO task_leases (task_id, attempt, lease_token, granted_at, expires_at)
        SELECT id, attempt, lease_token, $1, lease_expires_at FROM claimed
      )
-     SELECT * FROM claimed`,
+     SELECT claimed.*, EXISTS (SELECT FROM tasks WHERE state = 'in_progress' AND lease_expires_at <= $1) AS leases_expired
+     FROM (VALUES (1)) AS one LEFT JOIN claimed ON true`,
   ),
   anyLeaseExpired: sql(
     'any_lease_expired',
@@ -195,6 +223,9 @@ const SQL = {
 export { SQL as POSTGRES_TASK_SQL };
 
 type Queryable = Pool | PoolClient;
+/** A row of a LEFT JOIN whose right side may be missing. */
+type Nullable<T> = { [K in keyof T]: T[K] | null };
+type InsertRow = Nullable<TaskRow> & { stored_before: number; locked: boolean; fits: boolean };
 
 /** A database out of reach is a 503 the caller may retry, not an internal error. */
 function unavailableOr(err: unknown): unknown {
@@ -211,6 +242,33 @@ async function addUsage(db: Queryable, owner: string | null, bytes: number): Pro
   if (bytes !== 0) await db.query({ ...SQL.addUsage, values: [owner ?? '', bytes] });
 }
 
+/** The compare-and-set of `TaskWriter.update`, on the pool (its own commit) or in a transaction. */
+async function update(db: Queryable, record: TaskRecord, change: StateUpdate, now: number): Promise<TaskRecord | undefined> {
+  const next = applyUpdate(record, change, now);
+  const leaseMoved = next.state === 'in_progress' && next.leaseExpiresAt !== null && next.leaseExpiresAt !== record.leaseExpiresAt;
+  const [result] = await rows<{ changed: number }>(db, SQL.update, [
+    next.id,
+    next.state,
+    next.attempt,
+    next.error,
+    next.leaseToken,
+    next.leaseExpiresAt,
+    next.attemptDeadline,
+    next.lostAttempts,
+    next.availableAt,
+    next.resultBytes,
+    now,
+    record.state,
+    record.attempt,
+    record.leaseToken,
+    record.leaseExpiresAt,
+    change.leaseOutcome ?? null,
+    leaseMoved,
+    (next.resultBytes ?? 0) - (record.resultBytes ?? 0),
+  ]);
+  return result!.changed === 1 ? next : undefined;
+}
+
 /** The store of one transaction: every statement on the transaction's connection. */
 function transactionStore(client: PoolClient): TaskStore {
   return {
@@ -218,50 +276,7 @@ function transactionStore(client: PoolClient): TaskStore {
       const [row] = await rows<TaskRow>(client, SQL.getForUpdate, [id]);
       return row && toRecord(row);
     },
-    async byIdempotencyKey(owner, key) {
-      const [row] = await rows<TaskRow>(client, SQL.byIdempotencyKey, [owner ?? '', key]);
-      return row && toRecord(row);
-    },
-    async insert(task: NewTask, now: number) {
-      const [row] = await rows<TaskRow & { stored_bytes: number }>(client, SQL.insert, [
-        task.id,
-        task.op,
-        task.contentType,
-        task.owner ?? null,
-        task.idempotencyKey ?? null,
-        task.fingerprint ?? null,
-        task.sourceBytes,
-        task.width ?? null,
-        task.height ?? null,
-        now,
-      ]);
-      return row && { record: toRecord(row), storedBytes: row.stored_bytes };
-    },
-    async update(record: TaskRecord, change: StateUpdate, now: number) {
-      const next = applyUpdate(record, change, now);
-      const leaseMoved = next.state === 'in_progress' && next.leaseExpiresAt !== null && next.leaseExpiresAt !== record.leaseExpiresAt;
-      const [result] = await rows<{ changed: number }>(client, SQL.update, [
-        next.id,
-        next.state,
-        next.attempt,
-        next.error,
-        next.leaseToken,
-        next.leaseExpiresAt,
-        next.attemptDeadline,
-        next.lostAttempts,
-        next.availableAt,
-        next.resultBytes,
-        now,
-        record.state,
-        record.attempt,
-        record.leaseToken,
-        record.leaseExpiresAt,
-        change.leaseOutcome ?? null,
-        leaseMoved,
-        (next.resultBytes ?? 0) - (record.resultBytes ?? 0),
-      ]);
-      return result!.changed === 1 ? next : undefined;
-    },
+    update: (record, change, now) => update(client, record, change, now),
     async expired(now, limit) {
       return (await rows<TaskRow>(client, SQL.expired, [now, limit])).map(toRecord);
     },
@@ -308,10 +323,56 @@ export class PostgresTaskRepository implements TaskRepository {
     });
   }
 
-  claim(grant: LeaseGrant, now: number): Promise<TaskRecord | undefined> {
+  byIdempotencyKey(owner: string | undefined, key: string): Promise<TaskRecord | undefined> {
     return this.guard(async () => {
-      const [row] = await rows<TaskRow>(this.pool, SQL.claim, [now, grant.leaseToken, grant.leaseExpiresAt, grant.attemptDeadline]);
+      const [row] = await rows<TaskRow>(this.pool, SQL.byIdempotencyKey, [owner ?? '', key]);
       return row && toRecord(row);
+    });
+  }
+
+  insert(task: NewTask, now: number, quotaBytes?: number): Promise<InsertResult> {
+    return this.guard(async () => {
+      const values = [
+        task.id,
+        task.op,
+        task.contentType,
+        task.owner ?? null,
+        task.idempotencyKey ?? null,
+        task.fingerprint ?? null,
+        task.sourceBytes,
+        task.width ?? null,
+        task.height ?? null,
+        now,
+        quotaBytes ?? null,
+      ];
+      let [row] = await rows<InsertRow>(this.pool, SQL.insert, values);
+      if (!row!.locked) {
+        // The owner's first task under a quota: a usage row to lock, then the same again.
+        await this.pool.query({ ...SQL.addOwner, values: [task.owner ?? ''] });
+        [row] = await rows<InsertRow>(this.pool, SQL.insert, values);
+      }
+      if (!row!.fits) return { kind: 'over_quota', storedBytes: row!.stored_before };
+      if (row!.id === null) return { kind: 'taken' };
+      return { kind: 'created', record: toRecord(row as TaskRow) };
+    });
+  }
+
+  update(record: TaskRecord, change: StateUpdate, now: number): Promise<TaskRecord | undefined> {
+    return this.guard(() => update(this.pool, record, change, now));
+  }
+
+  endAttempt(id: string, leaseToken: string, end: AttemptEnd, now: number): Promise<TaskRecord | undefined> {
+    return this.guard(async () => {
+      const [row] = await rows<TaskRow>(this.pool, SQL.endAttempt, [id, leaseToken, end.state, end.error, end.resultBytes ?? null, now]);
+      return row && toRecord(row);
+    });
+  }
+
+  claim(grant: LeaseGrant, now: number): Promise<ClaimResult> {
+    return this.guard(async () => {
+      const values = [now, grant.leaseToken, grant.leaseExpiresAt, grant.attemptDeadline];
+      const [row] = await rows<Nullable<TaskRow> & { leases_expired: boolean }>(this.pool, SQL.claim, values);
+      return { record: row!.id === null ? undefined : toRecord(row as TaskRow), leasesExpired: row!.leases_expired };
     });
   }
 

@@ -4,6 +4,9 @@ import type { TaskState } from '@pixelmill/contracts';
 import {
   applyUpdate,
   toRecord,
+  type AttemptEnd,
+  type ClaimResult,
+  type InsertResult,
   type LeaseGrant,
   type LeaseRecord,
   type NewTask,
@@ -87,7 +90,7 @@ export const SQLITE_TASK_SQL = {
            ON CONFLICT DO NOTHING RETURNING *`,
   usage: 'SELECT stored_bytes FROM owner_usage WHERE owner = ?',
   addUsage: `INSERT INTO owner_usage (owner, stored_bytes) VALUES (@owner, max(0, @bytes))
-             ON CONFLICT (owner) DO UPDATE SET stored_bytes = max(0, stored_bytes + @bytes) RETURNING stored_bytes`,
+             ON CONFLICT (owner) DO UPDATE SET stored_bytes = max(0, stored_bytes + @bytes)`,
   sourcesToDelete: `SELECT id FROM tasks INDEXED BY tasks_with_source_to_delete WHERE source_deleted = 0 AND state IN ('finished', 'failed') ORDER BY seq LIMIT ?`,
   toExpire: `SELECT id, attempt FROM tasks INDEXED BY tasks_to_expire WHERE expired_at IS NULL AND state IN ('finished', 'failed') AND updated_at < ?
              ORDER BY updated_at LIMIT ?`,
@@ -164,7 +167,7 @@ export class SqliteTaskRepository implements TaskRepository {
     this.statements = {
       insert: this.db.prepare<[Record<string, unknown>], TaskRow>(SQLITE_TASK_SQL.insert),
       usage: this.db.prepare<[string], { stored_bytes: number }>(SQLITE_TASK_SQL.usage),
-      addUsage: this.db.prepare<[{ owner: string; bytes: number }], { stored_bytes: number }>(SQLITE_TASK_SQL.addUsage),
+      addUsage: this.db.prepare<[{ owner: string; bytes: number }]>(SQLITE_TASK_SQL.addUsage),
       sourcesToDelete: this.db.prepare<[number], { id: string }>(SQLITE_TASK_SQL.sourcesToDelete),
       toExpire: this.db.prepare<[number, number], { id: string; attempt: number }>(SQLITE_TASK_SQL.toExpire),
       markSourceDeleted: this.db.prepare<[string]>(SQLITE_TASK_SQL.markSourceDeleted),
@@ -205,12 +208,66 @@ export class SqliteTaskRepository implements TaskRepository {
     return this.queue.run(() => this.getNow(id));
   }
 
-  claim(grant: LeaseGrant, now: number): Promise<TaskRecord | undefined> {
+  byIdempotencyKey(owner: string | undefined, key: string): Promise<TaskRecord | undefined> {
+    return this.queue.run(() => {
+      const row = this.statements.byIdempotencyKey.get(owner ?? '', key);
+      return row && toRecord(row);
+    });
+  }
+
+  insert(task: NewTask, now: number, quotaBytes?: number): Promise<InsertResult> {
+    return this.queue.run(() =>
+      this.db
+        .transaction((): InsertResult => {
+          const owner = task.owner ?? null;
+          if (quotaBytes !== undefined) {
+            const storedBytes = this.statements.usage.get(owner ?? '')?.stored_bytes ?? 0;
+            if (storedBytes + task.sourceBytes > quotaBytes) return { kind: 'over_quota', storedBytes };
+          }
+          const row = this.statements.insert.get({
+            id: task.id,
+            op: task.op,
+            contentType: task.contentType,
+            owner,
+            idempotencyKey: task.idempotencyKey ?? null,
+            fingerprint: task.fingerprint ?? null,
+            sourceBytes: task.sourceBytes,
+            width: task.width ?? null,
+            height: task.height ?? null,
+            now,
+          });
+          if (!row) return { kind: 'taken' };
+          this.addUsageNow(owner, task.sourceBytes);
+          return { kind: 'created', record: toRecord(row) };
+        })
+        .immediate(),
+    );
+  }
+
+  update(record: TaskRecord, change: StateUpdate, now: number): Promise<TaskRecord | undefined> {
+    return this.queue.run(() => this.db.transaction(() => this.updateNow(record, change, now)).immediate());
+  }
+
+  endAttempt(id: string, leaseToken: string, end: AttemptEnd, now: number): Promise<TaskRecord | undefined> {
     return this.queue.run(() =>
       this.db
         .transaction(() => {
+          const record = this.getNow(id);
+          if (record?.state !== 'in_progress' || record.leaseToken !== leaseToken) return undefined;
+          const change = { ...end, leaseExpiresAt: null, attemptDeadline: null, leaseOutcome: end.state };
+          return this.updateNow(record, change, now);
+        })
+        .immediate(),
+    );
+  }
+
+  claim(grant: LeaseGrant, now: number): Promise<ClaimResult> {
+    return this.queue.run(() =>
+      this.db
+        .transaction((): ClaimResult => {
+          const leasesExpired = this.statements.anyLeaseExpired.get(now) !== undefined;
           const row = this.statements.claim.get({ ...grant, now });
-          if (!row) return undefined;
+          if (!row) return { record: undefined, leasesExpired };
           const record = toRecord(row);
           this.statements.grantLease.run({
             taskId: record.id,
@@ -219,7 +276,7 @@ export class SqliteTaskRepository implements TaskRepository {
             now,
             expiresAt: grant.leaseExpiresAt,
           });
-          return record;
+          return { record, leasesExpired };
         })
         .immediate(),
     );
@@ -277,8 +334,38 @@ export class SqliteTaskRepository implements TaskRepository {
     return row && toRecord(row);
   }
 
-  private addUsageNow(owner: string | null, bytes: number): number {
-    return this.statements.addUsage.get({ owner: owner ?? '', bytes })!.stored_bytes;
+  private addUsageNow(owner: string | null, bytes: number): void {
+    if (bytes !== 0) this.statements.addUsage.run({ owner: owner ?? '', bytes });
+  }
+
+  /** `TaskWriter.update`, inside a transaction. */
+  private updateNow(record: TaskRecord, change: StateUpdate, now: number): TaskRecord | undefined {
+    const next = applyUpdate(record, change, now);
+    const { changes } = this.statements.update.run({
+      id: next.id,
+      state: next.state,
+      attempt: next.attempt,
+      error: next.error,
+      leaseToken: next.leaseToken,
+      leaseExpiresAt: next.leaseExpiresAt,
+      attemptDeadline: next.attemptDeadline,
+      lostAttempts: next.lostAttempts,
+      availableAt: next.availableAt,
+      resultBytes: next.resultBytes,
+      updatedAt: now,
+      wasState: record.state,
+      wasAttempt: record.attempt,
+      wasLeaseToken: record.leaseToken,
+      wasLeaseExpiresAt: record.leaseExpiresAt,
+    });
+    if (changes === 0) return undefined;
+    const lease = { taskId: record.id, attempt: record.attempt };
+    if (change.leaseOutcome !== undefined) this.statements.endLease.run({ ...lease, now, outcome: change.leaseOutcome });
+    else if (next.state === 'in_progress' && next.leaseExpiresAt !== null && next.leaseExpiresAt !== record.leaseExpiresAt) {
+      this.statements.extendLease.run({ ...lease, expiresAt: next.leaseExpiresAt });
+    }
+    this.addUsageNow(next.owner, (next.resultBytes ?? 0) - (record.resultBytes ?? 0));
+    return next;
   }
 
   /** The store of `transaction`: the same connection, inside the transaction the queue holds. */
@@ -286,58 +373,7 @@ export class SqliteTaskRepository implements TaskRepository {
     const { statements } = this;
     return {
       getForUpdate: async (id) => this.getNow(id),
-      byIdempotencyKey: async (owner, key) => {
-        const row = statements.byIdempotencyKey.get(owner ?? '', key);
-        return row && toRecord(row);
-      },
-      insert: async (task: NewTask, now: number) => {
-        const row = statements.insert.get({
-          id: task.id,
-          op: task.op,
-          contentType: task.contentType,
-          owner: task.owner ?? null,
-          idempotencyKey: task.idempotencyKey ?? null,
-          fingerprint: task.fingerprint ?? null,
-          sourceBytes: task.sourceBytes,
-          width: task.width ?? null,
-          height: task.height ?? null,
-          now,
-        });
-        if (!row) return undefined;
-        const storedBytes =
-          task.sourceBytes === 0
-            ? (statements.usage.get(task.owner ?? '')?.stored_bytes ?? 0)
-            : this.addUsageNow(task.owner ?? null, task.sourceBytes);
-        return { record: toRecord(row), storedBytes };
-      },
-      update: async (record: TaskRecord, change: StateUpdate, now: number) => {
-        const next = applyUpdate(record, change, now);
-        const { changes } = statements.update.run({
-          id: next.id,
-          state: next.state,
-          attempt: next.attempt,
-          error: next.error,
-          leaseToken: next.leaseToken,
-          leaseExpiresAt: next.leaseExpiresAt,
-          attemptDeadline: next.attemptDeadline,
-          lostAttempts: next.lostAttempts,
-          availableAt: next.availableAt,
-          resultBytes: next.resultBytes,
-          updatedAt: now,
-          wasState: record.state,
-          wasAttempt: record.attempt,
-          wasLeaseToken: record.leaseToken,
-          wasLeaseExpiresAt: record.leaseExpiresAt,
-        });
-        if (changes === 0) return undefined;
-        const lease = { taskId: record.id, attempt: record.attempt };
-        if (change.leaseOutcome !== undefined) statements.endLease.run({ ...lease, now, outcome: change.leaseOutcome });
-        else if (next.state === 'in_progress' && next.leaseExpiresAt !== null && next.leaseExpiresAt !== record.leaseExpiresAt) {
-          statements.extendLease.run({ ...lease, expiresAt: next.leaseExpiresAt });
-        }
-        if (next.resultBytes !== record.resultBytes) this.addUsageNow(next.owner, (next.resultBytes ?? 0) - (record.resultBytes ?? 0));
-        return next;
-      },
+      update: async (record, change, now) => this.updateNow(record, change, now),
       expired: async (now, limit) => statements.expired.all(now, limit).map(toRecord),
       markSourceDeleted: async (record) => {
         if (record.sourceDeleted || record.expiredAt !== null) return;

@@ -128,6 +128,13 @@ export interface StateUpdate {
   leaseOutcome?: LeaseOutcome;
 }
 
+/** How the holder of an attempt ends it with a result or a failure. */
+export interface AttemptEnd {
+  state: 'finished' | 'failed';
+  error: string | null;
+  resultBytes?: number;
+}
+
 /** A claim's lease, decided by the domain; the repository counts the attempt. */
 export interface LeaseGrant {
   leaseToken: string;
@@ -164,26 +171,34 @@ export function applyUpdate(record: TaskRecord, change: StateUpdate, now: number
   };
 }
 
-/**
- * Reads and writes of one transaction. Rows read here stay locked until it ends (PostgreSQL:
- * `FOR UPDATE`; SQLite: one writer at a time), and every write is guarded by the row it was
- * decided on, so a row another transaction changed meanwhile is never overwritten.
- */
-export interface TaskStore {
-  /** The task, locked for change. */
-  getForUpdate(id: string): Promise<TaskRecord | undefined>;
-  byIdempotencyKey(owner: string | undefined, key: string): Promise<TaskRecord | undefined>;
+/** What `insert` did: created the task, refused it for the owner's quota, or found its id or idempotency key taken. */
+export type InsertResult = { kind: 'created'; record: TaskRecord } | { kind: 'over_quota'; storedBytes: number } | { kind: 'taken' };
+
+/** What `claim` did, and whether some lease had run out when it looked. */
+export interface ClaimResult {
+  record: TaskRecord | undefined;
+  leasesExpired: boolean;
+}
+
+/** The write both a repository and a transaction's store make. */
+export interface TaskWriter {
   /**
-   * The new task, its source's bytes counted for its owner, and the owner's stored bytes with
-   * them; undefined when a task with this id or idempotency key exists already.
-   */
-  insert(task: NewTask, now: number): Promise<{ record: TaskRecord; storedBytes: number } | undefined>;
-  /**
-   * Writes the change over `record`, ends the lease in hand when `leaseOutcome` says so, moves the
-   * lease row's expiry with `leaseExpiresAt`, and counts a new result's bytes for the owner.
-   * Undefined when the row is no longer as `record` shows it (state, attempt, lease).
+   * Writes the change over `record` if the row is still as `record` shows it (state, attempt,
+   * lease): a compare-and-set, so a change decided on a row another writer changed meanwhile is
+   * never written. In the same statement it ends the lease in hand when `leaseOutcome` says so,
+   * moves the lease row's expiry with `leaseExpiresAt`, and counts a new result's bytes for the
+   * owner. Undefined when the row had changed.
    */
   update(record: TaskRecord, change: StateUpdate, now: number): Promise<TaskRecord | undefined>;
+}
+
+/**
+ * Reads and writes of one transaction. Rows read here stay locked until it ends (PostgreSQL:
+ * `FOR UPDATE`; SQLite: one writer at a time).
+ */
+export interface TaskStore extends TaskWriter {
+  /** The task, locked for change. */
+  getForUpdate(id: string): Promise<TaskRecord | undefined>;
   /** In-progress tasks whose lease has run out, oldest expiry first, locked; rows another transaction holds are skipped. */
   expired(now: number, limit: number): Promise<TaskRecord[]>;
   /** The source's bytes no longer count for the owner. */
@@ -194,21 +209,38 @@ export interface TaskStore {
 
 /**
  * Where tasks are kept: SQLite (`SqliteTaskRepository`) or PostgreSQL (`PostgresTaskRepository`).
- * Plain reads and writes; the rules live in the domain (`TaskService`).
+ * Plain reads and atomic writes; the rules live in the domain (`TaskService`). Each write is one
+ * statement on PostgreSQL, so that a lock (the owner's usage row, which every create and finish
+ * of that owner touches) is held for that statement and its commit only.
  */
-export interface TaskRepository {
+export interface TaskRepository extends TaskWriter {
   /**
    * Runs `fn` in one transaction, committed when it resolves and rolled back when it throws.
    * `fn` works through the store it is handed only, never through the repository.
    */
   transaction<T>(fn: (store: TaskStore) => Promise<T>): Promise<T>;
   get(id: string): Promise<TaskRecord | undefined>;
+  byIdempotencyKey(owner: string | undefined, key: string): Promise<TaskRecord | undefined>;
+  /**
+   * Creates the task and counts its source's bytes for its owner, atomically; with `quotaBytes`,
+   * only if the owner's stored bytes with them stay within it (creates of one owner are admitted
+   * one at a time). Nothing is written when the id or idempotency key is taken.
+   */
+  insert(task: NewTask, now: number, quotaBytes?: number): Promise<InsertResult>;
   /**
    * Claims the oldest claimable task with the lease: a not_started task whose backoff is over
    * (`available_at <= now`), the earliest `available_at` first, then the earliest created. It
-   * becomes in_progress with attempt + 1, and its lease is recorded in `task_leases`.
+   * becomes in_progress with attempt + 1, and its lease is recorded in `task_leases`. Says too
+   * whether some in-progress task's lease had run out, for the caller to reap.
    */
-  claim(grant: LeaseGrant, now: number): Promise<TaskRecord | undefined>;
+  claim(grant: LeaseGrant, now: number): Promise<ClaimResult>;
+  /**
+   * Ends the attempt held with `leaseToken` in one statement: a compare-and-set on the state
+   * (in_progress) and the lease, that keeps the token (so a repeated report is recognised), clears
+   * the lease, ends its row with the state as outcome and counts the result's bytes (an attempt in
+   * progress has none yet). Undefined when the task is not in progress under that lease.
+   */
+  endAttempt(id: string, leaseToken: string, end: AttemptEnd, now: number): Promise<TaskRecord | undefined>;
   /** Whether some in-progress task's lease has run out (a cheap look before reaping). */
   anyLeaseExpired(now: number): Promise<boolean>;
   /** Up to `limit` ids in a state after the cursor (a sequence number), oldest first. */

@@ -11,7 +11,7 @@ import {
   type TaskState,
 } from '@pixelmill/contracts';
 import { AppError, backoffDelay } from '@pixelmill/kit';
-import { toTask, type TaskRecord, type TaskRepository, type TaskStore } from '../data-access/task-repository';
+import { toTask, type AttemptEnd, type StateUpdate, type TaskRecord, type TaskRepository } from '../data-access/task-repository';
 
 const isFinal = (state: TaskState): boolean => TASK_TRANSITIONS[state].length === 0;
 
@@ -47,19 +47,31 @@ export interface TaskServiceOptions extends RetryPolicy {
 /** Expired leases reaped per transaction. */
 const REAP_BATCH = 100;
 
+/**
+ * Times a change is decided again on the fresh row when another writer changed the task between
+ * the read and the write (a worker's report racing a reaper, or its own retry): beyond, a 409.
+ */
+const WRITE_TRIES = 5;
+
 const notFound = (id: string): AppError => new AppError('not_found', 404, `no task ${id}`);
 
-/** A write under the row's lock finds the row as it was read; anything else is a bug worth a loud 500. */
-function mustBeWritten(record: TaskRecord | undefined): TaskRecord {
-  if (!record) throw new Error('a task changed while it was locked for change');
-  return record;
-}
+/** A task reaching finished or failed, as an event. */
+const endedEvent = (record: TaskRecord): TaskEvent => ({
+  kind: 'ended',
+  id: record.id,
+  state: record.state as 'finished' | 'failed',
+  error: record.error,
+});
 
-/** Ended tasks as events; only tasks that reached a final state in this transaction are given. */
-const endedEvents = (records: TaskRecord[]): TaskEvent[] =>
-  records
-    .filter((record) => record.state === 'finished' || record.state === 'failed')
-    .map((record) => ({ kind: 'ended', id: record.id, state: record.state as 'finished' | 'failed', error: record.error }));
+/** The end of an attempt with a result or a failure, as reported. */
+const attemptEnd = (state: 'finished' | 'failed', change: ChangeStateBody): AttemptEnd => ({
+  state,
+  error: state === 'failed' ? (change.error ?? 'failed without a reason') : null,
+  ...(state === 'finished' && change.resultBytes !== undefined ? { resultBytes: change.resultBytes } : {}),
+});
+
+/** What a change decided on a task read: the task as it is (nothing to write), or a change to write over it. */
+type Decision = { keep: TaskRecord } | { change: StateUpdate };
 
 export interface TaskPage {
   ids: string[];
@@ -89,32 +101,28 @@ export class TaskService {
   }
 
   async create(input: CreateTaskBody): Promise<CreateResult> {
-    const result = await this.repository.transaction(async (store): Promise<CreateResult> => {
+    for (let tries = 1; ; tries += 1) {
       if (input.idempotencyKey !== undefined) {
-        const earlier = await store.byIdempotencyKey(input.owner, input.idempotencyKey);
+        const earlier = await this.repository.byIdempotencyKey(input.owner, input.idempotencyKey);
         if (earlier) return this.answerEarlier(earlier, input);
       }
-      const inserted = await store.insert(input, this.now());
-      if (inserted) {
-        // Counted first and checked after, in the same transaction: a refusal rolls both back.
-        if (input.quotaBytes !== undefined && inserted.storedBytes > input.quotaBytes) {
-          this.refuseOverQuota(input.owner ?? null, inserted.storedBytes - input.sourceBytes, input.sourceBytes, input.quotaBytes);
-        }
-        return { task: toTask(inserted.record), created: true };
+      const result = await this.repository.insert(input, this.now(), input.quotaBytes);
+      if (result.kind === 'created') {
+        this.publish({ kind: 'created', id: input.id });
+        return { task: toTask(result.record), created: true };
       }
+      if (result.kind === 'over_quota') this.refuseOverQuota(input.owner ?? null, result.storedBytes, input.sourceBytes, input.quotaBytes!);
       // The id or the idempotency key is taken, maybe by a create that committed a moment ago.
-      const existing = await store.getForUpdate(input.id);
+      const existing = await this.repository.get(input.id);
       if (existing) {
         const same = existing.op === input.op && existing.contentType === input.contentType && existing.owner === (input.owner ?? null);
         if (!same) throw new AppError('conflict', 409, `task ${input.id} exists already, with other values`);
         return { task: toTask(existing), created: false };
       }
-      const earlier = input.idempotencyKey === undefined ? undefined : await store.byIdempotencyKey(input.owner, input.idempotencyKey);
-      if (!earlier) throw new Error(`task ${input.id} was neither created nor found`);
-      return this.answerEarlier(earlier, input);
-    });
-    if (result.created) this.publish([{ kind: 'created', id: result.task.id }]);
-    return result;
+      // Else the idempotency key is taken: the next turn answers with its task (or creates, if that
+      // task expired meanwhile, which frees its key).
+      if (tries >= WRITE_TRIES) throw new AppError('conflict', 409, `task ${input.id} could not be created; try again`);
+    }
   }
 
   /** A task; 410 once it expired (its bytes were deleted after the retention time). */
@@ -168,13 +176,18 @@ export class TaskService {
   }
 
   async changeState(id: string, change: ChangeStateBody): Promise<Task> {
-    const { record, reachedEnd } = await this.repository.transaction(async (store) => {
-      const record = await this.mustGet(store, id);
-      const now = this.now();
-      // Repeating the end of the same attempt is a success, so a retried request does no harm.
-      if (record.state === change.to && isFinal(change.to) && this.sameAttempt(record, change.leaseToken)) {
-        return { record, reachedEnd: false };
+    // The common case first, in one write: the holder of the attempt ends it.
+    if (change.leaseToken !== undefined && (change.to === 'finished' || change.to === 'failed')) {
+      const ended = await this.repository.endAttempt(id, change.leaseToken, attemptEnd(change.to, change), this.now());
+      if (ended) {
+        this.publish(endedEvent(ended));
+        return toTask(ended);
       }
+    }
+    // Anything else (a repeated report, a stale lease, a release, an illegal move) is decided on the task as read.
+    const { record, written } = await this.changeTask(id, (record, now): Decision => {
+      // Repeating the end of the same attempt is a success, so a retried request does no harm.
+      if (record.state === change.to && isFinal(change.to) && this.sameAttempt(record, change.leaseToken)) return { keep: record };
       if (change.to === 'in_progress') {
         throw new AppError('conflict', 409, 'a task enters in_progress only by a claim (POST /claims)');
       }
@@ -183,49 +196,43 @@ export class TaskService {
         throw new AppError('conflict', 409, `the lease of task ${id} belongs to a newer attempt`);
       }
       if (change.to === 'not_started') {
-        const next = mustBeWritten(await this.retryOrFail(store, record, change.error ?? 'the attempt was released', now, 'released'));
-        return { record: next, reachedEnd: isFinal(next.state) };
+        return { change: this.retryOrFail(record, change.error ?? 'the attempt was released', now, 'released') };
       }
-      const next = await store.update(
-        record,
-        {
-          state: change.to,
-          error: change.to === 'failed' ? (change.error ?? 'failed without a reason') : null,
-          ...(change.to === 'finished' && change.resultBytes !== undefined ? { resultBytes: change.resultBytes } : {}),
+      return {
+        change: {
+          ...attemptEnd(change.to, change),
           // Kept, so that the same holder repeating its report is recognised.
           leaseToken: record.leaseToken,
           leaseExpiresAt: null,
           attemptDeadline: null,
           leaseOutcome: change.to,
         },
-        now,
-      );
-      return { record: mustBeWritten(next), reachedEnd: true };
+      };
     });
-    if (reachedEnd) this.publish(endedEvents([record]));
+    if (written && isFinal(record.state)) this.publish(endedEvent(record));
     return toTask(record);
   }
 
-  /** Claims the oldest task that is not started and not waiting out a retry backoff. */
+  /**
+   * Claims the oldest task that is not started and not waiting out a retry backoff. Leases found
+   * run out are reaped then, and the claim made again if it found nothing.
+   */
   async claim(leaseMs: number): Promise<Claim | undefined> {
     const now = this.now();
-    await this.reapExpired(now);
-    const leaseToken = randomUUID();
-    const attemptDeadline = now + this.options.attemptTimeoutMs;
-    const claimed = await this.repository.claim(
-      { leaseToken, leaseExpiresAt: Math.min(now + leaseMs, attemptDeadline), attemptDeadline },
-      now,
-    );
+    const first = await this.repository.claim(this.grant(leaseMs, now), now);
+    let claimed = first.record;
+    if (first.leasesExpired) {
+      await this.reapExpired(now);
+      claimed ??= (await this.repository.claim(this.grant(leaseMs, now), now)).record;
+    }
     if (!claimed) return undefined;
     const task = toTask(claimed);
-    return { ...task, leaseToken, leaseExpiresAt: task.leaseExpiresAt! };
+    return { ...task, leaseToken: claimed.leaseToken!, leaseExpiresAt: task.leaseExpiresAt! };
   }
 
   /** Extends the lease of the current attempt, never past the attempt's hard limit. */
-  extendLease(id: string, leaseToken: string, leaseMs: number): Promise<Task> {
-    return this.repository.transaction(async (store) => {
-      const record = await this.mustGet(store, id);
-      const now = this.now();
+  async extendLease(id: string, leaseToken: string, leaseMs: number): Promise<Task> {
+    const { record } = await this.changeTask(id, (record, now): Decision => {
       if (record.state !== 'in_progress' || record.leaseToken !== leaseToken) {
         throw new AppError('conflict', 409, `task ${id} is not held with this lease (state ${record.state})`);
       }
@@ -240,16 +247,16 @@ export class TaskService {
           `attempt ${record.attempt} of task ${id} ran past its limit of ${this.options.attemptTimeoutMs} ms`,
         );
       }
-      const next = await store.update(record, { state: 'in_progress', leaseExpiresAt: Math.min(now + leaseMs, deadline) }, now);
-      return toTask(mustBeWritten(next));
+      return { change: { state: 'in_progress', leaseExpiresAt: Math.min(now + leaseMs, deadline) } };
     });
+    return toTask(record);
   }
 
   /**
    * Gives tasks whose lease ran out back to the queue (after a backoff), or fails them on their
-   * last attempt. Runs before every claim and periodically, so `isReady` shows it soon. Safe with
-   * several instances reaping at once: each expired task is locked by one of them and given back
-   * once; the others skip it.
+   * last attempt. Runs when a claim finds such leases, and periodically, so `isReady` shows it
+   * soon. Safe with several instances reaping at once: each expired task is locked by one of them
+   * and given back once; the others skip it.
    */
   async reapExpired(now = this.now()): Promise<number> {
     if (!(await this.repository.anyLeaseExpired(now))) return 0;
@@ -260,13 +267,13 @@ export class TaskService {
         const done: TaskRecord[] = [];
         for (const record of expired) {
           const reason = `the lease of attempt ${record.attempt} expired (worker gone or too slow)`;
-          const next = await this.retryOrFail(store, record, reason, now, 'lost');
+          const next = await store.update(record, this.retryOrFail(record, reason, now, 'lost'), now);
           if (next) done.push(next);
         }
         return { found: expired.length, done };
       });
       reaped += batch.done.length;
-      this.publish(endedEvents(batch.done));
+      for (const record of batch.done) if (isFinal(record.state)) this.publish(endedEvent(record));
       if (batch.found < REAP_BATCH || batch.done.length === 0) return reaped;
     }
   }
@@ -286,27 +293,42 @@ export class TaskService {
   }
 
   /**
-   * Ends the current attempt without a result. A lost attempt (lease expired) counts against the
-   * limit; a released one does not, within CLAIMS_PER_ATTEMPT times the limit in all. Undefined
-   * when the task changed since it was read.
+   * Reads the task, decides its change, and writes it if the task is still as read; when another
+   * writer came first, decides again on the fresh row. `written` is false when the decision was
+   * to keep the task as it is.
    */
-  private retryOrFail(
-    store: TaskStore,
-    record: TaskRecord,
-    reason: string,
-    now: number,
-    how: 'lost' | 'released',
-  ): Promise<TaskRecord | undefined> {
+  private async changeTask(
+    id: string,
+    decide: (record: TaskRecord, now: number) => Decision,
+  ): Promise<{ record: TaskRecord; written: boolean }> {
+    for (let tries = 1; ; tries += 1) {
+      const record = await this.repository.get(id);
+      if (!record) throw notFound(id);
+      const now = this.now();
+      const decision = decide(record, now);
+      if ('keep' in decision) return { record: decision.keep, written: false };
+      const next = await this.repository.update(record, decision.change, now);
+      if (next) return { record: next, written: true };
+      if (tries >= WRITE_TRIES) throw new AppError('conflict', 409, `task ${id} kept changing while it was being changed; try again`);
+    }
+  }
+
+  private grant(leaseMs: number, now: number) {
+    const attemptDeadline = now + this.options.attemptTimeoutMs;
+    return { leaseToken: randomUUID(), leaseExpiresAt: Math.min(now + leaseMs, attemptDeadline), attemptDeadline };
+  }
+
+  /**
+   * The end of the current attempt without a result. A lost attempt (lease expired) counts against
+   * the limit; a released one does not, within CLAIMS_PER_ATTEMPT times the limit in all.
+   */
+  private retryOrFail(record: TaskRecord, reason: string, now: number, how: 'lost' | 'released'): StateUpdate {
     const lostAttempts = record.lostAttempts + (how === 'lost' ? 1 : 0);
     const ended = { leaseToken: null, leaseExpiresAt: null, attemptDeadline: null, lostAttempts, leaseOutcome: how };
     if (lostAttempts >= this.options.maxAttempts || record.attempt >= this.options.maxAttempts * CLAIMS_PER_ATTEMPT) {
-      return store.update(record, { state: 'failed', error: `gave up after ${record.attempt} attempts: ${reason}`, ...ended }, now);
+      return { state: 'failed', error: `gave up after ${record.attempt} attempts: ${reason}`, ...ended };
     }
-    return store.update(
-      record,
-      { state: 'not_started', error: reason, availableAt: now + this.retryDelayMs(record.attempt), ...ended },
-      now,
-    );
+    return { state: 'not_started', error: reason, availableAt: now + this.retryDelayMs(record.attempt), ...ended };
   }
 
   /** Refuses a new task whose source would take the owner past its cap on stored bytes. */
@@ -355,14 +377,8 @@ export class TaskService {
     }
   }
 
-  private async mustGet(store: TaskStore, id: string): Promise<TaskRecord> {
-    const record = await store.getForUpdate(id);
-    if (!record) throw notFound(id);
-    return record;
-  }
-
   /** Called after the commit; a sink must not throw. */
-  private publish(events: TaskEvent[]): void {
-    for (const event of events) this.options.events?.publish(event);
+  private publish(event: TaskEvent): void {
+    this.options.events?.publish(event);
   }
 }

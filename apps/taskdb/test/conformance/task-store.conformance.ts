@@ -344,6 +344,17 @@ export function describeTaskStoreConformance(backend: Backend): void {
         ]);
       });
 
+      it('when the holder’s finish comes several times at once, then the task finishes once and every answer is a success', async () => {
+        const id = await create({ sourceBytes: 100 });
+        const held = await mustClaim();
+        const body = { to: 'finished' as const, leaseToken: held.leaseToken, resultBytes: 50 };
+        const answers = await Promise.all(Array.from({ length: 6 }, () => tasks.changeState(id, body)));
+        expect(answers.every((task) => task.state === 'finished')).toBe(true);
+        expect(events.filter((e) => e.kind === 'ended')).toHaveLength(1);
+        expect((await tasks.usage(undefined)).storedBytes).toBe(150);
+        expect((await repository.leases(id)).map((lease) => lease.outcome)).toEqual(['finished']);
+      });
+
       it('when the holder reports a failure, then the task is failed with the reason', async () => {
         const id = await create();
         const held = await mustClaim();
