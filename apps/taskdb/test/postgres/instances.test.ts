@@ -66,6 +66,33 @@ describe('several taskdb instances on one PostgreSQL', () => {
     }
   });
 
+  it('when creates and finishes of one owner race on two instances, then its stored bytes add up, and its quota holds', async () => {
+    const created = await Promise.all(
+      Array.from({ length: 40 }, (_, i) =>
+        instances[i % 2]!.create({ id: randomUUID(), op: 'invert', contentType: 'image/png', owner: 'dave', sourceBytes: 100 }),
+      ),
+    );
+    const finishing = created.map(async (_, i) => {
+      const held = await instances[i % 2]!.claim(30_000);
+      await instances[(i + 1) % 2]!.changeState(held!.id, { to: 'finished', leaseToken: held!.leaseToken, resultBytes: 10 });
+    });
+    // Under a quota of 10,000 with 4,000 stored, and up to 400 more as the finishes land: room for 12 or 11 more of 500.
+    const gated = Array.from({ length: 16 }, (_, i) =>
+      instances[i % 2]!.create({
+        id: randomUUID(),
+        op: 'invert',
+        contentType: 'image/png',
+        owner: 'dave',
+        sourceBytes: 500,
+        quotaBytes: 10_000,
+      }),
+    );
+    const [admitted] = await Promise.all([Promise.allSettled(gated), Promise.all(finishing)]);
+    const accepted = admitted.filter((result) => result.status === 'fulfilled').length;
+    expect((await instances[0]!.usage('dave')).storedBytes).toBe(40 * 110 + accepted * 500);
+    expect([11, 12]).toContain(accepted);
+  });
+
   it('when two instances start on a new schema at once, then both start and the tables are made once', async () => {
     const schema = await createTestSchema('taskdb_start');
     const opened: TaskRepository[] = [];
