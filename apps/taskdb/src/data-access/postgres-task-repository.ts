@@ -120,11 +120,13 @@ const SQL = {
     `WITH gate AS (
        SELECT stored_bytes FROM owner_usage WHERE owner = coalesce($4, '') AND shard = 0 AND $11::bigint IS NOT NULL
        FOR UPDATE
+     ), stored AS MATERIALIZED (
+       SELECT (coalesce((SELECT stored_bytes FROM gate), 0) + coalesce((SELECT sum(stored_bytes) FROM owner_usage
+         WHERE owner = coalesce($4, '') AND shard <> 0 AND $11::bigint IS NOT NULL), 0))::bigint AS stored_before
      ), admission AS (
        SELECT stored_before, $11::bigint IS NULL OR EXISTS (SELECT FROM gate) AS locked,
          $11::bigint IS NULL OR stored_before + $7 <= $11::bigint AS fits
-       FROM (SELECT coalesce((SELECT stored_bytes FROM gate), 0) + coalesce((SELECT sum(stored_bytes) FROM owner_usage
-               WHERE owner = coalesce($4, '') AND shard <> 0 AND $11::bigint IS NOT NULL), 0)::bigint AS stored_before) AS stored
+       FROM stored
      ), created AS (
        INSERT INTO tasks (id, op, content_type, state, owner, idempotency_key, fingerprint, source_bytes, width, height,
          available_at, created_at, updated_at)
