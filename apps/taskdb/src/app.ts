@@ -9,7 +9,8 @@ export interface TaskdbAppDeps {
   /** What GET /events answers from; one that nothing feeds when not given. */
   events?: TaskEventHub;
   logger: Logger;
-  ping: () => void;
+  /** Resolves when the database answers. */
+  ping: () => Promise<void>;
   tokens?: ServiceTokens;
 }
 
@@ -18,6 +19,6 @@ export function createApp({ tasks, events = new TaskEventHub(), logger, ping, to
     service: 'taskdb',
     logger,
     routes: (router) => mountTaskRoutes(router, tasks, events, tokens),
-    readiness: { database: async () => ping() },
+    readiness: { database: ping },
   });
 }

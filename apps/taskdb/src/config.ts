@@ -1,9 +1,13 @@
 import { z } from 'zod';
 import { DiscoveryEnvSchema, PortSchema, ServerEnvSchema } from '@pixelmill/kit';
+import { DatabaseEnvSchema } from '@pixelmill/kit/postgres';
 
-export const TaskdbConfigSchema = ServerEnvSchema.extend(DiscoveryEnvSchema.shape).extend({
+/** With DATABASE_URL the tasks live in PostgreSQL, shared by several instances; without it, in SQLite under DATA_DIR. */
+const StoreEnvSchema = ServerEnvSchema.extend(DiscoveryEnvSchema.shape).extend(DatabaseEnvSchema.shape);
+
+export const TaskdbConfigSchema = StoreEnvSchema.extend({
   PORT: PortSchema.default(3001),
-  /** Folder of the SQLite database. */
+  /** Folder of the SQLite database (when DATABASE_URL is unset). */
   DATA_DIR: z.string().min(1).default('./data/taskdb'),
   /** FULL: every commit survives a power loss; NORMAL: survives a killed process, one fsync less per commit. */
   SQLITE_SYNCHRONOUS: z.enum(['FULL', 'NORMAL']).default('FULL'),

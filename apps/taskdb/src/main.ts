@@ -1,21 +1,24 @@
-import path from 'node:path';
 import { createLogger, loadConfigOrExit, runMain, runService } from '@pixelmill/kit';
-import { DatabaseEnvSchema, openPostgres } from '@pixelmill/kit/postgres';
+import { openPostgres } from '@pixelmill/kit/postgres';
 import { createApp } from './app';
 import { TaskdbConfigSchema } from './config';
+import { openTaskRepository } from './data-access/open-task-repository';
 import { PostgresEventBus } from './data-access/postgres-event-bus';
-import { TaskRepository } from './data-access/task-repository';
+import { LeaseReaper } from './domain/lease-reaper';
 import { TaskEventHub } from './domain/task-events';
 import { TaskService } from './domain/task-service';
 
+/** Connections of the event bus's own pool: notifications are small and few at a time. */
+const EVENT_BUS_POOL_SIZE = 2;
+
 runMain('taskdb', async () => {
-  const config = loadConfigOrExit('taskdb', TaskdbConfigSchema.extend(DatabaseEnvSchema.shape), process.env);
+  const config = loadConfigOrExit('taskdb', TaskdbConfigSchema, process.env);
   const logger = createLogger('taskdb', config.LOG_LEVEL);
-  const repository = new TaskRepository(path.join(config.DATA_DIR, 'tasks.sqlite'), config.SQLITE_SYNCHRONOUS);
+  const repository = await openTaskRepository(config, logger);
   const events = new TaskEventHub();
   // On PostgreSQL every instance hears every instance's events, its own too; else its own feed its hub.
   const database = config.DATABASE_URL === undefined ? undefined : { url: config.DATABASE_URL, schema: config.DATABASE_SCHEMA };
-  const pool = database && (await openPostgres({ ...database, poolSize: config.DATABASE_POOL_SIZE }));
+  const pool = database && (await openPostgres({ ...database, poolSize: EVENT_BUS_POOL_SIZE }));
   const bus = database && pool && new PostgresEventBus({ ...database, pool, hub: events, logger });
   await bus?.start();
   const tasks = new TaskService(repository, {
@@ -25,14 +28,8 @@ runMain('taskdb', async () => {
     retryMaxMs: config.RETRY_MAX_MS,
     events: bus ?? events,
   });
-  const reaper = setInterval(() => {
-    try {
-      const reaped = tasks.reapExpired();
-      if (reaped > 0) logger.info(`gave ${reaped} task(s) with an expired lease back to the queue`);
-    } catch (err) {
-      logger.error('could not reap expired leases', err);
-    }
-  }, config.REAP_INTERVAL_MS);
+  const reaper = new LeaseReaper(tasks, logger, config.REAP_INTERVAL_MS);
+  reaper.start();
   const app = createApp({
     tasks,
     events,
@@ -47,6 +44,6 @@ runMain('taskdb', async () => {
     app,
     logger,
     config,
-    onStop: [() => clearInterval(reaper), () => bus?.stop(), () => pool?.end(), () => repository.close()],
+    onStop: [() => reaper.stop(), () => bus?.stop(), () => pool?.end(), () => repository.close()],
   });
 });

@@ -1,11 +1,10 @@
-import net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { Redis } from 'ioredis';
 import winston from 'winston';
 import { ErrorBodySchema } from '@pixelmill/contracts';
 import { Discovery, listen, type Listening, type Logger } from '@pixelmill/kit';
-import { createTestSchema, type TestSchema } from '@pixelmill/kit/testing';
+import { createTestSchema, freePort, startTcpProxy, type TestSchema } from '@pixelmill/kit/testing';
 import { createApp } from '../../src/app';
 import {
   createUploadRateLimiter,
@@ -59,46 +58,6 @@ function capturingLogger(): { logger: Logger; lines: Array<{ level: string; mess
     transports: [new winston.transports.Stream({ stream: sink })],
   });
   return { logger, lines };
-}
-
-/** A port nothing listens on. */
-async function closedPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
-/** A TCP proxy to `target` that the test takes down and brings back on the same port, as an outage of the store. */
-async function startOutageProxy(target: { host: string; port: number }) {
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((inbound) => {
-    const outbound = net.connect(target.port, target.host);
-    for (const socket of [inbound, outbound]) {
-      sockets.add(socket);
-      socket.on('close', () => sockets.delete(socket));
-      socket.on('error', () => undefined);
-    }
-    inbound.pipe(outbound).pipe(inbound);
-  });
-  const up = (port = 0) => new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
-  await up();
-  const { port } = server.address() as net.AddressInfo;
-  return {
-    port,
-    /** Refuses new connections and cuts the open ones. */
-    down: async () => {
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      for (const socket of sockets) socket.destroy();
-      await closed;
-    },
-    back: () => up(port),
-    close: async () => {
-      for (const socket of sockets) socket.destroy();
-      if (server.listening) await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
 }
 
 describe('the upload rate limit', () => {
@@ -233,7 +192,7 @@ describe('the upload rate limit', () => {
         const { logger, lines } = capturingLogger();
         const limiter = createUploadRateLimiter({
           ...RATE,
-          ...unreachable(await closedPort()),
+          ...unreachable(await freePort()),
           databaseSchema: 'unused',
           prefix: runPrefix(),
           logger,
@@ -253,7 +212,7 @@ describe('the upload rate limit', () => {
 
     it('when PostgreSQL goes away and comes back, then the in-process limit stands in meanwhile, and each change is logged once', async () => {
       const url = new URL(database!.url);
-      const proxy = await startOutageProxy({ host: url.hostname, port: Number(url.port || 5432) });
+      const proxy = await startTcpProxy({ host: url.hostname, port: Number(url.port || 5432) });
       url.host = `127.0.0.1:${proxy.port}`;
       const { logger, lines } = capturingLogger();
       try {
@@ -269,10 +228,10 @@ describe('the upload rate limit', () => {
         );
         expect(await statusesOf([frontend])).toEqual([202]); // counted in PostgreSQL: 1 of 3
 
-        await proxy.down();
+        await proxy.cut();
         // The in-process bucket knows nothing of the upload counted in PostgreSQL: a full burst.
         expect(await statusesOf([frontend, frontend, frontend, frontend])).toEqual([202, 202, 202, 429]);
-        await proxy.back();
+        await proxy.restore();
         // PostgreSQL again: 2 of 3 and 3 of 3, then refused.
         expect(await statusesOf([frontend, frontend, frontend])).toEqual([202, 202, 429]);
 

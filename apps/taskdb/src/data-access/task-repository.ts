@@ -1,5 +1,3 @@
-import Database from 'better-sqlite3';
-import { openSqlite, type SqliteOptions } from '@pixelmill/kit';
 import type { ImageType, Operation, Task, TaskState } from '@pixelmill/contracts';
 
 /** A task as stored, with the lease token that the API shows only to the claimer. */
@@ -31,7 +29,8 @@ export interface TaskRecord {
   expiredAt: number | null;
 }
 
-interface Row {
+/** A row of `tasks` as both backends return it (times and sizes as numbers: ms since the epoch, bytes). */
+export interface TaskRow {
   seq: number;
   id: string;
   op: Operation;
@@ -52,11 +51,12 @@ interface Row {
   result_bytes: number | null;
   width: number | null;
   height: number | null;
-  source_deleted: number;
+  /** 0/1 in SQLite, a boolean in PostgreSQL. */
+  source_deleted: number | boolean;
   expired_at: number | null;
 }
 
-const toRecord = (row: Row): TaskRecord => ({
+export const toRecord = (row: TaskRow): TaskRecord => ({
   seq: row.seq,
   id: row.id,
   op: row.op,
@@ -77,7 +77,7 @@ const toRecord = (row: Row): TaskRecord => ({
   resultBytes: row.result_bytes,
   width: row.width,
   height: row.height,
-  sourceDeleted: row.source_deleted === 1,
+  sourceDeleted: Boolean(row.source_deleted),
   expiredAt: row.expired_at,
 });
 
@@ -98,6 +98,22 @@ export const toTask = (record: TaskRecord): Task => ({
   height: record.height,
 });
 
+/** How an attempt's lease ended: reported done or failed, given back by its holder, or run out. */
+export type LeaseOutcome = 'finished' | 'failed' | 'released' | 'lost';
+
+/** A row of `task_leases`: one per claim, so that who held a task when can be checked afterwards. */
+export interface LeaseRecord {
+  taskId: string;
+  attempt: number;
+  leaseToken: string;
+  grantedAt: number;
+  /** Moved on each extension. */
+  expiresAt: number;
+  /** Null while the attempt is held. */
+  endedAt: number | null;
+  outcome: LeaseOutcome | null;
+}
+
 export interface StateUpdate {
   state: TaskState;
   attempt?: number;
@@ -108,6 +124,22 @@ export interface StateUpdate {
   lostAttempts?: number;
   availableAt?: number;
   resultBytes?: number;
+  /** Ends the lease of the attempt in hand (its `task_leases` row) with this outcome. */
+  leaseOutcome?: LeaseOutcome;
+}
+
+/** How the holder of an attempt ends it with a result or a failure. */
+export interface AttemptEnd {
+  state: 'finished' | 'failed';
+  error: string | null;
+  resultBytes?: number;
+}
+
+/** A claim's lease, decided by the domain; the repository counts the attempt. */
+export interface LeaseGrant {
+  leaseToken: string;
+  leaseExpiresAt: number;
+  attemptDeadline: number;
 }
 
 export interface NewTask {
@@ -122,237 +154,106 @@ export interface NewTask {
   height?: number;
 }
 
-/**
- * Schema versions, applied in order and recorded in `PRAGMA user_version`, so a database
- * written by an older version is brought up to date when taskdb starts.
- */
-const MIGRATIONS: readonly string[] = [
-  `CREATE TABLE IF NOT EXISTS tasks (
-     seq INTEGER PRIMARY KEY AUTOINCREMENT,
-     id TEXT NOT NULL UNIQUE,
-     op TEXT NOT NULL,
-     content_type TEXT NOT NULL,
-     state TEXT NOT NULL,
-     attempt INTEGER NOT NULL DEFAULT 0,
-     error TEXT,
-     lease_token TEXT,
-     lease_expires_at INTEGER,
-     created_at INTEGER NOT NULL,
-     updated_at INTEGER NOT NULL
-   );
-   CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks (state, seq);
-   CREATE INDEX IF NOT EXISTS tasks_by_lease ON tasks (state, lease_expires_at);`,
-  `ALTER TABLE tasks ADD COLUMN owner TEXT;
-   ALTER TABLE tasks ADD COLUMN idempotency_key TEXT;
-   ALTER TABLE tasks ADD COLUMN attempt_deadline INTEGER;
-   ALTER TABLE tasks ADD COLUMN available_at INTEGER NOT NULL DEFAULT 0;
-   CREATE UNIQUE INDEX tasks_by_idempotency_key ON tasks (coalesce(owner, ''), idempotency_key)
-     WHERE idempotency_key IS NOT NULL;`,
-  `ALTER TABLE tasks ADD COLUMN lost_attempts INTEGER NOT NULL DEFAULT 0;`,
-  `ALTER TABLE tasks ADD COLUMN fingerprint TEXT;
-   ALTER TABLE tasks ADD COLUMN source_bytes INTEGER NOT NULL DEFAULT 0;
-   ALTER TABLE tasks ADD COLUMN result_bytes INTEGER;
-   ALTER TABLE tasks ADD COLUMN width INTEGER;
-   ALTER TABLE tasks ADD COLUMN height INTEGER;
-   ALTER TABLE tasks ADD COLUMN source_deleted INTEGER NOT NULL DEFAULT 0;
-   ALTER TABLE tasks ADD COLUMN expired_at INTEGER;
-   CREATE INDEX tasks_with_source_to_delete ON tasks (seq)
-     WHERE source_deleted = 0 AND state IN ('finished', 'failed');
-   CREATE INDEX tasks_to_expire ON tasks (updated_at)
-     WHERE expired_at IS NULL AND state IN ('finished', 'failed');
-   CREATE TABLE owner_usage (owner TEXT PRIMARY KEY, stored_bytes INTEGER NOT NULL) WITHOUT ROWID;`,
-];
+/** The record `update` writes: the change applied, unchanged fields kept. */
+export function applyUpdate(record: TaskRecord, change: StateUpdate, now: number): TaskRecord {
+  return {
+    ...record,
+    state: change.state,
+    attempt: change.attempt ?? record.attempt,
+    error: change.error === undefined ? record.error : change.error,
+    leaseToken: change.leaseToken === undefined ? record.leaseToken : change.leaseToken,
+    leaseExpiresAt: change.leaseExpiresAt === undefined ? record.leaseExpiresAt : change.leaseExpiresAt,
+    attemptDeadline: change.attemptDeadline === undefined ? record.attemptDeadline : change.attemptDeadline,
+    lostAttempts: change.lostAttempts ?? record.lostAttempts,
+    availableAt: change.availableAt ?? record.availableAt,
+    resultBytes: change.resultBytes ?? record.resultBytes,
+    updatedAt: now,
+  };
+}
 
-/** Task rows in SQLite (WAL). Plain reads and writes; the rules live in the domain. */
-export class TaskRepository {
-  private readonly db: Database.Database;
-  private readonly statements;
+/** What `insert` did: created the task, refused it for the owner's quota, or found its id or idempotency key taken. */
+export type InsertResult = { kind: 'created'; record: TaskRecord } | { kind: 'over_quota'; storedBytes: number } | { kind: 'taken' };
 
+/** What `claim` did, and whether some lease had run out when it looked. */
+export interface ClaimResult {
+  record: TaskRecord | undefined;
+  leasesExpired: boolean;
+}
+
+/** The write both a repository and a transaction's store make. */
+export interface TaskWriter {
   /**
-   * @param synchronous FULL (default): a commit is on disk before taskdb answers, so an accepted
-   * task survives even a power loss. NORMAL saves an fsync per commit (see `SqliteOptions`).
+   * Writes the change over `record` if the row is still as `record` shows it (state, attempt,
+   * lease): a compare-and-set, so a change decided on a row another writer changed meanwhile is
+   * never written. In the same statement it ends the lease in hand when `leaseOutcome` says so,
+   * moves the lease row's expiry with `leaseExpiresAt`, and counts a new result's bytes for the
+   * owner. Undefined when the row had changed.
    */
-  constructor(file: string, synchronous: SqliteOptions['synchronous'] = 'FULL') {
-    this.db = openSqlite(Database, file, { synchronous });
-    this.migrate();
-    this.statements = {
-      insert: this.db.prepare(
-        `INSERT INTO tasks (id, op, content_type, state, owner, idempotency_key, fingerprint, source_bytes, width, height,
-           available_at, created_at, updated_at)
-         VALUES (@id, @op, @contentType, 'not_started', @owner, @idempotencyKey, @fingerprint, @sourceBytes, @width, @height,
-           @now, @now, @now)`,
-      ),
-      usage: this.db.prepare<[string], { stored_bytes: number }>('SELECT stored_bytes FROM owner_usage WHERE owner = ?'),
-      addUsage: this.db.prepare<[{ owner: string; bytes: number }]>(
-        `INSERT INTO owner_usage (owner, stored_bytes) VALUES (@owner, max(0, @bytes))
-         ON CONFLICT (owner) DO UPDATE SET stored_bytes = max(0, stored_bytes + @bytes)`,
-      ),
-      sourcesToDelete: this.db.prepare<[number], { id: string }>(
-        `SELECT id FROM tasks WHERE source_deleted = 0 AND state IN ('finished', 'failed') ORDER BY seq LIMIT ?`,
-      ),
-      toExpire: this.db.prepare<[number, number], { id: string; attempt: number }>(
-        `SELECT id, attempt FROM tasks WHERE expired_at IS NULL AND state IN ('finished', 'failed') AND updated_at < ?
-         ORDER BY updated_at LIMIT ?`,
-      ),
-      markSourceDeleted: this.db.prepare<[string]>('UPDATE tasks SET source_deleted = 1 WHERE id = ?'),
-      markExpired: this.db.prepare<[number, string]>(
-        // The key may be used again: the task it named is gone.
-        'UPDATE tasks SET expired_at = ?, source_deleted = 1, idempotency_key = NULL WHERE id = ?',
-      ),
-      get: this.db.prepare<[string], Row>('SELECT * FROM tasks WHERE id = ?'),
-      byIdempotencyKey: this.db.prepare<[string, string], Row>(`SELECT * FROM tasks WHERE coalesce(owner, '') = ? AND idempotency_key = ?`),
-      update: this.db.prepare(
-        `UPDATE tasks SET state = @state, attempt = @attempt, error = @error, lease_token = @leaseToken,
-           lease_expires_at = @leaseExpiresAt, attempt_deadline = @attemptDeadline, lost_attempts = @lostAttempts,
-           available_at = @availableAt, result_bytes = @resultBytes,
-           updated_at = @updatedAt WHERE id = @id`,
-      ),
-      listByState: this.db.prepare<[string, number, number], { seq: number; id: string }>(
-        'SELECT seq, id FROM tasks WHERE state = ? AND seq > ? ORDER BY seq LIMIT ?',
-      ),
-      oldestAvailable: this.db.prepare<[number], Row>(
-        `SELECT * FROM tasks WHERE state = 'not_started' AND available_at <= ? ORDER BY seq LIMIT 1`,
-      ),
-      expired: this.db.prepare<[number], Row>(
-        `SELECT * FROM tasks WHERE state = 'in_progress' AND lease_expires_at <= ? ORDER BY lease_expires_at LIMIT 100`,
-      ),
-    };
-  }
+  update(record: TaskRecord, change: StateUpdate, now: number): Promise<TaskRecord | undefined>;
+}
 
-  /** False when a task with this id or idempotency key exists already. */
-  insert(task: NewTask, now: number): boolean {
-    try {
-      this.statements.insert.run({
-        id: task.id,
-        op: task.op,
-        contentType: task.contentType,
-        owner: task.owner ?? null,
-        idempotencyKey: task.idempotencyKey ?? null,
-        fingerprint: task.fingerprint ?? null,
-        sourceBytes: task.sourceBytes,
-        width: task.width ?? null,
-        height: task.height ?? null,
-        now,
-      });
-      this.addUsage(task.owner ?? null, task.sourceBytes);
-      return true;
-    } catch (err) {
-      const code = (err as { code?: string }).code;
-      if (code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY') return false;
-      throw err;
-    }
-  }
-
-  get(id: string): TaskRecord | undefined {
-    const row = this.statements.get.get(id);
-    return row && toRecord(row);
-  }
-
-  byIdempotencyKey(owner: string | undefined, key: string): TaskRecord | undefined {
-    const row = this.statements.byIdempotencyKey.get(owner ?? '', key);
-    return row && toRecord(row);
-  }
-
-  update(record: TaskRecord, change: StateUpdate, now: number): TaskRecord {
-    const next: TaskRecord = {
-      ...record,
-      state: change.state,
-      attempt: change.attempt ?? record.attempt,
-      error: change.error === undefined ? record.error : change.error,
-      leaseToken: change.leaseToken === undefined ? record.leaseToken : change.leaseToken,
-      leaseExpiresAt: change.leaseExpiresAt === undefined ? record.leaseExpiresAt : change.leaseExpiresAt,
-      attemptDeadline: change.attemptDeadline === undefined ? record.attemptDeadline : change.attemptDeadline,
-      lostAttempts: change.lostAttempts ?? record.lostAttempts,
-      availableAt: change.availableAt ?? record.availableAt,
-      resultBytes: change.resultBytes ?? record.resultBytes,
-      updatedAt: now,
-    };
-    this.statements.update.run({
-      id: next.id,
-      state: next.state,
-      attempt: next.attempt,
-      error: next.error,
-      leaseToken: next.leaseToken,
-      leaseExpiresAt: next.leaseExpiresAt,
-      attemptDeadline: next.attemptDeadline,
-      lostAttempts: next.lostAttempts,
-      availableAt: next.availableAt,
-      resultBytes: next.resultBytes,
-      updatedAt: now,
-    });
-    if (next.resultBytes !== record.resultBytes) this.addUsage(next.owner, (next.resultBytes ?? 0) - (record.resultBytes ?? 0));
-    return next;
-  }
-
-  /** Up to `limit` ids in a state after the cursor (a sequence number), oldest first. */
-  listByState(state: TaskState, afterSeq: number, limit: number): Array<{ seq: number; id: string }> {
-    return this.statements.listByState.all(state, afterSeq, limit);
-  }
-
-  /** The oldest not_started task whose retry backoff (if any) is over. */
-  oldestAvailable(now: number): TaskRecord | undefined {
-    const row = this.statements.oldestAvailable.get(now);
-    return row && toRecord(row);
-  }
-
-  /** Bytes stored for an owner's tasks (null: the clients without an API key). */
-  usage(owner: string | null): number {
-    return this.statements.usage.get(owner ?? '')?.stored_bytes ?? 0;
-  }
-
-  private addUsage(owner: string | null, bytes: number): void {
-    if (bytes !== 0) this.statements.addUsage.run({ owner: owner ?? '', bytes });
-  }
-
-  /** Ended tasks whose source is still stored, oldest first. */
-  sourcesToDelete(limit: number): string[] {
-    return this.statements.sourcesToDelete.all(limit).map((row) => row.id);
-  }
-
-  /** Ended tasks last changed before `before`, not expired yet, oldest first. */
-  toExpire(before: number, limit: number): Array<{ id: string; attempt: number }> {
-    return this.statements.toExpire.all(before, limit);
-  }
-
+/**
+ * Reads and writes of one transaction. Rows read here stay locked until it ends (PostgreSQL:
+ * `FOR UPDATE`; SQLite: one writer at a time).
+ */
+export interface TaskStore extends TaskWriter {
+  /** The task, locked for change. */
+  getForUpdate(id: string): Promise<TaskRecord | undefined>;
+  /** In-progress tasks whose lease has run out, oldest expiry first, locked; rows another transaction holds are skipped. */
+  expired(now: number, limit: number): Promise<TaskRecord[]>;
   /** The source's bytes no longer count for the owner. */
-  markSourceDeleted(record: TaskRecord): void {
-    if (record.sourceDeleted || record.expiredAt !== null) return;
-    this.statements.markSourceDeleted.run(record.id);
-    this.addUsage(record.owner, -record.sourceBytes);
-  }
-
+  markSourceDeleted(record: TaskRecord): Promise<void>;
   /** The task's bytes are gone: nothing of it counts any more, and reads answer 410. */
-  markExpired(record: TaskRecord, now: number): void {
-    if (record.expiredAt !== null) return;
-    this.statements.markExpired.run(now, record.id);
-    this.addUsage(record.owner, -((record.sourceDeleted ? 0 : record.sourceBytes) + (record.resultBytes ?? 0)));
-  }
+  markExpired(record: TaskRecord, now: number): Promise<void>;
+}
 
-  /** In-progress tasks whose lease has run out (a batch at a time). */
-  expired(now: number): TaskRecord[] {
-    return this.statements.expired.all(now).map(toRecord);
-  }
-
-  /** Runs `fn` in one write transaction, taken at once so two claims never see the same task. */
-  transaction<T>(fn: () => T): T {
-    return this.db.transaction(fn).immediate();
-  }
-
-  private migrate(): void {
-    const version = this.db.pragma('user_version', { simple: true }) as number;
-    for (let next = version; next < MIGRATIONS.length; next += 1) {
-      this.db.transaction(() => {
-        this.db.exec(MIGRATIONS[next]!);
-        this.db.pragma(`user_version = ${next + 1}`);
-      })();
-    }
-  }
-
-  ping(): void {
-    this.db.prepare('SELECT 1').get();
-  }
-
-  close(): void {
-    this.db.close();
-  }
+/**
+ * Where tasks are kept: SQLite (`SqliteTaskRepository`) or PostgreSQL (`PostgresTaskRepository`).
+ * Plain reads and atomic writes; the rules live in the domain (`TaskService`). Each write is one
+ * statement on PostgreSQL, so that a lock (the owner's usage row, which every create and finish
+ * of that owner touches) is held for that statement and its commit only.
+ */
+export interface TaskRepository extends TaskWriter {
+  /**
+   * Runs `fn` in one transaction, committed when it resolves and rolled back when it throws.
+   * `fn` works through the store it is handed only, never through the repository.
+   */
+  transaction<T>(fn: (store: TaskStore) => Promise<T>): Promise<T>;
+  get(id: string): Promise<TaskRecord | undefined>;
+  byIdempotencyKey(owner: string | undefined, key: string): Promise<TaskRecord | undefined>;
+  /**
+   * Creates the task and counts its source's bytes for its owner, atomically; with `quotaBytes`,
+   * only if the owner's stored bytes with them stay within it (creates of one owner are admitted
+   * one at a time). Nothing is written when the id or idempotency key is taken.
+   */
+  insert(task: NewTask, now: number, quotaBytes?: number): Promise<InsertResult>;
+  /**
+   * Claims the oldest claimable task with the lease: a not_started task whose backoff is over
+   * (`available_at <= now`), the earliest `available_at` first, then the earliest created. It
+   * becomes in_progress with attempt + 1, and its lease is recorded in `task_leases`. Says too
+   * whether some in-progress task's lease had run out, for the caller to reap.
+   */
+  claim(grant: LeaseGrant, now: number): Promise<ClaimResult>;
+  /**
+   * Ends the attempt held with `leaseToken` in one statement: a compare-and-set on the state
+   * (in_progress) and the lease, that keeps the token (so a repeated report is recognised), clears
+   * the lease, ends its row with the state as outcome and counts the result's bytes (an attempt in
+   * progress has none yet). Undefined when the task is not in progress under that lease.
+   */
+  endAttempt(id: string, leaseToken: string, end: AttemptEnd, now: number): Promise<TaskRecord | undefined>;
+  /** Whether some in-progress task's lease has run out (a cheap look before reaping). */
+  anyLeaseExpired(now: number): Promise<boolean>;
+  /** Up to `limit` ids in a state after the cursor (a sequence number), oldest first. */
+  listByState(state: TaskState, afterSeq: number, limit: number): Promise<Array<{ seq: number; id: string }>>;
+  /** Bytes stored for an owner's tasks (null: the clients without an API key). */
+  usage(owner: string | null): Promise<number>;
+  /** Ended tasks whose source is still stored, oldest first. */
+  sourcesToDelete(limit: number): Promise<string[]>;
+  /** Ended tasks last changed before `before`, not expired yet, oldest first. */
+  toExpire(before: number, limit: number): Promise<Array<{ id: string; attempt: number }>>;
+  /** The leases a task was granted, by attempt. */
+  leases(taskId: string): Promise<LeaseRecord[]>;
+  /** Resolves when the database answers. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
 }

@@ -11,7 +11,7 @@ import {
   type TaskState,
 } from '@pixelmill/contracts';
 import { AppError, backoffDelay } from '@pixelmill/kit';
-import { toTask, type TaskRecord, type TaskRepository } from '../data-access/task-repository';
+import { toTask, type AttemptEnd, type StateUpdate, type TaskRecord, type TaskRepository } from '../data-access/task-repository';
 
 const isFinal = (state: TaskState): boolean => TASK_TRANSITIONS[state].length === 0;
 
@@ -31,13 +31,47 @@ export interface RetryPolicy {
   retryMaxMs: number;
 }
 
+/** Where task events go once their transaction has committed (the events hub). */
+export interface TaskEventSink {
+  publish(event: TaskEvent): void;
+}
+
 export interface TaskServiceOptions extends RetryPolicy {
   now?: () => number;
   /** A number in [0, 1) for the jitter; injected by tests. */
   random?: () => number;
-  /** Told, once committed, of each task created and of each that reached finished or failed. */
-  events?: { publish(event: TaskEvent): void };
+  /** Told of tasks really created, and of tasks reaching finished or failed, after the commit. */
+  events?: TaskEventSink;
 }
+
+/** Expired leases reaped per transaction. */
+const REAP_BATCH = 100;
+
+/**
+ * Times a change is decided again on the fresh row when another writer changed the task between
+ * the read and the write (a worker's report racing a reaper, or its own retry): beyond, a 409.
+ */
+const WRITE_TRIES = 5;
+
+const notFound = (id: string): AppError => new AppError('not_found', 404, `no task ${id}`);
+
+/** A task reaching finished or failed, as an event. */
+const endedEvent = (record: TaskRecord): TaskEvent => ({
+  kind: 'ended',
+  id: record.id,
+  state: record.state as 'finished' | 'failed',
+  error: record.error,
+});
+
+/** The end of an attempt with a result or a failure, as reported. */
+const attemptEnd = (state: 'finished' | 'failed', change: ChangeStateBody): AttemptEnd => ({
+  state,
+  error: state === 'failed' ? (change.error ?? 'failed without a reason') : null,
+  ...(state === 'finished' && change.resultBytes !== undefined ? { resultBytes: change.resultBytes } : {}),
+});
+
+/** What a change decided on a task read: the task as it is (nothing to write), or a change to write over it. */
+type Decision = { keep: TaskRecord } | { change: StateUpdate };
 
 export interface TaskPage {
   ids: string[];
@@ -57,8 +91,6 @@ export interface CreateResult {
 export class TaskService {
   private readonly now: () => number;
   private readonly random: () => number;
-  /** Events of the transaction in progress, published once it commits. */
-  private pending: TaskEvent[] | undefined;
 
   constructor(
     private readonly repository: TaskRepository,
@@ -68,41 +100,35 @@ export class TaskService {
     this.random = options.random ?? Math.random;
   }
 
-  create(input: CreateTaskBody): CreateResult {
-    return this.transaction(() => {
+  async create(input: CreateTaskBody): Promise<CreateResult> {
+    for (let tries = 1; ; tries += 1) {
       if (input.idempotencyKey !== undefined) {
-        const earlier = this.repository.byIdempotencyKey(input.owner, input.idempotencyKey);
-        if (earlier) {
-          const differs =
-            earlier.op !== input.op ||
-            (earlier.fingerprint !== null && input.fingerprint !== undefined && earlier.fingerprint !== input.fingerprint);
-          if (differs) {
-            throw new AppError(
-              'unprocessable_entity',
-              422,
-              `the Idempotency-Key "${input.idempotencyKey}" was used before with another image or operation ` +
-                `(task ${earlier.id}); use a new key for a new upload`,
-              { taskId: earlier.id },
-            );
-          }
-          return { task: toTask(earlier), created: false };
-        }
+        const earlier = await this.repository.byIdempotencyKey(input.owner, input.idempotencyKey);
+        if (earlier) return this.answerEarlier(earlier, input);
       }
-      if (input.quotaBytes !== undefined) this.checkQuota(input.owner ?? null, input.sourceBytes, input.quotaBytes);
-      if (this.repository.insert(input, this.now())) {
-        this.pending?.push({ kind: 'created', id: input.id });
-        return { task: toTask(this.mustGet(input.id)), created: true };
+      const result = await this.repository.insert(input, this.now(), input.quotaBytes);
+      if (result.kind === 'created') {
+        this.publish({ kind: 'created', id: input.id });
+        return { task: toTask(result.record), created: true };
       }
-      const existing = this.mustGet(input.id);
-      const same = existing.op === input.op && existing.contentType === input.contentType && existing.owner === (input.owner ?? null);
-      if (!same) throw new AppError('conflict', 409, `task ${input.id} exists already, with other values`);
-      return { task: toTask(existing), created: false };
-    });
+      if (result.kind === 'over_quota') this.refuseOverQuota(input.owner ?? null, result.storedBytes, input.sourceBytes, input.quotaBytes!);
+      // The id or the idempotency key is taken, maybe by a create that committed a moment ago.
+      const existing = await this.repository.get(input.id);
+      if (existing) {
+        const same = existing.op === input.op && existing.contentType === input.contentType && existing.owner === (input.owner ?? null);
+        if (!same) throw new AppError('conflict', 409, `task ${input.id} exists already, with other values`);
+        return { task: toTask(existing), created: false };
+      }
+      // Else the idempotency key is taken: the next turn answers with its task (or creates, if that
+      // task expired meanwhile, which frees its key).
+      if (tries >= WRITE_TRIES) throw new AppError('conflict', 409, `task ${input.id} could not be created; try again`);
+    }
   }
 
   /** A task; 410 once it expired (its bytes were deleted after the retention time). */
-  get(id: string): Task {
-    const record = this.mustGet(id);
+  async get(id: string): Promise<Task> {
+    const record = await this.repository.get(id);
+    if (!record) throw notFound(id);
     if (record.expiredAt !== null) {
       throw new AppError('gone', 410, `image ${id} has expired: its files were deleted after the retention time`);
     }
@@ -110,35 +136,38 @@ export class TaskService {
   }
 
   /** Bytes stored for an owner's tasks (undefined: the clients without an API key). */
-  usage(owner: string | undefined): { owner: string | null; storedBytes: number } {
-    return { owner: owner ?? null, storedBytes: this.repository.usage(owner ?? null) };
+  async usage(owner: string | undefined): Promise<{ owner: string | null; storedBytes: number }> {
+    return { owner: owner ?? null, storedBytes: await this.repository.usage(owner ?? null) };
   }
 
   /**
    * What storage should delete next: the sources of ended tasks (a result, or a reason, is all
    * that is left to show), and every file of tasks that ended before `expireBefore`.
    */
-  housekeeping(expireBefore: number, limit: number): Housekeeping {
-    return { sources: this.repository.sourcesToDelete(limit), expired: this.repository.toExpire(expireBefore, limit) };
+  async housekeeping(expireBefore: number, limit: number): Promise<Housekeeping> {
+    const [sources, expired] = await Promise.all([this.repository.sourcesToDelete(limit), this.repository.toExpire(expireBefore, limit)]);
+    return { sources, expired };
   }
 
   /** Records what was deleted: the bytes stop counting against quotas, and expired tasks answer 410. */
-  housekeepingDone(done: HousekeepingDone): { sourcesDeleted: number; expired: number } {
-    return this.repository.transaction(() => {
+  housekeepingDone(done: HousekeepingDone): Promise<{ sourcesDeleted: number; expired: number }> {
+    return this.repository.transaction(async (store) => {
       const now = this.now();
+      // Locked in one order, so that two reports of overlapping tasks cannot deadlock.
+      for (const id of [...new Set([...done.sourcesDeleted, ...done.expired])].sort()) await store.getForUpdate(id);
       let sourcesDeleted = 0;
       let expired = 0;
       for (const id of done.sourcesDeleted) {
-        const record = this.repository.get(id);
+        const record = await store.getForUpdate(id);
         if (record && isFinal(record.state) && !record.sourceDeleted) {
-          this.repository.markSourceDeleted(record);
+          await store.markSourceDeleted(record);
           sourcesDeleted += 1;
         }
       }
       for (const id of done.expired) {
-        const record = this.repository.get(id);
+        const record = await store.getForUpdate(id);
         if (record && isFinal(record.state) && record.expiredAt === null) {
-          this.repository.markExpired(record, now);
+          await store.markExpired(record, now);
           expired += 1;
         }
       }
@@ -146,14 +175,19 @@ export class TaskService {
     });
   }
 
-  changeState(id: string, change: ChangeStateBody): Task {
-    return this.transaction(() => {
-      const record = this.mustGet(id);
-      const now = this.now();
-      // Repeating the end of the same attempt is a success, so a retried request does no harm.
-      if (record.state === change.to && isFinal(change.to) && this.sameAttempt(record, change.leaseToken)) {
-        return toTask(record);
+  async changeState(id: string, change: ChangeStateBody): Promise<Task> {
+    // The common case first, in one write: the holder of the attempt ends it.
+    if (change.leaseToken !== undefined && (change.to === 'finished' || change.to === 'failed')) {
+      const ended = await this.repository.endAttempt(id, change.leaseToken, attemptEnd(change.to, change), this.now());
+      if (ended) {
+        this.publish(endedEvent(ended));
+        return toTask(ended);
       }
+    }
+    // Anything else (a repeated report, a stale lease, a release, an illegal move) is decided on the task as read.
+    const { record, written } = await this.changeTask(id, (record, now): Decision => {
+      // Repeating the end of the same attempt is a success, so a retried request does no harm.
+      if (record.state === change.to && isFinal(change.to) && this.sameAttempt(record, change.leaseToken)) return { keep: record };
       if (change.to === 'in_progress') {
         throw new AppError('conflict', 409, 'a task enters in_progress only by a claim (POST /claims)');
       }
@@ -162,58 +196,43 @@ export class TaskService {
         throw new AppError('conflict', 409, `the lease of task ${id} belongs to a newer attempt`);
       }
       if (change.to === 'not_started') {
-        return toTask(this.retryOrFail(record, change.error ?? 'the attempt was released', now, 'released'));
+        return { change: this.retryOrFail(record, change.error ?? 'the attempt was released', now, 'released') };
       }
-      return toTask(
-        this.recordEnd(
-          this.repository.update(
-            record,
-            {
-              state: change.to,
-              error: change.to === 'failed' ? (change.error ?? 'failed without a reason') : null,
-              ...(change.to === 'finished' && change.resultBytes !== undefined ? { resultBytes: change.resultBytes } : {}),
-              // Kept, so that the same holder repeating its report is recognised.
-              leaseToken: record.leaseToken,
-              leaseExpiresAt: null,
-              attemptDeadline: null,
-            },
-            now,
-          ),
-        ),
-      );
+      return {
+        change: {
+          ...attemptEnd(change.to, change),
+          // Kept, so that the same holder repeating its report is recognised.
+          leaseToken: record.leaseToken,
+          leaseExpiresAt: null,
+          attemptDeadline: null,
+          leaseOutcome: change.to,
+        },
+      };
     });
+    if (written && isFinal(record.state)) this.publish(endedEvent(record));
+    return toTask(record);
   }
 
-  /** Claims the oldest task that is not started and not waiting out a retry backoff. */
-  claim(leaseMs: number): Claim | undefined {
-    return this.transaction(() => {
-      const now = this.now();
-      this.reapExpired(now);
-      const record = this.repository.oldestAvailable(now);
-      if (!record) return undefined;
-      const leaseToken = randomUUID();
-      const attemptDeadline = now + this.options.attemptTimeoutMs;
-      const claimed = this.repository.update(
-        record,
-        {
-          state: 'in_progress',
-          attempt: record.attempt + 1,
-          leaseToken,
-          leaseExpiresAt: Math.min(now + leaseMs, attemptDeadline),
-          attemptDeadline,
-        },
-        now,
-      );
-      const task = toTask(claimed);
-      return { ...task, leaseToken, leaseExpiresAt: task.leaseExpiresAt! };
-    });
+  /**
+   * Claims the oldest task that is not started and not waiting out a retry backoff. Leases found
+   * run out are reaped then, and the claim made again if it found nothing.
+   */
+  async claim(leaseMs: number): Promise<Claim | undefined> {
+    const now = this.now();
+    const first = await this.repository.claim(this.grant(leaseMs, now), now);
+    let claimed = first.record;
+    if (first.leasesExpired) {
+      await this.reapExpired(now);
+      claimed ??= (await this.repository.claim(this.grant(leaseMs, now), now)).record;
+    }
+    if (!claimed) return undefined;
+    const task = toTask(claimed);
+    return { ...task, leaseToken: claimed.leaseToken!, leaseExpiresAt: task.leaseExpiresAt! };
   }
 
   /** Extends the lease of the current attempt, never past the attempt's hard limit. */
-  extendLease(id: string, leaseToken: string, leaseMs: number): Task {
-    return this.repository.transaction(() => {
-      const record = this.mustGet(id);
-      const now = this.now();
+  async extendLease(id: string, leaseToken: string, leaseMs: number): Promise<Task> {
+    const { record } = await this.changeTask(id, (record, now): Decision => {
       if (record.state !== 'in_progress' || record.leaseToken !== leaseToken) {
         throw new AppError('conflict', 409, `task ${id} is not held with this lease (state ${record.state})`);
       }
@@ -228,30 +247,39 @@ export class TaskService {
           `attempt ${record.attempt} of task ${id} ran past its limit of ${this.options.attemptTimeoutMs} ms`,
         );
       }
-      return toTask(this.repository.update(record, { state: 'in_progress', leaseExpiresAt: Math.min(now + leaseMs, deadline) }, now));
+      return { change: { state: 'in_progress', leaseExpiresAt: Math.min(now + leaseMs, deadline) } };
     });
+    return toTask(record);
   }
 
   /**
    * Gives tasks whose lease ran out back to the queue (after a backoff), or fails them on their
-   * last attempt. Runs before every claim and periodically, so `isReady` shows it soon.
+   * last attempt. Runs when a claim finds such leases, and periodically, so `isReady` shows it
+   * soon. Safe with several instances reaping at once: each expired task is locked by one of them
+   * and given back once; the others skip it.
    */
-  reapExpired(now = this.now()): number {
-    return this.transaction(() => {
-      let reaped = 0;
-      for (;;) {
-        const expired = this.repository.expired(now);
-        if (expired.length === 0) return reaped;
+  async reapExpired(now = this.now()): Promise<number> {
+    if (!(await this.repository.anyLeaseExpired(now))) return 0;
+    let reaped = 0;
+    for (;;) {
+      const batch = await this.repository.transaction(async (store) => {
+        const expired = await store.expired(now, REAP_BATCH);
+        const done: TaskRecord[] = [];
         for (const record of expired) {
-          this.retryOrFail(record, `the lease of attempt ${record.attempt} expired (worker gone or too slow)`, now, 'lost');
-          reaped += 1;
+          const reason = `the lease of attempt ${record.attempt} expired (worker gone or too slow)`;
+          const next = await store.update(record, this.retryOrFail(record, reason, now, 'lost'), now);
+          if (next) done.push(next);
         }
-      }
-    });
+        return { found: expired.length, done };
+      });
+      reaped += batch.done.length;
+      for (const record of batch.done) if (isFinal(record.state)) this.publish(endedEvent(record));
+      if (batch.found < REAP_BATCH || batch.done.length === 0) return reaped;
+    }
   }
 
-  list(state: TaskState, limit: number, cursor?: string): TaskPage {
-    const rows = this.repository.listByState(state, cursor === undefined ? 0 : Number(cursor), limit + 1);
+  async list(state: TaskState, limit: number, cursor?: string): Promise<TaskPage> {
+    const rows = await this.repository.listByState(state, cursor === undefined ? 0 : Number(cursor), limit + 1);
     const page = rows.slice(0, limit);
     return {
       ids: page.map((row) => row.id),
@@ -265,28 +293,46 @@ export class TaskService {
   }
 
   /**
-   * Ends the current attempt without a result. A lost attempt (lease expired) counts against the
-   * limit; a released one does not, within CLAIMS_PER_ATTEMPT times the limit in all.
+   * Reads the task, decides its change, and writes it if the task is still as read; when another
+   * writer came first, decides again on the fresh row. `written` is false when the decision was
+   * to keep the task as it is.
    */
-  private retryOrFail(record: TaskRecord, reason: string, now: number, how: 'lost' | 'released'): TaskRecord {
-    const lostAttempts = record.lostAttempts + (how === 'lost' ? 1 : 0);
-    const ended = { leaseToken: null, leaseExpiresAt: null, attemptDeadline: null, lostAttempts };
-    if (lostAttempts >= this.options.maxAttempts || record.attempt >= this.options.maxAttempts * CLAIMS_PER_ATTEMPT) {
-      return this.recordEnd(
-        this.repository.update(record, { state: 'failed', error: `gave up after ${record.attempt} attempts: ${reason}`, ...ended }, now),
-      );
+  private async changeTask(
+    id: string,
+    decide: (record: TaskRecord, now: number) => Decision,
+  ): Promise<{ record: TaskRecord; written: boolean }> {
+    for (let tries = 1; ; tries += 1) {
+      const record = await this.repository.get(id);
+      if (!record) throw notFound(id);
+      const now = this.now();
+      const decision = decide(record, now);
+      if ('keep' in decision) return { record: decision.keep, written: false };
+      const next = await this.repository.update(record, decision.change, now);
+      if (next) return { record: next, written: true };
+      if (tries >= WRITE_TRIES) throw new AppError('conflict', 409, `task ${id} kept changing while it was being changed; try again`);
     }
-    return this.repository.update(
-      record,
-      { state: 'not_started', error: reason, availableAt: now + this.retryDelayMs(record.attempt), ...ended },
-      now,
-    );
+  }
+
+  private grant(leaseMs: number, now: number) {
+    const attemptDeadline = now + this.options.attemptTimeoutMs;
+    return { leaseToken: randomUUID(), leaseExpiresAt: Math.min(now + leaseMs, attemptDeadline), attemptDeadline };
+  }
+
+  /**
+   * The end of the current attempt without a result. A lost attempt (lease expired) counts against
+   * the limit; a released one does not, within CLAIMS_PER_ATTEMPT times the limit in all.
+   */
+  private retryOrFail(record: TaskRecord, reason: string, now: number, how: 'lost' | 'released'): StateUpdate {
+    const lostAttempts = record.lostAttempts + (how === 'lost' ? 1 : 0);
+    const ended = { leaseToken: null, leaseExpiresAt: null, attemptDeadline: null, lostAttempts, leaseOutcome: how };
+    if (lostAttempts >= this.options.maxAttempts || record.attempt >= this.options.maxAttempts * CLAIMS_PER_ATTEMPT) {
+      return { state: 'failed', error: `gave up after ${record.attempt} attempts: ${reason}`, ...ended };
+    }
+    return { state: 'not_started', error: reason, availableAt: now + this.retryDelayMs(record.attempt), ...ended };
   }
 
   /** Refuses a new task whose source would take the owner past its cap on stored bytes. */
-  private checkQuota(owner: string | null, sourceBytes: number, quotaBytes: number): void {
-    const stored = this.repository.usage(owner);
-    if (stored + sourceBytes <= quotaBytes) return;
+  private refuseOverQuota(owner: string | null, stored: number, sourceBytes: number, quotaBytes: number): never {
     const mb = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
     throw new AppError(
       'quota_exceeded',
@@ -298,28 +344,21 @@ export class TaskService {
     );
   }
 
-  /**
-   * Runs `fn` in one transaction and publishes the events it recorded once it committed (none
-   * when it threw); a transaction inside another leaves that to the outer one.
-   */
-  private transaction<T>(fn: () => T): T {
-    if (this.pending !== undefined) return this.repository.transaction(fn);
-    this.pending = [];
-    try {
-      const result = this.repository.transaction(fn);
-      for (const event of this.pending) this.options.events?.publish(event);
-      return result;
-    } finally {
-      this.pending = undefined;
+  /** The task an earlier create with the same idempotency key made, if it was made from the same input. */
+  private answerEarlier(earlier: TaskRecord, input: CreateTaskBody): CreateResult {
+    const differs =
+      earlier.op !== input.op ||
+      (earlier.fingerprint !== null && input.fingerprint !== undefined && earlier.fingerprint !== input.fingerprint);
+    if (differs) {
+      throw new AppError(
+        'unprocessable_entity',
+        422,
+        `the Idempotency-Key "${input.idempotencyKey}" was used before with another image or operation ` +
+          `(task ${earlier.id}); use a new key for a new upload`,
+        { taskId: earlier.id },
+      );
     }
-  }
-
-  /** Records the end of a task (finished or failed) for the transaction's events. */
-  private recordEnd(record: TaskRecord): TaskRecord {
-    if (record.state === 'finished' || record.state === 'failed') {
-      this.pending?.push({ kind: 'ended', id: record.id, state: record.state, error: record.error });
-    }
-    return record;
+    return { task: toTask(earlier), created: false };
   }
 
   private sameAttempt(record: TaskRecord, leaseToken: string | undefined): boolean {
@@ -338,9 +377,8 @@ export class TaskService {
     }
   }
 
-  private mustGet(id: string): TaskRecord {
-    const record = this.repository.get(id);
-    if (!record) throw new AppError('not_found', 404, `no task ${id}`);
-    return record;
+  /** Called after the commit; a sink must not throw. */
+  private publish(event: TaskEvent): void {
+    this.options.events?.publish(event);
   }
 }

@@ -9,19 +9,22 @@ export function mountTaskRoutes(router: Router, tasks: TaskService, events: Task
     router,
     taskdbContract,
     {
-      create: ({ body }) => {
-        const { task, created } = tasks.create(body);
+      create: async ({ body }) => {
+        const { task, created } = await tasks.create(body);
         return created ? { status: 201, body: task } : { status: 200, body: task };
       },
-      get: ({ params }) => ({ status: 200, body: tasks.get(params.id) }),
-      changeState: ({ params, body }) => ({ status: 200, body: tasks.changeState(params.id, body) }),
-      list: ({ query }) => ({ status: 200, body: tasks.list(query.state, query.limit, query.cursor) }),
-      claim: ({ body }) => {
-        const claim = tasks.claim(body.leaseMs);
+      get: async ({ params }) => ({ status: 200, body: await tasks.get(params.id) }),
+      changeState: async ({ params, body }) => ({ status: 200, body: await tasks.changeState(params.id, body) }),
+      list: async ({ query }) => ({ status: 200, body: await tasks.list(query.state, query.limit, query.cursor) }),
+      claim: async ({ body }) => {
+        const claim = await tasks.claim(body.leaseMs);
         return claim ? { status: 200, body: claim } : { status: 204, body: undefined };
       },
-      extendLease: ({ params, body }) => ({ status: 200, body: tasks.extendLease(params.id, body.leaseToken, body.leaseMs) }),
-      usage: ({ query }) => ({ status: 200, body: tasks.usage(query.owner) }),
+      extendLease: async ({ params, body }) => ({
+        status: 200,
+        body: await tasks.extendLease(params.id, body.leaseToken, body.leaseMs),
+      }),
+      usage: async ({ query }) => ({ status: 200, body: await tasks.usage(query.owner) }),
       events: async ({ query }, _req, res) => {
         // A master that hangs up ends its wait.
         const answer = await events.wait(query.after, query.waitMs, hangUpSignal(res));
@@ -36,11 +39,11 @@ export function mountTaskRoutes(router: Router, tasks: TaskService, events: Task
         }
         return { status: 200, body: answer };
       },
-      housekeeping: ({ query }) => ({
+      housekeeping: async ({ query }) => ({
         status: 200,
-        body: tasks.housekeeping(Date.parse(query.expireBefore), query.limit),
+        body: await tasks.housekeeping(Date.parse(query.expireBefore), query.limit),
       }),
-      housekeepingDone: ({ body }) => ({ status: 200, body: tasks.housekeepingDone(body) }),
+      housekeepingDone: async ({ body }) => ({ status: 200, body: await tasks.housekeepingDone(body) }),
     },
     { tokens },
   );

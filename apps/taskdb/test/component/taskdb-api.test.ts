@@ -1,15 +1,13 @@
 import { randomUUID } from 'node:crypto';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { ErrorBodySchema, taskdbContract } from '@pixelmill/contracts';
 import { ContractClient, createLogger, listen, type Listening } from '@pixelmill/kit';
 import { createApp } from '../../src/app';
-import { TaskRepository } from '../../src/data-access/task-repository';
+import type { TaskRepository } from '../../src/data-access/task-repository';
 import { TaskService } from '../../src/domain/task-service';
+import { BACKENDS, createTestDatabase, type TestDatabase } from '../support/test-databases';
 
-describe('taskdb API', () => {
-  let dir: string;
+describe.each(BACKENDS)('taskdb API on %s', (backend) => {
+  let database: TestDatabase;
   let repository: TaskRepository;
   let server: Listening;
   let client: ContractClient;
@@ -19,25 +17,25 @@ describe('taskdb API', () => {
   /** Backoff before retry n is half its ceiling with random() = 0: 500 ms, 1000 ms, … */
   const POLICY = { maxAttempts: 2, attemptTimeoutMs: 120_000, retryBaseMs: 1_000, retryMaxMs: 30_000 };
   const start = async (): Promise<void> => {
-    repository = new TaskRepository(path.join(dir, 'tasks.sqlite'));
+    repository = await database.open();
     tasks = new TaskService(repository, { ...POLICY, now: () => now, random: () => 0 });
     server = await listen(createApp({ tasks, logger: createLogger('taskdb', 'silent'), ping: () => repository.ping() }), 0);
     client = new ContractClient({ service: 'taskdb', baseUrl: server.url });
   };
   const stop = async (): Promise<void> => {
     await server.close();
-    repository.close();
+    await repository.close();
   };
 
   beforeEach(async () => {
     now = Date.parse('2026-01-01T00:00:00Z');
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pixelmill-taskdb-'));
+    database = await createTestDatabase(backend);
     await start();
   });
 
   afterEach(async () => {
-    await stop();
-    fs.rmSync(dir, { recursive: true, force: true });
+    await server.close();
+    await database.drop();
   });
 
   const create = async (id = randomUUID()) => {
@@ -90,7 +88,7 @@ describe('taskdb API', () => {
     const id = await create();
     const first = (await claim(5_000))!;
     now += 5_001;
-    expect(tasks.reapExpired()).toBe(1);
+    expect(await tasks.reapExpired()).toBe(1);
     const waiting = await client.call(taskdbContract.get, { params: { id } });
     expect(waiting.status === 200 && waiting.body).toMatchObject({
       state: 'not_started',
@@ -117,7 +115,7 @@ describe('taskdb API', () => {
     const id = await create();
     await claim(5_000);
     now += 6_000;
-    tasks.reapExpired();
+    await tasks.reapExpired();
     now += 500;
     expect((await claim(5_000))?.attempt).toBe(2);
     now += 6_000;
@@ -177,7 +175,7 @@ describe('taskdb API', () => {
     expect(third).toMatchObject({ id, attempt: 3 });
     // A lost attempt does count: the first of the two allowed.
     now += 31_000;
-    tasks.reapExpired();
+    await tasks.reapExpired();
     const after = await client.call(taskdbContract.get, { params: { id } });
     expect(after.status === 200 && after.body).toMatchObject({ state: 'not_started', error: expect.stringContaining('expired') });
   });

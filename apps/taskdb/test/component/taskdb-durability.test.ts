@@ -6,7 +6,7 @@ import Database from 'better-sqlite3';
 import { ErrorBodySchema } from '@pixelmill/contracts';
 import { createLogger, listen } from '@pixelmill/kit';
 import { createApp } from '../../src/app';
-import { TaskRepository } from '../../src/data-access/task-repository';
+import { SqliteTaskRepository } from '../../src/data-access/sqlite-task-repository';
 import { TaskService } from '../../src/domain/task-service';
 
 const POLICY = { maxAttempts: 3, attemptTimeoutMs: 120_000, retryBaseMs: 1_000, retryMaxMs: 30_000 };
@@ -18,7 +18,7 @@ describe('taskdb storage of state', () => {
   });
   afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-  it('when a database of the first schema version is opened, then it is migrated and its tasks kept', () => {
+  it('when a database of the first schema version is opened, then it is migrated and its tasks kept', async () => {
     const file = path.join(dir, 'tasks.sqlite');
     const old = new Database(file);
     old.exec(`CREATE TABLE tasks (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, op TEXT NOT NULL,
@@ -33,29 +33,29 @@ describe('taskdb storage of state', () => {
     old.pragma('user_version = 1');
     old.close();
 
-    const repository = new TaskRepository(file);
+    const repository = new SqliteTaskRepository(file);
     const tasks = new TaskService(repository, POLICY);
-    expect(tasks.get(id)).toMatchObject({ id, state: 'not_started', owner: null });
-    expect(tasks.claim(30_000)?.id).toBe(id);
-    repository.close();
+    expect(await tasks.get(id)).toMatchObject({ id, state: 'not_started', owner: null });
+    expect((await tasks.claim(30_000))?.id).toBe(id);
+    await repository.close();
   });
 
-  it('keeps the journal in WAL mode with full synchronous commits unless told otherwise', () => {
-    const synchronousOf = (repository: TaskRepository): unknown =>
+  it('keeps the journal in WAL mode with full synchronous commits unless told otherwise', async () => {
+    const synchronousOf = (repository: SqliteTaskRepository): unknown =>
       (repository as unknown as { db: Database.Database }).db.pragma('synchronous', { simple: true });
-    const full = new TaskRepository(path.join(dir, 'tasks.sqlite'));
+    const full = new SqliteTaskRepository(path.join(dir, 'tasks.sqlite'));
     expect(synchronousOf(full)).toBe(2); // FULL
-    full.close();
-    const normal = new TaskRepository(path.join(dir, 'tasks.sqlite'), 'NORMAL');
+    await full.close();
+    const normal = new SqliteTaskRepository(path.join(dir, 'tasks.sqlite'), 'NORMAL');
     expect(synchronousOf(normal)).toBe(1); // NORMAL
-    normal.close();
+    await normal.close();
     const db = new Database(path.join(dir, 'tasks.sqlite'));
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
     db.close();
   });
 
   it('when INTERNAL_TOKEN is set, then calls without it get 401 and health stays open', async () => {
-    const repository = new TaskRepository(path.join(dir, 'tasks.sqlite'));
+    const repository = new SqliteTaskRepository(path.join(dir, 'tasks.sqlite'));
     const tasks = new TaskService(repository, POLICY);
     const token = 'internal-token-0123456789';
     const server = await listen(
@@ -73,7 +73,7 @@ describe('taskdb storage of state', () => {
       expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
     } finally {
       await server.close();
-      repository.close();
+      await repository.close();
     }
   });
 });

@@ -9,7 +9,7 @@ import { openPostgres, type Pool } from '@pixelmill/kit/postgres';
 import { createTestSchema, TEST_DATABASE_URL, type TestSchema } from '@pixelmill/kit/testing';
 import { createApp } from '../../src/app';
 import { PostgresEventBus, taskEventsChannel } from '../../src/data-access/postgres-event-bus';
-import { TaskRepository } from '../../src/data-access/task-repository';
+import { SqliteTaskRepository } from '../../src/data-access/sqlite-task-repository';
 import { TaskEventHub, type TaskEventPublisher } from '../../src/domain/task-events';
 import { TaskService } from '../../src/domain/task-service';
 
@@ -26,7 +26,7 @@ interface Instance {
 
 /** One taskdb over HTTP: its own SQLite file, its events going to `publisher` and answered from `hub`. */
 async function startInstance(dir: string, hub: TaskEventHub, publisher: TaskEventPublisher, now = Date.now): Promise<Instance> {
-  const repository = new TaskRepository(path.join(dir, `${randomUUID()}.sqlite`));
+  const repository = new SqliteTaskRepository(path.join(dir, `${randomUUID()}.sqlite`));
   const tasks = new TaskService(repository, { ...POLICY, now, random: () => 0, events: publisher });
   const server: Listening = await listen(createApp({ tasks, events: hub, logger, ping: () => repository.ping() }), 0);
   return {
@@ -35,7 +35,7 @@ async function startInstance(dir: string, hub: TaskEventHub, publisher: TaskEven
     tasks,
     close: async () => {
       await server.close();
-      repository.close();
+      await repository.close();
     },
   };
 }
@@ -93,14 +93,14 @@ describe('taskdb events, one instance', () => {
     const finished = await create(taskdb);
     const failed = await create(taskdb);
     const { cursor } = await poll(taskdb);
-    const first = taskdb.tasks.claim(30_000)!;
-    const second = taskdb.tasks.claim(30_000)!;
-    taskdb.tasks.changeState(finished, { to: 'not_started', leaseToken: first.leaseToken, error: 'shutting down' });
+    const first = (await taskdb.tasks.claim(30_000))!;
+    const second = (await taskdb.tasks.claim(30_000))!;
+    await taskdb.tasks.changeState(finished, { to: 'not_started', leaseToken: first.leaseToken, error: 'shutting down' });
     now += 1_000;
-    const again = taskdb.tasks.claim(30_000)!;
-    taskdb.tasks.changeState(finished, { to: 'finished', leaseToken: again.leaseToken });
-    taskdb.tasks.changeState(finished, { to: 'finished', leaseToken: again.leaseToken });
-    taskdb.tasks.changeState(failed, { to: 'failed', leaseToken: second.leaseToken, error: 'cannot decode' });
+    const again = (await taskdb.tasks.claim(30_000))!;
+    await taskdb.tasks.changeState(finished, { to: 'finished', leaseToken: again.leaseToken });
+    await taskdb.tasks.changeState(finished, { to: 'finished', leaseToken: again.leaseToken });
+    await taskdb.tasks.changeState(failed, { to: 'failed', leaseToken: second.leaseToken, error: 'cannot decode' });
 
     expect((await poll(taskdb, cursor)).events).toEqual([
       { kind: 'ended', id: finished, state: 'finished', error: null },
@@ -112,9 +112,9 @@ describe('taskdb events, one instance', () => {
     const id = await create(taskdb);
     const { cursor } = await poll(taskdb);
     for (let attempt = 1; attempt <= POLICY.maxAttempts; attempt += 1) {
-      expect(taskdb.tasks.claim(5_000)?.attempt).toBe(attempt);
+      expect((await taskdb.tasks.claim(5_000))?.attempt).toBe(attempt);
       now += 10_000;
-      expect(taskdb.tasks.reapExpired()).toBe(1);
+      expect(await taskdb.tasks.reapExpired()).toBe(1);
       // Past the backoff before the retry.
       now += 1_000;
     }

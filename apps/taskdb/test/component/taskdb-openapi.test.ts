@@ -5,22 +5,22 @@ import { documentedRoutes, mountedRoutes } from '@pixelmill/contracts/testing';
 import { shippedOpenApiDocument, servedOpenApiDocument } from '@pixelmill/kit/testing';
 import { createLogger } from '@pixelmill/kit';
 import { createApp } from '../../src/app';
-import { TaskRepository } from '../../src/data-access/task-repository';
+import { SqliteTaskRepository } from '../../src/data-access/sqlite-task-repository';
 import { TaskService } from '../../src/domain/task-service';
 
 const shipped = shippedOpenApiDocument('taskdb');
 
 describe('taskdb OpenAPI document', () => {
   let dir: string;
-  let repository: TaskRepository;
+  let repository: SqliteTaskRepository;
 
   beforeEach(() => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pixelmill-taskdb-'));
-    repository = new TaskRepository(path.join(dir, 'tasks.sqlite'));
+    repository = new SqliteTaskRepository(path.join(dir, 'tasks.sqlite'));
   });
 
-  afterEach(() => {
-    repository.close();
+  afterEach(async () => {
+    await repository.close();
     fs.rmSync(dir, { recursive: true, force: true });
   });
 

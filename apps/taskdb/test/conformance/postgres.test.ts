@@ -1,0 +1,3 @@
+import { describeTaskStoreConformance } from './task-store.conformance';
+
+describeTaskStoreConformance('postgres');
