@@ -14,7 +14,7 @@ export const BACKENDS = ['folder', 's3'] as const;
 export type BackendName = (typeof BACKENDS)[number];
 
 /** s3rver's fixed credentials. */
-const S3RVER_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
+export const S3RVER_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
 
 /** An S3 server of the test's own: s3rver on a free port and a temp folder. */
 export async function startS3rver(): Promise<{ endpoint: string; client(): S3Client; stop(): Promise<void> }> {
