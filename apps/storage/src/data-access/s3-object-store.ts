@@ -50,7 +50,7 @@ export interface S3ClientOptions {
   region: string;
   /** Unset: the SDK's default chain (environment, shared files, instance or task role). */
   credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
-  /** Longest an open connection may stay silent during a call, in ms. */
+  /** Longest a call may wait for its answer, and a connection stay silent, in ms. */
   requestTimeoutMs?: number;
 }
 
@@ -69,7 +69,10 @@ export function createS3Client(options: S3ClientOptions): S3Client {
     responseChecksumValidation: 'WHEN_REQUIRED',
     requestHandler: {
       connectionTimeout: CONNECT_TIMEOUT_MS,
-      ...(options.requestTimeoutMs ? { requestTimeout: options.requestTimeoutMs } : {}),
+      // A call that gets no answer in time, or a connection silent that long, fails (a 503), rather than hanging.
+      ...(options.requestTimeoutMs
+        ? { requestTimeout: options.requestTimeoutMs, throwOnRequestTimeout: true, socketTimeout: options.requestTimeoutMs }
+        : {}),
       httpAgent: { keepAlive: true, maxSockets: MAX_SOCKETS },
       httpsAgent: { keepAlive: true, maxSockets: MAX_SOCKETS },
     },

@@ -221,6 +221,24 @@ describe('storage on an S3 bucket', () => {
     });
   });
 
+  it('when the endpoint takes connections but never answers, then calls fail as unavailable once the request timeout passes', async () => {
+    const held = new Set<net.Socket>();
+    const silent = net.createServer((socket) => held.add(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const endpoint = `http://127.0.0.1:${(silent.address() as net.AddressInfo).port}`;
+    try {
+      const store = storeOn(
+        'pixelmill',
+        createS3Client({ endpoint, region: 'us-east-1', credentials: S3RVER_CREDENTIALS, requestTimeoutMs: 300 }),
+      );
+      await expect(store.stat('finished', 'k')).rejects.toMatchObject({ code: 'unavailable', status: 503 });
+      await expect(store.ping()).rejects.toMatchObject({ code: 'unavailable', status: 503 });
+    } finally {
+      for (const socket of held) socket.destroy();
+      await new Promise((resolve) => silent.close(resolve));
+    }
+  });
+
   it('when the bucket is missing, then the store is not ready; told to create it, it does so at the readiness check', async () => {
     const bucket = `pixelmill-missing-${process.pid}`;
 
