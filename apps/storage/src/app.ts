@@ -1,10 +1,10 @@
 import type { Express } from 'express';
 import { createServiceApp, type Logger, type ServiceTokens } from '@pixelmill/kit';
-import type { FileStore } from './data-access/file-store';
+import type { ObjectStore } from './data-access/object-store';
 import { mountObjectRoutes } from './routes/object-routes';
 
 export interface StorageAppDeps {
-  store: FileStore;
+  store: ObjectStore;
   logger: Logger;
   maxObjectBytes: number;
   tokens?: ServiceTokens;
@@ -16,6 +16,6 @@ export function createApp({ store, logger, maxObjectBytes, tokens = {}, signingK
     service: 'storage',
     logger,
     routes: (router) => mountObjectRoutes(router, store, { maxObjectBytes, tokens, signingKey }),
-    readiness: { disk: () => store.ping() },
+    readiness: { [store.kind === 's3' ? 'bucket' : 'disk']: () => store.ping() },
   });
 }

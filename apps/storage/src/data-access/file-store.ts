@@ -2,56 +2,26 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { Transform, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { detectImageType, type ImageType, type StorageState } from '@pixelmill/contracts';
+import { detectImageType, type StorageState } from '@pixelmill/contracts';
 import { IMAGE_TYPE_BYTES } from '@pixelmill/kit';
+import {
+  admitObject,
+  ObjectExistsError,
+  STATE_FOLDERS,
+  type ObjectInfo,
+  type ObjectStore,
+  type ObjectWriteOptions,
+  type OpenedObject,
+} from './object-store';
 
-export const STATE_FOLDERS: readonly StorageState[] = ['inProgress', 'finished'];
 const TMP_FOLDER = 'tmp';
 
 /** Chunk sizes of object reads and writes: few trips to the thread pool per image, little memory for a big one. */
 const READ_CHUNK_BYTES = 256 * 1024;
 const WRITE_CHUNK_BYTES = 1024 * 1024;
 
-export class StreamLimitError extends Error {
-  constructor(readonly maxBytes: number) {
-    super(`the body is larger than ${maxBytes} bytes`);
-    this.name = 'StreamLimitError';
-  }
-}
-
-export class EmptyBodyError extends Error {
-  constructor() {
-    super('empty body');
-    this.name = 'EmptyBodyError';
-  }
-}
-
-/** An object is stored under its key already, with other bytes: stored objects are never replaced. */
-export class ObjectExistsError extends Error {
-  constructor(
-    readonly state: StorageState,
-    readonly key: string,
-  ) {
-    super(`${state}/${key} is stored already, with other bytes`);
-    this.name = 'ObjectExistsError';
-  }
-}
-
-export interface StoredFile {
-  bytes: Buffer;
-  contentType: ImageType;
-}
-
-/**
- * Image bytes on disk: `<root>/inProgress/<key>` and `<root>/finished/<key>`. Each write goes
- * to `<root>/tmp/`, is flushed, then linked into place, so a crash never leaves half an
- * image under a real name. Objects are written once: a key is never given other bytes, so a
- * late or leaked writer cannot replace what was checked and served (the same bytes again are a
- * success, so a retried write does no harm). Keys are validated by the contract (one segment, no dots); the
- * path is checked again here so nothing outside the root is ever touched.
- */
 /** Whether two files hold the same bytes, read a chunk at a time. */
 async function sameBytes(a: string, b: string): Promise<boolean> {
   const [first, second] = await Promise.all([fsp.open(a, 'r'), fsp.open(b, 'r')]);
@@ -75,7 +45,16 @@ async function sameBytes(a: string, b: string): Promise<boolean> {
   }
 }
 
-export class FileStore {
+/**
+ * Image bytes on disk: `<root>/inProgress/<key>` and `<root>/finished/<key>`. Each write goes
+ * to `<root>/tmp/`, is flushed, then linked into place, so a crash never leaves half an
+ * image under a real name. Objects are written once: a key is never given other bytes, so a
+ * late or leaked writer cannot replace what was checked and served (the same bytes again are a
+ * success, so a retried write does no harm). Keys are validated by the contract (one segment, no dots); the
+ * path is checked again here so nothing outside the root is ever touched.
+ */
+export class FileStore implements ObjectStore {
+  readonly kind = 'folder';
   private readonly root: string;
   /**
    * The state folders stay open: making a link durable is then one fsync, not an open, an
@@ -98,77 +77,20 @@ export class FileStore {
   /**
    * Streams bytes into place: into a temp file, checked as they pass (the image type from the
    * first bytes, the size limit on every chunk), flushed, then linked into place (never over an
-   * object with other bytes: ObjectExistsError). Memory stays at about
-   * WRITE_CHUNK_BYTES whatever the size. A refused or broken stream leaves nothing behind.
+   * object with other bytes: ObjectExistsError). Memory stays at about WRITE_CHUNK_BYTES
+   * whatever the size. A refused or broken stream leaves nothing behind.
    */
-  async putStream(
-    state: StorageState,
-    key: string,
-    source: Readable,
-    options: { maxBytes: number; check: (head: Buffer) => ImageType },
-  ): Promise<{ size: number; contentType: ImageType }> {
+  async putStream(state: StorageState, key: string, source: Readable, options: ObjectWriteOptions): Promise<ObjectInfo> {
     this.pathOf(state, key); // refuses a key that leaves its folder before a byte is read
+    const incoming = await admitObject(source, options, { joinBytes: WRITE_CHUNK_BYTES });
     const temp = path.join(this.root, TMP_FOLDER, `${key}.${randomUUID()}`);
-    let size = 0;
-    let contentType: ImageType | undefined;
-    // Chunks are joined up to WRITE_CHUNK_BYTES before they go to the file: each write is a trip
-    // to libuv's thread pool, which costs more than the copy (a 400 KB image: one write, not seven).
-    let pending: Buffer[] = [];
-    let pendingBytes = 0;
-    const takePending = (): Buffer => {
-      const joined = pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingBytes);
-      pending = [];
-      pendingBytes = 0;
-      return joined;
-    };
-    const guard = new Transform({
-      transform(chunk: Buffer, _encoding, done) {
-        size += chunk.length;
-        if (size > options.maxBytes) {
-          done(new StreamLimitError(options.maxBytes));
-          return;
-        }
-        pending.push(chunk);
-        pendingBytes += chunk.length;
-        if (!contentType) {
-          if (pendingBytes < IMAGE_TYPE_BYTES) {
-            done();
-            return;
-          }
-          try {
-            const head = takePending();
-            contentType = options.check(head);
-            pending.push(head);
-            pendingBytes = head.length;
-          } catch (err) {
-            done(err as Error);
-            return;
-          }
-        }
-        done(null, pendingBytes >= WRITE_CHUNK_BYTES ? takePending() : undefined);
-      },
-      flush(done) {
-        if (pendingBytes === 0) {
-          done();
-          return;
-        }
-        try {
-          const rest = takePending();
-          contentType ??= options.check(rest);
-          done(null, rest);
-        } catch (err) {
-          done(err as Error);
-        }
-      },
-    });
     // `flush`: the file is fsync'ed before it is closed, so the link below publishes whole bytes.
     const sink = fs.createWriteStream(temp, { flags: 'wx', flush: true });
     try {
-      await pipeline(source, guard, sink);
-      if (size === 0) throw new EmptyBodyError();
+      await pipeline(incoming.body, sink);
     } catch (err) {
-      // A refusal by the first bytes can come before the file is even open: removed only once the
-      // sink has closed, or the temp file would appear after its removal.
+      // A failure can come before the file is even open: removed only once the sink has closed,
+      // or the temp file would appear after its removal.
       if (!sink.closed) await new Promise<void>((resolve) => sink.once('close', () => resolve()));
       await fsp.rm(temp, { force: true });
       throw err;
@@ -178,7 +100,7 @@ export class FileStore {
     } finally {
       await fsp.rm(temp, { force: true });
     }
-    return { size, contentType: contentType! };
+    return { size: incoming.size(), contentType: incoming.contentType };
   }
 
   /**
@@ -199,19 +121,10 @@ export class FileStore {
   }
 
   /**
-   * An object's type and size, and a stream of its bytes; undefined when there is none. One open
-   * file serves the type, the size and the bytes, read in large chunks: a 400 KB image costs two
-   * reads, not seven, and no second open.
+   * One open file serves the type, the size and the bytes, read in large chunks: a 400 KB image
+   * costs two reads, not seven, and no second open.
    */
-  /**
-   * An object's size, type and bytes as a stream; with `range`, the bytes from `start` to `end`
-   * (inclusive, cut at the object's end), unless it starts past the end: then all of them.
-   */
-  async open(
-    state: StorageState,
-    key: string,
-    range?: { start: number; end?: number },
-  ): Promise<{ size: number; contentType: ImageType; stream: Readable; range?: { start: number; end: number } } | undefined> {
+  async open(state: StorageState, key: string, range?: { start: number; end?: number }): Promise<OpenedObject | undefined> {
     const handle = await this.openExisting(state, key);
     if (!handle) return undefined;
     try {
@@ -229,20 +142,7 @@ export class FileStore {
     }
   }
 
-  async get(state: StorageState, key: string): Promise<StoredFile | undefined> {
-    let bytes: Buffer;
-    try {
-      bytes = await fsp.readFile(this.pathOf(state, key));
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw err;
-    }
-    const contentType = detectImageType(bytes);
-    if (!contentType) throw new Error(`stored object ${state}/${key} is not an image`);
-    return { bytes, contentType };
-  }
-
-  async stat(state: StorageState, key: string): Promise<{ size: number; contentType: ImageType } | undefined> {
+  async stat(state: StorageState, key: string): Promise<ObjectInfo | undefined> {
     const handle = await this.openExisting(state, key);
     if (!handle) return undefined;
     try {
@@ -262,7 +162,7 @@ export class FileStore {
   }
 
   /** The size and the type (from the first bytes) of an open object. */
-  private async describe(handle: fsp.FileHandle, state: StorageState, key: string): Promise<{ size: number; contentType: ImageType }> {
+  private async describe(handle: fsp.FileHandle, state: StorageState, key: string): Promise<ObjectInfo> {
     const head = Buffer.alloc(IMAGE_TYPE_BYTES);
     await handle.read(head, 0, head.length, 0);
     const { size } = await handle.stat();
@@ -271,7 +171,6 @@ export class FileStore {
     return { size, contentType };
   }
 
-  /** True when the object existed. */
   async delete(state: StorageState, key: string): Promise<boolean> {
     try {
       await fsp.unlink(this.pathOf(state, key));
@@ -282,7 +181,6 @@ export class FileStore {
     }
   }
 
-  /** Closes the state folders; the store is not used afterwards. */
   close(): void {
     for (const fd of this.folders.values()) fs.closeSync(fd);
     this.folders.clear();

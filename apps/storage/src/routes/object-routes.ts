@@ -2,7 +2,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Request, RequestHandler, Router } from 'express';
 import { detectImageType, ObjectParamsSchema, SignedQuerySchema, storageContract, type ImageType } from '@pixelmill/contracts';
 import { AppError, mountContract, verifyObjectSignature, type ServiceTokens } from '@pixelmill/kit';
-import { EmptyBodyError, ObjectExistsError, StreamLimitError, type FileStore } from '../data-access/file-store';
+import { EmptyBodyError, ObjectExistsError, StreamLimitError, type ObjectStore } from '../data-access/object-store';
 
 export interface ObjectRouteOptions {
   maxObjectBytes: number;
@@ -52,14 +52,14 @@ function byteRange(header: string | undefined): { start: number; end?: number } 
   return end === undefined || end >= start ? { start, end } : undefined;
 }
 
-export function mountObjectRoutes(router: Router, store: FileStore, options: ObjectRouteOptions): void {
+export function mountObjectRoutes(router: Router, store: ObjectStore, options: ObjectRouteOptions): void {
   const { maxObjectBytes, tokens, signingKey } = options;
   const missing = (state: string, key: string) => new AppError('not_found', 404, `nothing stored under ${state}/${key}`);
   mountContract(
     router,
     storageContract,
     {
-      // The body streams to disk (see streamBody): memory stays small whatever the image's size.
+      // The body streams to the store (see streamBody): memory stays small whatever the image's size.
       put: async ({ params }, req) => {
         const declared = req.get('content-type')?.split(';')[0]?.trim().toLowerCase();
         const check = (head: Buffer): ImageType => {

@@ -1,51 +1,55 @@
 import fs from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { ErrorBodySchema, storageContract } from '@pixelmill/contracts';
 import { ContractClient, createLogger, listen, signedObjectUrl, type Listening } from '@pixelmill/kit';
 import { createApp } from '../../src/app';
 import { FileStore } from '../../src/data-access/file-store';
+import { BACKENDS, startBackend, type ObjectBackend, type ObjectPlace } from '../object-backends';
 
 const PNG = Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), Buffer.from('rest of a png')]);
 const JPEG = Buffer.concat([Buffer.from([0xff, 0xd8, 0xff, 0xe0]), Buffer.from('rest of a jpeg')]);
 
-describe('storage API', () => {
-  let dir: string;
+describe.each(BACKENDS)('storage API on %s', (backendName) => {
+  let backend: ObjectBackend;
+  let place: ObjectPlace;
   let server: Listening;
   let client: ContractClient;
 
-  const stores: FileStore[] = [];
   const start = async (maxObjectBytes = 1024 * 1024): Promise<void> => {
-    const store = new FileStore(dir);
-    stores.push(store);
-    server = await listen(createApp({ store, logger: createLogger('storage', 'silent'), maxObjectBytes }), 0);
+    server = await listen(createApp({ store: place.store(), logger: createLogger('storage', 'silent'), maxObjectBytes }), 0);
     client = new ContractClient({ service: 'storage', baseUrl: server.url });
   };
 
+  beforeAll(async () => {
+    backend = await startBackend(backendName);
+  });
+  afterAll(async () => {
+    await backend.stop();
+  });
   beforeEach(async () => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pixelmill-storage-'));
+    place = await backend.place();
     await start();
   });
-
   afterEach(async () => {
     await server.close();
-    for (const store of stores.splice(0)) store.close();
-    fs.rmSync(dir, { recursive: true, force: true });
+    await place.dispose();
   });
 
   const send = (method: string, urlPath: string, body?: Buffer | string, contentType = 'image/png') =>
     fetch(`${server.url}${urlPath}`, { method, body, headers: body === undefined ? {} : { 'content-type': contentType } });
-  const listFiles = () =>
-    ['inProgress', 'finished', 'tmp'].flatMap((folder) => fs.readdirSync(path.join(dir, folder)).map((f) => `${folder}/${f}`));
+  const listFiles = () => place.list();
+  const storedBytes = (state: 'inProgress' | 'finished', key: string) => place.read(state, key);
 
-  it('when bytes are stored, then they sit in their state folder and come back with their content type', async () => {
+  it('when bytes are stored, then they sit in their state and come back with their content type', async () => {
     const put = await client.call(storageContract.put, {
       params: { state: 'inProgress', key: 'abc-1' },
       body: PNG,
       contentType: 'image/png',
     });
     expect(put).toMatchObject({ status: 201, body: { key: 'abc-1', state: 'inProgress', size: PNG.length, contentType: 'image/png' } });
-    expect(fs.readFileSync(path.join(dir, 'inProgress', 'abc-1'))).toEqual(PNG);
+    expect(await storedBytes('inProgress', 'abc-1')).toEqual(PNG);
 
     const got = await client.call(storageContract.get, { params: { state: 'inProgress', key: 'abc-1' } });
     expect(got.status).toBe(200);
@@ -61,7 +65,7 @@ describe('storage API', () => {
     expect(before.body).toEqual(PNG);
     expect(after.body).toEqual(JPEG);
     expect(after.headers['content-type']).toBe('image/jpeg');
-    expect(listFiles().sort()).toEqual(['finished/k', 'inProgress/k']);
+    expect(await listFiles()).toEqual(['finished/k', 'inProgress/k']);
   });
 
   it('when an object exists, then HEAD answers its size and type, and DELETE removes it', async () => {
@@ -72,7 +76,7 @@ describe('storage API', () => {
     expect(head.headers.get('content-type')).toBe('image/png');
     expect((await client.call(storageContract.delete, { params: { state: 'finished', key: 'h' } })).status).toBe(204);
     expect((await send('HEAD', '/objects/finished/h')).status).toBe(404);
-    expect(listFiles()).toEqual([]);
+    expect(await listFiles()).toEqual([]);
   });
 
   it('when an object is written again, then the same bytes are a success and other bytes a 409 that keeps the first', async () => {
@@ -83,8 +87,8 @@ describe('storage API', () => {
     const refused = await send('POST', '/objects/finished/o', JPEG, 'image/jpeg');
     expect(refused.status).toBe(409);
     expect(ErrorBodySchema.parse(await refused.json()).error.message).toMatch(/never replaced/);
-    expect(fs.readFileSync(path.join(dir, 'finished', 'o'))).toEqual(PNG);
-    expect(listFiles()).toEqual(['finished/o']);
+    expect(await storedBytes('finished', 'o')).toEqual(PNG);
+    expect(await listFiles()).toEqual(['finished/o']);
   });
 
   it('when part of an object is asked for with a Range, then that part comes as 206 with its Content-Range; other ranges get it whole', async () => {
@@ -116,7 +120,7 @@ describe('storage API', () => {
     for (let i = 0; i < 50; i += 1) {
       expect((await send('POST', `/objects/inProgress/refused-${i}`, PNG, 'image/jpeg')).status).toBe(415);
     }
-    expect(listFiles()).toEqual([]);
+    expect(await listFiles()).toEqual([]);
   });
 
   it('when a large body streams in without a length, then it is stored whole, and one over the limit is refused with nothing left', async () => {
@@ -137,12 +141,40 @@ describe('storage API', () => {
       });
     const stored = await put('big', big);
     expect(stored.status).toBe(201);
-    expect(fs.readFileSync(path.join(dir, 'inProgress', 'big')).equals(big)).toBe(true);
+    expect((await storedBytes('inProgress', 'big'))!.equals(big)).toBe(true);
 
-    const tooBig = await put('too-big', Buffer.concat([big, Buffer.alloc(200 * 1024)]));
+    // Far over the limit: refused while most of the body is still on its way, and answered, not reset.
+    const tooBig = await put('too-big', Buffer.concat([big, Buffer.alloc(8 * 1024 * 1024)]));
     expect(tooBig.status).toBe(413);
     expect(ErrorBodySchema.parse(await tooBig.json()).error.code).toBe('payload_too_large');
-    expect(listFiles()).toEqual(['inProgress/big']);
+    expect(await listFiles()).toEqual(['inProgress/big']);
+  });
+
+  it('when the client goes away in the middle of a body, then nothing is stored and storage goes on', async () => {
+    await server.close();
+    // The log line that says the request was handled (the client gone) is the moment to look.
+    const logger = createLogger('storage', 'info');
+    for (const transport of logger.transports) transport.silent = true;
+    const handled = new Promise<void>((resolve) =>
+      logger.on('data', (line: { message: string }) => {
+        if (line.message.includes('hung up')) resolve();
+      }),
+    );
+    server = await listen(createApp({ store: place.store(), logger, maxObjectBytes: 16 * 1024 * 1024 }), 0);
+    const request = http.request(`${server.url}/objects/inProgress/gone`, { method: 'POST', headers: { 'content-type': 'image/png' } });
+    request.on('error', () => {});
+    const chunk = Buffer.alloc(64 * 1024, 9);
+    request.write(PNG);
+    // Past the first part of a multipart upload, so that one is under way when the client goes.
+    for (let sent = 0; sent < 7 * 1024 * 1024; sent += chunk.length) {
+      if (!request.write(chunk)) await new Promise((resolve) => request.once('drain', resolve));
+    }
+    request.destroy();
+
+    await handled;
+    expect(await listFiles()).toEqual([]);
+    expect((await send('GET', '/objects/inProgress/gone')).status).toBe(404);
+    expect((await send('GET', '/healthz')).status).toBe(200);
   });
 
   it('when a body of several megabytes arrives in odd-sized chunks, then every byte is stored in order and read back whole', async () => {
@@ -172,17 +204,11 @@ describe('storage API', () => {
     });
     expect(stored.status).toBe(201);
     expect(await stored.json()).toMatchObject({ size: big.length, contentType: 'image/png' });
-    expect(fs.readFileSync(path.join(dir, 'finished', 'many-chunks')).equals(big)).toBe(true);
+    expect((await storedBytes('finished', 'many-chunks'))!.equals(big)).toBe(true);
     const back = await fetch(`${server.url}/objects/finished/many-chunks`);
     expect(back.headers.get('content-length')).toBe(String(big.length));
     expect(Buffer.from(await back.arrayBuffer()).equals(big)).toBe(true);
   }, 30_000);
-
-  it('when the store opens, then leftovers of interrupted writes are removed', async () => {
-    fs.writeFileSync(path.join(dir, 'tmp', 'half-written'), 'xx');
-    new FileStore(dir).close();
-    expect(fs.readdirSync(path.join(dir, 'tmp'))).toEqual([]);
-  });
 
   it.each([
     ['an unknown key', 'GET', '/objects/finished/nope', undefined, 'image/png', 404, 'not_found'],
@@ -211,37 +237,41 @@ describe('storage API', () => {
       const response = await send(method, urlPath, body, type);
       expect(response.status).toBe(status);
       expect(ErrorBodySchema.parse(await response.json()).error.code).toBe(code);
-      expect(listFiles()).toEqual([]);
-      expect(fs.readdirSync(path.dirname(dir)).filter((f) => f === 'etc')).toEqual([]);
+      expect(await listFiles()).toEqual([]);
+      expect(fs.existsSync(path.join(os.tmpdir(), 'etc'))).toBe(false);
       expect((await send('GET', '/healthz')).status).toBe(200);
     },
   );
 });
 
-describe('storage with tokens and signed URLs', () => {
+describe.each(BACKENDS)('storage on %s with tokens and signed URLs', (backendName) => {
   const INTERNAL = 'internal-token-0123456789';
   const SIGNING_KEY = 'signing-key-0123456789abcdef';
-  let dir: string;
+  let backend: ObjectBackend;
+  let place: ObjectPlace;
   let server: Listening;
-  let store: FileStore;
 
+  beforeAll(async () => {
+    backend = await startBackend(backendName);
+  });
+  afterAll(async () => {
+    await backend.stop();
+  });
   beforeEach(async () => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pixelmill-storage-'));
-    store = new FileStore(dir);
+    place = await backend.place();
     const app = createApp({
-      store,
+      store: place.store(),
       logger: createLogger('storage', 'silent'),
       maxObjectBytes: 1024 * 1024,
       tokens: { internal: INTERNAL },
       signingKey: SIGNING_KEY,
     });
     server = await listen(app, 0);
-    fs.writeFileSync(path.join(dir, 'inProgress', 'task-1'), PNG);
+    await place.write('inProgress', 'task-1', PNG, 'image/png');
   });
   afterEach(async () => {
     await server.close();
-    store.close();
-    fs.rmSync(dir, { recursive: true, force: true });
+    await place.dispose();
   });
 
   const url = (method: 'GET' | 'POST', state: 'inProgress' | 'finished', key: string, expires = Date.now() + 60_000) =>
@@ -261,7 +291,7 @@ describe('storage with tokens and signed URLs', () => {
     expect(Buffer.from(await got.arrayBuffer())).toEqual(PNG);
     const put = await fetch(url('POST', 'finished', 'task-1'), { method: 'POST', body: JPEG, headers: { 'content-type': 'image/jpeg' } });
     expect(put.status).toBe(201);
-    expect(fs.readFileSync(path.join(dir, 'finished', 'task-1'))).toEqual(JPEG);
+    expect(await place.read('finished', 'task-1')).toEqual(JPEG);
   });
 
   it.each([
@@ -276,6 +306,20 @@ describe('storage with tokens and signed URLs', () => {
     expect(ErrorBodySchema.parse(await response.json()).error.code).toBe('forbidden');
     const upload = await fetch(url('GET', 'finished', 'task-9'), { method: 'POST', body: PNG, headers: { 'content-type': 'image/png' } });
     expect(upload.status).toBe(403);
-    expect(fs.existsSync(path.join(dir, 'finished', 'task-9'))).toBe(false);
+    expect(await place.read('finished', 'task-9')).toBeUndefined();
+  });
+});
+
+describe('storage on a folder', () => {
+  it('when the store opens, then leftovers of interrupted writes are removed', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pixelmill-storage-'));
+    try {
+      new FileStore(dir).close();
+      fs.writeFileSync(path.join(dir, 'tmp', 'half-written'), 'xx');
+      new FileStore(dir).close();
+      expect(fs.readdirSync(path.join(dir, 'tmp'))).toEqual([]);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
