@@ -20,12 +20,12 @@ function clusterLauncher() {
   return { start: startCluster };
 }
 
-/** The frontends' base URLs, whichever of the shapes a launcher may answer with. */
+/** The frontends' base URLs, from what startCluster() answers. */
 function frontendUrls(cluster) {
-  const found = cluster.urls?.frontends ?? cluster.urls?.frontend ?? cluster.frontends;
-  const urls = (Array.isArray(found) ? found : [found]).map((entry) => (typeof entry === 'string' ? entry : entry?.url)).filter(Boolean);
-  if (urls.length === 0) throw new Error(`startCluster() answered without the frontends' URLs: adapt frontendUrls() in ${__filename}`);
-  return urls;
+  if (!Array.isArray(cluster.frontends) || cluster.frontends.length === 0) {
+    throw new Error(`startCluster() answered without the frontends' URLs: adapt frontendUrls() in ${__filename}`);
+  }
+  return cluster.frontends;
 }
 
 /** Uploads `count` images over all frontends in turn, `clients` at a time, each waiting for its result. */

@@ -236,7 +236,7 @@ export const taskdbContract = {
     auth: 'internal',
     summary: 'Wait for task events after a cursor (long poll): new tasks and ended ones, from every taskdb instance',
     query: TaskEventsQuerySchema,
-    responses: { 200: TaskEventsSchema, 400: ErrorBodySchema },
+    responses: { 200: TaskEventsSchema, 400: ErrorBodySchema, 503: ErrorBodySchema },
   }),
   housekeeping: defineRoute({
     method: 'GET',

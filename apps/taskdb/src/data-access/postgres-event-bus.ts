@@ -1,4 +1,5 @@
 import { Client } from 'pg';
+import { z } from 'zod';
 import { TaskEventSchema, type TaskEvent } from '@pixelmill/contracts';
 import { backoffDelay, sleep, type BackoffOptions, type Logger } from '@pixelmill/kit';
 import type { Pool } from '@pixelmill/kit/postgres';
@@ -10,6 +11,38 @@ const MAX_PAYLOAD_BYTES = 7_999;
 const LOST_PAYLOAD = 'lost';
 /** PostgreSQL names are at most 63 bytes; LISTEN would cut a longer one where pg_notify refuses it. */
 const MAX_NAME_BYTES = 63;
+
+/** One notification's payload: the events of a batch, in order. */
+const TaskEventBatchSchema = z.array(TaskEventSchema).min(1);
+
+/**
+ * The payloads that carry a batch: JSON arrays of its events in order, each under PostgreSQL's
+ * limit; an event too large on its own is sent as LOST_PAYLOAD.
+ */
+export function payloadsOf(events: readonly TaskEvent[]): string[] {
+  const payloads: string[] = [];
+  let current: string[] = [];
+  let bytes = 2;
+  const close = (): void => {
+    if (current.length > 0) payloads.push(`[${current.join(',')}]`);
+    current = [];
+    bytes = 2;
+  };
+  for (const event of events) {
+    const json = JSON.stringify(event);
+    const size = Buffer.byteLength(json);
+    if (size + 2 > MAX_PAYLOAD_BYTES) {
+      close();
+      payloads.push(LOST_PAYLOAD);
+      continue;
+    }
+    if (bytes + size + 1 > MAX_PAYLOAD_BYTES) close();
+    current.push(json);
+    bytes += size + 1;
+  }
+  close();
+  return payloads;
+}
 
 /** The channel of a schema's task events: the taskdb instances on one schema hear each other, no one else. */
 export const taskEventsChannel = (schema: string): string => `${schema}_task_events`.slice(0, MAX_NAME_BYTES);
@@ -40,7 +73,8 @@ export class PostgresEventBus implements TaskEventPublisher {
   private stopped = false;
   private readonly stopping = new AbortController();
   private reconnecting: Promise<void> | undefined;
-  private readonly sending = new Set<Promise<unknown>>();
+  private pending: TaskEvent[] = [];
+  private flushing: Promise<void> | undefined;
 
   constructor(private readonly options: PostgresEventBusOptions) {
     this.channel = taskEventsChannel(options.schema);
@@ -51,22 +85,39 @@ export class PostgresEventBus implements TaskEventPublisher {
     await this.listen();
   }
 
-  /** Sends the event to every instance (this one too); a failure is logged, masters' rechecks make up for it. */
+  /**
+   * Sends the event to every instance (this one too). Events are sent in batches, one statement at
+   * a time: those published while a batch is on its way go together in the next, so a busy
+   * instance sends few notifications, each carrying many events. A failure is logged; masters'
+   * rechecks make up for it.
+   */
   publish(event: TaskEvent): void {
-    const json = JSON.stringify(event);
-    const payload = Buffer.byteLength(json) > MAX_PAYLOAD_BYTES ? LOST_PAYLOAD : json;
-    const sent = this.options.pool
-      .query('SELECT pg_notify($1, $2)', [this.channel, payload])
-      .catch((err: unknown) => this.options.logger.warn(`could not send a task event: ${(err as Error).message}`))
-      .finally(() => this.sending.delete(sent));
-    this.sending.add(sent);
+    this.pending.push(event);
+    if (this.flushing === undefined) this.flushing = this.flushSoon();
+  }
+
+  private async flushSoon(): Promise<void> {
+    // The other events of this turn of the event loop join the batch.
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    while (this.pending.length > 0) {
+      const batch = this.pending.splice(0);
+      try {
+        await this.options.pool.query('SELECT pg_notify($1, payload) FROM unnest($2::text[]) AS payload', [
+          this.channel,
+          payloadsOf(batch),
+        ]);
+      } catch (err) {
+        this.options.logger.warn(`could not send ${batch.length} task event(s): ${(err as Error).message}`);
+      }
+    }
+    this.flushing = undefined;
   }
 
   /** Stops listening, after the notifications under way were sent. */
   async stop(): Promise<void> {
     this.stopped = true;
     this.stopping.abort();
-    await Promise.all([...this.sending]);
+    await this.flushing;
     await this.reconnecting;
     const client = this.client;
     this.client = undefined;
@@ -98,13 +149,13 @@ export class PostgresEventBus implements TaskEventPublisher {
   }
 
   private receive(payload: string | undefined): void {
-    let event: ReturnType<typeof TaskEventSchema.safeParse> | undefined;
+    let parsed: ReturnType<typeof TaskEventBatchSchema.safeParse> | undefined;
     try {
-      event = TaskEventSchema.safeParse(JSON.parse(payload ?? ''));
+      parsed = TaskEventBatchSchema.safeParse(JSON.parse(payload ?? ''));
     } catch {
-      event = undefined;
+      parsed = undefined;
     }
-    if (event?.success) this.options.hub.publish(event.data);
+    if (parsed?.success) for (const event of parsed.data) this.options.hub.publish(event);
     else this.options.hub.gap();
   }
 

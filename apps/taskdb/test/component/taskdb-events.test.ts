@@ -8,7 +8,7 @@ import { ContractClient, createLogger, listen, type Listening } from '@pixelmill
 import { openPostgres, type Pool } from '@pixelmill/kit/postgres';
 import { createTestSchema, TEST_DATABASE_URL, type TestSchema } from '@pixelmill/kit/testing';
 import { createApp } from '../../src/app';
-import { PostgresEventBus, taskEventsChannel } from '../../src/data-access/postgres-event-bus';
+import { payloadsOf, PostgresEventBus, taskEventsChannel } from '../../src/data-access/postgres-event-bus';
 import { SqliteTaskRepository } from '../../src/data-access/sqlite-task-repository';
 import { TaskEventHub, type TaskEventPublisher } from '../../src/domain/task-events';
 import { TaskService } from '../../src/domain/task-service';
@@ -209,6 +209,39 @@ describe('taskdb events, two instances on one PostgreSQL schema', () => {
     expect(reset).toMatchObject({ events: [], reset: true });
     const id = await create(a);
     expect(await poll(b, reset.cursor, 20_000)).toMatchObject({ events: [{ kind: 'created', id }], reset: false });
+  });
+
+  it('when many events are published at once, then they travel in few notifications and B hears each once, in order', async () => {
+    // A's bus sends, B hears.
+    const [, b] = [await startOnPostgres(), await startOnPostgres()];
+    const { cursor } = await poll(b);
+    // Long errors, so the batch needs several notifications of under 8000 bytes each.
+    const sent = Array.from({ length: 300 }, (_, n) => ({
+      kind: 'ended' as const,
+      id: randomUUID(),
+      state: 'failed' as const,
+      error: `reason ${n} `.padEnd(100, '.'),
+    }));
+    expect(payloadsOf(sent).length).toBeGreaterThan(1);
+    const listener = new Client({ connectionString: TEST_DATABASE_URL });
+    await listener.connect();
+    let notifications = 0;
+    listener.on('notification', () => (notifications += 1));
+    await listener.query(`LISTEN ${taskEventsChannel(schema.schema)}`);
+    for (const event of sent) buses[0]!.publish(event);
+
+    const heard: unknown[] = [];
+    let after = cursor;
+    while (heard.length < sent.length) {
+      const answer = await poll(b, after, 20_000);
+      expect(answer.reset).toBe(false);
+      heard.push(...answer.events);
+      after = answer.cursor;
+    }
+    expect(heard).toEqual(sent);
+    await listener.end();
+    expect(notifications).toBeGreaterThan(1);
+    expect(notifications).toBeLessThan(sent.length / 10);
   });
 
   it('when an event is too large for a notification, then the pollers of every instance are answered reset instead', async () => {

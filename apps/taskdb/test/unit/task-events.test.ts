@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { MAX_TASK_EVENTS, type TaskEvent } from '@pixelmill/contracts';
+import { payloadsOf } from '../../src/data-access/postgres-event-bus';
 import { TaskEventHub } from '../../src/domain/task-events';
 
 const created = (): TaskEvent => ({ kind: 'created', id: randomUUID() });
@@ -125,5 +126,30 @@ describe('TaskEventHub', () => {
     expect(await waiting).toEqual({ cursor, events: [], reset: false });
     expect(await hub.wait(cursor, 30_000)).toEqual({ cursor, events: [], reset: false });
     expect(hub.waiting).toBe(0);
+  });
+});
+
+describe('payloadsOf', () => {
+  const endedWith = (error: string): TaskEvent => ({ kind: 'ended', id: randomUUID(), state: 'failed', error });
+
+  it('when events fit, then they go in one JSON array in their order', () => {
+    const events = [endedWith('a'), endedWith('b'), endedWith('c')];
+    const payloads = payloadsOf(events);
+    expect(payloads).toHaveLength(1);
+    expect(JSON.parse(payloads[0]!)).toEqual(events);
+  });
+
+  it('when a batch is larger than one notification takes, then it is split, each payload under 8000 bytes, nothing lost', () => {
+    const events = Array.from({ length: 500 }, (_, n) => endedWith(`reason ${n}`.padEnd(200, '.')));
+    const payloads = payloadsOf(events);
+    expect(payloads.length).toBeGreaterThan(1);
+    for (const payload of payloads) expect(Buffer.byteLength(payload)).toBeLessThan(8000);
+    expect(payloads.flatMap((payload) => JSON.parse(payload) as TaskEvent[])).toEqual(events);
+  });
+
+  it('when one event alone is too large, then it is sent as the lost marker and the others around it as usual', () => {
+    const events = [endedWith('before'), endedWith('\u0001'.repeat(2000)), endedWith('after')];
+    const payloads = payloadsOf(events);
+    expect(payloads).toEqual([JSON.stringify([events[0]]), 'lost', JSON.stringify([events[2]])]);
   });
 });
