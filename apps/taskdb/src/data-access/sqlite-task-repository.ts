@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import { openSqlite, type SqliteOptions } from '@pixelmill/kit';
+import { migrateSqlite, openSqlite, type SqliteOptions } from '@pixelmill/kit';
 import type { TaskState } from '@pixelmill/contracts';
 import {
   applyUpdate,
@@ -163,7 +163,7 @@ export class SqliteTaskRepository implements TaskRepository {
    */
   constructor(file: string, synchronous: SqliteOptions['synchronous'] = 'FULL') {
     this.db = openSqlite(Database, file, { synchronous });
-    this.migrate();
+    migrateSqlite(this.db, MIGRATIONS);
     this.statements = {
       insert: this.db.prepare<[Record<string, unknown>], TaskRow>(SQLITE_TASK_SQL.insert),
       usage: this.db.prepare<[string], { stored_bytes: number }>(SQLITE_TASK_SQL.usage),
@@ -386,15 +386,5 @@ export class SqliteTaskRepository implements TaskRepository {
         this.addUsageNow(record.owner, -((record.sourceDeleted ? 0 : record.sourceBytes) + (record.resultBytes ?? 0)));
       },
     };
-  }
-
-  private migrate(): void {
-    const version = this.db.pragma('user_version', { simple: true }) as number;
-    for (let next = version; next < MIGRATIONS.length; next += 1) {
-      this.db.transaction(() => {
-        this.db.exec(MIGRATIONS[next]!);
-        this.db.pragma(`user_version = ${next + 1}`);
-      })();
-    }
   }
 }
