@@ -194,6 +194,8 @@ describe('pixelmill under abuse', () => {
     for (let i = 0; i < fitting; i += 1) expect((await upload(image, KEY_C)).status).toBe(202);
     const refused = await upload(image, KEY_C);
     expect(refused.status).toBe(429);
+    // Every 429 says when to try again.
+    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
     const error = await errorOf(refused);
     expect(error.code).toBe('quota_exceeded');
     expect(error.message).toMatch(/quota/);

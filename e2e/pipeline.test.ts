@@ -134,6 +134,28 @@ describe('pixelmill end to end', () => {
     expect((await waitUntilDone(id)).state).toBe('finished');
   });
 
+  it('with the defaults of a stack on loopback, one client uploading as fast as it can is never throttled', async () => {
+    // The old default (120 a minute, bursts of 30) refused this client from its 31st upload on.
+    const input = await encode('image/png', makeBitmap(8, 8));
+    const statuses: number[] = [];
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: 8 }, async () => {
+        while (next++ < 100) {
+          const response = await fetch(`${frontend}/newImage?op=invert`, {
+            method: 'POST',
+            body: input,
+            headers: { 'content-type': 'image/png' },
+          });
+          await response.arrayBuffer();
+          statuses.push(response.status);
+        }
+      }),
+    );
+    expect(statuses).toHaveLength(100);
+    expect(statuses.filter((status) => status !== 202)).toEqual([]);
+  });
+
   it('refuses a file that is not an image with 415, and keeps nothing of it', async () => {
     const inProgress = path.join(stack.dataDir, 'storage', 'inProgress');
     const before = new Set(fs.readdirSync(inProgress));

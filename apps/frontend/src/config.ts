@@ -52,8 +52,11 @@ export const FrontendConfigSchema = ServerEnvSchema.extend(DiscoveryEnvSchema.sh
     MAX_IMAGE_SIDE: z.coerce.number().int().positive().default(DEFAULT_IMAGE_LIMITS.maxSide),
     /** Keys that may use the API; each sees only its own images. Unset: the API is open to all. */
     API_KEYS: ApiKeyListSchema.optional(),
-    /** Uploads a client (an API key, or an address without keys) may make per minute on average; 0 turns the limit off. */
-    UPLOAD_RATE_PER_MINUTE: z.coerce.number().int().min(0).default(120),
+    /**
+     * Uploads a client (an API key, or an address without keys) may make per minute on average; 0
+     * turns the limit off. Unset: see `uploadRatePerMinute`.
+     */
+    UPLOAD_RATE_PER_MINUTE: z.coerce.number().int().min(0).optional(),
     /** Uploads a client may make at once, above the rate, after a quiet spell. */
     UPLOAD_BURST: z.coerce.number().int().min(1).default(30),
     /**
@@ -83,3 +86,23 @@ export const FrontendConfigSchema = ServerEnvSchema.extend(DiscoveryEnvSchema.sh
     PAGE_REFRESH_SECONDS: z.coerce.number().int().min(1).max(60).default(1),
   });
 export type FrontendConfig = z.output<typeof FrontendConfigSchema>;
+
+/** The upload rate limit of a frontend others can reach, when UPLOAD_RATE_PER_MINUTE is unset. */
+export const DEFAULT_UPLOAD_RATE_PER_MINUTE = 120;
+
+const LOOPBACK_HOSTS = new Set(['localhost', '::1', '[::1]']);
+const isLoopback = (host: string): boolean => LOOPBACK_HOSTS.has(host.toLowerCase()) || /^127\.\d+\.\d+\.\d+$/.test(host);
+
+/**
+ * The upload rate limit in force. Unset, it is off for a frontend only this machine can reach (it
+ * listens on loopback, believes no proxy and has no API keys: the default `npm start` stack, whose
+ * one local client should get the pipeline's whole speed), and DEFAULT_UPLOAD_RATE_PER_MINUTE
+ * for one that others can reach (another HOST, behind a proxy, or with keys).
+ */
+export function uploadRatePerMinute(
+  config: Pick<FrontendConfig, 'UPLOAD_RATE_PER_MINUTE' | 'HOST' | 'TRUST_PROXY_HOPS' | 'API_KEYS'>,
+): number {
+  if (config.UPLOAD_RATE_PER_MINUTE !== undefined) return config.UPLOAD_RATE_PER_MINUTE;
+  const onlyThisMachine = isLoopback(config.HOST) && config.TRUST_PROXY_HOPS === 0 && config.API_KEYS === undefined;
+  return onlyThisMachine ? 0 : DEFAULT_UPLOAD_RATE_PER_MINUTE;
+}

@@ -1,6 +1,6 @@
 import { createLogger, Discovery, loadConfigOrExit, runMain, runService } from '@pixelmill/kit';
 import { createApp } from './app';
-import { FrontendConfigSchema } from './config';
+import { FrontendConfigSchema, uploadRatePerMinute } from './config';
 import { createUploadRateLimiter } from './data-access/shared-rate-limiter';
 
 runMain('frontend', async () => {
@@ -13,8 +13,9 @@ runMain('frontend', async () => {
     token: config.INTERNAL_TOKEN,
     timeoutMs: config.REQUEST_TIMEOUT_MS,
   });
+  const ratePerMinute = uploadRatePerMinute(config);
   const uploadLimiter = createUploadRateLimiter({
-    ratePerMinute: config.UPLOAD_RATE_PER_MINUTE,
+    ratePerMinute,
     burst: config.UPLOAD_BURST,
     redisUrl: config.REDIS_URL,
     databaseUrl: config.DATABASE_URL,
@@ -36,6 +37,11 @@ runMain('frontend', async () => {
     // A streamed upload arrives at the client's pace, which the server allows BODY_TIMEOUT_MS for.
     streamedUploadTimeoutMs: config.BODY_TIMEOUT_MS + config.REQUEST_TIMEOUT_MS,
   });
+  logger.info(
+    ratePerMinute === 0
+      ? `no upload rate limit${config.UPLOAD_RATE_PER_MINUTE === undefined ? ' (only this machine can reach the frontend; UPLOAD_RATE_PER_MINUTE sets one)' : ''}`
+      : `upload rate limit: ${ratePerMinute} per minute per client, bursts of ${config.UPLOAD_BURST}`,
+  );
   if (config.API_KEYS) logger.info(`API keys required (${config.API_KEYS.length} configured)`);
   // Listens, registers services/frontend/<instance> in kv (renewed), and on SIGTERM unregisters and closes.
   await runService({

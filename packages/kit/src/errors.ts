@@ -90,6 +90,14 @@ function clientHungUp(req: Request, res: Response): boolean {
   return res.destroyed || req.socket?.destroyed === true || (req.destroyed && !req.complete);
 }
 
+/** What a 429 without a hint of its own tells the client to wait, in seconds. */
+export const DEFAULT_RETRY_AFTER_SECONDS = 60;
+
+const retryAfterOf = (err: AppError): number => {
+  const hint = (err.details as { retryAfterSeconds?: unknown } | undefined)?.retryAfterSeconds;
+  return typeof hint === 'number' && Number.isFinite(hint) && hint > 0 ? Math.ceil(hint) : DEFAULT_RETRY_AFTER_SECONDS;
+};
+
 export function errorHandler(logger: Logger): ErrorRequestHandler {
   return (err, req, res, _next) => {
     if (res.headersSent) {
@@ -113,6 +121,8 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
     const appError = toAppError(err);
     if (appError) {
       if (appError.status >= 500) logger.error(`${req.method} ${req.path} failed: ${appError.message}`);
+      // Every 429 says when to try again: the refusal's own hint, else a minute.
+      if (appError.status === 429 && !res.hasHeader('retry-after')) res.setHeader('Retry-After', String(retryAfterOf(appError)));
       res.status(appError.status).json(appError.toBody());
       return;
     }

@@ -44,6 +44,8 @@ describe('createServiceApp', () => {
           {
             boom: ({ query }) => {
               if (query.kind === 'app') throw new AppError('conflict', 409, 'it clashes');
+              if (query.kind === 'busy') throw new AppError('quota_exceeded', 429, 'full');
+              if (query.kind === 'busy-hint') throw new AppError('too_many_requests', 429, 'slow down', { retryAfterSeconds: 2.5 });
               throw new Error('secret internals at /srv/app.js');
             },
           },
@@ -55,6 +57,18 @@ describe('createServiceApp', () => {
     const response = await fetch(`${server.url}/boom?kind=app`);
     expect(response.status).toBe(409);
     expect(await response.json()).toEqual({ error: { code: 'conflict', message: 'it clashes' } });
+  });
+
+  it('when a handler refuses with 429, then the answer says when to try again: its own hint, else a minute', async () => {
+    const server = await serve(app());
+    const plain = await fetch(`${server.url}/boom?kind=busy`);
+    expect(plain.status).toBe(429);
+    expect(plain.headers.get('retry-after')).toBe('60');
+    const hinted = await fetch(`${server.url}/boom?kind=busy-hint`);
+    expect(hinted.status).toBe(429);
+    expect(hinted.headers.get('retry-after')).toBe('3');
+    // Other refusals carry none.
+    expect((await fetch(`${server.url}/boom?kind=app`)).headers.get('retry-after')).toBeNull();
   });
 
   it('when a handler throws anything else, then it is a 500 with no internals', async () => {

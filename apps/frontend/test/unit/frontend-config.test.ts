@@ -1,5 +1,5 @@
 import { ConfigError, parseConfig } from '@pixelmill/kit';
-import { FrontendConfigSchema } from '../../src/config';
+import { DEFAULT_UPLOAD_RATE_PER_MINUTE, FrontendConfigSchema, uploadRatePerMinute } from '../../src/config';
 
 const problemsOf = (env: Record<string, string>): string[] => {
   try {
@@ -20,7 +20,6 @@ describe('frontend configuration', () => {
       MAX_UPLOAD_BYTES: 25 * 1024 * 1024,
       MAX_IMAGE_PIXELS: 50_000_000,
       MAX_IMAGE_SIDE: 16_384,
-      UPLOAD_RATE_PER_MINUTE: 120,
       UPLOAD_BURST: 30,
       TRUST_PROXY_HOPS: 0,
       MAX_CONNECTIONS_PER_CLIENT: 64,
@@ -28,6 +27,8 @@ describe('frontend configuration', () => {
       BODY_TIMEOUT_MS: 120_000,
       RATE_LIMIT_PREFIX: 'pixelmill',
     });
+    // Unset: decided by who can reach the frontend (below).
+    expect(config.UPLOAD_RATE_PER_MINUTE).toBeUndefined();
     // No shared store: the upload rate limit is counted in-process.
     expect(config.REDIS_URL).toBeUndefined();
     expect(config.DATABASE_URL).toBeUndefined();
@@ -61,5 +62,29 @@ describe('frontend configuration', () => {
     ['DATABASE_URL', 'mysql://127.0.0.1/pixelmill'],
   ])('when %s is %p, then start-up stops naming it', (name, value) => {
     expect(problemsOf({ [name]: value }).join('\n')).toContain(name);
+  });
+
+  describe('the upload rate limit in force', () => {
+    const limitOf = (env: Record<string, string>) => uploadRatePerMinute(parseConfig(FrontendConfigSchema, env));
+
+    it('when nothing is set, then there is none: only this machine can reach the frontend (the npm start stack)', () => {
+      expect(limitOf({})).toBe(0);
+      expect(limitOf({ HOST: 'localhost' })).toBe(0);
+      expect(limitOf({ HOST: '::1' })).toBe(0);
+    });
+
+    it.each([
+      ['it listens on every interface', { HOST: '0.0.0.0' }],
+      ['it listens on another address', { HOST: '10.0.0.5' }],
+      ['it believes a proxy in front', { TRUST_PROXY_HOPS: '1' }],
+      ['it has API keys', { API_KEYS: 'first-key-0123456789' }],
+    ])('when %s, then the default limit holds', (_case, env) => {
+      expect(limitOf(env)).toBe(DEFAULT_UPLOAD_RATE_PER_MINUTE);
+    });
+
+    it('when UPLOAD_RATE_PER_MINUTE is set, then it wins, 0 included', () => {
+      expect(limitOf({ UPLOAD_RATE_PER_MINUTE: '30' })).toBe(30);
+      expect(limitOf({ HOST: '0.0.0.0', UPLOAD_RATE_PER_MINUTE: '0' })).toBe(0);
+    });
   });
 });
