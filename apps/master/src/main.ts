@@ -32,11 +32,12 @@ runMain('master', async () => {
     claimRecheckMs: config.CLAIM_RECHECK_MS,
     signedUrlTtlMs: config.SIGNED_URL_TTL_MS,
     quotas: { perKey: capOrNone(config.QUOTA_BYTES_PER_KEY), anonymous: capOrNone(config.QUOTA_BYTES_ANONYMOUS) },
+    followsTaskEvents: (): boolean => taskEvents.following,
   });
   // A task created or ended through any master wakes the calls waiting on this one. The feed
   // keeps to one taskdb instance; when that one cannot be reached, discovery skips it a while.
   let followed: string | undefined;
-  const taskEvents = new TaskEventFeed({
+  const taskEvents: TaskEventFeed = new TaskEventFeed({
     resolve: async () => (followed = await discovery.resolve('taskdb')),
     onUnreachable: () => {
       if (followed !== undefined) discovery.markUnreachable('taskdb', followed);

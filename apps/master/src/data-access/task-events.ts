@@ -23,7 +23,16 @@ export interface TaskEventFeedOptions {
   waitMs?: number;
   /** Pauses after failed polls. */
   backoff?: BackoffOptions;
+  /**
+   * Least time from an answer with news to the next poll: news arriving meanwhile waits in
+   * taskdb (the cursor loses none) and comes in one answer, so a busy stack makes a few polls a
+   * second instead of one per event. Only wakes through another master wait for it: this
+   * master wakes its own calls at once. 50 ms by default.
+   */
+  gatherMs?: number;
 }
+
+const DEFAULT_GATHER_MS = 50;
 
 /** Time on top of a long poll for taskdb to answer it. */
 const LONG_POLL_MARGIN_MS = 10_000;
@@ -85,6 +94,7 @@ export class TaskEventFeed {
         this.after = answer.cursor;
         if (this.failures > 0) logger.info("following taskdb's task events again");
         this.failures = 0;
+        if (answer.events.length > 0) await sleep(this.options.gatherMs ?? DEFAULT_GATHER_MS, this.stopping.signal);
       } catch (err) {
         if (this.stopping.signal.aborted) break;
         this.target = undefined;

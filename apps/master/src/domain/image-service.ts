@@ -34,7 +34,19 @@ export interface ImageServiceDeps {
   /** How long a signed URL stays valid: past the attempt's hard limit, not much more. */
   signedUrlTtlMs: number;
   quotas?: Quotas;
+  /**
+   * Whether taskdb's events reach this master now (its TaskEventFeed follows them): then every end
+   * wakes the isReady calls waiting for it, and they ask taskdb again only as a slow backstop.
+   */
+  followsTaskEvents?: () => boolean;
 }
+
+/**
+ * How often a waiting isReady asks taskdb again while taskdb's events reach this master: every
+ * end is one of those events (or this master's own), so the re-read is a backstop only. Without
+ * the events it asks every claimRecheckMs.
+ */
+export const STATUS_BACKSTOP_MS = 10_000;
 
 export interface Submission {
   op: Operation;
@@ -126,7 +138,8 @@ export class ImageService {
       // Woken by an end (this master's own changeState, or taskdb's event), the wake carries the
       // ended state: no second read (the owner was checked by the read above). A timeout, or news
       // that may have been lost, wakes empty and taskdb is asked again.
-      const ended = await this.ended.wait(Math.min(left, this.deps.claimRecheckMs), signal, id);
+      const recheckMs = this.deps.followsTaskEvents?.() ? Math.max(STATUS_BACKSTOP_MS, this.deps.claimRecheckMs) : this.deps.claimRecheckMs;
+      const ended = await this.ended.wait(Math.min(left, recheckMs), signal, id);
       if (ended) return ended;
     }
   }

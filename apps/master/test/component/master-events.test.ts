@@ -9,6 +9,7 @@ import { ImageStoreGateway } from '../../src/data-access/image-store-gateway';
 import { TaskEventFeed, type TaskEventHandlers } from '../../src/data-access/task-events';
 import { TaskGateway } from '../../src/data-access/task-gateway';
 import { ImageService } from '../../src/domain/image-service';
+import { startCountingProxy } from './counting-proxy';
 import { INTERNAL_TOKEN, pngOf, startDependency, until } from './fixtures';
 
 const WORKER_TOKEN = 'worker-token-0123456789ab';
@@ -175,6 +176,79 @@ describe('task event feed', () => {
     } finally {
       await feed.stop();
     }
+  });
+
+  it('when news comes in a burst, then the feed gathers it into a few polls instead of one per event', async () => {
+    const proxy = await startCountingProxy(taskdbProcess.url!);
+    let created = 0;
+    const feed = new TaskEventFeed({
+      resolve: async () => proxy.url,
+      token: INTERNAL_TOKEN,
+      handlers: { taskCreated: () => (created += 1), taskEnded: () => undefined, tasksMissed: () => undefined },
+      logger,
+      gatherMs: 1_000,
+    });
+    feed.start();
+    try {
+      await until(() => feed.following);
+      const tasks = new TaskGateway(new ContractClient({ service: 'taskdb', baseUrl: taskdbProcess.url!, token: INTERNAL_TOKEN }));
+      const ids = Array.from({ length: 20 }, (_, i) => `00000000-0000-4000-8000-${String(100 + i).padStart(12, '0')}`);
+      // One at a time, each answered before the next: without gathering, each would end a poll of its own.
+      for (const id of ids) {
+        await tasks.create({ id, op: 'invert', contentType: 'image/png', sourceBytes: 0 });
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      await until(() => created === ids.length);
+
+      const polls = proxy.requests.filter((request) => request.startsWith('GET /events'));
+      // The first poll (no cursor), the one the first event ends, and the one after the gathering.
+      expect(polls.length).toBeLessThanOrEqual(4);
+    } finally {
+      await feed.stop();
+      await proxy.close();
+    }
+  });
+
+  describe('a waiting isReady', () => {
+    const TASK = '00000000-0000-4000-8000-000000000200';
+    const RECHECK_MS = 100;
+    let proxy: Awaited<ReturnType<typeof startCountingProxy>>;
+
+    beforeAll(async () => {
+      const tasks = new TaskGateway(new ContractClient({ service: 'taskdb', baseUrl: taskdbProcess.url!, token: INTERNAL_TOKEN }));
+      await tasks.create({ id: TASK, op: 'invert', contentType: 'image/png', sourceBytes: 0 });
+    });
+    beforeEach(async () => {
+      proxy = await startCountingProxy(taskdbProcess.url!);
+    });
+    afterEach(() => proxy.close());
+
+    /** The reads of TASK an isReady waiting 1.5 s made, with or without taskdb's events reaching master. */
+    const readsWhileWaiting = async (followsTaskEvents: boolean): Promise<number> => {
+      const images = new ImageService({
+        tasks: new TaskGateway(new ContractClient({ service: 'taskdb', baseUrl: proxy.url, token: INTERNAL_TOKEN })),
+        // Never called by isReady.
+        store: new ImageStoreGateway(new ContractClient({ service: 'storage', baseUrl: 'http://127.0.0.1:9' }), {
+          publicUrl: async () => 'http://127.0.0.1:9',
+        }),
+        leaseMs: 30_000,
+        claimRecheckMs: RECHECK_MS,
+        signedUrlTtlMs: 60_000,
+        followsTaskEvents: () => followsTaskEvents,
+      });
+      const status = await images.status(TASK, undefined, 1_500);
+      expect(status.state).toBe('not_started');
+      return proxy.requests.filter((request) => request === `GET /tasks/${TASK}`).length;
+    };
+
+    it("when taskdb's events reach master, then it does not ask taskdb again every recheck: its end will wake it", async () => {
+      // The first read, and the one when its wait is over.
+      expect(await readsWhileWaiting(true)).toBeLessThanOrEqual(2);
+    });
+
+    it('when they do not, then it asks taskdb again every recheck', async () => {
+      expect(await readsWhileWaiting(false)).toBeGreaterThanOrEqual(8);
+    });
   });
 
   it('when the feed stops, then the poll under way ends at once', async () => {
