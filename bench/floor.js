@@ -43,8 +43,9 @@ const { fork } = require('node:child_process');
 const { randomUUID } = require('node:crypto');
 
 const ROOT = path.resolve(__dirname, '..');
-/** The floor's servers, in start order (each needs the ones before it). kv has none: nothing per image. */
-const FLOOR_SERVICES = ['taskdb', 'storage', 'master', 'frontend'];
+/** The floor's servers, in start stages (each stage calls the ones before it). kv has none: nothing per image. */
+const FLOOR_STAGES = [['taskdb', 'storage'], ['master'], ['frontend']];
+const FLOOR_SERVICES = FLOOR_STAGES.flat();
 /** Storage reads an object's first bytes to tell its type (kit's IMAGE_TYPE_BYTES). */
 const IMAGE_HEAD_BYTES = 16;
 /** Storage's read chunk (FileStore's READ_CHUNK_BYTES). */
@@ -432,11 +433,12 @@ function serve(service, config) {
  * @returns {Promise<{pids: Record<string, number>, urls: Record<string, string>, stop: () => Promise<void>}>}
  */
 async function startFloor({ dataDir, logDir, sqliteSynchronous }) {
-  const children = [];
+  /** service → its child process */
+  const children = {};
   const urls = {};
   const stop = () =>
     Promise.all(
-      children.map(
+      Object.values(children).map(
         (child) =>
           new Promise((resolve) => {
             if (child.exitCode !== null || child.signalCode !== null) return resolve();
@@ -445,27 +447,28 @@ async function startFloor({ dataDir, logDir, sqliteSynchronous }) {
           }),
       ),
     ).then(() => undefined);
+  const start = async (service) => {
+    const config = { dataDir: path.join(dataDir, service), synchronous: sqliteSynchronous, urls: { ...urls } };
+    const log = fs.openSync(path.join(logDir, `floor-${service}.log`), 'a');
+    const child = fork(__filename, [service, JSON.stringify(config)], { stdio: ['ignore', log, log, 'ipc'] });
+    fs.closeSync(log);
+    children[service] = child;
+    const port = await new Promise((resolve, reject) => {
+      child.once('message', (message) => resolve(message.port));
+      child.once('exit', (code, signal) => reject(new Error(`the floor's ${service} exited (${signal ?? code}) before it listened`)));
+    });
+    child.removeAllListeners('exit');
+    // Its IPC channel is not needed any more, and would keep this process alive.
+    child.disconnect();
+    urls[service] = `http://127.0.0.1:${port}`;
+  };
   try {
-    for (const service of FLOOR_SERVICES) {
-      const config = { dataDir: path.join(dataDir, service), synchronous: sqliteSynchronous, urls: { ...urls } };
-      const log = fs.openSync(path.join(logDir, `floor-${service}.log`), 'a');
-      const child = fork(__filename, [service, JSON.stringify(config)], { stdio: ['ignore', log, log, 'ipc'] });
-      fs.closeSync(log);
-      children.push(child);
-      const port = await new Promise((resolve, reject) => {
-        child.once('message', (message) => resolve(message.port));
-        child.once('exit', (code, signal) => reject(new Error(`the floor's ${service} exited (${signal ?? code}) before it listened`)));
-      });
-      child.removeAllListeners('exit');
-      // Its IPC channel is not needed any more, and would keep this process alive.
-      child.disconnect();
-      urls[service] = `http://127.0.0.1:${port}`;
-    }
+    for (const stage of FLOOR_STAGES) await Promise.all(stage.map(start));
   } catch (err) {
     await stop();
     throw err;
   }
-  return { pids: Object.fromEntries(FLOOR_SERVICES.map((service, i) => [service, children[i].pid])), urls, stop };
+  return { pids: Object.fromEntries(FLOOR_SERVICES.map((service) => [service, children[service].pid])), urls, stop };
 }
 
 /**
