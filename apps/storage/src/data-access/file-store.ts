@@ -2,9 +2,9 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { detectImageType, type StorageState } from '@pixelmill/contracts';
+import { Readable } from 'node:stream';
+import { promisify } from 'node:util';
+import { detectImageType, type ImageType, type StorageState } from '@pixelmill/contracts';
 import { IMAGE_TYPE_BYTES } from '@pixelmill/kit';
 import {
   admitObject,
@@ -21,6 +21,84 @@ const TMP_FOLDER = 'tmp';
 /** Chunk sizes of object reads and writes: few trips to the thread pool per image, little memory for a big one. */
 const READ_CHUNK_BYTES = 256 * 1024;
 const WRITE_CHUNK_BYTES = 1024 * 1024;
+/** Objects up to this size are read whole in one read (no stream of the file, no reads past the end). */
+const WHOLE_READ_BYTES = 1024 * 1024;
+
+/*
+ * The file calls as callbacks made promises: each is one trip to libuv's thread pool, without the
+ * FileHandle and stream objects of `fs/promises` and `createWriteStream` around it.
+ */
+const openFile = promisify(fs.open);
+const closeFile = promisify(fs.close);
+const fsyncFile = promisify(fs.fsync);
+const fstatFile = promisify(fs.fstat);
+const linkFile = promisify(fs.link);
+const unlinkFile = promisify(fs.unlink);
+const writevFile = promisify(fs.writev);
+
+/** Reads `length` bytes at `position` into a new buffer; fewer at the end of the file. */
+async function readAt(fd: number, length: number, position: number): Promise<Buffer> {
+  const bytes = Buffer.allocUnsafe(length);
+  let filled = 0;
+  while (filled < length) {
+    const bytesRead = await new Promise<number>((resolve, reject) =>
+      fs.read(fd, bytes, filled, length - filled, position + filled, (err, count) => (err ? reject(err) : resolve(count))),
+    );
+    if (bytesRead === 0) break;
+    filled += bytesRead;
+  }
+  return bytes.subarray(0, filled);
+}
+
+/** A stream of bytes read already. */
+function streamOfBytes(bytes: Buffer): Readable {
+  const stream = new Readable({ read() {} });
+  stream.push(bytes);
+  stream.push(null);
+  return stream;
+}
+
+/** Writes the buffers at the file's offset in one call (a gather write, no copy); a short write's rest after. */
+async function writeAll(fd: number, buffers: Buffer[], total: number): Promise<void> {
+  const { bytesWritten: written } = await writevFile(fd, buffers);
+  if (written < total) {
+    const rest = Buffer.concat(buffers, total).subarray(written);
+    await writeAll(fd, [rest], rest.length);
+  }
+}
+
+/**
+ * Writes a body, checked as it arrives (`admitObject`), into an open file and flushes it: the
+ * chunks are gathered and written with one gather write per WRITE_CHUNK_BYTES (no copy), so a
+ * 400 KB image is one write and memory stays at about WRITE_CHUNK_BYTES whatever the size.
+ */
+async function writeObject(fd: number, source: Readable, options: ObjectWriteOptions): Promise<ObjectInfo> {
+  const incoming = await admitObject(source, options);
+  let gathered: Buffer[] = [];
+  let gatheredBytes = 0;
+  for await (const chunk of incoming.body as AsyncIterable<Buffer>) {
+    gathered.push(chunk);
+    gatheredBytes += chunk.length;
+    if (gatheredBytes >= WRITE_CHUNK_BYTES) {
+      await writeAll(fd, gathered, gatheredBytes);
+      gathered = [];
+      gatheredBytes = 0;
+    }
+  }
+  if (gatheredBytes > 0) await writeAll(fd, gathered, gatheredBytes);
+  // On disk before it is linked into place: a crash never shows half an image under its name.
+  await fsyncFile(fd);
+  return { size: incoming.size(), contentType: incoming.contentType };
+}
+
+/** Removes a temp file; one already gone is no failure. */
+async function removeTemp(file: string): Promise<void> {
+  try {
+    await unlinkFile(file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+}
 
 /** Whether two files hold the same bytes, read a chunk at a time. */
 async function sameBytes(a: string, b: string): Promise<boolean> {
@@ -61,6 +139,8 @@ export class FileStore implements ObjectStore {
    * fsync and a close (each a trip to libuv's thread pool).
    */
   private readonly folders = new Map<StorageState, number>();
+  /** Per state folder: the fsync running, and the one booked after it, which a put may join. */
+  private readonly folderSyncs = new Map<StorageState, { running?: Promise<void>; next?: Promise<void> }>();
 
   constructor(root: string) {
     this.root = path.resolve(root);
@@ -77,30 +157,27 @@ export class FileStore implements ObjectStore {
   /**
    * Streams bytes into place: into a temp file, checked as they pass (the image type from the
    * first bytes, the size limit on every chunk), flushed, then linked into place (never over an
-   * object with other bytes: ObjectExistsError). Memory stays at about WRITE_CHUNK_BYTES
-   * whatever the size. A refused or broken stream leaves nothing behind.
+   * object with other bytes: ObjectExistsError). Memory stays at about WRITE_CHUNK_BYTES whatever
+   * the size. A refused or broken stream leaves nothing behind.
    */
   async putStream(state: StorageState, key: string, source: Readable, options: ObjectWriteOptions): Promise<ObjectInfo> {
     this.pathOf(state, key); // refuses a key that leaves its folder before a byte is read
-    const incoming = await admitObject(source, options, { joinBytes: WRITE_CHUNK_BYTES });
     const temp = path.join(this.root, TMP_FOLDER, `${key}.${randomUUID()}`);
-    // `flush`: the file is fsync'ed before it is closed, so the link below publishes whole bytes.
-    const sink = fs.createWriteStream(temp, { flags: 'wx', flush: true });
+    // Opened before the body is admitted: from then on the body is read without a pause (no turn
+    // of the event loop in which its failure would find no listener). O_EXCL: never a shared name.
+    const fd = await openFile(temp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o666);
     try {
-      await pipeline(incoming.body, sink);
-    } catch (err) {
-      // A failure can come before the file is even open: removed only once the sink has closed,
-      // or the temp file would appear after its removal.
-      if (!sink.closed) await new Promise<void>((resolve) => sink.once('close', () => resolve()));
-      await fsp.rm(temp, { force: true });
-      throw err;
-    }
-    try {
+      let stored: ObjectInfo;
+      try {
+        stored = await writeObject(fd, source, options);
+      } finally {
+        await closeFile(fd);
+      }
       await this.publish(temp, state, key);
+      return stored;
     } finally {
-      await fsp.rm(temp, { force: true });
+      await removeTemp(temp);
     }
-    return { size: incoming.size(), contentType: incoming.contentType };
   }
 
   /**
@@ -110,7 +187,7 @@ export class FileStore implements ObjectStore {
   private async publish(temp: string, state: StorageState, key: string): Promise<void> {
     const target = this.pathOf(state, key);
     try {
-      await fsp.link(temp, target);
+      await linkFile(temp, target);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       if (await sameBytes(temp, target)) return;
@@ -121,59 +198,62 @@ export class FileStore implements ObjectStore {
   }
 
   /**
-   * One open file serves the type, the size and the bytes, read in large chunks: a 400 KB image
-   * costs two reads, not seven, and no second open.
+   * One open file serves the type, the size and the bytes. An object up to WHOLE_READ_BYTES is
+   * read whole in one read and the file closed at once (open, fstat, read, close: four trips to
+   * the thread pool for a 400 KB image); a larger one streams in READ_CHUNK_BYTES reads.
    */
   async open(state: StorageState, key: string, range?: { start: number; end?: number }): Promise<OpenedObject | undefined> {
-    const handle = await this.openExisting(state, key);
-    if (!handle) return undefined;
+    const fd = await this.openExisting(state, key);
+    if (fd === undefined) return undefined;
+    let streaming = false;
     try {
-      const info = await this.describe(handle, state, key);
-      const read =
-        range && range.start < info.size ? { start: range.start, end: Math.min(range.end ?? info.size - 1, info.size - 1) } : undefined;
+      const { size } = await fstatFile(fd);
+      const whole = size <= WHOLE_READ_BYTES ? await readAt(fd, size, 0) : undefined;
+      const contentType = this.typeOf(whole ?? (await readAt(fd, IMAGE_TYPE_BYTES, 0)), state, key);
+      const read = range && range.start < size ? { start: range.start, end: Math.min(range.end ?? size - 1, size - 1) } : undefined;
+      const info = { size, contentType, ...(read ? { range: read } : {}) };
+      if (whole) return { ...info, stream: streamOfBytes(read ? whole.subarray(read.start, read.end + 1) : whole) };
+      streaming = true;
+      // The stream closes the file when it ends or is destroyed.
       return {
         ...info,
-        ...(read ? { range: read } : {}),
-        stream: handle.createReadStream({ start: read?.start ?? 0, end: read?.end, highWaterMark: READ_CHUNK_BYTES }),
+        stream: fs.createReadStream('', { fd, start: read?.start ?? 0, end: read?.end, highWaterMark: READ_CHUNK_BYTES }),
       };
-    } catch (err) {
-      await handle.close();
-      throw err;
+    } finally {
+      if (!streaming) await closeFile(fd);
     }
   }
 
   async stat(state: StorageState, key: string): Promise<ObjectInfo | undefined> {
-    const handle = await this.openExisting(state, key);
-    if (!handle) return undefined;
+    const fd = await this.openExisting(state, key);
+    if (fd === undefined) return undefined;
     try {
-      return await this.describe(handle, state, key);
+      const [head, { size }] = await Promise.all([readAt(fd, IMAGE_TYPE_BYTES, 0), fstatFile(fd)]);
+      return { size, contentType: this.typeOf(head, state, key) };
     } finally {
-      await handle.close();
+      await closeFile(fd);
     }
   }
 
-  private async openExisting(state: StorageState, key: string): Promise<fsp.FileHandle | undefined> {
+  private async openExisting(state: StorageState, key: string): Promise<number | undefined> {
     try {
-      return await fsp.open(this.pathOf(state, key), 'r');
+      return await openFile(this.pathOf(state, key), 'r');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw err;
     }
   }
 
-  /** The size and the type (from the first bytes) of an open object. */
-  private async describe(handle: fsp.FileHandle, state: StorageState, key: string): Promise<ObjectInfo> {
-    const head = Buffer.alloc(IMAGE_TYPE_BYTES);
-    await handle.read(head, 0, head.length, 0);
-    const { size } = await handle.stat();
-    const contentType = detectImageType(head);
+  /** The type of a stored object, from its first bytes. */
+  private typeOf(head: Buffer, state: StorageState, key: string): ImageType {
+    const contentType = detectImageType(head.subarray(0, IMAGE_TYPE_BYTES));
     if (!contentType) throw new Error(`stored object ${state}/${key} is not an image`);
-    return { size, contentType };
+    return contentType;
   }
 
   async delete(state: StorageState, key: string): Promise<boolean> {
     try {
-      await fsp.unlink(this.pathOf(state, key));
+      await unlinkFile(this.pathOf(state, key));
       return true;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
@@ -186,11 +266,32 @@ export class FileStore implements ObjectStore {
     this.folders.clear();
   }
 
-  /** Flushes a state folder, so that a link into it survives a crash. */
+  /**
+   * Flushes a state folder, so that a link into it survives a crash. Group commit of the links:
+   * one fsync of a folder at a time; the puts that ask while one runs (or, when none runs, within
+   * the same turn of the event loop) share the next, which starts after all their links were
+   * made, so it covers them all.
+   */
   private syncFolder(state: StorageState): Promise<void> {
-    const fd = this.folders.get(state);
-    if (fd === undefined) return Promise.reject(new Error('the file store is closed'));
-    return new Promise((resolve, reject) => fs.fsync(fd, (err) => (err ? reject(err) : resolve())));
+    const syncs = this.folderSyncs.get(state) ?? {};
+    this.folderSyncs.set(state, syncs);
+    if (syncs.next) return syncs.next;
+    const turnEnded = new Promise<void>((resolve) => setImmediate(resolve));
+    const next = (syncs.running ?? turnEnded)
+      .catch(() => undefined)
+      .then(() => {
+        // From here on, a put asking books the sync after this one.
+        syncs.next = undefined;
+        syncs.running = next;
+        const fd = this.folders.get(state);
+        if (fd === undefined) throw new Error('the file store is closed');
+        return new Promise<void>((resolve, reject) => fs.fsync(fd, (err) => (err ? reject(err) : resolve())));
+      })
+      .finally(() => {
+        if (syncs.running === next) syncs.running = undefined;
+      });
+    syncs.next = next;
+    return next;
   }
 
   async ping(): Promise<void> {

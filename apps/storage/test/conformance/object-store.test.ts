@@ -235,6 +235,22 @@ describe.each(BACKENDS)('object store on %s', (name) => {
     expect(sha256((await place.read('finished', 'big'))!)).toBe(sha256(bytes));
   }, 60_000);
 
+  it('when a range of a large object is asked for, then those bytes come, streamed', async () => {
+    const bytes = image(3 * MB, 6);
+    await put('large', bytes);
+    const read = async (range?: { start: number; end?: number }) => {
+      const opened = (await store.open('finished', 'large', range))!;
+      return { range: opened.range, bytes: await readAll(opened.stream) };
+    };
+
+    const middle = await read({ start: MB + 7, end: 2 * MB + 100 });
+    expect(middle.range).toEqual({ start: MB + 7, end: 2 * MB + 100 });
+    expect(middle.bytes.equals(bytes.subarray(MB + 7, 2 * MB + 101))).toBe(true);
+    const tail = await read({ start: bytes.length - 10 });
+    expect(tail.bytes.equals(bytes.subarray(bytes.length - 10))).toBe(true);
+    expect((await read()).bytes.equals(bytes)).toBe(true);
+  }, 60_000);
+
   it.each([
     ['within the first part', 100 * 1024],
     ['after the first part went up', 7 * MB],

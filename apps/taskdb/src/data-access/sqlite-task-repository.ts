@@ -1,6 +1,7 @@
 import Database from 'better-sqlite3';
 import { migrateSqlite, openSqlite, type SqliteOptions } from '@pixelmill/kit';
 import type { TaskState } from '@pixelmill/contracts';
+import { SqliteGroupCommit } from './sqlite-group-commit';
 import {
   applyUpdate,
   toRecord,
@@ -136,24 +137,13 @@ interface LeaseRow {
 }
 
 /**
- * Runs jobs one after another. better-sqlite3 is synchronous, but a transaction of the async
- * domain spans several turns of the event loop: every use of the connection waits its turn, so
- * nothing runs inside another's open transaction or reads what it has not committed.
+ * Task rows in one SQLite file (WAL), one writer at a time. The writes asked for in one turn of
+ * the event loop share a transaction and its commit (`SqliteGroupCommit`), each answered once it
+ * is on disk.
  */
-class SerialQueue {
-  private tail: Promise<unknown> = Promise.resolve();
-
-  run<T>(job: () => T | Promise<T>): Promise<T> {
-    const result = this.tail.then(job);
-    this.tail = result.catch(() => undefined);
-    return result;
-  }
-}
-
-/** Task rows in one SQLite file (WAL), one writer at a time. */
 export class SqliteTaskRepository implements TaskRepository {
   private readonly db: Database.Database;
-  private readonly queue = new SerialQueue();
+  private readonly connection: SqliteGroupCommit;
   private readonly statements;
   private readonly store: TaskStore;
 
@@ -164,6 +154,7 @@ export class SqliteTaskRepository implements TaskRepository {
   constructor(file: string, synchronous: SqliteOptions['synchronous'] = 'FULL') {
     this.db = openSqlite(Database, file, { synchronous });
     migrateSqlite(this.db, MIGRATIONS);
+    this.connection = new SqliteGroupCommit(this.db);
     this.statements = {
       insert: this.db.prepare<[Record<string, unknown>], TaskRow>(SQLITE_TASK_SQL.insert),
       usage: this.db.prepare<[string], { stored_bytes: number }>(SQLITE_TASK_SQL.usage),
@@ -189,13 +180,19 @@ export class SqliteTaskRepository implements TaskRepository {
     this.store = this.createStore();
   }
 
+  /** Transactions committed on this connection so far. */
+  get commits(): number {
+    return this.connection.commits;
+  }
+
   transaction<T>(fn: (store: TaskStore) => Promise<T>): Promise<T> {
-    return this.queue.run(async () => {
+    return this.connection.exclusive(async () => {
       // Taken at once: no other connection (another process on the same file) writes in between.
       this.db.exec('BEGIN IMMEDIATE');
       try {
         const result = await fn(this.store);
         this.db.exec('COMMIT');
+        this.connection.countCommit();
         return result;
       } catch (err) {
         if (this.db.inTransaction) this.db.exec('ROLLBACK');
@@ -205,105 +202,93 @@ export class SqliteTaskRepository implements TaskRepository {
   }
 
   get(id: string): Promise<TaskRecord | undefined> {
-    return this.queue.run(() => this.getNow(id));
+    return this.connection.read(() => this.getNow(id));
   }
 
   byIdempotencyKey(owner: string | undefined, key: string): Promise<TaskRecord | undefined> {
-    return this.queue.run(() => {
+    return this.connection.read(() => {
       const row = this.statements.byIdempotencyKey.get(owner ?? '', key);
       return row && toRecord(row);
     });
   }
 
   insert(task: NewTask, now: number, quotaBytes?: number): Promise<InsertResult> {
-    return this.queue.run(() =>
-      this.db
-        .transaction((): InsertResult => {
-          const owner = task.owner ?? null;
-          if (quotaBytes !== undefined) {
-            const storedBytes = this.statements.usage.get(owner ?? '')?.stored_bytes ?? 0;
-            if (storedBytes + task.sourceBytes > quotaBytes) return { kind: 'over_quota', storedBytes };
-          }
-          const row = this.statements.insert.get({
-            id: task.id,
-            op: task.op,
-            contentType: task.contentType,
-            owner,
-            idempotencyKey: task.idempotencyKey ?? null,
-            fingerprint: task.fingerprint ?? null,
-            sourceBytes: task.sourceBytes,
-            width: task.width ?? null,
-            height: task.height ?? null,
-            now,
-          });
-          if (!row) return { kind: 'taken' };
-          this.addUsageNow(owner, task.sourceBytes);
-          return { kind: 'created', record: toRecord(row) };
-        })
-        .immediate(),
-    );
+    return this.connection.write((): InsertResult => {
+      const owner = task.owner ?? null;
+      if (quotaBytes !== undefined) {
+        const storedBytes = this.statements.usage.get(owner ?? '')?.stored_bytes ?? 0;
+        if (storedBytes + task.sourceBytes > quotaBytes) return { kind: 'over_quota', storedBytes };
+      }
+      const row = this.statements.insert.get({
+        id: task.id,
+        op: task.op,
+        contentType: task.contentType,
+        owner,
+        idempotencyKey: task.idempotencyKey ?? null,
+        fingerprint: task.fingerprint ?? null,
+        sourceBytes: task.sourceBytes,
+        width: task.width ?? null,
+        height: task.height ?? null,
+        now,
+      });
+      if (!row) return { kind: 'taken' };
+      this.addUsageNow(owner, task.sourceBytes);
+      return { kind: 'created', record: toRecord(row) };
+    });
   }
 
   update(record: TaskRecord, change: StateUpdate, now: number): Promise<TaskRecord | undefined> {
-    return this.queue.run(() => this.db.transaction(() => this.updateNow(record, change, now)).immediate());
+    return this.connection.write(() => this.updateNow(record, change, now));
   }
 
   endAttempt(id: string, leaseToken: string, end: AttemptEnd, now: number): Promise<TaskRecord | undefined> {
-    return this.queue.run(() =>
-      this.db
-        .transaction(() => {
-          const record = this.getNow(id);
-          if (record?.state !== 'in_progress' || record.leaseToken !== leaseToken) return undefined;
-          const change = { ...end, leaseExpiresAt: null, attemptDeadline: null, leaseOutcome: end.state };
-          return this.updateNow(record, change, now);
-        })
-        .immediate(),
-    );
+    return this.connection.write(() => {
+      const record = this.getNow(id);
+      if (record?.state !== 'in_progress' || record.leaseToken !== leaseToken) return undefined;
+      const change = { ...end, leaseExpiresAt: null, attemptDeadline: null, leaseOutcome: end.state };
+      return this.updateNow(record, change, now);
+    });
   }
 
   claim(grant: LeaseGrant, now: number): Promise<ClaimResult> {
-    return this.queue.run(() =>
-      this.db
-        .transaction((): ClaimResult => {
-          const leasesExpired = this.statements.anyLeaseExpired.get(now) !== undefined;
-          const row = this.statements.claim.get({ ...grant, now });
-          if (!row) return { record: undefined, leasesExpired };
-          const record = toRecord(row);
-          this.statements.grantLease.run({
-            taskId: record.id,
-            attempt: record.attempt,
-            leaseToken: grant.leaseToken,
-            now,
-            expiresAt: grant.leaseExpiresAt,
-          });
-          return { record, leasesExpired };
-        })
-        .immediate(),
-    );
+    return this.connection.write((): ClaimResult => {
+      const leasesExpired = this.statements.anyLeaseExpired.get(now) !== undefined;
+      const row = this.statements.claim.get({ ...grant, now });
+      if (!row) return { record: undefined, leasesExpired };
+      const record = toRecord(row);
+      this.statements.grantLease.run({
+        taskId: record.id,
+        attempt: record.attempt,
+        leaseToken: grant.leaseToken,
+        now,
+        expiresAt: grant.leaseExpiresAt,
+      });
+      return { record, leasesExpired };
+    });
   }
 
   anyLeaseExpired(now: number): Promise<boolean> {
-    return this.queue.run(() => this.statements.anyLeaseExpired.get(now) !== undefined);
+    return this.connection.read(() => this.statements.anyLeaseExpired.get(now) !== undefined);
   }
 
   listByState(state: TaskState, afterSeq: number, limit: number): Promise<Array<{ seq: number; id: string }>> {
-    return this.queue.run(() => this.statements.listByState.all(state, afterSeq, limit));
+    return this.connection.read(() => this.statements.listByState.all(state, afterSeq, limit));
   }
 
   usage(owner: string | null): Promise<number> {
-    return this.queue.run(() => this.statements.usage.get(owner ?? '')?.stored_bytes ?? 0);
+    return this.connection.read(() => this.statements.usage.get(owner ?? '')?.stored_bytes ?? 0);
   }
 
   sourcesToDelete(limit: number): Promise<string[]> {
-    return this.queue.run(() => this.statements.sourcesToDelete.all(limit).map((row) => row.id));
+    return this.connection.read(() => this.statements.sourcesToDelete.all(limit).map((row) => row.id));
   }
 
   toExpire(before: number, limit: number): Promise<Array<{ id: string; attempt: number }>> {
-    return this.queue.run(() => this.statements.toExpire.all(before, limit));
+    return this.connection.read(() => this.statements.toExpire.all(before, limit));
   }
 
   leases(taskId: string): Promise<LeaseRecord[]> {
-    return this.queue.run(() =>
+    return this.connection.read(() =>
       this.statements.leases.all(taskId).map((row) => ({
         taskId: row.task_id,
         attempt: row.attempt,
@@ -317,14 +302,14 @@ export class SqliteTaskRepository implements TaskRepository {
   }
 
   ping(): Promise<void> {
-    return this.queue.run(() => {
+    return this.connection.read(() => {
       this.db.prepare('SELECT 1').get();
     });
   }
 
   /** Closes the file once the work queued before has run. */
   close(): Promise<void> {
-    return this.queue.run(() => {
+    return this.connection.exclusive(() => {
       this.db.close();
     });
   }
