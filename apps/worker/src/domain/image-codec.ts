@@ -43,10 +43,10 @@ const Z_DEFAULT_STRATEGY = 0;
  * Every row filtered with Sub (each byte less the one a pixel to its left). pngjs's default tries
  * all five filters on each row and keeps the one with the smallest sum, which cost more than the
  * deflating. With Sub (and the RGB packing below), a swap-red-blue of a 512×512 photo-like PNG
- * took about 0.75 of the CPU, of a 1920×1080 one 0.67, of a screenshot-like one 0.32; the output
- * was 6–8 % larger on photo-like images (2 % on a real photo), 27 % smaller on screenshot-like
- * ones (4 % larger on real screenshots). Lossless either way: the filter only decides what is
- * deflated. scripts/measure-png-encoder.js measures the choices.
+ * took 0.65–0.85 of the CPU (three sittings), of a 1920×1080 one 0.5–0.7, of a screenshot-like
+ * one 0.3–0.4; the output was 6–8 % larger on photo-like images (2 % on a real photo), 27 %
+ * smaller on screenshot-like ones (4 % larger on real screenshots). Lossless either way: the
+ * filter only decides what is deflated. scripts/measure-png-encoder.js measures the choices.
  */
 const PNG_ROW_FILTER = PNGFilterType.SUB;
 
