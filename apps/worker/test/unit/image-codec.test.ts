@@ -2,6 +2,7 @@ import bmp from '@jimp/js-bmp';
 import gif from '@jimp/js-gif';
 import jpeg from '@jimp/js-jpeg';
 import { GifCodec, GifFrame } from 'gifwrap';
+import { inflateSync } from 'node:zlib';
 import { PNG } from 'pngjs';
 import type { ImageType } from '@pixelmill/contracts';
 import type { RgbaBitmap } from '../../src/domain/bitmap';
@@ -57,6 +58,40 @@ const encodeGif = async (bitmap: RgbaBitmap): Promise<Buffer> => (await new GifC
 /** PNG colour type from the IHDR chunk: 2 = RGB, 6 = RGBA. */
 const pngColorType = (bytes: Buffer): number => bytes[25]!;
 
+/** The filter type byte of each row of a (non-interlaced, 8-bit) PNG: its IDAT data, inflated, row by row. */
+function pngRowFilters(bytes: Buffer): number[] {
+  const width = bytes.readUInt32BE(16);
+  const height = bytes.readUInt32BE(20);
+  const channels = pngColorType(bytes) === 6 ? 4 : 3;
+  const idat: Buffer[] = [];
+  for (let offset = 8; offset < bytes.length;) {
+    const length = bytes.readUInt32BE(offset);
+    if (bytes.toString('latin1', offset + 4, offset + 8) === 'IDAT') idat.push(bytes.subarray(offset + 8, offset + 8 + length));
+    offset += 12 + length;
+  }
+  const rows = inflateSync(Buffer.concat(idat));
+  const stride = 1 + width * channels;
+  expect(rows.length).toBe(stride * height);
+  return Array.from({ length: height }, (_, y) => rows[y * stride]!);
+}
+
+/** Pixels that do not compress to nothing: noise over a gradient, every channel different. */
+function noisyPicture(width: number, height: number, alphaAt: (x: number, y: number) => number = () => 255): RgbaBitmap {
+  const data = Buffer.alloc(width * height * 4);
+  let state = 7;
+  const random = () => (state = (state * 1103515245 + 12345) >>> 0) % 40;
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const i = (y * width + x) * 4;
+      data[i] = (x * 3 + random()) % 256;
+      data[i + 1] = (y * 5 + random()) % 256;
+      data[i + 2] = (x + y + random()) % 256;
+      data[i + 3] = alphaAt(x, y);
+    }
+  }
+  return { data, width, height };
+}
+
 describe('image codec', () => {
   const codec = new ImageCodec({ pngDeflateLevel: 4, jpegQuality: 90, maxPixels: 1_000_000, maxMemoryBytes: 2 ** 30 });
 
@@ -82,6 +117,21 @@ describe('image codec', () => {
     expect(pngColorType(output)).toBe(2);
     expect(result.data).toEqual(expected.data);
   });
+
+  it.each([
+    ['opaque (RGB)', () => 255, 2],
+    ['with transparency (RGBA)', (x: number, y: number) => (x + y) % 256, 6],
+  ])(
+    'when a noisy PNG %s goes through swap-red-blue, then every row is written with the Sub filter and the pixels are exact',
+    async (_, alphaAt, colorType) => {
+      const original = noisyPicture(97, 61, alphaAt);
+      const { source, expected, output, result } = await roundTrip(encodePng(original), 'image/png');
+      expect(source.data).toEqual(original.data);
+      expect(pngColorType(output)).toBe(colorType);
+      expect(new Set(pngRowFilters(output))).toEqual(new Set([1]));
+      expect(result.data).toEqual(expected.data);
+    },
+  );
 
   it('when a JPEG goes through swap-red-blue, then the result is the swapped image within JPEG loss', async () => {
     const bytes = jpeg().encode(picture(), { quality: 100 });
