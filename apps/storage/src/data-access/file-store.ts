@@ -8,12 +8,14 @@ import { detectImageType, type StorageState } from '@pixelmill/contracts';
 import { IMAGE_TYPE_BYTES } from '@pixelmill/kit';
 import {
   admitObject,
+  digestOf,
   ObjectExistsError,
   STATE_FOLDERS,
   type ObjectInfo,
   type ObjectStore,
   type ObjectWriteOptions,
   type OpenedObject,
+  type StoredObjectInfo,
 } from './object-store';
 
 const TMP_FOLDER = 'tmp';
@@ -80,9 +82,10 @@ export class FileStore implements ObjectStore {
    * object with other bytes: ObjectExistsError). Memory stays at about WRITE_CHUNK_BYTES
    * whatever the size. A refused or broken stream leaves nothing behind.
    */
-  async putStream(state: StorageState, key: string, source: Readable, options: ObjectWriteOptions): Promise<ObjectInfo> {
+  async putStream(state: StorageState, key: string, source: Readable, options: ObjectWriteOptions): Promise<StoredObjectInfo> {
     this.pathOf(state, key); // refuses a key that leaves its folder before a byte is read
-    const incoming = await admitObject(source, options, { joinBytes: WRITE_CHUNK_BYTES });
+    const wantDigest = options.digest ?? false;
+    const incoming = await admitObject(source, options, { joinBytes: WRITE_CHUNK_BYTES, hash: wantDigest, head: wantDigest });
     const temp = path.join(this.root, TMP_FOLDER, `${key}.${randomUUID()}`);
     // `flush`: the file is fsync'ed before it is closed, so the link below publishes whole bytes.
     const sink = fs.createWriteStream(temp, { flags: 'wx', flush: true });
@@ -100,7 +103,7 @@ export class FileStore implements ObjectStore {
     } finally {
       await fsp.rm(temp, { force: true });
     }
-    return { size: incoming.size(), contentType: incoming.contentType };
+    return { size: incoming.size(), contentType: incoming.contentType, ...(wantDigest ? { digest: digestOf(incoming) } : {}) };
   }
 
   /**
