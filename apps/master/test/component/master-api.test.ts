@@ -669,6 +669,15 @@ describe('master API', () => {
     ['a status wait too long', 'GET', `/isReady?id=${randomUUID()}&waitMs=40000`, undefined, undefined, 400, 'bad_request'],
     ['a missing lease token', 'POST', '/workFinished', JSON.stringify({ id: randomUUID() }), undefined, 400, 'bad_request'],
     [
+      'a malformed receipt',
+      'POST',
+      '/workFinished',
+      JSON.stringify({ id: randomUUID(), leaseToken: randomUUID(), receipt: { state: 'finished', key: 'x', size: -1, signature: '!' } }),
+      undefined,
+      400,
+      'bad_request',
+    ],
+    [
       'a finished report of an unknown task',
       'POST',
       '/workFinished',
