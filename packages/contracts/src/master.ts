@@ -14,6 +14,7 @@ import {
   DEFAULT_OPERATION,
 } from './common';
 import { BINARY, defineRoute, EMPTY } from './route';
+import { StorageReceiptSchema } from './storage';
 import { LeaseTokenSchema } from './taskdb';
 
 export const NewImageQuerySchema = z.object({
@@ -48,7 +49,17 @@ export const WorkSchema = z.object({
 });
 export type Work = z.infer<typeof WorkSchema>;
 
-export const WorkFinishedBodySchema = z.object({ id: TaskIdSchema, leaseToken: LeaseTokenSchema });
+export const WorkFinishedBodySchema = z.object({
+  id: TaskIdSchema,
+  leaseToken: LeaseTokenSchema,
+  /**
+   * The receipt of storage's answer to the result's upload, as it came: master checks it (its
+   * signature, this attempt's key, not expired, the type, dimensions and size) instead of reading
+   * the result back from storage. Without one (a storage that runs open, an older worker) master
+   * reads the result's head from storage, as before.
+   */
+  receipt: StorageReceiptSchema.optional(),
+});
 export const WorkFailedBodySchema = z.object({
   id: TaskIdSchema,
   leaseToken: LeaseTokenSchema,
@@ -135,7 +146,9 @@ export const masterContract = {
     auth: 'worker',
     idempotent: true,
     summary:
-      "The result is stored at the work's resultUrl; master checks it (type, size) before the task ends finished. " +
+      "The result is stored at the work's resultUrl; master checks it (type, size) before the task ends finished: " +
+      "from storage's receipt when the body carries one, else by reading the result's head from storage. " +
+      'A receipt that is forged, altered, expired or of another task or attempt is a 422 and the task stays in progress. ' +
       'Repeating it with the same lease is a success',
     body: WorkFinishedBodySchema,
     responses: { 200: TaskStatusSchema, 400: ErrorBodySchema, 404: ErrorBodySchema, 409: ErrorBodySchema, 422: ErrorBodySchema },

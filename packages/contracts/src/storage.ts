@@ -41,11 +41,36 @@ export const SignedQuerySchema = z.object({
  */
 export const ObjectReadHeadersSchema = z.object({ range: z.string().max(200).optional() });
 
+/**
+ * Storage's signed word on an object it has just stored, handed out with the put's answer so that
+ * whoever checks the object (master, when a worker says a result is stored) needs no read back:
+ * the object's state, key, size, SHA-256 (hex) and what its first bytes say (the type by magic
+ * bytes, the width and height its header declares; null when the header cannot be read), until
+ * `expires` (ms since the epoch). `signature` is the HMAC-SHA256 (base64url) with the stack's
+ * URL-signing key of the line `receipt`, then each field in the order above, one a line (kit's
+ * `signReceipt`), so no field can be changed, nor the receipt taken for a signed URL. A storage
+ * without a signing key gives none.
+ */
+export const StorageReceiptSchema = z.object({
+  state: StorageStateSchema,
+  key: StorageKeySchema,
+  size: z.number().int().nonnegative(),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be a SHA-256 in hex'),
+  contentType: ImageTypeSchema.nullable(),
+  width: z.number().int().nonnegative().nullable(),
+  height: z.number().int().nonnegative().nullable(),
+  expires: z.number().int().positive(),
+  signature: z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'must be an HMAC-SHA256 in base64url'),
+});
+export type StorageReceipt = z.infer<typeof StorageReceiptSchema>;
+
 export const StoredObjectSchema = z.object({
   key: StorageKeySchema,
   state: StorageStateSchema,
   size: z.number().int().nonnegative(),
   contentType: ImageTypeSchema,
+  /** Signed by storage when it has a signing key (see StorageReceiptSchema); absent when it runs open. */
+  receipt: StorageReceiptSchema.optional(),
 });
 export type StoredObject = z.infer<typeof StoredObjectSchema>;
 
@@ -55,7 +80,9 @@ export const storageContract = {
     path: '/objects/:state/:key',
     auth: 'internal',
     idempotent: true,
-    summary: 'Store bytes under a key in a state folder, once: the same bytes again are a success, other bytes a 409',
+    summary:
+      'Store bytes under a key in a state folder, once: the same bytes again are a success, other bytes a 409. ' +
+      'The answer carries a receipt signed by storage (size, SHA-256, type, declared dimensions) when storage has a signing key',
     params: ObjectParamsSchema,
     query: SignedQuerySchema,
     body: BINARY,

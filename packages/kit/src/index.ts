@@ -9,6 +9,7 @@ export * from './request-context';
 export * from './server';
 export * from './service-runner';
 export * from './raw-body';
+export * from './receipts';
 export * from './streams';
 export * from './auth';
 export * from './backoff';

@@ -1,11 +1,24 @@
 import type { Readable } from 'node:stream';
-import { resultKey, storageContract, type ImageType, type StorageState } from '@pixelmill/contracts';
-import { downstreamError, expectStatus, IMAGE_HEAD_BYTES, peekStream, signedObjectUrl, type ContractClient } from '@pixelmill/kit';
+import { resultKey, storageContract, type ImageType, type StorageReceipt, type StorageState } from '@pixelmill/contracts';
+import {
+  downstreamError,
+  expectStatus,
+  IMAGE_HEAD_BYTES,
+  imageFactsOf,
+  peekStream,
+  receiptProblem,
+  signedObjectUrl,
+  type ContractClient,
+  type ImageFacts,
+} from '@pixelmill/kit';
 
 export interface ImageStoreGatewayOptions {
   /** Where workers reach storage: the address in the signed URLs. */
   publicUrl: () => Promise<string>;
-  /** Signs the URLs handed to workers; unsigned URLs when storage is open. */
+  /**
+   * Signs the URLs handed to workers (unsigned URLs when storage is open) and checks storage's
+   * receipts; without it a receipt cannot be checked, and each result is read back instead.
+   */
   signingKey?: string;
 }
 
@@ -22,6 +35,18 @@ export interface ImageHead {
   /** The whole image's size in bytes. */
   size: number;
 }
+
+/** A stored result as storage knows it: its size and what its head says. */
+export interface StoredResult extends ImageFacts {
+  size: number;
+}
+
+/** What master learns of an attempt's result, from storage's receipt or from storage itself. */
+export type ResultLookup =
+  | { kind: 'stored'; result: StoredResult }
+  | { kind: 'missing' }
+  /** The receipt does not vouch for this attempt's result: forged, altered, expired, or another object's. */
+  | { kind: 'refused'; reason: string };
 
 /**
  * Master's only way to storage: the source of each task under `inProgress/<id>`, each attempt's
@@ -57,6 +82,25 @@ export class ImageStoreGateway {
     if (file.status === 404) return undefined;
     if (file.stream === undefined) throw downstreamError(file, 'storage');
     return { stream: file.stream, size: file.headers['content-length'] };
+  }
+
+  /**
+   * An attempt's result: from storage's receipt when the worker handed one on and it can be
+   * checked (signed with the stack's key, this attempt's key, unexpired: then storage is not
+   * asked at all), else read back from storage (its head and size). A receipt that does not hold
+   * is refused, never passed over for the read back: whoever sends one must send a true one.
+   */
+  async storedResult(id: string, attempt: number, receipt?: StorageReceipt): Promise<ResultLookup> {
+    const { signingKey } = this.options;
+    if (receipt !== undefined && signingKey !== undefined) {
+      const reason = receiptProblem(receipt, { state: 'finished', key: resultKey(id, attempt) }, signingKey);
+      if (reason !== undefined) return { kind: 'refused', reason };
+      const { size, contentType, width, height } = receipt;
+      return { kind: 'stored', result: { size, contentType, width, height } };
+    }
+    const stored = await this.resultHead(id, attempt);
+    if (stored === undefined) return { kind: 'missing' };
+    return { kind: 'stored', result: { size: stored.size, ...imageFactsOf(stored.head) } };
   }
 
   /**

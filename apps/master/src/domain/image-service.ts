@@ -6,6 +6,7 @@ import {
   type Accepted,
   type ImageType,
   type Operation,
+  type StorageReceipt,
   type TaskStatus,
   type UsageReport,
   type Work,
@@ -169,19 +170,24 @@ export class ImageService {
 
   /**
    * Ends the task finished once its result checks out: stored under this attempt's key, of the
-   * task's type, the source's size in pixels, and no larger than those pixels can take. A result
-   * that does not is a 422 (the worker gives the task back, and the next attempt writes its own).
+   * task's type, the source's size in pixels, and no larger than those pixels can take. What the
+   * result is comes from storage's receipt when the worker hands one on (storage is then not
+   * asked), else from storage. A result that does not check out, or a receipt that does not hold
+   * (forged, altered, expired, another task's or attempt's), is a 422: the task stays in progress,
+   * the worker gives it back, and the next attempt writes its own.
    */
-  async finished(id: string, leaseToken: string): Promise<TaskStatus> {
+  async finished(id: string, leaseToken: string, receipt?: StorageReceipt): Promise<TaskStatus> {
     const task = await this.anyTask(id);
-    const stored = await this.deps.store.resultHead(id, task.attempt);
-    if (stored === undefined) {
+    const stored = await this.deps.store.storedResult(id, task.attempt, receipt);
+    if (stored.kind === 'missing') {
       throw new AppError('conflict', 409, `no result stored for attempt ${task.attempt} of ${id}: upload it to the work's resultUrl first`);
     }
-    const { head, size } = stored;
-    const problem = resultProblem(head, size, task);
+    if (stored.kind === 'refused') {
+      throw new AppError('unprocessable_entity', 422, `storage's receipt is refused: ${stored.reason}; the task stays ${task.state}`);
+    }
+    const problem = resultProblem(stored.result, task);
     if (problem) throw new AppError('unprocessable_entity', 422, `${problem}; the task stays ${task.state}`);
-    return this.changeState(id, { to: 'finished', leaseToken, resultBytes: size });
+    return this.changeState(id, { to: 'finished', leaseToken, resultBytes: stored.result.size });
   }
 
   async failed(id: string, leaseToken: string, reason: string): Promise<TaskStatus> {

@@ -1,5 +1,4 @@
-import { detectImageType, readDeclaredDimensions, type Dimensions, type ImageType } from '@pixelmill/contracts';
-import { IMAGE_TYPE_BYTES } from '@pixelmill/kit';
+import type { Dimensions, ImageType } from '@pixelmill/contracts';
 
 /** Room for headers, palettes, chunk and block framing on top of the pixels. */
 const CONTAINER_OVERHEAD_BYTES = 64 * 1024;
@@ -16,18 +15,18 @@ export function maxResultBytes({ width, height }: Dimensions): number {
 /**
  * Why a stored result cannot be the task's, or undefined when it can be: it must be of the
  * task's type, say in its header that it has the source's size (the operations keep it), and
- * be no larger than that many pixels can honestly take.
+ * be no larger than that many pixels can honestly take. `stored` is what its head says (the type
+ * by magic bytes, the declared dimensions) and its size, from storage's receipt or read back.
  */
 export function resultProblem(
-  head: Buffer,
-  size: number,
+  stored: { contentType: ImageType | null; width: number | null; height: number | null; size: number },
   expected: { contentType: ImageType; width: number | null; height: number | null },
 ): string | undefined {
-  const type = detectImageType(head.subarray(0, IMAGE_TYPE_BYTES));
+  const { contentType: type, size } = stored;
   if (type !== expected.contentType) {
     return `the stored result is ${type ? `a ${type}` : 'not an image of a supported type'}, not a ${expected.contentType}`;
   }
-  const declared = readDeclaredDimensions(type, head);
+  const declared = stored.width !== null && stored.height !== null ? { width: stored.width, height: stored.height } : undefined;
   if (!declared || declared.width < 1 || declared.height < 1) return `the stored result's ${type} header cannot be read`;
   const source = expected.width !== null && expected.height !== null ? { width: expected.width, height: expected.height } : undefined;
   if (source && (declared.width !== source.width || declared.height !== source.height)) {

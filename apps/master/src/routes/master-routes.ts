@@ -34,7 +34,7 @@ export function mountMasterRoutes(router: Router, images: ImageService, maxUploa
         }
         return work ? { status: 200, body: work } : { status: 204, body: undefined };
       },
-      workFinished: async ({ body }) => ({ status: 200, body: await images.finished(body.id, body.leaseToken) }),
+      workFinished: async ({ body }) => ({ status: 200, body: await images.finished(body.id, body.leaseToken, body.receipt) }),
       workFailed: async ({ body }) => ({ status: 200, body: await images.failed(body.id, body.leaseToken, body.reason) }),
       workReleased: async ({ body }) => ({ status: 200, body: await images.released(body.id, body.leaseToken, body.reason) }),
       heartbeat: async ({ body }) => ({ status: 200, body: await images.heartbeat(body.id, body.leaseToken) }),

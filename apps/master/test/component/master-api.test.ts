@@ -2,8 +2,17 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { ErrorBodySchema, masterContract, resultKey, storageContract, taskdbContract, type Work } from '@pixelmill/contracts';
-import { ContractClient, createLogger, deriveSigningKey, listen, type Listening } from '@pixelmill/kit';
+import {
+  ErrorBodySchema,
+  masterContract,
+  resultKey,
+  storageContract,
+  StoredObjectSchema,
+  taskdbContract,
+  type StorageReceipt,
+  type Work,
+} from '@pixelmill/contracts';
+import { ContractClient, createLogger, deriveSigningKey, errorBodyMessage, issueReceipt, listen, type Listening } from '@pixelmill/kit';
 import type { ServiceProcess } from '@pixelmill/kit/testing';
 import { createApp } from '../../src/app';
 import { ImageStoreGateway } from '../../src/data-access/image-store-gateway';
@@ -114,6 +123,48 @@ describe('master API', () => {
       },
     };
   };
+  /**
+   * A second master over the same taskdb and storage, its storage calls counted by a proxy, with
+   * the stack's signing key (or none, when not `keyed`: then it cannot check receipts).
+   */
+  const startMasterOverCountedStorage = async ({ keyed = true } = {}) => {
+    const proxy = await startCountingProxy(storageProcess.url!);
+    const counted = new ImageService({
+      tasks: new TaskGateway(taskdb),
+      store: new ImageStoreGateway(new ContractClient({ service: 'storage', baseUrl: proxy.url, token: INTERNAL_TOKEN }), {
+        publicUrl: async () => storageProcess.url!,
+        signingKey: keyed ? SIGNING_KEY : undefined,
+      }),
+      leaseMs: 30_000,
+      claimRecheckMs: 200,
+      signedUrlTtlMs: 60_000,
+    });
+    const app = createApp({
+      images: counted,
+      logger: createLogger('master', 'silent'),
+      maxUploadBytes: 4096,
+      dependencies: [],
+      tokens: { internal: INTERNAL_TOKEN, worker: WORKER_TOKEN },
+    });
+    const other = await listen(app, 0);
+    return {
+      worker: new ContractClient({ service: 'master', baseUrl: other.url, token: WORKER_TOKEN }),
+      /** Every request that reached storage through this master. */
+      storageRequests: proxy.requests,
+      close: async () => {
+        await other.close();
+        await proxy.close();
+      },
+    };
+  };
+  /** Uploads a result to the work's signed URL, as a worker does, and answers storage's receipt. */
+  const uploadResult = async (work: Work, bytes = RESULT): Promise<StorageReceipt> => {
+    const put = await fetch(work.resultUrl, { method: 'POST', body: bytes, headers: { 'content-type': 'image/png' } });
+    expect(put.status).toBe(201);
+    const { receipt } = StoredObjectSchema.parse(await put.json());
+    expect(receipt).toBeDefined();
+    return receipt!;
+  };
   const send = (
     method: string,
     urlPath: string,
@@ -163,6 +214,93 @@ describe('master API', () => {
     expect(result.body).toEqual(RESULT);
     expect(result.headers['content-type']).toBe('image/png');
   });
+
+  it("when a worker hands on storage's receipt, then master finishes the task without a call to storage; without one it reads the result back", async () => {
+    const counted = await startMasterOverCountedStorage();
+    try {
+      const id = await upload();
+      const work = await claim();
+      const receipt = await uploadResult(work);
+
+      const done = await counted.worker.call(masterContract.workFinished, { body: { id, leaseToken: work.leaseToken, receipt } });
+      const again = await counted.worker.call(masterContract.workFinished, { body: { id, leaseToken: work.leaseToken, receipt } });
+
+      expect(done).toMatchObject({ status: 200, body: { id, state: 'finished' } });
+      expect(again).toMatchObject({ status: 200, body: { id, state: 'finished' } });
+      expect(counted.storageRequests).toEqual([]);
+      const task = await taskdb.call(taskdbContract.get, { params: { id } });
+      expect(task.status === 200 && task.body.resultBytes).toBe(RESULT.length);
+      expect((await master.call(masterContract.get, { query: { id } })).body).toEqual(RESULT);
+
+      const other = await upload();
+      const otherWork = await claim();
+      await uploadResult(otherWork);
+      const readBack = await counted.worker.call(masterContract.workFinished, { body: { id: other, leaseToken: otherWork.leaseToken } });
+      expect(readBack).toMatchObject({ status: 200, body: { id: other, state: 'finished' } });
+      expect(counted.storageRequests).toEqual([`GET /objects/finished/${resultKey(other, 1)}`]);
+    } finally {
+      await counted.close();
+    }
+  });
+
+  it('when master has no signing key, then a receipt cannot be checked and the result is read back from storage', async () => {
+    const unkeyed = await startMasterOverCountedStorage({ keyed: false });
+    try {
+      const id = await upload();
+      const work = await claim();
+      const receipt = await uploadResult(work);
+      const done = await unkeyed.worker.call(masterContract.workFinished, { body: { id, leaseToken: work.leaseToken, receipt } });
+      expect(done).toMatchObject({ status: 200, body: { id, state: 'finished' } });
+      expect(unkeyed.storageRequests).toEqual([`GET /objects/finished/${resultKey(id, 1)}`]);
+    } finally {
+      await unkeyed.close();
+    }
+  });
+
+  /** The same text with its first character changed (a signature stays well-formed). */
+  const flipFirst = (text: string) => (text[0] === 'A' ? 'B' : 'A') + text.slice(1);
+  it.each<[string, (genuine: StorageReceipt, context: { earlier: StorageReceipt; otherTask: StorageReceipt }) => StorageReceipt, RegExp]>([
+    ['a flipped byte in its signature', (genuine) => ({ ...genuine, signature: flipFirst(genuine.signature) }), /signature does not match/],
+    ['an altered size', (genuine) => ({ ...genuine, size: genuine.size - 1 }), /signature does not match/],
+    ['altered dimensions', (genuine) => ({ ...genuine, width: 3 }), /signature does not match/],
+    ["another attempt's key (a genuine receipt)", (_genuine, { earlier }) => earlier, /is for finished\/\S+_1, not finished\/\S+_2/],
+    ["another task's key (a genuine receipt)", (_genuine, { otherTask }) => otherTask, /is for finished\/\S+, not finished\//],
+    ['a signature of another key', (genuine) => issueReceipt(genuine, deriveSigningKey('another-token')!), /signature does not match/],
+    ['an expiry that has passed', (genuine) => issueReceipt(genuine, SIGNING_KEY!, Date.now() - 3_600_000), /expired/],
+  ])(
+    'when a receipt has %s, then workFinished is a 422, storage is not asked instead, and the task stays in progress',
+    async (_name, forge, message) => {
+      const counted = await startMasterOverCountedStorage();
+      try {
+        await upload();
+        const otherTask = await uploadResult(await claim());
+        const id = await upload();
+        const first = await claim();
+        const earlier = await uploadResult(first);
+        await worker.call(masterContract.workReleased, { body: { id, leaseToken: first.leaseToken, reason: 'given back' } });
+        const work = await claim();
+        expect(work).toMatchObject({ id, attempt: 2 });
+        const genuine = await uploadResult(work);
+
+        const refused = await counted.worker.call(masterContract.workFinished, {
+          body: { id, leaseToken: work.leaseToken, receipt: forge(genuine, { earlier, otherTask }) },
+        });
+
+        expect(refused.status).toBe(422);
+        expect(errorBodyMessage(refused)).toMatch(/storage's receipt is refused/);
+        expect(errorBodyMessage(refused)).toMatch(message);
+        expect(counted.storageRequests).toEqual([]);
+        expect((await master.call(masterContract.isReady, { query: { id } })).body).toMatchObject({ id, state: 'in_progress' });
+        // The genuine receipt still finishes the task.
+        const done = await counted.worker.call(masterContract.workFinished, {
+          body: { id, leaseToken: work.leaseToken, receipt: genuine },
+        });
+        expect(done).toMatchObject({ status: 200, body: { id, state: 'finished' } });
+      } finally {
+        await counted.close();
+      }
+    },
+  );
 
   it('when a worker reports finished without a stored result, then it is a 409 and the task stays in progress', async () => {
     const id = await upload();
@@ -397,16 +535,25 @@ describe('master API', () => {
     }
   });
 
-  it.each([
+  it.each(
     [
-      'bytes of another type',
-      Buffer.concat([Buffer.from([0xff, 0xd8, 0xff, 0xe0]), Buffer.alloc(12, 1)]),
-      /is a image\/jpeg, not a image\/png/,
-    ],
-    ['a header that cannot be read', Buffer.concat([PNG.subarray(0, 8), Buffer.from('junk after the signature')]), /header cannot be read/],
-    ['another size in pixels', pngOf(3, 2), /3×2 pixels, the source 2×2/],
-    ['more bytes than its pixels can take', pngOf(2, 2, Buffer.alloc(100_000)), /more than \d+ for its pixels/],
-  ])('when a result has %s, then workFinished is a 422 and the task is not finished', async (_name, bytes, message) => {
+      [
+        'bytes of another type',
+        Buffer.concat([Buffer.from([0xff, 0xd8, 0xff, 0xe0]), Buffer.alloc(12, 1)]),
+        /is a image\/jpeg, not a image\/png/,
+      ],
+      [
+        'a header that cannot be read',
+        Buffer.concat([PNG.subarray(0, 8), Buffer.from('junk after the signature')]),
+        /header cannot be read/,
+      ],
+      ['another size in pixels', pngOf(3, 2), /3×2 pixels, the source 2×2/],
+      ['more bytes than its pixels can take', pngOf(2, 2, Buffer.alloc(100_000)), /more than \d+ for its pixels/],
+    ].flatMap(([name, bytes, message]) => [
+      [name, 'read back', bytes, message],
+      [name, 'told by a receipt', bytes, message],
+    ]) as [string, string, Buffer, RegExp][],
+  )('when a result has %s (%s), then workFinished is a 422 and the task is not finished', async (_name, how, bytes, message) => {
     const id = await upload();
     const work = await claim();
     // Stored with the internal token: what master checks does not depend on how the bytes got there.
@@ -416,7 +563,9 @@ describe('master API', () => {
       contentType: 'application/octet-stream',
     });
     expect(stored.status).toBe(201);
-    const refused = await send('POST', '/workFinished', JSON.stringify({ id, leaseToken: work.leaseToken }));
+    const receipt = how === 'told by a receipt' && stored.status === 201 ? stored.body.receipt : undefined;
+    expect(receipt === undefined).toBe(how === 'read back');
+    const refused = await send('POST', '/workFinished', JSON.stringify({ id, leaseToken: work.leaseToken, receipt }));
     expect(refused.status).toBe(422);
     expect(ErrorBodySchema.parse(await refused.json()).error.message).toMatch(message);
     expect((await master.call(masterContract.isReady, { query: { id } })).body).toEqual({ id, state: 'in_progress' });
@@ -520,6 +669,15 @@ describe('master API', () => {
     ['a status wait too long', 'GET', `/isReady?id=${randomUUID()}&waitMs=40000`, undefined, undefined, 400, 'bad_request'],
     ['a missing lease token', 'POST', '/workFinished', JSON.stringify({ id: randomUUID() }), undefined, 400, 'bad_request'],
     [
+      'a malformed receipt',
+      'POST',
+      '/workFinished',
+      JSON.stringify({ id: randomUUID(), leaseToken: randomUUID(), receipt: { state: 'finished', key: 'x', size: -1, signature: '!' } }),
+      undefined,
+      400,
+      'bad_request',
+    ],
+    [
       'a finished report of an unknown task',
       'POST',
       '/workFinished',
@@ -575,6 +733,8 @@ describe('master API', () => {
       logger: createLogger('master', 'silent'),
       retentionMs: 3_600_000,
       batchSize: 2,
+      // Room for the tasks the earlier tests ended: every batch of 2 is swept in one run.
+      maxBatches: 1000,
       now: () => now,
     });
 

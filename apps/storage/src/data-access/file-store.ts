@@ -8,12 +8,14 @@ import { detectImageType, type ImageType, type StorageState } from '@pixelmill/c
 import { IMAGE_TYPE_BYTES } from '@pixelmill/kit';
 import {
   admitObject,
+  digestOf,
   ObjectExistsError,
   STATE_FOLDERS,
   type ObjectInfo,
   type ObjectStore,
   type ObjectWriteOptions,
   type OpenedObject,
+  type StoredObjectInfo,
 } from './object-store';
 
 const TMP_FOLDER = 'tmp';
@@ -72,8 +74,9 @@ async function writeAll(fd: number, buffers: Buffer[], total: number): Promise<v
  * chunks are gathered and written with one gather write per WRITE_CHUNK_BYTES (no copy), so a
  * 400 KB image is one write and memory stays at about WRITE_CHUNK_BYTES whatever the size.
  */
-async function writeObject(fd: number, source: Readable, options: ObjectWriteOptions): Promise<ObjectInfo> {
-  const incoming = await admitObject(source, options);
+async function writeObject(fd: number, source: Readable, options: ObjectWriteOptions): Promise<StoredObjectInfo> {
+  const wantDigest = options.digest ?? false;
+  const incoming = await admitObject(source, options, { hash: wantDigest, head: wantDigest });
   let gathered: Buffer[] = [];
   let gatheredBytes = 0;
   for await (const chunk of incoming.body as AsyncIterable<Buffer>) {
@@ -88,7 +91,7 @@ async function writeObject(fd: number, source: Readable, options: ObjectWriteOpt
   if (gatheredBytes > 0) await writeAll(fd, gathered, gatheredBytes);
   // On disk before it is linked into place: a crash never shows half an image under its name.
   await fsyncFile(fd);
-  return { size: incoming.size(), contentType: incoming.contentType };
+  return { size: incoming.size(), contentType: incoming.contentType, ...(wantDigest ? { digest: digestOf(incoming) } : {}) };
 }
 
 /** Removes a temp file; one already gone is no failure. */
@@ -160,14 +163,14 @@ export class FileStore implements ObjectStore {
    * object with other bytes: ObjectExistsError). Memory stays at about WRITE_CHUNK_BYTES whatever
    * the size. A refused or broken stream leaves nothing behind.
    */
-  async putStream(state: StorageState, key: string, source: Readable, options: ObjectWriteOptions): Promise<ObjectInfo> {
+  async putStream(state: StorageState, key: string, source: Readable, options: ObjectWriteOptions): Promise<StoredObjectInfo> {
     this.pathOf(state, key); // refuses a key that leaves its folder before a byte is read
     const temp = path.join(this.root, TMP_FOLDER, `${key}.${randomUUID()}`);
     // Opened before the body is admitted: from then on the body is read without a pause (no turn
     // of the event loop in which its failure would find no listener). O_EXCL: never a shared name.
     const fd = await openFile(temp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o666);
     try {
-      let stored: ObjectInfo;
+      let stored: StoredObjectInfo;
       try {
         stored = await writeObject(fd, source, options);
       } finally {

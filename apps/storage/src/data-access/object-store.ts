@@ -1,7 +1,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import { finished, Transform, type Readable } from 'node:stream';
 import type { ImageType, StorageState } from '@pixelmill/contracts';
-import { IMAGE_TYPE_BYTES, peekStream } from '@pixelmill/kit';
+import { IMAGE_HEAD_BYTES, IMAGE_TYPE_BYTES, imageFactsOf, peekStream, type ImageFacts } from '@pixelmill/kit';
 
 export const STATE_FOLDERS: readonly StorageState[] = ['inProgress', 'finished'];
 
@@ -46,6 +46,21 @@ export interface ObjectWriteOptions {
   maxBytes: number;
   /** Given the first bytes, answers their image type or throws (the write fails with that error). */
   check: (head: Buffer) => ImageType;
+  /** Hash the bytes and read their head as they pass (the answer's `digest`), for a receipt. */
+  digest?: boolean;
+}
+
+/** What a write saw of the bytes as they passed: no second read of the stored object. */
+export interface WriteDigest {
+  /** SHA-256 (hex) of all the bytes. */
+  sha256: string;
+  /** What the first IMAGE_HEAD_BYTES say: the type by magic bytes, the declared dimensions. */
+  facts: ImageFacts;
+}
+
+export interface StoredObjectInfo extends ObjectInfo {
+  /** With `digest` asked for. */
+  digest?: WriteDigest;
 }
 
 /**
@@ -61,7 +76,7 @@ export interface ObjectWriteOptions {
 export interface ObjectStore {
   /** `folder` or `s3`: where the bytes are; `/readyz` names its check after it. */
   readonly kind: 'folder' | 's3';
-  putStream(state: StorageState, key: string, source: Readable, options: ObjectWriteOptions): Promise<ObjectInfo>;
+  putStream(state: StorageState, key: string, source: Readable, options: ObjectWriteOptions): Promise<StoredObjectInfo>;
   /**
    * An object's size, type and bytes as a stream; undefined when there is none. With `range`,
    * the bytes from `start` to `end` (inclusive, cut at the object's end), unless it starts past
@@ -90,6 +105,8 @@ export interface IncomingObject {
   size(): number;
   /** SHA-256 (hex) of the bytes that went through; only with `hash`. */
   sha256(): string;
+  /** The first IMAGE_HEAD_BYTES that went through (all of a smaller body); only with `head`. */
+  head(): Buffer;
 }
 
 /**
@@ -101,7 +118,7 @@ export interface IncomingObject {
 export async function admitObject(
   source: Readable,
   options: ObjectWriteOptions,
-  { joinBytes = 0, hash = false }: { joinBytes?: number; hash?: boolean } = {},
+  { joinBytes = 0, hash = false, head: keepHead = false }: { joinBytes?: number; hash?: boolean; head?: boolean } = {},
 ): Promise<IncomingObject> {
   const head = await peekStream(source, IMAGE_TYPE_BYTES);
   if (head.length === 0) throw new EmptyBodyError();
@@ -109,6 +126,9 @@ export async function admitObject(
   const digest: Hash | undefined = hash ? createHash('sha256') : undefined;
   let sha256: string | undefined;
   let size = 0;
+  // Copies: the chunks themselves move on to the sink.
+  const headChunks: Buffer[] = [];
+  let headLength = 0;
   let pending: Buffer[] = [];
   let pendingBytes = 0;
   const takePending = (): Buffer => {
@@ -125,6 +145,11 @@ export async function admitObject(
         return;
       }
       digest?.update(chunk);
+      if (keepHead && headLength < IMAGE_HEAD_BYTES) {
+        const part = Buffer.from(chunk.subarray(0, IMAGE_HEAD_BYTES - headLength));
+        headChunks.push(part);
+        headLength += part.length;
+      }
       pending.push(chunk);
       pendingBytes += chunk.length;
       done(null, pendingBytes >= joinBytes ? takePending() : undefined);
@@ -148,5 +173,14 @@ export async function admitObject(
       sha256 ??= digest.digest('hex');
       return sha256;
     },
+    head: () => {
+      if (!keepHead) throw new Error('the write was admitted without keeping the head');
+      return Buffer.concat(headChunks, headLength);
+    },
   };
+}
+
+/** The digest of a write admitted with hash and head, once its bytes have all gone through. */
+export function digestOf(incoming: IncomingObject): WriteDigest {
+  return { sha256: incoming.sha256(), facts: imageFactsOf(incoming.head()) };
 }

@@ -14,12 +14,14 @@ import { ImageTypeSchema, StorageKeySchema, type StorageState } from '@pixelmill
 import { AppError } from '@pixelmill/kit';
 import {
   admitObject,
+  digestOf,
   ObjectExistsError,
   type IncomingObject,
   type ObjectInfo,
   type ObjectStore,
   type ObjectWriteOptions,
   type OpenedObject,
+  type StoredObjectInfo,
 } from './object-store';
 
 /**
@@ -157,15 +159,24 @@ export class S3ObjectStore implements ObjectStore {
     this.partBytes = Math.max(options.partBytes ?? S3_PART_BYTES, S3_PART_BYTES);
   }
 
-  async putStream(state: StorageState, key: string, source: Readable, options: ObjectWriteOptions): Promise<ObjectInfo> {
+  async putStream(state: StorageState, key: string, source: Readable, options: ObjectWriteOptions): Promise<StoredObjectInfo> {
     const Key = this.keyOf(state, key);
-    const [incoming, stored] = await Promise.all([admitObject(source, options, { hash: true }), this.stat(state, key)]);
+    // Always hashed: a write that meets an object under its key compares the two by SHA-256.
+    const [incoming, stored] = await Promise.all([
+      admitObject(source, options, { hash: true, head: options.digest ?? false }),
+      this.stat(state, key),
+    ]);
     const body = incoming.body;
+    const written = (): StoredObjectInfo => ({
+      size: incoming.size(),
+      contentType: incoming.contentType,
+      ...(options.digest ? { digest: digestOf(incoming) } : {}),
+    });
     if (stored) {
       // Read to its end (checked and hashed as it passes), then compared with what is stored.
       await pipeline(body, new Writable({ write: (_chunk, _encoding, done) => done() }));
       await this.settle(state, key, incoming);
-      return { size: incoming.size(), contentType: incoming.contentType };
+      return written();
     }
     const upload = new Upload({
       client: this.client,
@@ -187,7 +198,7 @@ export class S3ObjectStore implements ObjectStore {
       // Refused by `If-None-Match: *` once the whole body was sent: the bytes are all hashed.
       await this.settle(state, key, incoming);
     }
-    return { size: incoming.size(), contentType: incoming.contentType };
+    return written();
   }
 
   /**

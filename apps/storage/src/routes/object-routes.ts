@@ -1,13 +1,17 @@
 import { pipeline } from 'node:stream/promises';
 import type { Request, RequestHandler, Router } from 'express';
 import { detectImageType, ObjectParamsSchema, SignedQuerySchema, storageContract, type ImageType } from '@pixelmill/contracts';
-import { AppError, mountContract, verifyObjectSignature, type ServiceTokens } from '@pixelmill/kit';
+import { AppError, issueReceipt, mountContract, verifyObjectSignature, type ServiceTokens } from '@pixelmill/kit';
 import { EmptyBodyError, ObjectExistsError, StreamLimitError, type ObjectStore } from '../data-access/object-store';
 
 export interface ObjectRouteOptions {
   maxObjectBytes: number;
   tokens: ServiceTokens;
-  /** Key of the signed URLs master hands to workers; without it only the internal token opens objects. */
+  /**
+   * Key of the signed URLs master hands to workers, and of the receipts of stored results; without
+   * it only the internal token opens objects, and results get no receipt (there is nothing to sign
+   * with: master then reads each result back to check it).
+   */
   signingKey?: string;
 }
 
@@ -73,9 +77,18 @@ export function mountObjectRoutes(router: Router, store: ObjectStore, options: O
           return contentType;
         };
         const limit = uploadLimit(req, maxObjectBytes);
+        // A result's receipt spares master a read back of it; a source is put by master itself, which knows its bytes.
+        const receiptKey = params.state === 'finished' ? signingKey : undefined;
         try {
-          const { size, contentType } = await store.putStream(params.state, params.key, req, { maxBytes: limit, check });
-          return { status: 201, body: { key: params.key, state: params.state, size, contentType } };
+          const { size, contentType, digest } = await store.putStream(params.state, params.key, req, {
+            maxBytes: limit,
+            check,
+            digest: receiptKey !== undefined,
+          });
+          const stored = { key: params.key, state: params.state, size, contentType };
+          if (receiptKey === undefined || digest === undefined) return { status: 201, body: stored };
+          const receipt = issueReceipt({ state: params.state, key: params.key, size, sha256: digest.sha256, ...digest.facts }, receiptKey);
+          return { status: 201, body: { ...stored, receipt } };
         } catch (err) {
           // The rest of a refused body is not read: the error answer closes the connection.
           if (err instanceof StreamLimitError) throw tooLarge(limit);

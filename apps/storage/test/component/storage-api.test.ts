@@ -2,8 +2,9 @@ import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { ErrorBodySchema, storageContract } from '@pixelmill/contracts';
-import { ContractClient, createLogger, listen, signedObjectUrl, type Listening } from '@pixelmill/kit';
+import { createHash } from 'node:crypto';
+import { ErrorBodySchema, storageContract, StoredObjectSchema } from '@pixelmill/contracts';
+import { ContractClient, createLogger, listen, receiptProblem, signedObjectUrl, type Listening } from '@pixelmill/kit';
 import { createApp } from '../../src/app';
 import { FileStore } from '../../src/data-access/file-store';
 import { BACKENDS, startBackend, type ObjectBackend, type ObjectPlace } from '../object-backends';
@@ -55,6 +56,17 @@ describe.each(BACKENDS)('storage API on %s', (backendName) => {
     expect(got.status).toBe(200);
     expect(got.body).toEqual(PNG);
     expect(got.headers['content-type']).toBe('image/png');
+  });
+
+  it('when storage runs open (no signing key), then a stored result gets no receipt: there is nothing to sign with', async () => {
+    const put = await send('POST', '/objects/finished/open-result', PNG);
+    expect(put.status).toBe(201);
+    expect(StoredObjectSchema.parse(await put.json())).toEqual({
+      key: 'open-result',
+      state: 'finished',
+      size: PNG.length,
+      contentType: 'image/png',
+    });
   });
 
   it('keeps the two states apart', async () => {
@@ -276,6 +288,42 @@ describe.each(BACKENDS)('storage on %s with tokens and signed URLs', (backendNam
 
   const url = (method: 'GET' | 'POST', state: 'inProgress' | 'finished', key: string, expires = Date.now() + 60_000) =>
     signedObjectUrl(server.url, { method, state, key, expires }, SIGNING_KEY);
+
+  it('when a result is stored, then the answer carries a receipt signed by storage, with the size, SHA-256, type and declared size of the bytes', async () => {
+    const bytes = Buffer.alloc(70_000, 0x42);
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]).copy(bytes);
+    bytes.writeUInt32BE(13, 8);
+    bytes.write('IHDR', 12, 'latin1');
+    bytes.writeUInt32BE(320, 16);
+    bytes.writeUInt32BE(240, 20);
+    const before = Date.now();
+
+    const put = await fetch(url('POST', 'finished', 'task-1_1'), { method: 'POST', body: bytes, headers: { 'content-type': 'image/png' } });
+
+    expect(put.status).toBe(201);
+    const { receipt } = StoredObjectSchema.parse(await put.json());
+    expect(receipt).toMatchObject({
+      state: 'finished',
+      key: 'task-1_1',
+      size: bytes.length,
+      sha256: createHash('sha256').update(bytes).digest('hex'),
+      contentType: 'image/png',
+      width: 320,
+      height: 240,
+    });
+    expect(receipt!.expires).toBeGreaterThan(before);
+    expect(receiptProblem(receipt!, { state: 'finished', key: 'task-1_1' }, SIGNING_KEY)).toBeUndefined();
+  });
+
+  it('when a source is stored, then its answer carries no receipt (master, which stores it, knows its bytes)', async () => {
+    const put = await fetch(`${server.url}/objects/inProgress/task-2`, {
+      method: 'POST',
+      body: PNG,
+      headers: { 'content-type': 'image/png', authorization: `Bearer ${INTERNAL}` },
+    });
+    expect(put.status).toBe(201);
+    expect(StoredObjectSchema.parse(await put.json()).receipt).toBeUndefined();
+  });
 
   it('when a request has neither the token nor a signature, then it gets 401', async () => {
     const response = await fetch(`${server.url}/objects/inProgress/task-1`);

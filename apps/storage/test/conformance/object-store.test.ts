@@ -16,6 +16,25 @@ function image(size: number, seed = 1, signature = PNG_SIGNATURE): Buffer {
   return bytes;
 }
 
+/** A PNG of `size` bytes whose header declares `width`×`height`. */
+function pngDeclaring(width: number, height: number, size: number): Buffer {
+  const bytes = image(size - PNG_SIGNATURE.length, 3);
+  bytes.writeUInt32BE(13, 8);
+  bytes.write('IHDR', 12, 'latin1');
+  bytes.writeUInt32BE(width, 16);
+  bytes.writeUInt32BE(height, 20);
+  return bytes;
+}
+
+/** A JPEG whose frame header, declaring `width`×`height`, follows 64 KB of metadata (an APP1 segment). */
+function jpegDeclaring(width: number, height: number): Buffer {
+  const app1 = Buffer.alloc(2 + 65_535, 0x5a);
+  app1.writeUInt16BE(0xffe1, 0);
+  app1.writeUInt16BE(65_535, 2);
+  const sof = Buffer.from([0xff, 0xc0, 0x00, 0x11, 0x08, height >> 8, height & 0xff, width >> 8, width & 0xff, 0x03]);
+  return Buffer.concat([Buffer.from([0xff, 0xd8]), app1, sof, image(50_000, 4).subarray(PNG_SIGNATURE.length)]);
+}
+
 const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
 
 /** The bytes as a stream in chunks of the given sizes, repeated. */
@@ -106,6 +125,36 @@ describe.each(BACKENDS)('object store on %s', (name) => {
     expect(opened).toMatchObject({ size: bytes.length, contentType: 'image/png' });
     expect(opened!.range).toBeUndefined();
     expect((await readAll(opened!.stream)).equals(bytes)).toBe(true);
+  });
+
+  it.each([
+    ['a PNG in odd chunks', () => pngDeclaring(640, 480, 300 * 1024), [7, 3, 65_536, 1000], 'image/png'],
+    ['a JPEG whose frame header lies past the first chunks', () => jpegDeclaring(300, 200), [7, 3, 65_536, 1000], 'image/jpeg'],
+    ['a PNG larger than the head, in one chunk', () => pngDeclaring(1024, 768, 400 * 1024), [400 * 1024], 'image/png'],
+  ] as const)(
+    'when a digest is asked for %s, then the write answers the SHA-256 of its bytes and what its head declares',
+    async (_what, make, chunks, contentType) => {
+      const bytes = make();
+      const { width, height } =
+        contentType === 'image/png' ? { width: bytes.readUInt32BE(16), height: bytes.readUInt32BE(20) } : { width: 300, height: 200 };
+
+      const stored = await store.putStream('finished', 'digested', streamOf(bytes, [...chunks]), { ...writeOptions(), digest: true });
+
+      expect(stored).toEqual({ size: bytes.length, contentType, digest: { sha256: sha256(bytes), facts: { contentType, width, height } } });
+      expect((await place.read('finished', 'digested'))!.equals(bytes)).toBe(true);
+    },
+  );
+
+  it('when the same bytes are written again with a digest asked for, then the digest comes again; bytes without a readable header give nulls', async () => {
+    const bytes = image(20_000, 6);
+    const expected = {
+      size: bytes.length,
+      contentType: 'image/png',
+      digest: { sha256: sha256(bytes), facts: { contentType: 'image/png', width: null, height: null } },
+    };
+
+    expect(await store.putStream('finished', 'twice', streamOf(bytes), { ...writeOptions(), digest: true })).toEqual(expected);
+    expect(await place.store().putStream('finished', 'twice', streamOf(bytes), { ...writeOptions(), digest: true })).toEqual(expected);
   });
 
   it('when nothing is stored under a key, then stat and open answer undefined and delete false', async () => {

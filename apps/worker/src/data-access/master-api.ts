@@ -1,4 +1,4 @@
-import { masterContract, type Work } from '@pixelmill/contracts';
+import { masterContract, type StorageReceipt, type Work } from '@pixelmill/contracts';
 import { AppError, errorBodyMessage, type ContractClient } from '@pixelmill/kit';
 import { LeaseLostError } from '../domain/work-errors';
 
@@ -18,8 +18,12 @@ export interface MasterApi {
    * valid until then. Throws LeaseLostError when the lease is gone.
    */
   heartbeat(work: Work, options?: CallOptions): Promise<{ leaseExpiresAt: string; resultUrl?: string }>;
-  /** Throws LeaseLostError when master no longer counts this worker as the holder. */
-  finish(work: Work): Promise<void>;
+  /**
+   * The result is stored; `receipt` is storage's answer to its upload, handed on so that master
+   * need not read the result back. Throws LeaseLostError when master no longer counts this worker
+   * as the holder.
+   */
+  finish(work: Work, receipt?: StorageReceipt): Promise<void>;
   /** The task can never succeed: it ends failed. Throws LeaseLostError when the lease is gone. */
   fail(work: Work, reason: string): Promise<void>;
   /** Gives the task back at once, to be retried later. Throws LeaseLostError when the lease is gone. */
@@ -67,8 +71,8 @@ export function createMasterApi(client: ContractClient, options: MasterApiOption
       throw refusal(work, 'heartbeat', result);
     },
 
-    async finish(work) {
-      const result = await client.call(masterContract.workFinished, { body: lease(work) });
+    async finish(work, receipt) {
+      const result = await client.call(masterContract.workFinished, { body: { ...lease(work), ...(receipt ? { receipt } : {}) } });
       if (result.status !== 200) throw refusal(work, 'workFinished', result);
     },
 

@@ -1,4 +1,4 @@
-import { storageContract, type Work } from '@pixelmill/contracts';
+import { storageContract, type StorageReceipt, type Work } from '@pixelmill/contracts';
 import { AppError, ContractClient, errorBodyMessage, type CallInput, type CallResult } from '@pixelmill/kit';
 import { PermanentWorkError } from '../domain/work-errors';
 
@@ -10,8 +10,12 @@ import { PermanentWorkError } from '../domain/work-errors';
 export interface StorageApi {
   /** The image to work on. Throws PermanentWorkError when storage has no such image. */
   downloadSource(work: Work, signal: AbortSignal): Promise<Buffer>;
-  /** Stores the result, in the source's type. Throws PermanentWorkError when storage refuses these bytes. */
-  uploadResult(work: Work, bytes: Buffer, signal: AbortSignal): Promise<void>;
+  /**
+   * Stores the result, in the source's type; answers storage's receipt for it (none from a storage
+   * that runs open), which master takes instead of reading the result back. Throws
+   * PermanentWorkError when storage refuses these bytes.
+   */
+  uploadResult(work: Work, bytes: Buffer, signal: AbortSignal): Promise<StorageReceipt | undefined>;
 }
 
 /** The two storage calls a worker makes, through the signed URLs of its task. */
@@ -69,7 +73,7 @@ export function createStorageApi(options: { timeoutMs: number }): StorageApi {
         { params: { state: 'finished', key: work.id }, body: bytes, contentType: work.contentType, signal },
         options.timeoutMs,
       );
-      if (result.status === 201) return;
+      if (result.status === 201) return result.body.receipt;
       // Too large, or a type storage does not accept: the same bytes would be refused again.
       if (result.status === 413 || result.status === 415) {
         throw new PermanentWorkError(`storage refused the result: ${errorBodyMessage(result)}`);

@@ -1,4 +1,4 @@
-import type { Work } from '@pixelmill/contracts';
+import type { StorageReceipt, Work } from '@pixelmill/contracts';
 import { backoffDelay, sleep, withRequestId, type BackoffOptions, type Logger } from '@pixelmill/kit';
 import type { MasterApi } from '../data-access/master-api';
 import type { StorageApi } from '../data-access/storage-api';
@@ -62,6 +62,12 @@ export interface WorkLoopOptions {
  * stop() resolves anyway. The process's forced exit must leave at least this much.
  */
 export const RELEASE_GRACE_MS = 3_000;
+
+/** A task done: its figures for the log, and storage's receipt of the result for master. */
+interface Done {
+  stats: Record<string, number>;
+  receipt?: StorageReceipt;
+}
 
 const describe = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
@@ -191,9 +197,9 @@ export class WorkLoop {
     this.inHand = task;
     lease.start();
     let problem: unknown;
-    let stats: Record<string, number> | undefined;
+    let done: Done | undefined;
     try {
-      stats = await this.process(task, slot);
+      done = await this.process(task, slot);
     } catch (err) {
       problem = task.explain(err);
     } finally {
@@ -204,9 +210,9 @@ export class WorkLoop {
 
     if (!(problem instanceof LeaseLostError)) {
       try {
-        if (stats) {
-          await this.deps.master.finish(work);
-          logger.info(`task finished: ${work.op} on ${work.contentType}`, stats);
+        if (done) {
+          await this.deps.master.finish(work, done.receipt);
+          logger.info(`task finished: ${work.op} on ${work.contentType}`, done.stats);
           return;
         }
         if (problem instanceof PermanentWorkError) {
@@ -232,7 +238,7 @@ export class WorkLoop {
    * and uploads; checks between the steps that the task is still ours to do. A cancelled transform
    * is dropped at once (its thread is replaced).
    */
-  private async process(task: TaskInHand, slot: Slot): Promise<Record<string, number>> {
+  private async process(task: TaskInHand, slot: Slot): Promise<Done> {
     const { work, signal } = task;
     const started = Date.now();
     const source = await this.deps.storage.downloadSource(work, signal);
@@ -255,10 +261,10 @@ export class WorkLoop {
         slot.release();
       });
     task.throwIfCancelled();
-    await this.deps.storage.uploadResult(work, output.bytes, signal);
+    const receipt = await this.deps.storage.uploadResult(work, output.bytes, signal);
     task.throwIfCancelled();
     const { timings } = output;
-    return {
+    const stats = {
       bytesIn,
       bytesOut: output.bytes.length,
       ms: Date.now() - started,
@@ -269,6 +275,7 @@ export class WorkLoop {
       operationMs: Math.round(timings.operationMs),
       encodeMs: Math.round(timings.encodeMs),
     };
+    return { stats, receipt };
   }
 
   /** Gives the task back at once. If master cannot be told, the lease expires instead: logged, not thrown. */

@@ -1,4 +1,4 @@
-import { createHmac, randomBytes, randomUUID } from 'node:crypto';
+import { createHash, createHmac, randomBytes, randomUUID } from 'node:crypto';
 import type { Request } from 'express';
 import {
   kvContract,
@@ -6,6 +6,7 @@ import {
   storageContract,
   type ImageType,
   type Operation,
+  type StorageReceipt,
   type StorageState,
   type Work,
 } from '@pixelmill/contracts';
@@ -14,6 +15,8 @@ import {
   bearerToken,
   createLogger,
   createServiceApp,
+  imageFactsOf,
+  issueReceipt,
   listen,
   mountContract,
   instanceKey,
@@ -74,6 +77,10 @@ export class FakeStorage {
   readonly failingPuts: number[] = [];
   /** While set, GETs wait for it before answering. */
   gate: Promise<void> | undefined;
+  /** Whether a stored object's answer carries a receipt, as from a storage with a signing key. */
+  receipts = true;
+  /** The receipts answered, in order. */
+  readonly receiptsIssued: StorageReceipt[] = [];
   private readonly secret = randomBytes(32);
   private server: Listening | undefined;
 
@@ -124,10 +131,12 @@ export class FakeStorage {
               if (failure !== undefined) throw new AppError('internal', failure, 'storage could not write');
               const contentType = req.get('content-type') ?? '';
               this.put(params.state, params.key, body, contentType);
-              return {
-                status: 201,
-                body: { key: params.key, state: params.state, size: body.length, contentType: contentType as ImageType },
-              };
+              const stored = { key: params.key, state: params.state, size: body.length, contentType: contentType as ImageType };
+              if (!this.receipts) return { status: 201, body: stored };
+              const sha256 = createHash('sha256').update(body).digest('hex');
+              const receipt = issueReceipt({ ...stored, sha256, ...imageFactsOf(body) }, this.secret.toString('base64url'));
+              this.receiptsIssued.push(receipt);
+              return { status: 201, body: { ...stored, receipt } };
             },
           },
           {

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import path from 'node:path';
 import jpeg from '@jimp/js-jpeg';
 import { PNG } from 'pngjs';
@@ -130,11 +131,24 @@ describe('worker loop over HTTP', () => {
     expect(decoded.data).toEqual(swapRedBlue(pixels));
 
     const claimToken = master.tasks.get(id)!.leaseToken;
-    expect(master.callsTo('workFinished').map((call) => call.body)).toEqual([{ id, leaseToken: claimToken }]);
+    // With storage's receipt of the upload, as it came: master need not read the result back.
+    const [receipt] = storage.receiptsIssued;
+    expect(receipt).toMatchObject({ size: result.bytes.length, sha256: createHash('sha256').update(result.bytes).digest('hex') });
+    expect(master.callsTo('workFinished').map((call) => call.body)).toEqual([{ id, leaseToken: claimToken, receipt }]);
     expect(master.callsTo('workFailed')).toEqual([]);
     // The upload came before workFinished, and both calls carry the task's request id.
     expect(storage.callsTo('put')[0]!.at).toBeLessThanOrEqual(master.callsTo('workFinished')[0]!.at);
     expect(storage.callsTo('get')[0]!.requestId).toBe(`${id}.1`);
+  });
+
+  it('when storage answers no receipt (it runs open), then workFinished goes without one', async () => {
+    storage.receipts = false;
+    const id = queuePng(makePng().bytes);
+    startWorker();
+
+    await until(() => master.tasks.get(id)!.state === 'finished', 'the task to finish');
+
+    expect(master.callsTo('workFinished').map((call) => call.body)).toEqual([{ id, leaseToken: master.tasks.get(id)!.leaseToken }]);
   });
 
   it('when a task comes with signed URLs, then storage is reached through them alone (it refuses unsigned requests)', async () => {
@@ -220,7 +234,9 @@ describe('worker loop over HTTP', () => {
     expect(master.callsTo('workFailed')).toEqual([]);
     expect(master.tasks.get(id)!.attempt).toBe(2);
     // The release came before the second claim; the finish carries the second lease.
-    expect(master.callsTo('workFinished').map((call) => call.body)).toEqual([{ id, leaseToken: master.tasks.get(id)!.leaseToken }]);
+    expect(master.callsTo('workFinished').map((call) => call.body)).toEqual([
+      { id, leaseToken: master.tasks.get(id)!.leaseToken, receipt: storage.receiptsIssued[0] },
+    ]);
     expect((released[0]!.body as { leaseToken: string }).leaseToken).not.toBe(master.tasks.get(id)!.leaseToken);
   });
 
