@@ -16,6 +16,7 @@ import type { ImageStoreGateway } from '../data-access/image-store-gateway';
 import type { Claim, Task, TaskGateway } from '../data-access/task-gateway';
 import { imageExpired, unknownImage } from './image-errors';
 import { maxResultBytes, resultProblem } from './result-check';
+import { LeasesHandedOut } from './leases-handed-out';
 import { Signal } from './work-signal';
 
 /** Caps on the bytes an owner may have stored; undefined: no cap. */
@@ -66,6 +67,8 @@ export class ImageService {
   readonly signal = new Signal();
   /** Wakes isReady calls waiting for their task to end, by task id, with the ended state. */
   readonly ended = new Signal<TaskStatus>();
+  /** The claims this master answered getWork with, until their attempt ends here. */
+  readonly leases = new LeasesHandedOut();
 
   constructor(private readonly deps: ImageServiceDeps) {}
 
@@ -177,7 +180,8 @@ export class ImageService {
    * the worker gives it back, and the next attempt writes its own.
    */
   async finished(id: string, leaseToken: string, receipt?: StorageReceipt): Promise<TaskStatus> {
-    const task = await this.anyTask(id);
+    // A lease handed out here needs no second read of its task (see LeasesHandedOut).
+    const task = this.leases.find(id, leaseToken) ?? (await this.anyTask(id));
     const stored = await this.deps.store.storedResult(id, task.attempt, receipt);
     if (stored.kind === 'missing') {
       throw new AppError('conflict', 409, `no result stored for attempt ${task.attempt} of ${id}: upload it to the work's resultUrl first`);
@@ -209,6 +213,7 @@ export class ImageService {
     body: { to: 'finished' | 'failed' | 'not_started'; leaseToken: string; error?: string; resultBytes?: number },
   ): Promise<TaskStatus> {
     const task = await this.deps.tasks.changeState(id, body);
+    this.leases.forget(id);
     const status: TaskStatus = { id, state: task.state, ...(task.error ? { error: task.error } : {}) };
     if (status.state === 'finished' || status.state === 'failed') this.taskEnded(status);
     return status;
@@ -216,6 +221,7 @@ export class ImageService {
 
   /** A claimed task as the worker gets it: with the URLs to read its source and store its result. */
   private async work(claim: Claim): Promise<Work> {
+    this.leases.remember(claim);
     const { id, op, contentType, attempt, leaseToken, leaseExpiresAt } = claim;
     const [sourceUrl, resultUrl] = await Promise.all([
       this.deps.store.sourceUrl(id, Date.now() + this.deps.signedUrlTtlMs),

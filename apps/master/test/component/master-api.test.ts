@@ -243,6 +243,58 @@ describe('master API', () => {
     }
   });
 
+  it('when a worker finishes a task this master handed out, then master does not read the task from taskdb again; for a lease handed out elsewhere it does', async () => {
+    const counted = await startCountedMaster(200);
+    try {
+      const id = await upload();
+      const handedOut = await counted.worker.call(masterContract.getWork, { query: { waitMs: 0 } });
+      if (handedOut.status !== 200) throw new Error(`getWork answered ${handedOut.status}`);
+      const receipt = await uploadResult(handedOut.body);
+      const done = await counted.worker.call(masterContract.workFinished, {
+        body: { id, leaseToken: handedOut.body.leaseToken, receipt },
+      });
+      expect(done).toMatchObject({ status: 200, body: { id, state: 'finished' } });
+      expect(counted.taskReads(id)).toBe(0);
+
+      // Claimed through the other master: this one knows nothing of the lease and asks taskdb.
+      const other = await upload();
+      const elsewhere = await claim();
+      const otherReceipt = await uploadResult(elsewhere);
+      const finished = await counted.worker.call(masterContract.workFinished, {
+        body: { id: other, leaseToken: elsewhere.leaseToken, receipt: otherReceipt },
+      });
+      expect(finished).toMatchObject({ status: 200, body: { id: other, state: 'finished' } });
+      expect(counted.taskReads(other)).toBe(1);
+    } finally {
+      await counted.close();
+    }
+  });
+
+  it('when a lease this master handed out was lost meanwhile, then its workFinished is still refused by taskdb', async () => {
+    const counted = await startCountedMaster(200);
+    try {
+      const id = await upload();
+      const handedOut = await counted.worker.call(masterContract.getWork, { query: { waitMs: 0 } });
+      if (handedOut.status !== 200) throw new Error(`getWork answered ${handedOut.status}`);
+      const receipt = await uploadResult(handedOut.body);
+      // The lease is given back (as the reaper would after it expired): the token no longer holds.
+      const released = await taskdb.call(taskdbContract.changeState, {
+        params: { id },
+        body: { to: 'not_started', leaseToken: handedOut.body.leaseToken, error: 'lease expired' },
+      });
+      expect(released.status).toBe(200);
+
+      const late = await counted.worker.call(masterContract.workFinished, {
+        body: { id, leaseToken: handedOut.body.leaseToken, receipt },
+      });
+      expect(late.status).toBe(409);
+      const task = await taskdb.call(taskdbContract.get, { params: { id } });
+      expect(task.status === 200 && task.body.state).toBe('not_started');
+    } finally {
+      await counted.close();
+    }
+  });
+
   it('when master has no signing key, then a receipt cannot be checked and the result is read back from storage', async () => {
     const unkeyed = await startMasterOverCountedStorage({ keyed: false });
     try {
