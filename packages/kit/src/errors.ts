@@ -2,6 +2,7 @@ import type { ErrorRequestHandler, Request, RequestHandler, Response } from 'exp
 import { ZodError } from 'zod';
 import type { ErrorBody, ErrorCode } from '@pixelmill/contracts';
 import { closeAfterAnswer } from './connections';
+import { sendJson } from './json-reply';
 import type { Logger } from './logger';
 
 /** The one error type of pixelmill: a code and status the client may see, and a message for humans. */
@@ -113,11 +114,11 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
     const appError = toAppError(err);
     if (appError) {
       if (appError.status >= 500) logger.error(`${req.method} ${req.path} failed: ${appError.message}`);
-      res.status(appError.status).json(appError.toBody());
+      sendJson(res, appError.status, appError.toBody());
       return;
     }
     logger.error(`${req.method} ${req.path} failed`, err);
-    res.status(500).json(new AppError('internal', 500, 'internal error').toBody());
+    sendJson(res, 500, new AppError('internal', 500, 'internal error').toBody());
   };
 }
 

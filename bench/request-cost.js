@@ -1,0 +1,266 @@
+#!/usr/bin/env node
+// What one inter-service request costs each end, in CPU: a service app of kit's (createServiceApp,
+// a contract mounted with mountContract, a bearer token checked) in a child process, called by
+// kit's ContractClient from this process. Each side measures its own process.cpuUsage (user +
+// system), so neither counts the other's work.
+//
+//   node bench/request-cost.js [--calls N] [--reps N] [--kit DIR] [--only getJson,...] [--json]
+//   node bench/request-cost.js --ab DIR_A,DIR_B [--rounds N]   (A/B of two builds of kit, alternating)
+//
+// DIR is a built kit (its dist folder, e.g. a copy of packages/kit/dist taken before a change); the
+// default is the build of this checkout (`npm run build` first).
+'use strict';
+const { fork, execFileSync } = require('node:child_process');
+const path = require('node:path');
+
+const TOKEN = 'request-cost-token';
+const BLOB_BYTES = 512 * 1024;
+const CONCURRENCY = 8;
+
+const argv = process.argv.slice(2);
+const flag = (name) => argv.includes(name);
+const option = (name, fallback) => {
+  const at = argv.indexOf(name);
+  return at < 0 ? fallback : argv[at + 1];
+};
+const kitDir = path.resolve(option('--kit', path.join(__dirname, '../packages/kit/dist')));
+const loadKit = () => require(kitDir);
+
+/** The routes: small JSON each way, and half a megabyte each way (an image's size). */
+function benchContract() {
+  const { defineRoute, BINARY, ErrorBodySchema } = require('@pixelmill/contracts');
+  const { z } = require('zod');
+  const ItemSchema = z.object({
+    id: z.string(),
+    name: z.string(),
+    size: z.number().int(),
+    tags: z.array(z.string()),
+    updatedAt: z.string(),
+  });
+  const params = z.object({ id: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/) });
+  return {
+    getItem: defineRoute({
+      method: 'GET',
+      path: '/items/:id',
+      auth: 'internal',
+      summary: 'a small JSON answer',
+      params,
+      responses: { 200: ItemSchema, 404: ErrorBodySchema },
+    }),
+    setItem: defineRoute({
+      method: 'POST',
+      path: '/items/:id',
+      auth: 'internal',
+      idempotent: true,
+      summary: 'a small JSON body and answer',
+      params,
+      body: z.object({ name: z.string(), size: z.number().int(), tags: z.array(z.string()) }),
+      responses: { 200: ItemSchema, 400: ErrorBodySchema },
+    }),
+    putBlob: defineRoute({
+      method: 'PUT',
+      path: '/blobs/:id',
+      auth: 'internal',
+      summary: 'a binary body, a small JSON answer',
+      params,
+      body: BINARY,
+      responses: { 201: z.object({ id: z.string(), size: z.number().int() }), 400: ErrorBodySchema },
+    }),
+    getBlob: defineRoute({
+      method: 'GET',
+      path: '/blobs/:id',
+      auth: 'internal',
+      summary: 'a binary answer',
+      params,
+      responses: { 200: BINARY, 404: ErrorBodySchema },
+    }),
+  };
+}
+
+/** The child: the service app, answering its CPU time over IPC when asked. */
+async function serve() {
+  const { createServiceApp, createLogger, listen, mountContract } = loadKit();
+  const contract = benchContract();
+  const blob = Buffer.alloc(BLOB_BYTES, 7);
+  const item = (id, body = { name: 'an item', size: 42, tags: ['a', 'b'] }) => ({ id, ...body, updatedAt: new Date(0).toISOString() });
+  const logger = createLogger('bench', 'warn');
+  const app = createServiceApp({
+    service: 'bench',
+    logger,
+    routes: (router) =>
+      mountContract(
+        router,
+        contract,
+        {
+          getItem: ({ params }) => ({ status: 200, body: item(params.id) }),
+          setItem: ({ params, body }) => ({ status: 200, body: item(params.id, body) }),
+          putBlob: ({ params, body }) => ({ status: 201, body: { id: params.id, size: body.length } }),
+          getBlob: () => ({ status: 200, body: blob, headers: { 'content-type': 'application/octet-stream' } }),
+        },
+        { tokens: { internal: TOKEN } },
+      ),
+  });
+  const listening = await listen(app, 0);
+  process.on('message', (message) => {
+    if (message === 'cpu') process.send({ cpu: process.cpuUsage() });
+    if (message === 'stop') void listening.close().then(() => process.exit(0));
+  });
+  process.send({ url: listening.url });
+}
+
+const cpuMicros = (usage) => usage.user + usage.system;
+
+/** Runs `call(i)` `calls` times, `concurrency` at a time. */
+async function inParallel(calls, concurrency, call) {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(concurrency, calls) }, async () => {
+      for (let i = next++; i < calls; i = next++) await call(i);
+    }),
+  );
+}
+
+/** The client: each figure as CPU µs per call of the client and of the server. */
+async function measure() {
+  const calls = Number(option('--calls', 2000));
+  const reps = Number(option('--reps', 3));
+  const server = fork(__filename, ['--serve', '--kit', kitDir], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const next = () => new Promise((resolve) => server.once('message', resolve));
+  const { url } = await next();
+  const serverCpu = async () => {
+    server.send('cpu');
+    return cpuMicros((await next()).cpu);
+  };
+  const { ContractClient } = loadKit();
+  const contract = benchContract();
+  const client = new ContractClient({ service: 'bench', baseUrl: url, token: TOKEN });
+  const blob = Buffer.alloc(BLOB_BYTES, 9);
+  const expect = (result, status) => {
+    if (result.status !== status) throw new Error(`expected ${status}, got ${result.status}`);
+    return result;
+  };
+  const kinds = {
+    getJson: { n: calls, c: 1, call: async (i) => expect(await client.call(contract.getItem, { params: { id: `item${i}` } }), 200) },
+    getJsonConcurrent: {
+      n: calls,
+      c: CONCURRENCY,
+      call: async (i) => expect(await client.call(contract.getItem, { params: { id: `item${i}` } }), 200),
+    },
+    postJson: {
+      n: calls,
+      c: 1,
+      call: async (i) =>
+        expect(await client.call(contract.setItem, { params: { id: `item${i}` }, body: { name: `item ${i}`, size: i, tags: ['x'] } }), 200),
+    },
+    upload512K: {
+      n: Math.ceil(calls / 10),
+      c: 1,
+      call: async (i) =>
+        expect(await client.call(contract.putBlob, { params: { id: `blob${i}` }, body: blob, contentType: 'image/png' }), 201),
+    },
+    download512K: {
+      n: Math.ceil(calls / 10),
+      c: 1,
+      call: async (i) => {
+        const result = expect(await client.call(contract.getBlob, { params: { id: `blob${i}` } }), 200);
+        if (result.body.length !== BLOB_BYTES) throw new Error(`download: ${result.body.length} bytes`);
+      },
+    },
+  };
+  const only = option('--only', undefined)?.split(',');
+  const figures = {};
+  // Repetition 0 warms up (compiles and tunes the code) and is not counted.
+  for (let rep = 0; rep <= reps; rep++) {
+    for (const [name, kind] of Object.entries(kinds)) {
+      if (only !== undefined && !only.includes(name)) continue;
+      const serverBefore = await serverCpu();
+      const clientBefore = process.cpuUsage();
+      await inParallel(kind.n, kind.c, kind.call);
+      const clientUs = cpuMicros(process.cpuUsage(clientBefore)) / kind.n;
+      const serverUs = ((await serverCpu()) - serverBefore) / kind.n;
+      if (rep > 0) ((figures[name] ??= { client: [], server: [] }).client.push(clientUs), figures[name].server.push(serverUs));
+    }
+  }
+  server.send('stop');
+  await new Promise((resolve) => server.once('exit', resolve));
+  const median = (list) => [...list].sort((a, b) => a - b)[Math.floor(list.length / 2)];
+  return Object.fromEntries(
+    Object.entries(figures).map(([name, f]) => [
+      name,
+      { client: median(f.client), server: median(f.server), clientAll: f.client, serverAll: f.server },
+    ]),
+  );
+}
+
+const table = (rows) => rows.map((cells) => `| ${cells.join(' | ')} |`).join('\n');
+
+/** Alternates runs of two builds of kit, each a fresh pair of processes, and prints both side by side. */
+function compare(dirs, rounds) {
+  const results = dirs.map(() => ({}));
+  for (let round = 0; round < rounds; round++) {
+    dirs.forEach((dir, which) => {
+      const only = option('--only', undefined);
+      const args = [
+        '--kit',
+        dir,
+        '--json',
+        '--reps',
+        option('--reps', '3'),
+        '--calls',
+        option('--calls', '2000'),
+        ...(only ? ['--only', only] : []),
+      ];
+      const out = execFileSync(process.execPath, [__filename, ...args], {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      for (const [name, f] of Object.entries(JSON.parse(out))) {
+        (results[which][name] ??= { client: [], server: [] }).client.push(f.client);
+        results[which][name].server.push(f.server);
+      }
+      process.stderr.write(`round ${round + 1}/${rounds}: ${which === 0 ? 'A' : 'B'} done\n`);
+    });
+  }
+  const median = (list) => [...list].sort((a, b) => a - b)[Math.floor(list.length / 2)];
+  const span = (list) => `${Math.min(...list).toFixed(0)}–${Math.max(...list).toFixed(0)}`;
+  const rows = [['call', 'client A µs', 'client B µs', 'server A µs', 'server B µs']];
+  rows.push(rows[0].map(() => '---'));
+  for (const name of Object.keys(results[0])) {
+    const [a, b] = results.map((r) => r[name]);
+    rows.push([
+      name,
+      `${median(a.client).toFixed(0)} (${span(a.client)})`,
+      `${median(b.client).toFixed(0)} (${span(b.client)})`,
+      `${median(a.server).toFixed(0)} (${span(a.server)})`,
+      `${median(b.server).toFixed(0)} (${span(b.server)})`,
+    ]);
+  }
+  process.stdout.write(`A = ${dirs[0]}\nB = ${dirs[1]}\n${table(rows)}\n`);
+}
+
+async function main() {
+  if (flag('--serve')) return serve();
+  if (flag('--ab'))
+    return compare(
+      option('--ab', '')
+        .split(',')
+        .map((dir) => path.resolve(dir)),
+      Number(option('--rounds', 3)),
+    );
+  const figures = await measure();
+  if (flag('--json')) {
+    process.stdout.write(`${JSON.stringify(figures)}\n`);
+    return;
+  }
+  const rows = [
+    ['call', 'client µs/call', 'server µs/call'],
+    ['---', '---', '---'],
+  ];
+  for (const [name, f] of Object.entries(figures)) rows.push([name, f.client.toFixed(0), f.server.toFixed(0)]);
+  process.stdout.write(`kit: ${kitDir}\n${table(rows)}\n`);
+}
+
+main().catch((err) => {
+  process.stderr.write(`request-cost failed: ${err.stack ?? err}\n`);
+  process.exit(1);
+});
