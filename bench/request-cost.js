@@ -11,6 +11,7 @@
 // default is the build of this checkout (`npm run build` first).
 'use strict';
 const { fork, execFileSync } = require('node:child_process');
+const http = require('node:http');
 const path = require('node:path');
 
 const TOKEN = 'request-cost-token';
@@ -167,6 +168,23 @@ async function measure() {
       },
     },
   };
+  // The floor of the client side: the same calls on bare node:http (a keep-alive agent, the body
+  // read whole, JSON parsed, no checks). The server's work is the same as for the calls above.
+  const agent = new http.Agent({ keepAlive: true, keepAliveMsecs: 60_000 });
+  const { hostname, port } = new URL(url);
+  const bare = (path) =>
+    new Promise((resolve, reject) => {
+      const req = http.request({ agent, hostname, port, path, headers: { authorization: `Bearer ${TOKEN}` } }, (res) => {
+        const chunks = [];
+        res.on('data', (chunk) => chunks.push(chunk));
+        res.on('error', reject);
+        res.on('end', () => resolve({ status: res.statusCode, body: chunks.length === 1 ? chunks[0] : Buffer.concat(chunks) }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  kinds.bareGetJson = { n: calls, c: 1, call: async (i) => JSON.parse(expect(await bare(`/items/item${i}`), 200).body) };
+  kinds.bareDownload512K = { n: Math.ceil(calls / 10), c: 1, call: async (i) => expect(await bare(`/blobs/blob${i}`), 200) };
   const only = option('--only', undefined)?.split(',');
   const figures = {};
   // Repetition 0 warms up (compiles and tunes the code) and is not counted.
