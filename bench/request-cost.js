@@ -5,12 +5,12 @@
 // system), so neither counts the other's work.
 //
 //   node bench/request-cost.js [--calls N] [--reps N] [--kit DIR] [--only getJson,...] [--json]
-//   node bench/request-cost.js --ab DIR_A,DIR_B [--rounds N]   (A/B of two builds of kit, alternating)
+//   node bench/request-cost.js --ab DIR_A,DIR_B[,…] [--reps N]   (builds of kit side by side, taking turns)
 //
 // DIR is a built kit (its dist folder, e.g. a copy of packages/kit/dist taken before a change); the
 // default is the build of this checkout (`npm run build` first).
 'use strict';
-const { fork, execFileSync } = require('node:child_process');
+const { fork } = require('node:child_process');
 const http = require('node:http');
 const path = require('node:path');
 
@@ -25,7 +25,6 @@ const option = (name, fallback) => {
   return at < 0 ? fallback : argv[at + 1];
 };
 const kitDir = path.resolve(option('--kit', path.join(__dirname, '../packages/kit/dist')));
-const loadKit = () => require(kitDir);
 
 /** The routes: small JSON each way, and half a megabyte each way (an image's size). */
 function benchContract() {
@@ -80,7 +79,7 @@ function benchContract() {
 
 /** The child: the service app, answering its CPU time over IPC when asked. */
 async function serve() {
-  const { createServiceApp, createLogger, listen, mountContract } = loadKit();
+  const { createServiceApp, createLogger, listen, mountContract } = require(kitDir);
   const contract = benchContract();
   const blob = Buffer.alloc(BLOB_BYTES, 7);
   const item = (id, body = { name: 'an item', size: 42, tags: ['a', 'b'] }) => ({ id, ...body, updatedAt: new Date(0).toISOString() });
@@ -121,18 +120,23 @@ async function inParallel(calls, concurrency, call) {
   );
 }
 
-/** The client: each figure as CPU µs per call of the client and of the server. */
-async function measure() {
-  const calls = Number(option('--calls', 2000));
-  const reps = Number(option('--reps', 3));
-  const server = fork(__filename, ['--serve', '--kit', kitDir], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+/**
+ * One side of the comparison: a server of the kit in `dir` (a child process) and a client of the
+ * same kit here; `kinds` are the calls to measure, `serverCpu()` the server's CPU µs so far.
+ */
+async function setUp(dir, calls) {
+  const server = fork(__filename, ['--serve', '--kit', dir], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const next = () => new Promise((resolve) => server.once('message', resolve));
   const { url } = await next();
   const serverCpu = async () => {
     server.send('cpu');
     return cpuMicros((await next()).cpu);
   };
-  const { ContractClient } = loadKit();
+  const stop = async () => {
+    server.send('stop');
+    await new Promise((resolve) => server.once('exit', resolve));
+  };
+  const { ContractClient } = require(dir);
   const contract = benchContract();
   const client = new ContractClient({ service: 'bench', baseUrl: url, token: TOKEN });
   const blob = Buffer.alloc(BLOB_BYTES, 9);
@@ -185,97 +189,67 @@ async function measure() {
     });
   kinds.bareGetJson = { n: calls, c: 1, call: async (i) => JSON.parse(expect(await bare(`/items/item${i}`), 200).body) };
   kinds.bareDownload512K = { n: Math.ceil(calls / 10), c: 1, call: async (i) => expect(await bare(`/blobs/blob${i}`), 200) };
+  return { kinds, serverCpu, stop };
+}
+
+const median = (list) => [...list].sort((a, b) => a - b)[Math.floor(list.length / 2)];
+
+/**
+ * Each figure as CPU µs per call of the client and of the server, for each kit in `dirs`: the
+ * kits take turns, call kind by call kind, so that the machine's drift falls on all alike.
+ */
+async function measure(dirs) {
+  const calls = Number(option('--calls', 2000));
+  const reps = Number(option('--reps', 3));
   const only = option('--only', undefined)?.split(',');
-  const figures = {};
+  const sides = [];
+  for (const dir of dirs) sides.push(await setUp(dir, calls));
+  const figures = dirs.map(() => ({}));
   // Repetition 0 warms up (compiles and tunes the code) and is not counted.
   for (let rep = 0; rep <= reps; rep++) {
-    for (const [name, kind] of Object.entries(kinds)) {
+    for (const name of Object.keys(sides[0].kinds)) {
       if (only !== undefined && !only.includes(name)) continue;
-      const serverBefore = await serverCpu();
-      const clientBefore = process.cpuUsage();
-      await inParallel(kind.n, kind.c, kind.call);
-      const clientUs = cpuMicros(process.cpuUsage(clientBefore)) / kind.n;
-      const serverUs = ((await serverCpu()) - serverBefore) / kind.n;
-      if (rep > 0) ((figures[name] ??= { client: [], server: [] }).client.push(clientUs), figures[name].server.push(serverUs));
+      for (const [which, side] of sides.entries()) {
+        const kind = side.kinds[name];
+        const serverBefore = await side.serverCpu();
+        const clientBefore = process.cpuUsage();
+        await inParallel(kind.n, kind.c, kind.call);
+        const clientUs = cpuMicros(process.cpuUsage(clientBefore)) / kind.n;
+        const serverUs = ((await side.serverCpu()) - serverBefore) / kind.n;
+        if (rep > 0)
+          ((figures[which][name] ??= { client: [], server: [] }).client.push(clientUs), figures[which][name].server.push(serverUs));
+      }
     }
+    if (reps > 1) process.stderr.write(`rep ${rep}/${reps} done\n`);
   }
-  server.send('stop');
-  await new Promise((resolve) => server.once('exit', resolve));
-  const median = (list) => [...list].sort((a, b) => a - b)[Math.floor(list.length / 2)];
-  return Object.fromEntries(
-    Object.entries(figures).map(([name, f]) => [
-      name,
-      { client: median(f.client), server: median(f.server), clientAll: f.client, serverAll: f.server },
-    ]),
-  );
+  for (const side of sides) await side.stop();
+  return figures;
 }
 
 const table = (rows) => rows.map((cells) => `| ${cells.join(' | ')} |`).join('\n');
-
-/** Alternates runs of two builds of kit, each a fresh pair of processes, and prints both side by side. */
-function compare(dirs, rounds) {
-  const results = dirs.map(() => ({}));
-  for (let round = 0; round < rounds; round++) {
-    dirs.forEach((dir, which) => {
-      const only = option('--only', undefined);
-      const args = [
-        '--kit',
-        dir,
-        '--json',
-        '--reps',
-        option('--reps', '3'),
-        '--calls',
-        option('--calls', '2000'),
-        ...(only ? ['--only', only] : []),
-      ];
-      const out = execFileSync(process.execPath, [__filename, ...args], {
-        encoding: 'utf8',
-        stdio: ['ignore', 'pipe', 'inherit'],
-      });
-      for (const [name, f] of Object.entries(JSON.parse(out))) {
-        (results[which][name] ??= { client: [], server: [] }).client.push(f.client);
-        results[which][name].server.push(f.server);
-      }
-      process.stderr.write(`round ${round + 1}/${rounds}: ${which === 0 ? 'A' : 'B'} done\n`);
-    });
-  }
-  const median = (list) => [...list].sort((a, b) => a - b)[Math.floor(list.length / 2)];
-  const span = (list) => `${Math.min(...list).toFixed(0)}–${Math.max(...list).toFixed(0)}`;
-  const rows = [['call', 'client A µs', 'client B µs', 'server A µs', 'server B µs']];
-  rows.push(rows[0].map(() => '---'));
-  for (const name of Object.keys(results[0])) {
-    const [a, b] = results.map((r) => r[name]);
-    rows.push([
-      name,
-      `${median(a.client).toFixed(0)} (${span(a.client)})`,
-      `${median(b.client).toFixed(0)} (${span(b.client)})`,
-      `${median(a.server).toFixed(0)} (${span(a.server)})`,
-      `${median(b.server).toFixed(0)} (${span(b.server)})`,
-    ]);
-  }
-  process.stdout.write(`A = ${dirs[0]}\nB = ${dirs[1]}\n${table(rows)}\n`);
-}
+const span = (list) => `${Math.min(...list).toFixed(0)}–${Math.max(...list).toFixed(0)}`;
 
 async function main() {
   if (flag('--serve')) return serve();
-  if (flag('--ab'))
-    return compare(
-      option('--ab', '')
+  const dirs = flag('--ab')
+    ? option('--ab', '')
         .split(',')
-        .map((dir) => path.resolve(dir)),
-      Number(option('--rounds', 3)),
-    );
-  const figures = await measure();
+        .map((dir) => path.resolve(dir))
+    : [kitDir];
+  const figures = await measure(dirs);
   if (flag('--json')) {
     process.stdout.write(`${JSON.stringify(figures)}\n`);
     return;
   }
-  const rows = [
-    ['call', 'client µs/call', 'server µs/call'],
-    ['---', '---', '---'],
-  ];
-  for (const [name, f] of Object.entries(figures)) rows.push([name, f.client.toFixed(0), f.server.toFixed(0)]);
-  process.stdout.write(`kit: ${kitDir}\n${table(rows)}\n`);
+  const letters = dirs.map((_dir, which) => String.fromCharCode(65 + which));
+  const header = ['call', ...letters.map((l) => `client ${l} µs`), ...letters.map((l) => `server ${l} µs`)];
+  const rows = [header, header.map(() => '---')];
+  for (const name of Object.keys(figures[0])) {
+    const cell = (list) => `${median(list).toFixed(0)} (${span(list)})`;
+    rows.push([name, ...figures.map((f) => cell(f[name].client)), ...figures.map((f) => cell(f[name].server))]);
+  }
+  const legend = dirs.map((dir, which) => `${letters[which]} = ${dir}`).join('\n');
+  process.stdout.write(`${legend}\nmedian (min–max) of ${option('--reps', 3)} repetitions\n${table(rows)}\n`);
 }
 
 main().catch((err) => {

@@ -105,7 +105,7 @@ export function nodeHttpAdapter(options: NodeHttpAdapterOptions): AxiosAdapter {
         const response: AxiosResponse = {
           status: res.statusCode ?? 0,
           statusText: res.statusMessage ?? '',
-          headers: res.headers as AxiosResponse['headers'],
+          headers: res.headers,
           config,
           request: req,
           data: undefined,
@@ -123,7 +123,7 @@ export function nodeHttpAdapter(options: NodeHttpAdapterOptions): AxiosAdapter {
           chunks.push(chunk);
           length += chunk.length;
         });
-        body.once('error', fail);
+        body.on('error', fail);
         // A response cut off before its end: Node signals it by 'aborted' and a premature close.
         res.once('aborted', () => fail(new AxiosError('stream has been aborted', AxiosError.ERR_BAD_RESPONSE, config, req, response)));
         body.once('end', () => {
@@ -137,7 +137,7 @@ export function nodeHttpAdapter(options: NodeHttpAdapterOptions): AxiosAdapter {
       if (data instanceof Readable) {
         let ended = false;
         data.once('end', () => (ended = true));
-        data.once('error', (err) => req.destroy(err));
+        data.on('error', (err) => req.destroy(err));
         // A body stream closed before its end (its sender gone) leaves the request unfinished for good.
         data.once('close', () => {
           if (!ended && !data.errored) {

@@ -165,30 +165,23 @@ const MAX_TARGETS = 64;
 const instances = new Map<string, AxiosInstance>();
 
 /**
- * The axios instance of a target (an origin): keep-alive agents, no redirects, every status an
- * answer for the typed layer to check, bodies as bytes or a stream with no transformation, no
- * body size limits of its own, no proxy from the environment, and the retry interceptor.
+ * The axios instance of a target (an origin): every status an answer for the typed layer to
+ * check, bodies as bytes or a stream with no transformation, and the retry interceptor. Its
+ * adapter (nodeHttpAdapter) is the transport: keep-alive agents, no redirects followed, no body
+ * size limits of its own, no proxy from the environment.
  */
 function axiosFor(origin: string): AxiosInstance {
   let instance = instances.get(origin);
   if (instance === undefined) {
     instance = axios.create({
       baseURL: origin,
-      httpAgent,
-      httpsAgent,
-      proxy: false,
-      maxRedirects: 0,
       validateStatus: () => true,
       transformRequest: [],
       transformResponse: [],
-      // -1 is "no limit": Infinity would make axios count every chunk, through an extra stream.
-      maxBodyLength: -1,
-      maxContentLength: -1,
       // The services do not compress (images are compressed already): ask for none, and should
       // an answer come compressed anyway, it is unpacked.
       decompress: true,
       headers: { 'accept-encoding': 'identity' },
-      // Node's http transport, lean: see nodeHttpAdapter for what it serves.
       adapter,
     });
     instance.interceptors.response.use(retryAnswer, retryFailure);
