@@ -7,8 +7,10 @@
 //   node bench/request-cost.js [--calls N] [--reps N] [--kit DIR] [--only getJson,...] [--json]
 //   node bench/request-cost.js --ab DIR_A,DIR_B[,…] [--reps N]   (builds of kit side by side, taking turns)
 //
-// DIR is a built kit (its dist folder, e.g. a copy of packages/kit/dist taken before a change); the
-// default is the build of this checkout (`npm run build` first).
+// DIR is a built kit (its dist folder); the default is the build of this checkout (`npm run build`
+// first). Keep a copy taken before a change under node_modules/.cache (e.g.
+// `cp -r packages/kit/dist node_modules/.cache/kit-before`): there it still finds the workspace's
+// packages, and neither git nor the linters see it.
 'use strict';
 const { fork } = require('node:child_process');
 const http = require('node:http');
