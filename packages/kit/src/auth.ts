@@ -8,14 +8,36 @@ export interface ServiceTokens {
   worker?: string;
 }
 
+const digest = (value: string): Buffer => createHash('sha256').update(value).digest();
+
+/**
+ * Digests of the secrets a server holds, made once: they are few and fixed. What a client
+ * presents is digested each time, never kept (anyone can present anything).
+ */
+const heldDigests = new Map<string, Buffer>();
+const MAX_HELD_DIGESTS = 32;
+function heldDigest(secret: string): Buffer {
+  let held = heldDigests.get(secret);
+  if (held === undefined) {
+    held = digest(secret);
+    if (heldDigests.size >= MAX_HELD_DIGESTS) heldDigests.clear();
+    heldDigests.set(secret, held);
+  }
+  return held;
+}
+
 /** Compares secrets in constant time (through fixed-length digests, so lengths do not leak either). */
 export function sameSecret(a: string, b: string): boolean {
-  const digest = (value: string) => createHash('sha256').update(value).digest();
   return timingSafeEqual(digest(a), digest(b));
 }
 
+/** Like `sameSecret`, for a secret `presented` by a client against one `held` by this server. */
+export function matchesHeldSecret(presented: string, held: string): boolean {
+  return timingSafeEqual(digest(presented), heldDigest(held));
+}
+
 export function bearerToken(req: Request): string | undefined {
-  const header = req.get('authorization');
+  const header = req.headers.authorization;
   const match = header ? /^Bearer\s+(\S+)$/i.exec(header) : null;
   return match?.[1];
 }
@@ -39,5 +61,5 @@ export function checkBearer(req: Request, auth: RouteAuth | undefined, tokens: S
   if (presented === undefined) {
     throw unauthorized(`this route needs "Authorization: Bearer <${auth === 'worker' ? 'WORKER_TOKEN' : 'INTERNAL_TOKEN'}>"`);
   }
-  if (!sameSecret(presented, required)) throw unauthorized('the bearer token is not valid here');
+  if (!matchesHeldSecret(presented, required)) throw unauthorized('the bearer token is not valid here');
 }

@@ -2,6 +2,7 @@ import type { ErrorRequestHandler, Request, RequestHandler, Response } from 'exp
 import { ZodError } from 'zod';
 import type { ErrorBody, ErrorCode } from '@pixelmill/contracts';
 import { closeAfterAnswer } from './connections';
+import { sendJson } from './json-reply';
 import type { Logger } from './logger';
 
 /** The one error type of pixelmill: a code and status the client may see, and a message for humans. */
@@ -123,11 +124,11 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
       if (appError.status >= 500) logger.error(`${req.method} ${req.path} failed: ${appError.message}`);
       // Every 429 says when to try again: the refusal's own hint, else a minute.
       if (appError.status === 429 && !res.hasHeader('retry-after')) res.setHeader('Retry-After', String(retryAfterOf(appError)));
-      res.status(appError.status).json(appError.toBody());
+      sendJson(res, appError.status, appError.toBody());
       return;
     }
     logger.error(`${req.method} ${req.path} failed`, err);
-    res.status(500).json(new AppError('internal', 500, 'internal error').toBody());
+    sendJson(res, 500, new AppError('internal', 500, 'internal error').toBody());
   };
 }
 

@@ -15,6 +15,7 @@ import {
 } from '@pixelmill/contracts';
 import { backoffDelay } from './backoff';
 import { AppError, describeZodError } from './errors';
+import { nodeHttpAdapter } from './http-adapter';
 import { currentRequestId, REQUEST_ID_HEADER } from './request-context';
 import { sleep } from './sleep';
 
@@ -95,8 +96,12 @@ class TransportError extends Error {
 
 const neverConnected = (err: unknown): boolean => err instanceof TransportError && NEVER_CONNECTED.has(err.code ?? '');
 
-const httpAgent = new http.Agent({ keepAlive: true });
-const httpsAgent = new https.Agent({ keepAlive: true });
+// The keep-alive probe delay is set on a socket each time it goes back to the pool; it costs a
+// system call only when it changes, so every setter of it must agree (axios's own adapter set 60 s).
+const KEEP_ALIVE_PROBE_MS = 60_000;
+const httpAgent = new http.Agent({ keepAlive: true, keepAliveMsecs: KEEP_ALIVE_PROBE_MS });
+const httpsAgent = new https.Agent({ keepAlive: true, keepAliveMsecs: KEEP_ALIVE_PROBE_MS });
+const adapter = nodeHttpAdapter({ httpAgent, httpsAgent });
 
 /**
  * One try of a call: its deadline and its cancelling. The timeout covers the try until its
@@ -160,31 +165,24 @@ const MAX_TARGETS = 64;
 const instances = new Map<string, AxiosInstance>();
 
 /**
- * The axios instance of a target (an origin): keep-alive agents, no redirects, every status an
- * answer for the typed layer to check, bodies as bytes or a stream with no transformation, no
- * body size limits of its own, no proxy from the environment, and the retry interceptor.
+ * The axios instance of a target (an origin): every status an answer for the typed layer to
+ * check, bodies as bytes or a stream with no transformation, and the retry interceptor. Its
+ * adapter (nodeHttpAdapter) is the transport: keep-alive agents, no redirects followed, no body
+ * size limits of its own, no proxy from the environment.
  */
 function axiosFor(origin: string): AxiosInstance {
   let instance = instances.get(origin);
   if (instance === undefined) {
     instance = axios.create({
       baseURL: origin,
-      httpAgent,
-      httpsAgent,
-      proxy: false,
-      maxRedirects: 0,
       validateStatus: () => true,
       transformRequest: [],
       transformResponse: [],
-      // -1 is "no limit": Infinity would make axios count every chunk, through an extra stream.
-      maxBodyLength: -1,
-      maxContentLength: -1,
       // The services do not compress (images are compressed already): ask for none, and should
       // an answer come compressed anyway, it is unpacked.
       decompress: true,
       headers: { 'accept-encoding': 'identity' },
-      // Node's http transport, whatever else axios finds: the agents and streams above are its.
-      adapter: 'http',
+      adapter,
     });
     instance.interceptors.response.use(retryAnswer, retryFailure);
     if (instances.size >= MAX_TARGETS) instances.delete(instances.keys().next().value!);
@@ -196,11 +194,28 @@ function axiosFor(origin: string): AxiosInstance {
 /** A query as the contracts define them: one plain value per parameter, or none. */
 type QueryValues = Record<string, string | number | boolean | null | undefined>;
 
-/** A route's query as URL parameters: absent values are left out. */
-function appendQuery(url: URL, query: QueryValues | undefined): void {
-  for (const [name, value] of Object.entries(query ?? {})) {
-    if (value !== undefined && value !== null) url.searchParams.append(name, String(value));
+/** A route's query as a URL's search part (`?…`, or nothing): absent values are left out. */
+function searchOf(query: QueryValues | undefined): string {
+  if (query === undefined) return '';
+  const params = new URLSearchParams();
+  for (const [name, value] of Object.entries(query)) {
+    if (value !== undefined && value !== null) params.append(name, String(value));
   }
+  const search = params.toString();
+  return search === '' ? '' : `?${search}`;
+}
+
+/** Base URLs split into origin and path prefix, each parsed once (a URL costs microseconds to parse). */
+const bases = new Map<string, { origin: string; prefix: string }>();
+function splitBase(baseUrl: string): { origin: string; prefix: string } {
+  let base = bases.get(baseUrl);
+  if (base === undefined) {
+    const url = new URL(baseUrl);
+    base = { origin: url.origin, prefix: url.pathname.replace(/\/+$/, '') };
+    if (bases.size >= MAX_TARGETS) bases.delete(bases.keys().next().value!);
+    bases.set(baseUrl, base);
+  }
+  return base;
 }
 
 /** One call on its way: what it sends, where, and whether it may be sent again. */
@@ -224,18 +239,17 @@ class OutgoingCall {
 
   /** Sends try `attempt`; the retry interceptor sends the next ones. */
   async send(attempt: number): Promise<AxiosResponse> {
-    let url: URL;
-    let baseUrl: string | undefined;
+    let target: { origin: string; path: string; baseUrl?: string };
     try {
-      ({ url, baseUrl } = await this.target());
+      target = await this.target();
     } catch (err) {
       return this.retryAfter(attempt, err, undefined);
     }
-    const current = new Try(this, attempt, baseUrl, this.timeoutMs, this.request.signal);
+    const current = new Try(this, attempt, target.baseUrl, this.timeoutMs, this.request.signal);
     tries.set(current.controller.signal, current);
-    return axiosFor(url.origin).request({
+    return axiosFor(target.origin).request({
       method: this.request.method,
-      url: url.pathname + url.search,
+      url: target.path,
       headers: this.request.headers,
       data: this.request.body,
       responseType: this.request.stream ? 'stream' : 'arraybuffer',
@@ -275,12 +289,15 @@ class OutgoingCall {
     throw new AppError('unavailable', 503, `${this.options.service} is unreachable (${reason})`);
   }
 
-  private async target(): Promise<{ url: URL; baseUrl?: string }> {
-    if (this.request.url !== undefined) return { url: new URL(this.request.url) };
+  /** Where this try goes: an origin, and the path and query there. */
+  private async target(): Promise<{ origin: string; path: string; baseUrl?: string }> {
+    if (this.request.url !== undefined) {
+      const url = new URL(this.request.url);
+      return { origin: url.origin, path: url.pathname + url.search };
+    }
     const baseUrl = typeof this.options.baseUrl === 'string' ? this.options.baseUrl : await this.options.baseUrl();
-    const url = new URL(baseUrl.replace(/\/+$/, '') + this.request.path);
-    appendQuery(url, this.request.query);
-    return { url, baseUrl };
+    const { origin, prefix } = splitBase(baseUrl);
+    return { origin, path: prefix + this.request.path + searchOf(this.request.query), baseUrl };
   }
 }
 
@@ -298,7 +315,12 @@ async function readBody(response: Readable): Promise<Buffer> {
  * one instance per target; retries are its one interceptor's.
  */
 export class ContractClient {
-  constructor(private readonly options: ContractClientOptions) {}
+  /** The Authorization header of every call, made once. */
+  private readonly authorization: string | undefined;
+
+  constructor(private readonly options: ContractClientOptions) {
+    this.authorization = options.token ? `Bearer ${options.token}` : undefined;
+  }
 
   get service(): string {
     return this.options.service;
@@ -328,7 +350,7 @@ export class ContractClient {
     const headers: Record<string, string | false> = { ...input.headers };
     const requestId = currentRequestId();
     if (requestId) headers[REQUEST_ID_HEADER] = requestId;
-    if (this.options.token) headers.authorization = `Bearer ${this.options.token}`;
+    if (this.authorization !== undefined) headers.authorization = this.authorization;
     let body: Buffer | string | Readable | undefined;
     if (route.body !== undefined && input.body !== undefined) {
       if (isBinary(route.body)) {

@@ -4,6 +4,7 @@ export * from './contract-router';
 export * from './discovery';
 export * from './errors';
 export * from './http-client';
+export * from './json-reply';
 export * from './logger';
 export * from './request-context';
 export * from './server';

@@ -1,6 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
-import type { RequestHandler } from 'express';
+import type { Request, RequestHandler } from 'express';
 
 export const REQUEST_ID_HEADER = 'x-request-id';
 const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -21,12 +21,16 @@ export function withRequestId<T>(requestId: string, fn: () => T): T {
   return storage.run({ requestId }, fn);
 }
 
-/** Takes the caller's request id when it is well-formed, otherwise makes one, and echoes it back. */
-export function requestContext(): RequestHandler {
+/**
+ * Takes the caller's request id when it is well-formed, otherwise makes one, and echoes it back.
+ * `admit`, run inside the request's context, may refuse the request before anything else runs.
+ */
+export function requestContext(admit?: (req: Request) => Error | undefined): RequestHandler {
   return (req, res, next) => {
-    const incoming = req.get(REQUEST_ID_HEADER);
-    const requestId = incoming && REQUEST_ID_PATTERN.test(incoming) ? incoming : randomUUID();
+    const incoming = req.headers[REQUEST_ID_HEADER];
+    const requestId = typeof incoming === 'string' && REQUEST_ID_PATTERN.test(incoming) ? incoming : randomUUID();
     res.setHeader(REQUEST_ID_HEADER, requestId);
-    storage.run({ requestId }, next);
+    if (admit === undefined) storage.run({ requestId }, next);
+    else storage.run({ requestId }, () => next(admit(req)));
   };
 }

@@ -1,6 +1,7 @@
 import http from 'node:http';
 import net from 'node:net';
 import { PassThrough, Readable } from 'node:stream';
+import { gzipSync } from 'node:zlib';
 import express from 'express';
 import { z } from 'zod';
 import { BINARY, defineRoute, EMPTY, ErrorBodySchema } from '@pixelmill/contracts';
@@ -322,6 +323,55 @@ describe('ContractClient over axios', () => {
     const result = await client.call(ping, {});
 
     expect(result.body).toEqual({ contentType: 'none' });
+  });
+
+  it('when an answer comes compressed although identity was asked for, then it is unpacked before it is checked', async () => {
+    const app = express();
+    app.get('/echo', (req, res) => {
+      res.set({ 'content-type': 'application/json', 'content-encoding': 'gzip' });
+      res.end(gzipSync(JSON.stringify({ query: { asked: req.get('accept-encoding') ?? 'none' }, count: 1 })));
+    });
+    const server = await serve(app);
+    const client = new ContractClient({ service: 'echo', baseUrl: server.url });
+
+    const result = await client.call(echo, {});
+
+    expect(result.body).toEqual({ query: { asked: 'identity' }, count: 1 });
+    expect(result.headers['content-encoding']).toBeUndefined();
+  });
+
+  it('when the base URL has a path, then calls go under it, with their query', async () => {
+    let seen = '';
+    const app = express();
+    app.get('/v1/echo', (req, res) => {
+      seen = req.originalUrl;
+      res.json({ query: req.query, count: 1 });
+    });
+    const server = await serve(app);
+    const client = new ContractClient({ service: 'echo', baseUrl: `${server.url}/v1/` });
+
+    const result = await client.call(echo, { query: { a: 'x y' } });
+
+    expect(result.status).toBe(200);
+    expect(seen).toBe('/v1/echo?a=x+y');
+  });
+
+  it('when the caller aborts while the answer is still arriving, then the call ends at once as cancelled', async () => {
+    const app = express();
+    app.get('/echo', (_req, res) => {
+      res.set({ 'content-type': 'application/json', 'content-length': '1000' });
+      res.write('{"query":');
+    });
+    const server = await serve(app);
+    const client = new ContractClient({ service: 'echo', baseUrl: server.url });
+    const abort = new AbortController();
+    const pending = client.call(echo, { signal: abort.signal, timeoutMs: 60_000 }).catch((err: unknown) => err);
+    setTimeout(() => abort.abort(), 100);
+
+    const error = await pending;
+
+    expect(error).toBeInstanceOf(AppError);
+    expect((error as AppError).message).toMatch(/cancelled|unreachable/);
   });
 
   it('when an absolute url is given, then it is called instead of the base URL', async () => {

@@ -1,7 +1,17 @@
 import express from 'express';
 import { z } from 'zod';
 import { BINARY, commonContract, defineRoute, ErrorBodySchema } from '@pixelmill/contracts';
-import { AppError, ConfigError, ContractClient, createServiceApp, mountContract, parseConfig, PortSchema, ServerEnvSchema } from '../src';
+import {
+  AppError,
+  ConfigError,
+  ContractClient,
+  createServiceApp,
+  MAX_URL_LENGTH,
+  mountContract,
+  parseConfig,
+  PortSchema,
+  ServerEnvSchema,
+} from '../src';
 import { logger, serveForEachTest } from './servers';
 
 const serve = serveForEachTest();
@@ -96,6 +106,35 @@ describe('createServiceApp', () => {
     const wrong = await fetch(`${server.url}/boom`, { method: 'POST' });
     expect(wrong.status).toBe(405);
     expect(wrong.headers.get('allow')).toBe('GET, HEAD');
+  });
+
+  it('when an error is answered, then it is JSON with its length, and a HEAD request gets the headers without the body', async () => {
+    const server = await serve(app());
+    const response = await fetch(`${server.url}/boom?kind=app`);
+    const text = await response.text();
+    expect(response.headers.get('content-type')).toBe('application/json; charset=utf-8');
+    expect(response.headers.get('content-length')).toBe(String(Buffer.byteLength(text)));
+
+    const head = await fetch(`${server.url}/boom?kind=app`, { method: 'HEAD' });
+    expect(head.status).toBe(409);
+    expect(head.headers.get('content-length')).toBe(String(Buffer.byteLength(text)));
+    expect(await head.text()).toBe('');
+  });
+
+  it('when the URL is too long, then it is a JSON 414 that still carries the request id', async () => {
+    const server = await serve(app());
+    const response = await fetch(`${server.url}/boom?kind=${'a'.repeat(MAX_URL_LENGTH)}`, { headers: { 'x-request-id': 'long-1' } });
+    expect(response.status).toBe(414);
+    expect(response.headers.get('x-request-id')).toBe('long-1');
+    expect(ErrorBodySchema.parse(await response.json()).error.code).toBe('uri_too_long');
+  });
+
+  it('when a request id is malformed or missing, then a new one is made and echoed', async () => {
+    const server = await serve(app());
+    const bad = await fetch(`${server.url}/healthz`, { headers: { 'x-request-id': 'has spaces' } });
+    const none = await fetch(`${server.url}/healthz`);
+    expect(bad.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+    expect(none.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
   });
 
   it('forwards the request id on calls made while serving a request', async () => {
