@@ -13,7 +13,7 @@ import {
   TimestampSchema,
   DEFAULT_OPERATION,
 } from './common';
-import { BINARY, defineRoute, EMPTY } from './route';
+import { BINARY, defineRoute, EMPTY, STREAM } from './route';
 import { LeaseTokenSchema } from './taskdb';
 
 export const NewImageQuerySchema = z.object({
@@ -87,7 +87,7 @@ export const masterContract = {
     summary: 'Store a new image (raw body, image/* Content-Type) and create its task',
     query: NewImageQuerySchema.extend(OwnerQuerySchema.shape),
     headers: IdempotencyHeadersSchema,
-    body: BINARY,
+    body: STREAM,
     responses: {
       202: AcceptedSchema,
       400: ErrorBodySchema,

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ErrorBodySchema, ImageTypeSchema, StorageStateSchema } from './common';
-import { BINARY, defineRoute, EMPTY } from './route';
+import { BINARY, defineRoute, EMPTY, STREAM } from './route';
 
 /** One path segment: no slashes, no dots, so a key can never leave its folder. */
 export const StorageKeySchema = z
@@ -58,7 +58,7 @@ export const storageContract = {
     summary: 'Store bytes under a key in a state folder, once: the same bytes again are a success, other bytes a 409',
     params: ObjectParamsSchema,
     query: SignedQuerySchema,
-    body: BINARY,
+    body: STREAM,
     responses: {
       201: StoredObjectSchema,
       400: ErrorBodySchema,
