@@ -95,6 +95,8 @@ export const masterContract = {
       415: ErrorBodySchema,
       422: ErrorBodySchema,
       429: ErrorBodySchema,
+      /** storage could not be reached, or broke off while the image streamed to it: send it again (with the same Idempotency-Key). */
+      503: ErrorBodySchema,
     },
   }),
   isReady: defineRoute({

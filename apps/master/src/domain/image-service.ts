@@ -10,7 +10,7 @@ import {
   type UsageReport,
   type Work,
 } from '@pixelmill/contracts';
-import { AppError, IMAGE_HEAD_BYTES, MeteredStream, peekStream, tooLarge } from '@pixelmill/kit';
+import { AppError, IMAGE_HEAD_BYTES, metered, peekStream } from '@pixelmill/kit';
 import type { ImageStoreGateway } from '../data-access/image-store-gateway';
 import type { Claim, Task, TaskGateway } from '../data-access/task-gateway';
 import { imageExpired, unknownImage } from './image-errors';
@@ -77,13 +77,8 @@ export class ImageService {
     // The key is bound to what it was first used with: the same key with other bytes or another op
     // is a 422. The digest is taken as the bytes go through, known once storage has them all.
     const digest = idempotencyKey === undefined ? undefined : createHash('sha256').update(`${op}\n`);
-    const source = new MeteredStream(limit, () => tooLarge(limit), digest);
-    // A client that breaks off fails the storage hop: no source is kept and no task is made. (Not
-    // `pipeline`: a refusal would destroy the request, and the socket its answer goes back on.)
-    stream.pipe(source);
-    stream.once('close', () => {
-      if (!stream.readableEnded) source.destroy(new AppError('bad_request', 400, 'the upload was cut off before its end'));
-    });
+    // A client that breaks off fails the storage hop: no source is kept and no task is made.
+    const source = metered(stream, limit, digest);
     const id = randomUUID();
     try {
       await this.deps.store.putSource(id, source, contentType, length);
