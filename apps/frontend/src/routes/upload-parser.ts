@@ -7,9 +7,11 @@ import { takeFormHead } from './upload-form';
 
 /**
  * Raw uploads declaring no more bytes than this are read whole before they go on to master, so a
- * lost answer can be asked for again; larger ones stream on as they arrive.
+ * lost answer can be asked for again; larger ones stream on as they arrive. None by default:
+ * streaming costs less CPU and keeps memory bounded whatever the number of uploads at once; a
+ * lost answer is a 503, and the client sends the upload again with its Idempotency-Key.
  */
-export const DEFAULT_STREAM_UPLOADS_FROM_BYTES = 8 * 1024 * 1024;
+export const DEFAULT_STREAM_UPLOADS_FROM_BYTES = 0;
 
 /** What a form may carry besides its image: boundaries, part headers, the op and key fields. */
 export const FORM_OVERHEAD_BYTES = 64 * 1024;

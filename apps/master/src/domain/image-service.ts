@@ -74,8 +74,7 @@ export class ImageService {
     const contentType = detectImageType(head);
     if (!contentType) throw new AppError('unsupported_media_type', 415, 'not a PNG, JPEG, BMP or GIF image');
     const declared = readDeclaredDimensions(contentType, head);
-    // The key is bound to what it was first used with: the same key with other bytes or another op
-    // is a 422. The digest is taken as the bytes go through, known once storage has them all.
+    // The fingerprint's digest is taken as the bytes go through: known once storage has them all.
     const digest = idempotencyKey === undefined ? undefined : createHash('sha256').update(`${op}\n`);
     // A client that breaks off fails the storage hop: no source is kept and no task is made.
     const source = metered(stream, limit, digest);
