@@ -21,7 +21,7 @@ export interface FrontendAppDeps {
   master: ContractClient;
   logger: Logger;
   maxUploadBytes: number;
-  /** Raw uploads declaring more bytes than this stream on to master; 8 MiB by default. */
+  /** Raw uploads declaring more bytes than this stream on to master; 0 (all of them) by default. */
   streamUploadsFromBytes?: number;
   /** How large an image may declare itself in its header; 50 megapixels and 16384 px a side by default. */
   imageLimits?: ImageLimits;

@@ -36,13 +36,9 @@ export const FrontendConfigSchema = ServerEnvSchema.extend(DiscoveryEnvSchema.sh
     /**
      * Raw uploads that declare a length above this stream on to master as they arrive (checked by
      * their first bytes) instead of being read into memory first; smaller ones are read whole, so a
-     * lost answer from master can be asked for again.
+     * lost answer from master can be asked for again. 0 (the default): every upload streams.
      */
-    STREAM_UPLOADS_FROM_BYTES: z.coerce
-      .number()
-      .int()
-      .min(0)
-      .default(8 * 1024 * 1024),
+    STREAM_UPLOADS_FROM_BYTES: z.coerce.number().int().min(0).default(0),
     /**
      * Most pixels (width × height) an image may declare in its header, any of its frames may have,
      * and all its frames together; more is refused with 413.

@@ -24,6 +24,7 @@ runMain('master', async () => {
   const store = new ImageStoreGateway(storage, {
     publicUrl: async () => config.STORAGE_PUBLIC_URL ?? (await discovery.resolve('storage')),
     signingKey: deriveSigningKey(config.INTERNAL_TOKEN, config.URL_SIGNING_KEY),
+    sourceUploadTimeoutMs: config.BODY_TIMEOUT_MS + config.REQUEST_TIMEOUT_MS,
   });
   const images = new ImageService({
     tasks,

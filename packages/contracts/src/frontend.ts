@@ -9,7 +9,7 @@ import {
   StatusQuerySchema,
   TaskStatusSchema,
 } from './common';
-import { BINARY, defineRoute } from './route';
+import { BINARY, defineRoute, STREAM } from './route';
 import { NewImageQuerySchema } from './master';
 
 /** Multipart form field that carries the image. */
@@ -58,7 +58,7 @@ export const frontendContract = {
       'Browsers asking for HTML are redirected to the status page.',
     query: NewImageQuerySchema.partial(),
     headers: IdempotencyHeadersSchema,
-    body: BINARY,
+    body: STREAM,
     form: UploadFormSchema,
     responses: {
       202: AcceptedSchema,

@@ -13,7 +13,7 @@ import {
   TimestampSchema,
   DEFAULT_OPERATION,
 } from './common';
-import { BINARY, defineRoute, EMPTY } from './route';
+import { BINARY, defineRoute, EMPTY, STREAM } from './route';
 import { StorageReceiptSchema } from './storage';
 import { LeaseTokenSchema } from './taskdb';
 
@@ -98,7 +98,7 @@ export const masterContract = {
     summary: 'Store a new image (raw body, image/* Content-Type) and create its task',
     query: NewImageQuerySchema.extend(OwnerQuerySchema.shape),
     headers: IdempotencyHeadersSchema,
-    body: BINARY,
+    body: STREAM,
     responses: {
       202: AcceptedSchema,
       400: ErrorBodySchema,
@@ -106,6 +106,8 @@ export const masterContract = {
       415: ErrorBodySchema,
       422: ErrorBodySchema,
       429: ErrorBodySchema,
+      /** storage could not be reached, or broke off while the image streamed to it: send it again (with the same Idempotency-Key). */
+      503: ErrorBodySchema,
     },
   }),
   isReady: defineRoute({

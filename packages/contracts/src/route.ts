@@ -8,6 +8,16 @@ export interface BinaryBody {
 }
 export const BINARY: BinaryBody = Object.freeze({ kind: 'binary' as const });
 
+/**
+ * A request body of raw bytes that the server hands to its handler unread, as a stream, to pass
+ * on as it arrives (an upload on its way to storage) rather than hold whole. To clients and
+ * documents it is a binary body like any other.
+ */
+export interface StreamBody extends BinaryBody {
+  readonly streamed: true;
+}
+export const STREAM: StreamBody = Object.freeze({ kind: 'binary' as const, streamed: true as const });
+
 /** A response with no body at all (204, HEAD answers). */
 export interface EmptyBody {
   readonly kind: 'empty';
@@ -50,6 +60,10 @@ export function defineRoute<const R extends Route>(route: R): R {
 
 export function isBinary(spec: unknown): spec is BinaryBody {
   return typeof spec === 'object' && spec !== null && (spec as { kind?: unknown }).kind === 'binary';
+}
+
+export function isStream(spec: unknown): spec is StreamBody {
+  return isBinary(spec) && (spec as { streamed?: unknown }).streamed === true;
 }
 
 export function isEmpty(spec: unknown): spec is EmptyBody {

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ErrorBodySchema, ImageTypeSchema, StorageStateSchema } from './common';
-import { BINARY, defineRoute, EMPTY } from './route';
+import { BINARY, defineRoute, EMPTY, STREAM } from './route';
 
 /** One path segment: no slashes, no dots, so a key can never leave its folder. */
 export const StorageKeySchema = z
@@ -85,7 +85,7 @@ export const storageContract = {
       'The answer carries a receipt signed by storage (size, SHA-256, type, declared dimensions) when storage has a signing key',
     params: ObjectParamsSchema,
     query: SignedQuerySchema,
-    body: BINARY,
+    body: STREAM,
     responses: {
       201: StoredObjectSchema,
       400: ErrorBodySchema,

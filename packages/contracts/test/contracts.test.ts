@@ -14,6 +14,11 @@ import {
   StorageKeySchema,
   KvKeySchema,
   isBinary,
+  isStream,
+  BINARY,
+  STREAM,
+  defineRoute,
+  createOpenApiDocument,
   type Route,
 } from '../src';
 
@@ -105,5 +110,22 @@ describe('every contract', () => {
     expect(isBinary(storageContract.put.body)).toBe(true);
     expect(isBinary(masterContract.get.responses[200])).toBe(true);
     expect(isBinary(frontendContract.get.responses[200])).toBe(true);
+  });
+
+  it('marks the uploads that are passed on as they arrive as streamed, answers never', () => {
+    for (const route of [masterContract.newImage, storageContract.put, frontendContract.newImage]) expect(isStream(route.body)).toBe(true);
+    expect(isStream(BINARY)).toBe(false);
+    expect(isStream(masterContract.get.responses[200])).toBe(false);
+  });
+});
+
+describe('a streamed body (STREAM)', () => {
+  it('is a binary body to clients and documents: documented exactly as BINARY is', () => {
+    expect(isBinary(STREAM)).toBe(true);
+    const upload = (body: typeof BINARY) =>
+      defineRoute({ method: 'POST', path: '/upload', summary: 'bytes in', body, responses: { 204: BINARY } });
+    const documentOf = (route: Route) =>
+      createOpenApiDocument({ service: 'test', contract: { upload: route }, version: '1.0.0' }).paths['/upload'];
+    expect(documentOf(upload(STREAM))).toEqual(documentOf(upload(BINARY)));
   });
 });

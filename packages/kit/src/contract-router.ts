@@ -1,25 +1,43 @@
+import type { Readable } from 'node:stream';
 import express, { type Request, type RequestHandler, type Response, type Router } from 'express';
 import type { ZodType } from 'zod';
 import {
   isBinary,
   isEmpty,
+  isStream,
   type HeadersOf,
   type ParamsOf,
   type QueryOf,
   type RequestBodyOf,
   type ResponseOf,
   type Route,
+  type StreamBody,
 } from '@pixelmill/contracts';
 import { checkBearer, unauthorized, type ServiceTokens } from './auth';
 import { AppError, invalidRequest } from './errors';
-import { rawBodyParser } from './raw-body';
+import { rawBodyParser, refuseCompressed, tooLarge } from './raw-body';
+
+/**
+ * A streamed body (`STREAM`) as its handler gets it: unread, checked only against its declared
+ * length. A body without a declared length is the handler's to count: no more than `limit`.
+ */
+export interface StreamedBody {
+  /** The request itself. A compressed body is refused (415): it would be unpacked past any declared length. */
+  stream: Readable;
+  /** Content-Length as declared, no more than `limit`; undefined for a chunked body. */
+  length: number | undefined;
+  /** Content-Type as declared: the client's word, not checked. */
+  contentType: string | undefined;
+  /** The most bytes this body may have. */
+  limit: number;
+}
 
 export interface RouteInput<R extends Route> {
   params: ParamsOf<R>;
   query: QueryOf<R>;
   headers: HeadersOf<R>;
-  /** A binary body arrives as a Buffer (the raw body parser's). */
-  body: RequestBodyOf<R, Buffer>;
+  /** A binary body arrives as a Buffer (the raw body parser's), a streamed one unread. */
+  body: R extends { body: StreamBody } ? StreamedBody : RequestBodyOf<R, Buffer>;
 }
 
 /** A handler answers with one of the route's documented responses, or writes `res` itself and returns nothing. */
@@ -35,9 +53,14 @@ export type ContractHandlers<C extends Record<string, Route>> = { [K in keyof C]
 export interface MountOptions {
   /** Largest JSON body accepted. */
   jsonLimit?: number;
-  /** Largest raw (binary) body accepted; larger ones are refused with 413. */
+  /** Largest raw (binary or streamed) body accepted; larger ones are refused with 413. */
   binaryLimit?: number;
-  /** Replaces the body parser of the named routes (e.g. multipart uploads). */
+  /** A streamed route's own limit, from its request (a signed URL may lower it); `binaryLimit` otherwise. */
+  streamLimits?: Record<string, (req: Request) => number>;
+  /**
+   * Replaces the body parser of the named routes (e.g. multipart uploads). On a streamed route it
+   * runs first, and the route's declared-length check after it.
+   */
   bodyParsers?: Record<string, RequestHandler>;
   /** The tokens routes ask for by their `auth`; a token left unset leaves its routes open. */
   tokens?: ServiceTokens;
@@ -46,6 +69,15 @@ export interface MountOptions {
    * A grant returns true to let the request in, false to refuse it, or throws its own error.
    */
   grants?: Record<string, (req: Request) => boolean>;
+}
+
+/** A streamed body, unread; one that declares more than `limit` is refused at once, nothing read. */
+function streamedBody(req: Request, limit: number): StreamedBody {
+  const declared = req.headers['content-length'];
+  const length = declared === undefined ? undefined : Number(declared);
+  if (length !== undefined && length > limit) throw tooLarge(limit);
+  refuseCompressed(req);
+  return { stream: req, length, contentType: req.headers['content-type'], limit };
 }
 
 function parsePart<T>(schema: ZodType | undefined, value: unknown, where: string): T {
@@ -78,7 +110,8 @@ export function mountContract<C extends Record<string, Route>>(
   options: MountOptions = {},
 ): void {
   const jsonParser = express.json({ limit: options.jsonLimit ?? 1024 * 1024 });
-  const rawParser = rawBodyParser({ limit: options.binaryLimit ?? 25 * 1024 * 1024 });
+  const binaryLimit = options.binaryLimit ?? 25 * 1024 * 1024;
+  const rawParser = rawBodyParser({ limit: binaryLimit });
   const methodsByPath = new Map<string, Set<string>>();
   // HEAD routes go first: Express would otherwise answer HEAD with the GET route of the same path.
   const names = Object.keys(contract).sort((a, b) => Number(contract[b]!.method === 'HEAD') - Number(contract[a]!.method === 'HEAD'));
@@ -91,8 +124,10 @@ export function mountContract<C extends Record<string, Route>>(
     if (route.method === 'GET') methods.add('HEAD');
     methodsByPath.set(route.path, methods);
 
+    const streamed = isStream(route.body);
     const bodyParser =
-      options.bodyParsers?.[name] ?? (route.body === undefined ? undefined : isBinary(route.body) ? rawParser : jsonParser);
+      options.bodyParsers?.[name] ?? (route.body === undefined || streamed ? undefined : isBinary(route.body) ? rawParser : jsonParser);
+    const limitOf = options.streamLimits?.[name] ?? (() => binaryLimit);
     const authorize: RequestHandler = (req, _res, next) => {
       const grant = options.grants?.[name];
       try {
@@ -108,7 +143,9 @@ export function mountContract<C extends Record<string, Route>>(
       const params = parsePart<Record<string, string>>(route.params, req.params, 'params');
       const query = parsePart<Record<string, unknown>>(route.query, req.query, 'query');
       let body: unknown;
-      if (route.body !== undefined && isBinary(route.body)) {
+      if (streamed) {
+        body = streamedBody(req, limitOf(req));
+      } else if (route.body !== undefined && isBinary(route.body)) {
         body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
       } else if (route.body !== undefined) {
         body = parsePart(route.body, req.body, 'body');

@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream';
 import express, { type Request, type RequestHandler } from 'express';
 import { AppError } from './errors';
 
@@ -6,7 +7,8 @@ export interface RawBodyOptions {
   limit: number;
 }
 
-const tooLarge = (limit: number) => new AppError('payload_too_large', 413, `request body is larger than the limit of ${limit} bytes`);
+export const tooLarge = (limit: number): AppError =>
+  new AppError('payload_too_large', 413, `request body is larger than the limit of ${limit} bytes`);
 
 /**
  * Reads a request's body with `take` given each chunk; resolves with `finish()` at its end, and
@@ -14,7 +16,7 @@ const tooLarge = (limit: number) => new AppError('payload_too_large', 413, `requ
  * the connection instead of draining it). Events, not `for await`: leaving an async iteration
  * early destroys the request, and with it the socket the refusal should go back on.
  */
-function readBody(req: Request, take: (chunk: Buffer) => void, finish: () => Buffer): Promise<Buffer> {
+function readBody(req: Readable, take: (chunk: Buffer) => void, finish: () => Buffer): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const onData = (chunk: Buffer): void => {
       try {
@@ -53,7 +55,7 @@ function readBody(req: Request, take: (chunk: Buffer) => void, finish: () => Buf
  * chunks and joining them at the end (as `express.raw` does) holds every byte twice at the peak:
  * 50 MB for a 25 MB image.
  */
-function readDeclared(req: Request, length: number): Promise<Buffer> {
+function readDeclared(req: Readable, length: number): Promise<Buffer> {
   const body = Buffer.allocUnsafe(length);
   let offset = 0;
   return readBody(
@@ -72,7 +74,7 @@ function readDeclared(req: Request, length: number): Promise<Buffer> {
 }
 
 /** A body without a declared length (chunked): collected up to the limit; past it, refused at once. */
-function readChunked(req: Request, limit: number): Promise<Buffer> {
+function readChunked(req: Readable, limit: number): Promise<Buffer> {
   let chunks: Buffer[] = [];
   let length = 0;
   return readBody(
@@ -87,6 +89,29 @@ function readChunked(req: Request, limit: number): Promise<Buffer> {
     },
     () => (chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, length)),
   );
+}
+
+/**
+ * Refuses a compressed body on a route that streams its body on as it arrives: images are
+ * compressed already, and a body unpacked on its way would have no length to check.
+ */
+export function refuseCompressed(req: Request): void {
+  const encoding = req.headers['content-encoding'];
+  if (encoding !== undefined && encoding.toLowerCase() !== 'identity') {
+    throw new AppError('unsupported_media_type', 415, `Content-Encoding ${encoding} is not accepted here: send the bytes as they are`);
+  }
+}
+
+/**
+ * A streamed body read whole into one Buffer, for a handler that must hold it (to send it again,
+ * say): at most `limit` bytes, `length` when declared. A cut-off body is a 400.
+ */
+export function readStreamedBody(stream: Readable, length: number | undefined, limit: number): Promise<Buffer> {
+  const reading =
+    length === undefined ? readChunked(stream, limit) : length > limit ? Promise.reject(tooLarge(limit)) : readDeclared(stream, length);
+  return reading.catch((failure: unknown) => {
+    throw failure instanceof AppError ? failure : new AppError('bad_request', 400, 'the request was cut off before its body was read');
+  });
 }
 
 /**

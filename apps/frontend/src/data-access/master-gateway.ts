@@ -78,8 +78,9 @@ export class MasterGateway {
         ? { body: upload.bytes }
         : { body: upload.stream, contentLength: upload.length, timeoutMs: this.options.streamedUploadTimeoutMs }),
       contentType: upload.contentType,
-      // With the key, an answer lost on the way back can be asked for again without a second task
-      // (a streamed upload cannot: its bytes are gone once sent).
+      // With the key, an answer lost on the way back can be asked for again without a second task.
+      // A streamed upload cannot: its bytes are gone once sent, and the client gets the 503 and
+      // sends it again with its own key.
       retry: true,
     });
     switch (result.status) {
@@ -95,6 +96,8 @@ export class MasterGateway {
         throw new AppError('unprocessable_entity', 422, messageOf(result));
       case 429:
         throw new AppError('quota_exceeded', 429, messageOf(result));
+      case 503:
+        throw new AppError('unavailable', 503, messageOf(result));
     }
   }
 

@@ -14,10 +14,12 @@ import type { Readable } from 'node:stream';
 import { AppError, IMAGE_HEAD_BYTES, IMAGE_TYPE_BYTES, peekStream } from '@pixelmill/kit';
 
 /**
- * An upload that passed every check, ready to hand to master: the bytes, or for a large upload
- * the stream they still arrive on (checked by their head), with its length.
+ * An upload that passed every check, ready to hand to master: the bytes, or the stream they
+ * still arrive on (checked by their head), with its length when declared.
  */
-export type CheckedUpload = { contentType: ImageType; op: Operation } & ({ bytes: Buffer } | { stream: Readable; length: number });
+export type CheckedUpload = { contentType: ImageType; op: Operation } & (
+  { bytes: Buffer } | { stream: Readable; length: number | undefined }
+);
 
 /** How large an image may be, by its header and by each of its frames; checked before anything decodes it. */
 export interface ImageLimits {
@@ -138,7 +140,7 @@ export function checkUpload(bytes: Buffer | undefined, op: Operation, limits: Im
 
 /**
  * Checks an upload that is still arriving, by its first bytes, as `checkUpload` does; the stream
- * is passed on whole, never held in memory. `length` is its declared length.
+ * is passed on whole, never held in memory. `length` is its declared length, if any.
  *
  * Only the head is here: the header's size and the frames that start within the head are checked,
  * not the frames after it (a GIF's 500th, a JPEG's frame header after megabytes of scan). Those
@@ -147,12 +149,12 @@ export function checkUpload(bytes: Buffer | undefined, op: Operation, limits: Im
  */
 export async function checkUploadStream(
   stream: Readable,
-  length: number,
+  length: number | undefined,
   op: Operation,
   limits: ImageLimits = DEFAULT_IMAGE_LIMITS,
 ): Promise<CheckedUpload> {
   // Read ahead for the checks: the type is in the first bytes, the declared size in the header.
-  const head = await peekStream(stream, Math.min(length, IMAGE_HEAD_BYTES));
+  const head = await peekStream(stream, Math.min(length ?? IMAGE_HEAD_BYTES, IMAGE_HEAD_BYTES));
   const { contentType } = checkUpload(head, op, limits);
   return { stream, length, contentType, op };
 }

@@ -1,14 +1,21 @@
 import { pipeline } from 'node:stream/promises';
 import { randomUUID } from 'node:crypto';
-import type { Router } from 'express';
-import { DEFAULT_OPERATION, frontendContract, TaskIdSchema, type Operation } from '@pixelmill/contracts';
-import { AppError, hangUpSignal, mountContract } from '@pixelmill/kit';
+import type { Request, Response, Router } from 'express';
+import {
+  DEFAULT_OPERATION,
+  frontendContract,
+  IdempotencyHeadersSchema,
+  TaskIdSchema,
+  type Accepted,
+  type Operation,
+} from '@pixelmill/contracts';
+import { AppError, hangUpSignal, invalidRequest, metered, mountContract, readStreamedBody } from '@pixelmill/kit';
 import type { MasterGateway } from '../data-access/master-gateway';
-import { checkUpload, checkUploadStream, parseOperation, type ImageLimits } from '../domain/image-upload';
+import { checkUpload, checkUploadStream, parseOperation, type CheckedUpload, type ImageLimits } from '../domain/image-upload';
 import { renderDocsPage } from '../views/docs-page';
 import { renderUploadPage, type PageStatus } from '../views/upload-page';
 import type { ClientAccess } from './client-access';
-import { streamedUploadLength, uploadParser } from './upload-parser';
+import { formLimit, uploadParser, type FormImage, type PassOn } from './upload-parser';
 
 export interface FrontendRouteDeps {
   master: MasterGateway;
@@ -16,6 +23,7 @@ export interface FrontendRouteDeps {
   /** Whether the API needs keys: the page then asks for one. */
   apiKeys: boolean;
   maxUploadBytes: number;
+  /** Raw uploads declaring no more bytes than this are read whole, so that a lost answer from master can be asked for again. */
   streamUploadsFromBytes: number;
   imageLimits: ImageLimits;
   refreshSeconds: number;
@@ -45,6 +53,12 @@ const DOCS_HEADERS = {
 };
 const DOCS_PAGE = renderDocsPage();
 
+/** A form's op field, or the query's, or the default. */
+function formOperation(req: Request, queryOp: Operation | undefined): Operation {
+  const op = (req.body as Record<string, unknown>).op;
+  return op !== undefined ? parseOperation(op) : (queryOp ?? DEFAULT_OPERATION);
+}
+
 const FILE_EXTENSIONS: Record<string, string> = { 'image/png': 'png', 'image/jpeg': 'jpg', 'image/bmp': 'bmp', 'image/gif': 'gif' };
 
 /** What the page shows for `?id=`: the image's state, or a message instead of an error page. */
@@ -69,6 +83,27 @@ export function mountFrontendRoutes(
   router: Router,
   { master, access, apiKeys, maxUploadBytes, streamUploadsFromBytes, imageLimits, refreshSeconds }: FrontendRouteDeps,
 ): void {
+  /** Sends a checked upload to master, with the client's key or a new one, so master can be asked again safely. */
+  const submit = (req: Request, res: Response, upload: CheckedUpload): Promise<Accepted> => {
+    const headers = IdempotencyHeadersSchema.safeParse(req.headers);
+    if (!headers.success) throw invalidRequest(headers.error, 'headers');
+    const idempotencyKey = headers.data['idempotency-key'] ?? randomUUID();
+    return master.submit(upload, { owner: access.clientOf(res).owner, idempotencyKey });
+  };
+
+  /**
+   * A form's image goes on to master as it arrives when its op is known by then (the field came
+   * before the image, as the upload page sends it); else it is held until the form ends, since
+   * the op may still come after it.
+   */
+  const passOn: PassOn = async (req, image) => {
+    const op = (req.body as Record<string, unknown>).op;
+    if (op === undefined) return undefined;
+    const checked = await checkUploadStream(image, undefined, parseOperation(op), imageLimits);
+    const res = req.res!;
+    return (forward) => submit(req, res, { ...checked, stream: forward, length: undefined });
+  };
+
   // Before the contract's routes and their body parsers: who may upload is decided before the body is read.
   router.post(frontendContract.newImage.path, access.admitUpload);
   router.get(frontendContract.isReady.path, access.requireKey);
@@ -86,20 +121,30 @@ export function mountFrontendRoutes(
 
       docs: () => ({ status: 200, body: DOCS_PAGE, headers: DOCS_HEADERS }),
 
-      newImage: async ({ query, headers, body }, req, res) => {
-        // A multipart form carries the image in req.file and its fields in req.body; a raw upload is `body`.
-        const form = req.is('multipart/form-data') ? (req.body as Record<string, unknown>) : undefined;
-        const client = access.clientOf(res);
-        const op: Operation = form?.op !== undefined ? parseOperation(form.op) : (query.op ?? DEFAULT_OPERATION);
-        // A large raw upload was left unread: it is checked by its head and streams on to master.
-        const streamed = form ? undefined : streamedUploadLength(req);
-        const upload =
-          streamed === undefined
-            ? checkUpload(form ? req.file?.buffer : body, op, imageLimits)
-            : await checkUploadStream(req, streamed, op, imageLimits);
-        // Every upload goes with a key, the client's or a new one, so master can be asked again safely.
-        const idempotencyKey = headers['idempotency-key'] ?? randomUUID();
-        const accepted = await master.submit(upload, { owner: client.owner, idempotencyKey });
+      newImage: async ({ query, body }, req, res) => {
+        // A form's image went on to master as it arrived (or was held, see passOn); a raw upload is `body`, unread.
+        const image = req.is('multipart/form-data') ? (req.file as unknown as FormImage | undefined) : undefined;
+        let accepted: Accepted;
+        if (image && 'forward' in image) {
+          // The whole form is read and valid (a second op field would not be): the image's end goes on, and master can answer.
+          formOperation(req, query.op);
+          image.forward.end();
+          accepted = (await image.answer) as Accepted;
+        } else if (image) {
+          accepted = await submit(req, res, checkUpload(image.buffer, formOperation(req, query.op), imageLimits));
+        } else if (req.is('multipart/form-data')) {
+          accepted = await submit(req, res, checkUpload(undefined, formOperation(req, query.op), imageLimits));
+        } else {
+          const op = query.op ?? DEFAULT_OPERATION;
+          const { stream, length, limit } = body;
+          // A small upload is held so that master can be asked again; any other streams on, checked
+          // by its head (and counted, when it comes without a length).
+          const upload =
+            length !== undefined && length <= streamUploadsFromBytes
+              ? checkUpload(await readStreamedBody(stream, length, limit), op, imageLimits)
+              : await checkUploadStream(length === undefined ? metered(stream, limit) : stream, length, op, imageLimits);
+          accepted = await submit(req, res, upload);
+        }
         // A browser form without JavaScript asks for HTML: send it to the page that shows the image's state.
         if (req.accepts(['application/json', 'text/html']) === 'text/html') {
           const location = `/?id=${encodeURIComponent(accepted.id)}`;
@@ -130,9 +175,10 @@ export function mountFrontendRoutes(
       },
     },
     {
-      bodyParsers: {
-        newImage: uploadParser({ maxBytes: maxUploadBytes, streamFromBytes: streamUploadsFromBytes }),
-      },
+      bodyParsers: { newImage: uploadParser({ maxBytes: maxUploadBytes, passOn }) },
+      binaryLimit: maxUploadBytes,
+      // A form may carry its fields besides the image.
+      streamLimits: { newImage: (req) => (req.is('multipart/form-data') ? formLimit(maxUploadBytes) : maxUploadBytes) },
     },
   );
 }

@@ -91,7 +91,8 @@ export function renderUploadPage({ maxUploadBytes, refreshSeconds, apiKeys = fal
     status?.kind === 'locked' ? ' data-needs-key="true"' : '',
   ].join('');
   // First in the form, so a form posted without JavaScript sends the key before the file and is
-  // checked before the file is read.
+  // checked before the file is read. The op comes before the file too: the file then goes on to
+  // master as it arrives, rather than held until the form ends.
   const keyField = apiKeys
     ? `
         <p>
@@ -118,14 +119,14 @@ export function renderUploadPage({ maxUploadBytes, refreshSeconds, apiKeys = fal
       <h1>pixelmill</h1>
       <form id="upload-form" method="post" action="/newImage" enctype="multipart/form-data" data-max-bytes="${maxUploadBytes}">${keyField}
         <p>
-          <label for="image">Image (${escapeHtml(IMAGE_TYPE_NAMES.join(', '))}, up to ${escapeHtml(formatBytes(maxUploadBytes))})</label>
-          <input id="image" type="file" name="${UPLOAD_FIELD}" accept="${IMAGE_TYPES.join(',')}" required>
-        </p>
-        <p>
           <label for="op">Operation</label>
           <select id="op" name="op">
           ${options}
           </select>
+        </p>
+        <p>
+          <label for="image">Image (${escapeHtml(IMAGE_TYPE_NAMES.join(', '))}, up to ${escapeHtml(formatBytes(maxUploadBytes))})</label>
+          <input id="image" type="file" name="${UPLOAD_FIELD}" accept="${IMAGE_TYPES.join(',')}" required>
         </p>
         <p><button type="submit">Upload</button></p>
       </form>

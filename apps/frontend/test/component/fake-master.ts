@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { masterContract, type Operation, type TaskState } from '@pixelmill/contracts';
-import { AppError, createLogger, createServiceApp, listen, mountContract } from '@pixelmill/kit';
+import { AppError, createLogger, createServiceApp, listen, mountContract, readStreamedBody } from '@pixelmill/kit';
 
 export interface FakeTask {
   id: string;
@@ -79,8 +79,9 @@ export async function startFakeMaster({ internalToken, quotaBytes }: FakeMasterO
         router,
         masterContract,
         {
-          newImage: ({ query, headers, body }, req) => {
+          newImage: async ({ query, headers, body }, req) => {
             const idempotencyKey = headers['idempotency-key'];
+            const bytes = await readStreamedBody(body.stream, body.length, body.limit);
             newImageCalls.push({ owner: query.owner, idempotencyKey, authorization: req.get('authorization') });
             const earlier = [...tasks.values()].find(
               (task) => idempotencyKey !== undefined && task.idempotencyKey === idempotencyKey && task.owner === query.owner,
@@ -91,7 +92,7 @@ export async function startFakeMaster({ internalToken, quotaBytes }: FakeMasterO
               id,
               op: query.op,
               contentType: req.get('content-type'),
-              bytes: body,
+              bytes,
               state: 'not_started',
               owner: query.owner,
               idempotencyKey,

@@ -20,6 +20,8 @@ export interface ImageStoreGatewayOptions {
    * receipts; without it a receipt cannot be checked, and each result is read back instead.
    */
   signingKey?: string;
+  /** How long a source may take to reach storage as it streams in; the client's timeout otherwise. */
+  sourceUploadTimeoutMs?: number;
 }
 
 export interface StoredImage {
@@ -59,12 +61,20 @@ export class ImageStoreGateway {
     private readonly options: ImageStoreGatewayOptions,
   ) {}
 
-  async putSource(id: string, bytes: Buffer, contentType: ImageType): Promise<void> {
-    expectStatus(
-      await this.client.call(storageContract.put, { params: { state: 'inProgress', key: id }, body: bytes, contentType }),
-      201,
-      'storage',
-    );
+  /**
+   * Stores a task's source as its bytes arrive (`length` when declared, else sent chunked). A
+   * stream is sent once: a broken hop is an error (503), for the uploader to send again.
+   */
+  async putSource(id: string, bytes: Readable | Buffer, contentType: ImageType, length?: number): Promise<void> {
+    const result = await this.client.call(storageContract.put, {
+      params: { state: 'inProgress', key: id },
+      body: bytes,
+      contentType,
+      contentLength: length,
+      // The bytes come at the uploader's pace: its time to send them counts too.
+      timeoutMs: this.options.sourceUploadTimeoutMs,
+    });
+    expectStatus(result, 201, 'storage');
   }
 
   /** Deleting what is gone already is fine: a sweep cut short is simply done again. */

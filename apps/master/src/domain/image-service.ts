@@ -11,7 +11,7 @@ import {
   type UsageReport,
   type Work,
 } from '@pixelmill/contracts';
-import { AppError } from '@pixelmill/kit';
+import { AppError, IMAGE_HEAD_BYTES, metered, peekStream } from '@pixelmill/kit';
 import type { ImageStoreGateway } from '../data-access/image-store-gateway';
 import type { Claim, Task, TaskGateway } from '../data-access/task-gateway';
 import { imageExpired, unknownImage } from './image-errors';
@@ -50,6 +50,15 @@ export interface ImageServiceDeps {
  */
 export const STATUS_BACKSTOP_MS = 10_000;
 
+/** An upload as it arrives: passed on to storage as it comes, never held whole. */
+export interface IncomingImage {
+  stream: Readable;
+  /** Its declared length; undefined when it comes chunked (then counted up to `limit`). */
+  length: number | undefined;
+  /** The most bytes it may have. */
+  limit: number;
+}
+
 export interface Submission {
   op: Operation;
   /** Who uploaded it (with API keys); others get 404. */
@@ -72,13 +81,27 @@ export class ImageService {
 
   constructor(private readonly deps: ImageServiceDeps) {}
 
-  async accept(bytes: Buffer, { op, owner, idempotencyKey }: Submission): Promise<Accepted> {
-    if (bytes.length === 0) throw new AppError('bad_request', 400, 'empty body: send the image bytes');
-    const contentType = detectImageType(bytes);
+  async accept({ stream, length, limit }: IncomingImage, { op, owner, idempotencyKey }: Submission): Promise<Accepted> {
+    const empty = () => new AppError('bad_request', 400, 'empty body: send the image bytes');
+    if (length === 0) throw empty();
+    // The type and the declared size are in the head; the rest streams on to storage unread.
+    const head = await peekStream(stream, Math.min(length ?? IMAGE_HEAD_BYTES, IMAGE_HEAD_BYTES));
+    if (head.length === 0) throw empty();
+    const contentType = detectImageType(head);
     if (!contentType) throw new AppError('unsupported_media_type', 415, 'not a PNG, JPEG, BMP or GIF image');
+    const declared = readDeclaredDimensions(contentType, head);
+    // The fingerprint's digest is taken as the bytes go through: known once storage has them all.
+    const digest = idempotencyKey === undefined ? undefined : createHash('sha256').update(`${op}\n`);
+    // A client that breaks off fails the storage hop: no source is kept and no task is made.
+    const source = metered(stream, limit, digest);
     const id = randomUUID();
-    await this.deps.store.putSource(id, bytes, contentType);
-    const declared = readDeclaredDimensions(contentType, bytes);
+    try {
+      await this.deps.store.putSource(id, source, contentType, length);
+    } catch (err) {
+      // Storage may have kept the bytes though its answer was lost: they belong to no task.
+      if (!(err instanceof AppError && err.status < 500)) await this.deps.store.deleteSource(id).catch(() => undefined);
+      throw err;
+    }
     const outcome = await this.deps.tasks.create({
       id,
       op,
@@ -86,8 +109,8 @@ export class ImageService {
       owner,
       idempotencyKey,
       // The key is bound to what it was first used with: the same key with other bytes or another op is a 422.
-      fingerprint: idempotencyKey === undefined ? undefined : createHash('sha256').update(`${op}\n`).update(bytes).digest('hex'),
-      sourceBytes: bytes.length,
+      fingerprint: digest?.digest('hex'),
+      sourceBytes: source.bytes,
       ...(declared && declared.width > 0 && declared.height > 0 ? declared : {}),
       quotaBytes: this.quotaOf(owner),
     });

@@ -9,6 +9,7 @@ export function mountMasterRoutes(router: Router, images: ImageService, maxUploa
     router,
     masterContract,
     {
+      // The upload streams on to storage as it arrives (see ImageService.accept).
       newImage: async ({ query, headers, body }) => ({
         status: 202,
         body: await images.accept(body, { op: query.op, owner: query.owner, idempotencyKey: headers['idempotency-key'] }),

@@ -1,5 +1,5 @@
 import { pipeline } from 'node:stream/promises';
-import type { Request, RequestHandler, Router } from 'express';
+import type { Request, Router } from 'express';
 import { detectImageType, ObjectParamsSchema, SignedQuerySchema, storageContract, type ImageType } from '@pixelmill/contracts';
 import { AppError, issueReceipt, mountContract, verifyObjectSignature, type ServiceTokens } from '@pixelmill/kit';
 import { EmptyBodyError, ObjectExistsError, StreamLimitError, type ObjectStore } from '../data-access/object-store';
@@ -34,19 +34,6 @@ function uploadLimit(req: Request, maxObjectBytes: number): number {
 
 const tooLarge = (limit: number) => new AppError('payload_too_large', 413, `the body is larger than the limit of ${limit} bytes`);
 
-/**
- * Leaves the body unread for the handler to stream, refusing at once what declares itself too
- * large (Content-Length); a body without a length is counted as it streams.
- */
-const streamBody =
-  (maxObjectBytes: number): RequestHandler =>
-  (req, _res, next) => {
-    const limit = uploadLimit(req, maxObjectBytes);
-    const declared = Number(req.get('content-length') ?? Number.NaN);
-    if (declared > limit) throw tooLarge(limit);
-    next();
-  };
-
 /** `bytes=<first>-<last>` or `bytes=<first>-`; anything else (several ranges, suffixes) is not a range we serve. */
 function byteRange(header: string | undefined): { start: number; end?: number } | undefined {
   const match = header === undefined ? null : /^bytes=(\d{1,15})-(\d{0,15})$/.exec(header.trim());
@@ -63,9 +50,9 @@ export function mountObjectRoutes(router: Router, store: ObjectStore, options: O
     router,
     storageContract,
     {
-      // The body streams to the store (see streamBody): memory stays small whatever the image's size.
-      put: async ({ params }, req) => {
-        const declared = req.get('content-type')?.split(';')[0]?.trim().toLowerCase();
+      // The body streams to the store as it arrives: memory stays small whatever the image's size.
+      put: async ({ params, body }) => {
+        const declared = body.contentType?.split(';')[0]?.trim().toLowerCase();
         const check = (head: Buffer): ImageType => {
           const contentType = detectImageType(head);
           if (!contentType) {
@@ -76,11 +63,11 @@ export function mountObjectRoutes(router: Router, store: ObjectStore, options: O
           }
           return contentType;
         };
-        const limit = uploadLimit(req, maxObjectBytes);
+        const { limit } = body;
         // A result's receipt spares master a read back of it; a source is put by master itself, which knows its bytes.
         const receiptKey = params.state === 'finished' ? signingKey : undefined;
         try {
-          const { size, contentType, digest } = await store.putStream(params.state, params.key, req, {
+          const { size, contentType, digest } = await store.putStream(params.state, params.key, body.stream, {
             maxBytes: limit,
             check,
             digest: receiptKey !== undefined,
@@ -132,7 +119,8 @@ export function mountObjectRoutes(router: Router, store: ObjectStore, options: O
     },
     {
       binaryLimit: maxObjectBytes,
-      bodyParsers: { put: streamBody(maxObjectBytes) },
+      // A signed URL may lower the limit (the result of a small image cannot be large).
+      streamLimits: { put: (req) => uploadLimit(req, maxObjectBytes) },
       tokens,
       grants: { get: signedFor('GET', signingKey), put: signedFor('POST', signingKey) },
     },

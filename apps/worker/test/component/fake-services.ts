@@ -19,6 +19,7 @@ import {
   issueReceipt,
   listen,
   mountContract,
+  readStreamedBody,
   instanceKey,
   instanceIdOf,
   SERVICE_KEY_PREFIX,
@@ -125,7 +126,8 @@ export class FakeStorage {
               if (!object) throw new AppError('not_found', 404, `no ${params.state}/${params.key}`);
               return { status: 200, body: object.bytes, headers: { 'content-type': object.contentType } };
             },
-            put: ({ params, body }, req) => {
+            put: async ({ params, body: streamed }, req) => {
+              const body = await readStreamedBody(streamed.stream, streamed.length, streamed.limit);
               this.record('put', req, params);
               const failure = this.failingPuts.shift();
               if (failure !== undefined) throw new AppError('internal', failure, 'storage could not write');
