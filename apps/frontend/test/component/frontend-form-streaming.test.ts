@@ -1,23 +1,24 @@
-import http from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { AcceptedSchema, ErrorBodySchema } from '@pixelmill/contracts';
 import { createLogger, Discovery, listen, type Listening } from '@pixelmill/kit';
+import { postInTwoParts, waitFor } from '@pixelmill/kit/testing';
+import { pngDeclaring as craftedPng } from '@pixelmill/contracts/testing';
 import { createApp } from '../../src/app';
 import { startFakeMaster, type FakeMaster } from './fake-master';
 
 const MAX_UPLOAD_BYTES = 2 * 1024 * 1024;
 const BOUNDARY = 'pixelmill-test-boundary';
 
-/** A PNG signature and an IHDR declaring width × height, then random bytes up to `size`. */
-function pngDeclaring(width: number, height: number, size: number): Buffer {
-  const ihdr = Buffer.alloc(25);
-  ihdr.writeUInt32BE(13, 0);
-  ihdr.write('IHDR', 4, 'latin1');
-  ihdr.writeUInt32BE(width, 8);
-  ihdr.writeUInt32BE(height, 12);
-  const head = Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), ihdr]);
-  return Buffer.concat([head, randomBytes(size - head.length)]);
-}
+const pngDeclaring = (width: number, height: number, size: number): Buffer => Buffer.from(craftedPng(width, height, size));
+
+/** Posts a form in two parts, the second once `beforeRest` resolves. */
+const postForm = (url: string, form: Buffer, firstPart = form.length, beforeRest?: () => Promise<void>) =>
+  postInTwoParts(`${url}/newImage`, {
+    headers: { 'content-type': `multipart/form-data; boundary=${BOUNDARY}`, accept: 'application/json' },
+    body: form,
+    firstPart,
+    beforeRest,
+  });
 
 type Part = { field: string; value: string } | { file: string; bytes: Buffer };
 
@@ -35,41 +36,6 @@ function formOf(parts: Part[]): Buffer {
         ]),
   );
   return Buffer.concat([...pieces, Buffer.from(`--${BOUNDARY}--\r\n`)]);
-}
-
-/** Posts a form in two parts, the second once `beforeRest` resolves; resolves with the answer. */
-function postForm(url: string, form: Buffer, firstPart = form.length, beforeRest: () => Promise<void> = async () => undefined) {
-  return new Promise<{ status: number; body: unknown }>((resolve, reject) => {
-    const req = http.request(
-      `${url}/newImage`,
-      {
-        method: 'POST',
-        headers: { 'content-type': `multipart/form-data; boundary=${BOUNDARY}`, 'content-length': form.length, accept: 'application/json' },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(Buffer.concat(chunks).toString('utf8')) }));
-      },
-    );
-    req.on('error', (err) => (req.writableEnded ? undefined : reject(err)));
-    req.write(form.subarray(0, firstPart));
-    beforeRest().then(
-      () => req.end(form.subarray(firstPart)),
-      (err: unknown) => {
-        req.destroy();
-        reject(err);
-      },
-    );
-  });
-}
-
-async function waitFor(check: () => boolean, what: string, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
 }
 
 describe('frontend, form uploads passed on as they arrive', () => {

@@ -243,13 +243,18 @@ describe('master API', () => {
     }
   });
 
+  /** Uploads an image, claims it through `worker`'s master and stores a result: the lease and storage's receipt. */
+  const claimAndStoreThrough = async (through: ContractClient) => {
+    const id = await upload();
+    const work = await through.call(masterContract.getWork, { query: { waitMs: 0 } });
+    if (work.status !== 200) throw new Error(`getWork answered ${work.status}`);
+    return { id, handedOut: work, receipt: await uploadResult(work.body) };
+  };
+
   it('when a worker finishes a task this master handed out, then master does not read the task from taskdb again; for a lease handed out elsewhere it does', async () => {
     const counted = await startCountedMaster(200);
     try {
-      const id = await upload();
-      const handedOut = await counted.worker.call(masterContract.getWork, { query: { waitMs: 0 } });
-      if (handedOut.status !== 200) throw new Error(`getWork answered ${handedOut.status}`);
-      const receipt = await uploadResult(handedOut.body);
+      const { id, handedOut, receipt } = await claimAndStoreThrough(counted.worker);
       const done = await counted.worker.call(masterContract.workFinished, {
         body: { id, leaseToken: handedOut.body.leaseToken, receipt },
       });
@@ -273,10 +278,7 @@ describe('master API', () => {
   it('when a lease this master handed out was lost meanwhile, then its workFinished is still refused by taskdb', async () => {
     const counted = await startCountedMaster(200);
     try {
-      const id = await upload();
-      const handedOut = await counted.worker.call(masterContract.getWork, { query: { waitMs: 0 } });
-      if (handedOut.status !== 200) throw new Error(`getWork answered ${handedOut.status}`);
-      const receipt = await uploadResult(handedOut.body);
+      const { id, handedOut, receipt } = await claimAndStoreThrough(counted.worker);
       // The lease is given back (as the reaper would after it expired): the token no longer holds.
       const released = await taskdb.call(taskdbContract.changeState, {
         params: { id },

@@ -6,7 +6,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { AcceptedSchema, masterContract, storageContract, taskdbContract } from '@pixelmill/contracts';
 import { ContractClient, createLogger, listen, type Listening } from '@pixelmill/kit';
-import type { ServiceProcess } from '@pixelmill/kit/testing';
+import { postInTwoParts, type ServiceProcess } from '@pixelmill/kit/testing';
 import { createApp } from '../../src/app';
 import { ImageStoreGateway } from '../../src/data-access/image-store-gateway';
 import { TaskGateway } from '../../src/data-access/task-gateway';
@@ -56,32 +56,14 @@ async function startStorageTap(target: string): Promise<StorageTap> {
   return tap;
 }
 
-/** Sends a raw upload in two parts, the second once `beforeRest` resolves; resolves with the answer. */
-function uploadInParts(url: string, bytes: Buffer, firstPart: number, beforeRest: () => Promise<void>, headers = {}) {
-  return new Promise<{ status: number; body: unknown }>((resolve, reject) => {
-    const req = http.request(
-      `${url}/newImage`,
-      {
-        method: 'POST',
-        headers: { 'content-type': 'image/png', 'content-length': bytes.length, authorization: `Bearer ${INTERNAL_TOKEN}`, ...headers },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(Buffer.concat(chunks).toString('utf8')) }));
-      },
-    );
-    req.on('error', (err) => (req.writableEnded ? undefined : reject(err)));
-    req.write(bytes.subarray(0, firstPart));
-    beforeRest().then(
-      () => req.end(bytes.subarray(firstPart)),
-      (err: unknown) => {
-        req.destroy();
-        reject(err);
-      },
-    );
+/** An upload in two parts, the second only once `beforeRest` resolves. */
+const uploadInParts = (url: string, bytes: Buffer, firstPart: number, beforeRest: () => Promise<void>, headers = {}) =>
+  postInTwoParts(`${url}/newImage`, {
+    headers: { 'content-type': 'image/png', authorization: `Bearer ${INTERNAL_TOKEN}`, ...headers },
+    body: bytes,
+    firstPart,
+    beforeRest,
   });
-}
 
 /** A stream of `bytes` in 64 KiB chunks, sent without a length (chunked). */
 const chunked = (bytes: Buffer): Readable =>

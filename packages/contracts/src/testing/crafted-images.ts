@@ -96,3 +96,26 @@ export function rgbaPng(width: number, height: number, depth: 8 | 16): Uint8Arra
     pngChunk('IEND', new Uint8Array(0)),
   );
 }
+
+/**
+ * `size` bytes that start as a PNG whose header declares `width`×`height`, then junk (the same
+ * for the same arguments): what a check of the head sees, nothing that decodes.
+ */
+export function pngDeclaring(width: number, height: number, size: number): Uint8Array {
+  const ihdr = new Uint8Array(13);
+  setU32be(ihdr, 0, width);
+  setU32be(ihdr, 4, height);
+  ihdr[8] = 8;
+  ihdr[9] = 6;
+  const head = concat(Uint8Array.of(0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a), pngChunk('IHDR', ihdr));
+  const bytes = new Uint8Array(Math.max(size, head.length));
+  bytes.set(head);
+  let state = (width * 31 + height * 17 + size) >>> 0 || 1;
+  for (let at = head.length; at < bytes.length; at++) {
+    state ^= state << 13;
+    state ^= state >>> 17;
+    state ^= state << 5;
+    bytes[at] = state & 0xff;
+  }
+  return bytes;
+}

@@ -5,3 +5,4 @@ export * from './process';
 export * from './openapi';
 export * from './postgres';
 export * from './tcp-proxy';
+export * from './two-part-post';
