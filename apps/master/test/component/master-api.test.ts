@@ -25,7 +25,7 @@ import { INTERNAL_TOKEN, pngOf, startDependency, until } from './fixtures';
 const PNG = pngOf(2, 2);
 const RESULT = pngOf(2, 2, 'swapped pixels');
 const WORKER_TOKEN = 'worker-token-0123456789ab';
-const SIGNING_KEY = deriveSigningKey(INTERNAL_TOKEN);
+const SIGNING_KEY = deriveSigningKey(INTERNAL_TOKEN)!;
 
 /** master over real HTTP, with the built taskdb and storage running as their own processes. */
 describe('master API', () => {
@@ -39,10 +39,10 @@ describe('master API', () => {
   let storage: ContractClient;
   let images: ImageService;
 
-  /** master's way to taskdb and storage, over these clients. */
-  const gatewaysOf = (taskdbClient: ContractClient, storageClient = storage, signingKey: string | undefined = SIGNING_KEY) => ({
+  /** master's way to taskdb and storage, over these clients; `null`: no signing key. */
+  const gatewaysOf = (taskdbClient: ContractClient, storageClient = storage, signingKey: string | null = SIGNING_KEY) => ({
     tasks: new TaskGateway(taskdbClient),
-    store: new ImageStoreGateway(storageClient, { publicUrl: async () => storageProcess.url!, signingKey }),
+    store: new ImageStoreGateway(storageClient, { publicUrl: async () => storageProcess.url!, signingKey: signingKey ?? undefined }),
   });
 
   beforeAll(async () => {
@@ -94,11 +94,21 @@ describe('master API', () => {
     expect(work.status).toBe(200);
     return (work as { body: Work }).body;
   };
-  /** A second master over the same taskdb and storage, its taskdb calls counted by a proxy. */
-  const startCountedMaster = async (claimRecheckMs: number) => {
-    const proxy = await startCountingProxy(taskdbProcess.url!);
+  /**
+   * A second master over the same taskdb and storage, its calls to both counted by proxies, with
+   * the stack's signing key (or none, when not `keyed`: then it cannot check receipts).
+   */
+  const startCountedMaster = async ({ claimRecheckMs = 200, keyed = true } = {}) => {
+    const [taskdbProxy, storageProxy] = await Promise.all([
+      startCountingProxy(taskdbProcess.url!),
+      startCountingProxy(storageProcess.url!),
+    ]);
     const counted = new ImageService({
-      ...gatewaysOf(new ContractClient({ service: 'taskdb', baseUrl: proxy.url, token: INTERNAL_TOKEN })),
+      ...gatewaysOf(
+        new ContractClient({ service: 'taskdb', baseUrl: taskdbProxy.url, token: INTERNAL_TOKEN }),
+        new ContractClient({ service: 'storage', baseUrl: storageProxy.url, token: INTERNAL_TOKEN }),
+        keyed ? SIGNING_KEY : null,
+      ),
       leaseMs: 30_000,
       claimRecheckMs,
       signedUrlTtlMs: 60_000,
@@ -116,44 +126,12 @@ describe('master API', () => {
       master: new ContractClient({ service: 'master', baseUrl: other.url, token: INTERNAL_TOKEN }),
       worker: new ContractClient({ service: 'master', baseUrl: other.url, token: WORKER_TOKEN }),
       /** How many times taskdb was asked for the task. */
-      taskReads: (id: string) => proxy.requests.filter((request) => request === `GET /tasks/${id}`).length,
-      close: async () => {
-        await other.close();
-        await proxy.close();
-      },
-    };
-  };
-  /**
-   * A second master over the same taskdb and storage, its storage calls counted by a proxy, with
-   * the stack's signing key (or none, when not `keyed`: then it cannot check receipts).
-   */
-  const startMasterOverCountedStorage = async ({ keyed = true } = {}) => {
-    const proxy = await startCountingProxy(storageProcess.url!);
-    const counted = new ImageService({
-      tasks: new TaskGateway(taskdb),
-      store: new ImageStoreGateway(new ContractClient({ service: 'storage', baseUrl: proxy.url, token: INTERNAL_TOKEN }), {
-        publicUrl: async () => storageProcess.url!,
-        signingKey: keyed ? SIGNING_KEY : undefined,
-      }),
-      leaseMs: 30_000,
-      claimRecheckMs: 200,
-      signedUrlTtlMs: 60_000,
-    });
-    const app = createApp({
-      images: counted,
-      logger: createLogger('master', 'silent'),
-      maxUploadBytes: 4096,
-      dependencies: [],
-      tokens: { internal: INTERNAL_TOKEN, worker: WORKER_TOKEN },
-    });
-    const other = await listen(app, 0);
-    return {
-      worker: new ContractClient({ service: 'master', baseUrl: other.url, token: WORKER_TOKEN }),
+      taskReads: (id: string) => taskdbProxy.requests.filter((request) => request === `GET /tasks/${id}`).length,
       /** Every request that reached storage through this master. */
-      storageRequests: proxy.requests,
+      storageRequests: storageProxy.requests,
       close: async () => {
         await other.close();
-        await proxy.close();
+        await Promise.all([taskdbProxy.close(), storageProxy.close()]);
       },
     };
   };
@@ -216,7 +194,7 @@ describe('master API', () => {
   });
 
   it("when a worker hands on storage's receipt, then master finishes the task without a call to storage; without one it reads the result back", async () => {
-    const counted = await startMasterOverCountedStorage();
+    const counted = await startCountedMaster();
     try {
       const id = await upload();
       const work = await claim();
@@ -252,7 +230,7 @@ describe('master API', () => {
   };
 
   it('when a worker finishes a task this master handed out, then master does not read the task from taskdb again; for a lease handed out elsewhere it does', async () => {
-    const counted = await startCountedMaster(200);
+    const counted = await startCountedMaster({ claimRecheckMs: 200 });
     try {
       const { id, handedOut, receipt } = await claimAndStoreThrough(counted.worker);
       const done = await counted.worker.call(masterContract.workFinished, {
@@ -276,7 +254,7 @@ describe('master API', () => {
   });
 
   it('when a lease this master handed out was lost meanwhile, then its workFinished is still refused by taskdb', async () => {
-    const counted = await startCountedMaster(200);
+    const counted = await startCountedMaster({ claimRecheckMs: 200 });
     try {
       const { id, handedOut, receipt } = await claimAndStoreThrough(counted.worker);
       // The lease is given back (as the reaper would after it expired): the token no longer holds.
@@ -298,7 +276,7 @@ describe('master API', () => {
   });
 
   it('when master has no signing key, then a receipt cannot be checked and the result is read back from storage', async () => {
-    const unkeyed = await startMasterOverCountedStorage({ keyed: false });
+    const unkeyed = await startCountedMaster({ keyed: false });
     try {
       const id = await upload();
       const work = await claim();
@@ -320,11 +298,11 @@ describe('master API', () => {
     ["another attempt's key (a genuine receipt)", (_genuine, { earlier }) => earlier, /is for finished\/\S+_1, not finished\/\S+_2/],
     ["another task's key (a genuine receipt)", (_genuine, { otherTask }) => otherTask, /is for finished\/\S+, not finished\//],
     ['a signature of another key', (genuine) => issueReceipt(genuine, deriveSigningKey('another-token')!), /signature does not match/],
-    ['an expiry that has passed', (genuine) => issueReceipt(genuine, SIGNING_KEY!, Date.now() - 3_600_000), /expired/],
+    ['an expiry that has passed', (genuine) => issueReceipt(genuine, SIGNING_KEY, Date.now() - 3_600_000), /expired/],
   ])(
     'when a receipt has %s, then workFinished is a 422, storage is not asked instead, and the task stays in progress',
     async (_name, forge, message) => {
-      const counted = await startMasterOverCountedStorage();
+      const counted = await startCountedMaster();
       try {
         await upload();
         const otherTask = await uploadResult(await claim());
@@ -489,7 +467,7 @@ describe('master API', () => {
       const id = await upload();
       const work = await claim();
       // No recheck during the test: the only wake is the end this master records.
-      const counted = await startCountedMaster(60_000);
+      const counted = await startCountedMaster({ claimRecheckMs: 60_000 });
       try {
         const waiting = counted.master.call(masterContract.isReady, { query: { id, waitMs: 20_000 } });
         await until(() => counted.images.ended.waiting(id) === 1);
@@ -518,7 +496,7 @@ describe('master API', () => {
   it('when isReady waits and the task ends through another master, then it re-asks taskdb and answers the end', async () => {
     const id = await upload();
     const work = await claim();
-    const counted = await startCountedMaster(100);
+    const counted = await startCountedMaster({ claimRecheckMs: 100 });
     try {
       const waiting = counted.master.call(masterContract.isReady, { query: { id, waitMs: 20_000 } });
       await until(() => counted.images.ended.waiting(id) === 1);
@@ -657,7 +635,7 @@ describe('master API', () => {
   it("when an owner's stored bytes would pass its quota, then the upload is a 429 and usage says where it stands", async () => {
     const owner = `quota-${randomUUID().slice(0, 8)}`;
     const limited = new ImageService({
-      ...gatewaysOf(taskdb, storage, undefined),
+      ...gatewaysOf(taskdb),
       leaseMs: 30_000,
       claimRecheckMs: 200,
       signedUrlTtlMs: 60_000,
