@@ -8,7 +8,9 @@
 //   5. peak RSS of each service, and RSS growth of frontend and storage for one 25 MB image;
 //   6. CPU time per call of kit's contract client, in this process, against kv and storage;
 //   7. the floor (bench/floor.js): bare node:http servers doing exactly the I/O of each service for
-//      an image, driven like the pipeline; their CPU per image beside the services';
+//      an image, driven like the pipeline (512×512 and 1920×1080); their CPU per image beside the
+//      services', the pipeline ÷ raw it leaves room for, and its idle latency (the same hops one
+//      image at a time) beside the pipeline's;
 //   8. `npm start`'s defaults: a fresh stack as npm start runs it with nothing set, one client's
 //      batch of uploads as fast as it can (bench/start-defaults.js).
 // Prints a table (stdout; progress goes to stderr) and writes a JSON file.
@@ -46,7 +48,7 @@ const PLANS = {
   full: {
     reps: 3,
     png512: 100,
-    png1080: 10,
+    png1080: 24,
     clients: 8,
     idle: 20,
     warmup: 4,
@@ -58,6 +60,7 @@ const PLANS = {
     bigWaitMs: 120_000,
     idleWindowMs: 3_000,
     floorImages: 100,
+    floor1080Images: 24,
     floorWarmup: 16,
     defaultsUploads: 500,
   },
@@ -76,6 +79,7 @@ const PLANS = {
     bigWaitMs: 60_000,
     idleWindowMs: 1_000,
     floorImages: 24,
+    floor1080Images: 4,
     floorWarmup: 8,
     defaultsUploads: 50,
   },
@@ -141,11 +145,14 @@ async function runPipeline(client, images, count, clients) {
   return Number(process.hrtime.bigint() - started) / 1e9;
 }
 
+/** The pause before each image of the idle latency (the pipeline's and its floor's). */
+const IDLE_PAUSE_MS = 100;
+
 /** Upload → finished, in ms, one image at a time with a pause between, so each meets an idle stack. */
 async function idleLatencies(client, images, count, sleep) {
   const latencies = [];
   for (let i = 0; i < count; i++) {
-    await sleep(100);
+    await sleep(IDLE_PAUSE_MS);
     const started = process.hrtime.bigint();
     const id = await client.upload(images[i % images.length]);
     const status = await client.waitUntilDone(id);
@@ -175,7 +182,7 @@ async function main() {
   const { median, percentile, summarize } = require('./stats');
   const { TABLE_HEADER, FLOOR_TABLE_HEADER, tableCells, floorCells, markdownTable, isMet } = require('./report');
   const { CLIENT_PLANS, BINARY_BYTES, measureClientCost, clientCostRows, recordClientCost } = require('./client-cost');
-  const { FLOOR_SERVICES, startFloor, driveFloor } = require('./floor');
+  const { FLOOR_SERVICES, startFloor, driveFloor, floorIdleLatencies } = require('./floor');
   const { startDefaultsOptions, uploadBurst } = require('./start-defaults');
 
   const plan = { ...PLANS[args.tiny ? 'tiny' : 'full'], ...(args.reps ? { reps: args.reps } : {}) };
@@ -219,12 +226,17 @@ async function main() {
     );
   }
   // The floor's worker uploads a real result (the worker's output for a source): its size matters, not its making.
-  const floorResult = await transform(images.png512[0]);
+  const floorResults = { png512: await transform(images.png512[0]), png1080: await transform(images.png1080[0]) };
   const pool = await RawPool.start({ threads: rawThreads, sets: images, codecOptions });
   try {
     for (const r of reps) {
-      record('raw.png512.imagesPerSecond', plan.png512 / (await pool.run('png512', plan.png512)));
-      record('raw.png1080.imagesPerSecond', plan.png1080 / (await pool.run('png1080', plan.png1080)));
+      for (const set of ['png512', 'png1080']) {
+        // The threads are this process's: its CPU time is theirs, GC helpers included.
+        const cpuBefore = process.cpuUsage();
+        record(`raw.${set}.imagesPerSecond`, plan[set] / (await pool.run(set, plan[set])));
+        const cpu = process.cpuUsage(cpuBefore);
+        record(`raw.${set}.cpuMsPerImage`, (cpu.user + cpu.system) / 1000 / plan[set]);
+      }
       log(
         `raw limit, rep ${r + 1}: 512² ${values['raw.png512.imagesPerSecond'][r].toFixed(1)} img/s, 1080p ${values['raw.png1080.imagesPerSecond'][r].toFixed(2)} img/s`,
       );
@@ -289,28 +301,38 @@ async function main() {
     log(`stack up; the frontend ${longPoll ? 'long-polls isReady (waitMs)' : 'has no waitMs on isReady: polling every 20 ms'}`);
     floor = await startFloor({ dataDir: path.join(dir, 'floor'), logDir, sqliteSynchronous: taskdbSynchronous() });
     const floorMeter = new ProcessMeter(floor.pids);
-    const floorPlan = { sources: images.png512, result: floorResult, concurrency: plan.clients };
-    log(`floor up (${FLOOR_SERVICES.join(', ')}: bare node:http); its result upload ${(floorResult.length / 1024).toFixed(0)} KiB`);
+    const floorPlans = {
+      png512: { sources: images.png512, result: floorResults.png512, concurrency: plan.clients, count: plan.floorImages },
+      png1080: { sources: images.png1080, result: floorResults.png1080, concurrency: plan.clients, count: plan.floor1080Images },
+    };
+    const kib = (bytes) => `${(bytes / 1024).toFixed(0)} KiB`;
+    log(
+      `floor up (${FLOOR_SERVICES.join(', ')}: bare node:http); its result uploads ${kib(floorResults.png512.length)} (512²), ${kib(floorResults.png1080.length)} (1080p)`,
+    );
 
     log('warming up');
     await runPipeline(client, images.png512, plan.warmup, plan.clients);
     await runPipeline(client, images.png1080, 1, 1);
-    await driveFloor(floor.urls, { ...floorPlan, count: plan.floorWarmup });
+    await driveFloor(floor.urls, { ...floorPlans.png512, count: plan.floorWarmup });
+    await driveFloor(floor.urls, { ...floorPlans.png1080, count: 1 });
 
     for (const r of reps) {
-      // 7. The floor, just before the pipeline's run it is set beside.
-      const floorBefore = floorMeter.cpuMs();
-      const floorSeconds = await driveFloor(floor.urls, { ...floorPlan, count: plan.floorImages });
-      const floorAfter = floorMeter.cpuMs();
-      record('floor.png512.imagesPerSecond', plan.floorImages / floorSeconds);
-      record('floor.png512.cpuMsPerImage', difference(floorAfter, floorBefore, FLOOR_SERVICES) / plan.floorImages);
-      for (const name of PLUMBING) {
-        const used = FLOOR_SERVICES.includes(name) ? floorAfter[name] - floorBefore[name] : 0;
-        record(`floor.png512.${name}.cpuMsPerImage`, used / plan.floorImages);
+      // 7. The floor, just before the pipeline's runs it is set beside.
+      for (const set of ['png512', 'png1080']) {
+        const { count } = floorPlans[set];
+        const floorBefore = floorMeter.cpuMs();
+        const floorSeconds = await driveFloor(floor.urls, floorPlans[set]);
+        const floorAfter = floorMeter.cpuMs();
+        record(`floor.${set}.imagesPerSecond`, count / floorSeconds);
+        record(`floor.${set}.cpuMsPerImage`, difference(floorAfter, floorBefore, FLOOR_SERVICES) / count);
+        for (const name of PLUMBING) {
+          const used = FLOOR_SERVICES.includes(name) ? floorAfter[name] - floorBefore[name] : 0;
+          record(`floor.${set}.${name}.cpuMsPerImage`, used / count);
+        }
+        log(
+          `floor ${set}, rep ${r + 1}: ${(count / floorSeconds).toFixed(1)} img/s, ${values[`floor.${set}.cpuMsPerImage`][r].toFixed(2)} ms CPU/img`,
+        );
       }
-      log(
-        `floor, rep ${r + 1}: ${(plan.floorImages / floorSeconds).toFixed(1)} img/s, ${values['floor.png512.cpuMsPerImage'][r].toFixed(2)} ms CPU/img`,
-      );
 
       // 2. Pipeline throughput, with 4. the plumbing's CPU time across it.
       const peaks = [];
@@ -354,7 +376,12 @@ async function main() {
       record('plumbing.idleCpuMsPerSecond', difference(meter.cpuMs(), idleBefore, PLUMBING) / (plan.idleWindowMs / 1000));
       record('idle.latencyMedianMs', median(latencies));
       record('idle.latencyP90Ms', percentile(latencies, 90));
-      log(`idle latency, rep ${r + 1}: median ${median(latencies).toFixed(1)} ms, p90 ${percentile(latencies, 90).toFixed(1)} ms`);
+      // Its floor: the same hops on the bare servers, as idle, with no image work between them.
+      const floorLatencies = await floorIdleLatencies(floor.urls, { ...floorPlans.png512, count: plan.idle, pauseMs: IDLE_PAUSE_MS });
+      record('floor.idleLatencyMedianMs', median(floorLatencies));
+      log(
+        `idle latency, rep ${r + 1}: median ${median(latencies).toFixed(1)} ms, p90 ${percentile(latencies, 90).toFixed(1)} ms; the floor's hops ${median(floorLatencies).toFixed(1)} ms`,
+      );
 
       // 5. Peak RSS of each service over runs 2 and 3.
       const peak = maxOf(...peaks);
@@ -451,10 +478,19 @@ async function main() {
   }
   const rawSingle = median(values['raw.png512.singleImageMs']);
   values['idle.overheadMs'] = values['idle.latencyMedianMs'].map((latency) => latency - rawSingle);
-  // Each repetition's plumbing beside the floor measured just before it.
-  values['plumbing.png512.ratioToFloor'] = values['plumbing.png512.cpuMsPerImage'].map(
-    (cpu, r) => cpu / values['floor.png512.cpuMsPerImage'][r],
-  );
+  values['idle.overheadRatioToFloor'] = values['idle.overheadMs'].map((overhead, r) => overhead / values['floor.idleLatencyMedianMs'][r]);
+  for (const set of ['png512', 'png1080']) {
+    // Each repetition's plumbing beside the floor measured just before it.
+    values[`plumbing.${set}.ratioToFloor`] = values[`plumbing.${set}.cpuMsPerImage`].map(
+      (cpu, r) => cpu / values[`floor.${set}.cpuMsPerImage`][r],
+    );
+    // The best the pipeline could do on these cores were the worker only its raw work and the
+    // plumbing only its floor: every image costs both, and they share the cores.
+    const rawCpu = median(values[`raw.${set}.cpuMsPerImage`]);
+    values[`pipeline.${set}.ratioCeiling`] = values[`floor.${set}.cpuMsPerImage`].map((floorCpu) =>
+      Math.min(1, (machine.cores * 1000) / (rawCpu + floorCpu) / rawMedian(set)),
+    );
+  }
 
   const figures = Object.fromEntries(Object.entries(values).map(([id, list]) => [id, summarize(list)]));
 
@@ -464,6 +500,8 @@ async function main() {
     { id: 'raw.png1080.imagesPerSecond', label: `raw limit 1920×1080 (${rawThreads} threads)`, unit: 'img/s', digits: 2 },
     { id: 'raw.png512.singleImageMs', label: 'raw single image 512×512 (1 thread)', unit: 'ms', digits: 1 },
     { id: 'raw.png1080.singleImageMs', label: 'raw single image 1920×1080 (1 thread)', unit: 'ms', digits: 0 },
+    { id: 'raw.png512.cpuMsPerImage', label: 'raw CPU per image 512×512 (its threads, GC included)', unit: 'ms', digits: 1 },
+    { id: 'raw.png1080.cpuMsPerImage', label: 'raw CPU per image 1920×1080', unit: 'ms', digits: 0 },
     {
       id: 'pipeline.png512.imagesPerSecond',
       label: `pipeline 512×512 (${plan.png512} images, ${plan.clients} clients)`,
@@ -481,6 +519,12 @@ async function main() {
       moonshot: { cmp: '>=', value: 0.85 },
     },
     {
+      id: 'pipeline.png512.ratioCeiling',
+      label: '  its ceiling: raw CPU + floor CPU per image on these cores',
+      unit: '',
+      digits: 2,
+    },
+    {
       id: 'pipeline.png1080.imagesPerSecond',
       label: `pipeline 1920×1080 (${plan.png1080} images, ${plan.clients} clients)`,
       unit: 'img/s',
@@ -494,6 +538,12 @@ async function main() {
       target: { cmp: '>=', value: 0.85 },
       moonshot: { cmp: '>=', value: 0.95 },
     },
+    {
+      id: 'pipeline.png1080.ratioCeiling',
+      label: '  its ceiling: raw CPU + floor CPU per image on these cores',
+      unit: '',
+      digits: 2,
+    },
     { id: 'idle.latencyMedianMs', label: `idle latency upload → finished, median (${plan.idle} images)`, unit: 'ms', digits: 1 },
     { id: 'idle.latencyP90Ms', label: 'idle latency, p90', unit: 'ms', digits: 1 },
     {
@@ -504,6 +554,13 @@ async function main() {
       target: { cmp: '<=', value: 25 },
       moonshot: { cmp: '<=', value: 15 },
     },
+    {
+      id: 'floor.idleLatencyMedianMs',
+      label: "  its floor: the floor's hops one image at a time, no image work, median",
+      unit: 'ms',
+      digits: 1,
+    },
+    { id: 'idle.overheadRatioToFloor', label: '  overhead ÷ its floor', unit: '', digits: 2 },
     {
       id: 'plumbing.png512.cpuMsPerImage',
       label: 'plumbing CPU per image, 512×512 (frontend, master, storage, taskdb, kv)',
@@ -530,6 +587,13 @@ async function main() {
       moonshot: { cmp: '<=', value: 1.3 },
     },
     { id: 'plumbing.png1080.cpuMsPerImage', label: 'plumbing CPU per image, 1920×1080', unit: 'ms', digits: 2 },
+    {
+      id: 'floor.png1080.cpuMsPerImage',
+      label: `floor CPU per image, 1920×1080 (${plan.floor1080Images} images, ${plan.clients} in flight)`,
+      unit: 'ms',
+      digits: 2,
+    },
+    { id: 'plumbing.png1080.ratioToFloor', label: 'plumbing ÷ its floor, 1920×1080', unit: '', digits: 2 },
     { id: 'plumbing.idleCpuMsPerSecond', label: 'plumbing CPU when idle, per second', unit: 'ms', digits: 1 },
     { id: 'worker.png512.cpuMsPerImage', label: 'worker CPU per image, 512×512', unit: 'ms', digits: 1 },
     { id: 'worker.png1080.cpuMsPerImage', label: 'worker CPU per image, 1920×1080', unit: 'ms', digits: 0 },
@@ -572,9 +636,10 @@ async function main() {
       : undefined,
   ].filter(Boolean);
   const table = markdownTable(TABLE_HEADER, tableCells(rows, figures));
-  const floorSide = markdownTable(FLOOR_TABLE_HEADER, floorCells(PLUMBING, figures, 'png512'));
+  const floorSide = (set) => markdownTable(FLOOR_TABLE_HEADER, floorCells(PLUMBING, figures, set));
   process.stdout.write(
-    `\n${header.join('\n')}\n\n${table}\n\nplumbing CPU per 512×512 image beside its floor (bench/floor.js: bare node:http servers doing each service's I/O), medians:\n\n${floorSide}\n`,
+    `\n${header.join('\n')}\n\n${table}\n\nplumbing CPU per 512×512 image beside its floor (bench/floor.js: bare node:http servers doing each service's I/O), medians:\n\n${floorSide('png512')}\n` +
+      `\nthe same per 1920×1080 image:\n\n${floorSide('png1080')}\n`,
   );
 
   const targets = rows
@@ -611,9 +676,16 @@ async function main() {
       png512: { width: 512, height: 512, distinct: images.png512.length, medianBytes: sizeOf(images.png512) },
       png1080: { width: 1920, height: 1080, distinct: images.png1080.length, medianBytes: sizeOf(images.png1080) },
       big: { width: big.width, height: big.height, bytes: big.bytes.length, downloads: bigImage.downloads },
-      floorResult: { bytes: floorResult.length },
+      floorResults: { png512Bytes: floorResults.png512.length, png1080Bytes: floorResults.png1080.length },
     },
-    floor: { services: FLOOR_SERVICES, images: plan.floorImages, inFlight: plan.clients, sqliteSynchronous: taskdbSynchronous() },
+    floor: {
+      services: FLOOR_SERVICES,
+      images: plan.floorImages,
+      images1080: plan.floor1080Images,
+      inFlight: plan.clients,
+      idlePauseMs: IDLE_PAUSE_MS,
+      sqliteSynchronous: taskdbSynchronous(),
+    },
     startDefaults: startDefaults && {
       ...startDefaults,
       // The header of every 429, told as its range: the values themselves are in figures.

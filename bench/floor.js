@@ -472,51 +472,79 @@ async function startFloor({ dataDir, logDir, sqliteSynchronous }) {
 }
 
 /**
+ * One image through every hop of the floor (see the list at the top), as the client and the worker
+ * make them; no image work: the result uploaded is `result`, bytes of the real result's size.
+ */
+async function floorImage(urls, { client, worker }, source, result) {
+  const upload = parsed(
+    expectStatus(
+      await send(client, `${urls.frontend}/newImage`, { method: 'POST', body: source, contentType: 'image/png' }),
+      202,
+      'upload',
+    ),
+  );
+  const work = parsed(expectStatus(await send(worker, `${urls.master}/getWork`, { method: 'POST', body: '{}' }), 200, 'getWork'));
+  expectStatus(await send(worker, work.sourceUrl, { discard: true }), 200, 'source read');
+  expectStatus(await send(worker, work.resultUrl, { method: 'POST', body: result, contentType: 'image/png' }), 201, 'result upload');
+  const finished = { id: work.id, leaseToken: work.leaseToken, resultBytes: result.length };
+  expectStatus(await sendJson(worker, `${urls.master}/workFinished`, 'POST', finished), 200, 'workFinished');
+  const status = parsed(expectStatus(await send(client, `${urls.frontend}/isReady?id=${upload.id}`), 200, 'isReady'));
+  if (status.state !== 'finished' && status.state !== 'in_progress' && status.state !== 'not_started') {
+    throw new Error(`floor image ${upload.id}: ${status.state}`);
+  }
+}
+
+/** The housekeeper's sweep of the sources of the tasks ended so far. */
+const sweep = async (urls, worker) =>
+  expectStatus(await send(worker, `${urls.master}/sweep`, { method: 'POST', body: '{}' }), 200, 'sweep');
+
+/**
  * Plays the client and the worker against the floor: `count` images, `concurrency` in flight, each
- * through every hop (see the list at the top), then the housekeeper's sweep. No image work: the
- * result uploaded is `result`, bytes of the real result's size. Resolves with the wall time in seconds.
+ * through every hop, then the housekeeper's sweep. Resolves with the wall time in seconds.
  */
 async function driveFloor(urls, { sources, result, count, concurrency }) {
-  const client = newAgent();
-  const worker = newAgent();
+  const agents = { client: newAgent(), worker: newAgent() };
   let next = 0;
   const started = process.hrtime.bigint();
   try {
     await Promise.all(
       Array.from({ length: Math.min(concurrency, count) }, async () => {
-        for (let i = next++; i < count; i = next++) {
-          const source = sources[i % sources.length];
-          const upload = parsed(
-            expectStatus(
-              await send(client, `${urls.frontend}/newImage`, { method: 'POST', body: source, contentType: 'image/png' }),
-              202,
-              'upload',
-            ),
-          );
-          const work = parsed(expectStatus(await send(worker, `${urls.master}/getWork`, { method: 'POST', body: '{}' }), 200, 'getWork'));
-          expectStatus(await send(worker, work.sourceUrl, { discard: true }), 200, 'source read');
-          expectStatus(
-            await send(worker, work.resultUrl, { method: 'POST', body: result, contentType: 'image/png' }),
-            201,
-            'result upload',
-          );
-          const finished = { id: work.id, leaseToken: work.leaseToken, resultBytes: result.length };
-          expectStatus(await sendJson(worker, `${urls.master}/workFinished`, 'POST', finished), 200, 'workFinished');
-          const status = parsed(expectStatus(await send(client, `${urls.frontend}/isReady?id=${upload.id}`), 200, 'isReady'));
-          if (status.state !== 'finished' && status.state !== 'in_progress' && status.state !== 'not_started') {
-            throw new Error(`floor image ${upload.id}: ${status.state}`);
-          }
-        }
+        for (let i = next++; i < count; i = next++) await floorImage(urls, agents, sources[i % sources.length], result);
       }),
     );
-    expectStatus(await send(worker, `${urls.master}/sweep`, { method: 'POST', body: '{}' }), 200, 'sweep');
+    await sweep(urls, agents.worker);
   } finally {
-    client.destroy();
-    worker.destroy();
+    agents.client.destroy();
+    agents.worker.destroy();
   }
   return Number(process.hrtime.bigint() - started) / 1e9;
 }
 
+/**
+ * The floor of the idle latency: `count` images one at a time, each after a pause of `pauseMs`
+ * (so it meets idle servers, as the pipeline's idle latency does), each through every hop one
+ * after another. Resolves with each image's time from its upload to its `isReady` answer, in ms.
+ * Two requests more than the pipeline's: the worker asks for work and the client for the state
+ * once the image is there, where the pipeline's long polls are already waiting.
+ */
+async function floorIdleLatencies(urls, { sources, result, count, pauseMs }) {
+  const agents = { client: newAgent(), worker: newAgent() };
+  const latencies = [];
+  try {
+    for (let i = 0; i < count; i++) {
+      await new Promise((resolve) => setTimeout(resolve, pauseMs));
+      const started = process.hrtime.bigint();
+      await floorImage(urls, agents, sources[i % sources.length], result);
+      latencies.push(Number(process.hrtime.bigint() - started) / 1e6);
+    }
+    await sweep(urls, agents.worker);
+  } finally {
+    agents.client.destroy();
+    agents.worker.destroy();
+  }
+  return latencies;
+}
+
 if (require.main === module) serve(process.argv[2], JSON.parse(process.argv[3]));
 
-module.exports = { FLOOR_SERVICES, startFloor, driveFloor };
+module.exports = { FLOOR_SERVICES, startFloor, driveFloor, floorIdleLatencies };

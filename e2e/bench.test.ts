@@ -70,6 +70,15 @@ const POSITIVE = [
   'floor.png512.imagesPerSecond',
   'floor.png512.cpuMsPerImage',
   'plumbing.png512.ratioToFloor',
+  'floor.png1080.imagesPerSecond',
+  'floor.png1080.cpuMsPerImage',
+  'plumbing.png1080.ratioToFloor',
+  'raw.png512.cpuMsPerImage',
+  'raw.png1080.cpuMsPerImage',
+  // The pipeline's ceiling from the raw work and the floor, and the floor of the idle latency.
+  'pipeline.png512.ratioCeiling',
+  'pipeline.png1080.ratioCeiling',
+  'floor.idleLatencyMedianMs',
 ];
 
 /**
@@ -86,7 +95,9 @@ const FINITE = [
   'memory.bigImage.frontendGrowthMB',
   'memory.bigImage.storageGrowthMB',
   'memory.bigImage.masterGrowthMB',
+  'idle.overheadRatioToFloor',
   ...PLUMBING.map((name) => `floor.png512.${name}.cpuMsPerImage`),
+  ...PLUMBING.map((name) => `floor.png1080.${name}.cpuMsPerImage`),
   'startDefaults.acceptedShare',
   'startDefaults.accepted',
   'startDefaults.acceptedPerSecond',
@@ -137,9 +148,10 @@ describe('npm run bench', () => {
       expect(stdout).toContain('pipeline ÷ raw, 512×512');
       expect(stdout).toContain('plumbing ÷ its floor, 512×512');
       expect(stdout).toContain("npm start defaults: share of one client's 50 uploads accepted");
-      // The side-by-side table: each service's CPU per image beside its floor's.
+      // The side-by-side tables, one per image size: each service's CPU per image beside its floor's.
+      expect(stdout).toContain('the same per 1920×1080 image');
       for (const name of [...PLUMBING, 'total'])
-        expect(stdout).toMatch(new RegExp(`^\\| ${name} +\\| [0-9.]+ ms +\\| [0-9.]+ ms +\\|`, 'm'));
+        expect(stdout.match(new RegExp(`^\\| ${name} +\\| [0-9.]+ ms +\\| [0-9.]+ ms +\\|`, 'gm'))).toHaveLength(2);
       const results = JSON.parse(fs.readFileSync(out, 'utf8')) as Results;
       expect(results.tiny).toBe(true);
       expect(results.machine.cores).toBeGreaterThan(0);
