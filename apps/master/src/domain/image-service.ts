@@ -4,6 +4,7 @@ import {
   detectImageType,
   readDeclaredDimensions,
   type Accepted,
+  type CreateTaskBody,
   type ImageType,
   type Operation,
   type StorageReceipt,
@@ -13,10 +14,11 @@ import {
 } from '@pixelmill/contracts';
 import { AppError, IMAGE_HEAD_BYTES, metered, peekStream } from '@pixelmill/kit';
 import type { ImageStoreGateway } from '../data-access/image-store-gateway';
-import type { Claim, Task, TaskGateway } from '../data-access/task-gateway';
+import type { Claim, CreateOutcome, Task, TaskGateway } from '../data-access/task-gateway';
 import { imageExpired, unknownImage } from './image-errors';
 import { maxResultBytes, resultProblem } from './result-check';
 import { LeasesHandedOut } from './leases-handed-out';
+import { UnendedTasks } from './unended-tasks';
 import { Signal } from './work-signal';
 
 /** Caps on the bytes an owner may have stored; undefined: no cap. */
@@ -78,6 +80,8 @@ export class ImageService {
   readonly ended = new Signal<TaskStatus>();
   /** The claims this master answered getWork with, until their attempt ends here. */
   readonly leases = new LeasesHandedOut();
+  /** The tasks created here that have not ended, as far as this master knows. */
+  readonly unended = new UnendedTasks();
 
   constructor(private readonly deps: ImageServiceDeps) {}
 
@@ -102,7 +106,9 @@ export class ImageService {
       if (!(err instanceof AppError && err.status < 500)) await this.deps.store.deleteSource(id).catch(() => undefined);
       throw err;
     }
-    const outcome = await this.deps.tasks.create({
+    // Known before taskdb has it, so that its end cannot come first.
+    this.unended.add(id, owner);
+    const outcome = await this.createTask({
       id,
       op,
       contentType,
@@ -116,12 +122,23 @@ export class ImageService {
     });
     if (outcome.kind === 'refused' || outcome.task.id !== id) {
       // A refusal, or a repeated upload (the first one's task answers): these bytes are not needed.
+      this.unended.delete(id);
       await this.deps.store.deleteSource(id).catch(() => undefined);
       if (outcome.kind === 'refused') throw outcome.error;
       return { id: outcome.task.id, state: outcome.task.state };
     }
     this.taskCreated();
     return { id, state: outcome.task.state };
+  }
+
+  /** Creates the task; one that taskdb did not take is not known as waiting here. */
+  private async createTask(input: CreateTaskBody): Promise<CreateOutcome> {
+    try {
+      return await this.deps.tasks.create(input);
+    } catch (err) {
+      this.unended.delete(input.id);
+      throw err;
+    }
   }
 
   /** A task was created, through this master or another: the waiting getWork calls try to claim. */
@@ -131,11 +148,13 @@ export class ImageService {
 
   /** A task ended, through this master or another: the isReady calls waiting for it answer at once. */
   taskEnded(status: TaskStatus): void {
+    this.unended.delete(status.id);
     this.ended.notify(status.id, status);
   }
 
   /** News of created and ended tasks may have been lost: every waiting call asks taskdb again. */
   tasksMissed(): void {
+    this.unended.clear();
     this.signal.wakeAll();
     this.ended.wakeAll();
   }
@@ -156,17 +175,22 @@ export class ImageService {
    */
   async status(id: string, owner?: string, waitMs = 0, signal?: AbortSignal): Promise<TaskStatus> {
     const deadline = Date.now() + waitMs;
+    // A task created here that has not ended is not read first while every end reaches this
+    // master: the read would only tell what is known (whose it is, that it waits or runs).
+    let known = waitMs > 0 && this.deps.followsTaskEvents?.() === true && this.unended.has(id, owner);
     for (;;) {
-      const task = await this.task(id, owner);
-      const left = deadline - Date.now();
-      if (task.state === 'finished' || task.state === 'failed' || left <= 0 || signal?.aborted) {
-        return { id, state: task.state, ...(task.error ? { error: task.error } : {}) };
+      if (!known) {
+        const task = await this.task(id, owner);
+        if (task.state === 'finished' || task.state === 'failed' || deadline - Date.now() <= 0 || signal?.aborted) {
+          return { id, state: task.state, ...(task.error ? { error: task.error } : {}) };
+        }
       }
+      known = false;
       // Woken by an end (this master's own changeState, or taskdb's event), the wake carries the
-      // ended state: no second read (the owner was checked by the read above). A timeout, or news
-      // that may have been lost, wakes empty and taskdb is asked again.
+      // ended state: no second read (the owner was checked above). A timeout, or news that may
+      // have been lost, wakes empty and taskdb is asked again.
       const recheckMs = this.deps.followsTaskEvents?.() ? Math.max(STATUS_BACKSTOP_MS, this.deps.claimRecheckMs) : this.deps.claimRecheckMs;
-      const ended = await this.ended.wait(Math.min(left, recheckMs), signal, id);
+      const ended = await this.ended.wait(Math.max(0, Math.min(deadline - Date.now(), recheckMs)), signal, id);
       if (ended) return ended;
     }
   }

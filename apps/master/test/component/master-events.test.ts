@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import { masterContract, resultKey, storageContract, type TaskStatus } from '@pixelmill/contracts';
 import { ContractClient, createLogger, listen, type Listening } from '@pixelmill/kit';
 import type { ServiceProcess } from '@pixelmill/kit/testing';
@@ -127,6 +128,66 @@ describe('master wake-ups across instances', () => {
       expect(Date.now() - ending).toBeLessThan(CLAIM_RECHECK_MS);
     },
   );
+
+  describe('a waiting isReady for a task created through it', () => {
+    let proxy: Awaited<ReturnType<typeof startCountingProxy>>;
+
+    beforeEach(async () => {
+      proxy = await startCountingProxy(taskdbProcess.url!);
+    });
+    afterEach(() => proxy.close());
+
+    /** A master over the counted taskdb and the real storage, whose feed is said to follow or not. */
+    const countedService = (followsTaskEvents = true) =>
+      new ImageService({
+        tasks: new TaskGateway(new ContractClient({ service: 'taskdb', baseUrl: proxy.url, token: INTERNAL_TOKEN })),
+        store: new ImageStoreGateway(storage, { publicUrl: async () => storageProcess.url! }),
+        leaseMs: 30_000,
+        claimRecheckMs: CLAIM_RECHECK_MS,
+        signedUrlTtlMs: 60_000,
+        followsTaskEvents: () => followsTaskEvents,
+      });
+    const acceptThrough = async (images: ImageService, owner?: string) =>
+      (await images.accept({ stream: Readable.from([PNG]), length: PNG.length, limit: 4096 }, { op: 'invert', owner })).id;
+    const readsOf = (id: string) => proxy.requests.filter((request) => request === `GET /tasks/${id}`).length;
+
+    it("when its task was created through this master and taskdb's events reach it, then it waits without reading the task: the end wakes it", async () => {
+      const images = countedService();
+      const id = await acceptThrough(images);
+
+      const waiting = images.status(id, undefined, 20_000);
+      await until(() => images.ended.waiting(id) === 1);
+      // The end as the feed tells it (through another master, say).
+      images.taskEnded({ id, state: 'finished' });
+
+      expect(await waiting).toEqual({ id, state: 'finished' });
+      expect(readsOf(id)).toBe(0);
+    });
+
+    it('when its task was created here but news may have been lost since, or the events do not reach master, then it reads the task first', async () => {
+      const missed = countedService();
+      const first = await acceptThrough(missed);
+      missed.tasksMissed();
+      const unfollowed = countedService(false);
+      const second = await acceptThrough(unfollowed);
+
+      const waits = [missed.status(first, undefined, 20_000), unfollowed.status(second, undefined, 20_000)];
+      await until(() => missed.ended.waiting(first) === 1 && unfollowed.ended.waiting(second) === 1);
+
+      expect([readsOf(first), readsOf(second)]).toEqual([1, 1]);
+      missed.taskEnded({ id: first, state: 'finished' });
+      unfollowed.taskEnded({ id: second, state: 'finished' });
+      await Promise.all(waits);
+    });
+
+    it('when another owner asks for a task created here, then taskdb is read and the task is as unknown as a missing one', async () => {
+      const images = countedService();
+      const id = await acceptThrough(images, 'owner-a');
+
+      await expect(images.status(id, 'owner-b', 20_000)).rejects.toMatchObject({ status: 404 });
+      expect(readsOf(id)).toBe(1);
+    });
+  });
 });
 
 /** A feed over a taskdb that restarts: what it heard, in order. */
