@@ -9,8 +9,9 @@
 //   6. CPU time per call of kit's contract client, in this process, against kv and storage;
 //   7. the floor (bench/floor.js): bare node:http servers doing exactly the I/O of each service for
 //      an image, driven like the pipeline (512×512 and 1920×1080); their CPU per image beside the
-//      services', the pipeline ÷ raw it leaves room for, and its idle latency (the same hops one
-//      image at a time) beside the pipeline's;
+//      services'; the same floor with the image work (its worker transforms in the worker's own
+//      threads): the throughput and idle latency this machine allows with only the hops' I/O
+//      around the transform, and the floor's CPU when it shares the cores with the transforms;
 //   8. `npm start`'s defaults: a fresh stack as npm start runs it with nothing set, one client's
 //      batch of uploads as fast as it can (bench/start-defaults.js).
 // Prints a table (stdout; progress goes to stderr) and writes a JSON file.
@@ -178,7 +179,7 @@ async function main() {
   const { PixelmillClient, storageObjectLength, sleep, closeConnections } = require('./pixelmill-client');
   const { RawPool, singleImageTimes } = require('./raw-limit');
   const { photoPngs, noisePng } = require('./test-images');
-  const { workerDefaults, codecOptionsOf, createTransform } = require('./worker-code');
+  const { workerDefaults, codecOptionsOf, createTransform, createThreadTransform } = require('./worker-code');
   const { median, percentile, summarize } = require('./stats');
   const { TABLE_HEADER, FLOOR_TABLE_HEADER, tableCells, floorCells, markdownTable, isMet } = require('./report');
   const { CLIENT_PLANS, BINARY_BYTES, measureClientCost, clientCostRows, recordClientCost } = require('./client-cost');
@@ -249,6 +250,8 @@ async function main() {
   const logDir = path.join(dir, 'logs');
   let stack;
   let floor;
+  /** The worker's transform threads, for the floor's image work. */
+  let floorThreads;
   let stopping;
   let removing;
   /** Stops what runs (the stack, the floor), however it is reached: every caller awaits the same stop. */
@@ -258,8 +261,10 @@ async function main() {
       // Requests still in flight (long polls) would hold each server's shutdown up.
       closeConnections();
       await floor?.stop();
+      await floorThreads?.close();
       await stack?.stop();
       floor = undefined;
+      floorThreads = undefined;
       stack = undefined;
     })().finally(() => (stopping = undefined)));
   // One cleanup, however it is reached (the end, an error, a signal): every caller awaits it.
@@ -305,6 +310,9 @@ async function main() {
       png512: { sources: images.png512, result: floorResults.png512, concurrency: plan.clients, count: plan.floorImages },
       png1080: { sources: images.png1080, result: floorResults.png1080, concurrency: plan.clients, count: plan.floor1080Images },
     };
+    // The floor with the image work: its worker transforms each source in the worker's own threads.
+    floorThreads = createThreadTransform({ ...workerConfig, WORKER_CONCURRENCY: workerConcurrency });
+    const transform = floorThreads.run;
     const kib = (bytes) => `${(bytes / 1024).toFixed(0)} KiB`;
     log(
       `floor up (${FLOOR_SERVICES.join(', ')}: bare node:http); its result uploads ${kib(floorResults.png512.length)} (512²), ${kib(floorResults.png1080.length)} (1080p)`,
@@ -315,6 +323,7 @@ async function main() {
     await runPipeline(client, images.png1080, 1, 1);
     await driveFloor(floor.urls, { ...floorPlans.png512, count: plan.floorWarmup });
     await driveFloor(floor.urls, { ...floorPlans.png1080, count: 1 });
+    await driveFloor(floor.urls, { ...floorPlans.png512, count: plan.floorWarmup, transform });
 
     for (const r of reps) {
       // 7. The floor, just before the pipeline's runs it is set beside.
@@ -331,6 +340,16 @@ async function main() {
         }
         log(
           `floor ${set}, rep ${r + 1}: ${(count / floorSeconds).toFixed(1)} img/s, ${values[`floor.${set}.cpuMsPerImage`][r].toFixed(2)} ms CPU/img`,
+        );
+        // The same with the image work: what this machine does with every hop bare and only the
+        // worker's own transform added, its servers sharing the cores with it as the pipeline's do.
+        const workCount = plan[set];
+        const workBefore = floorMeter.cpuMs();
+        const workSeconds = await driveFloor(floor.urls, { ...floorPlans[set], count: workCount, transform });
+        record(`floorWork.${set}.imagesPerSecond`, workCount / workSeconds);
+        record(`floorWork.${set}.cpuMsPerImage`, difference(floorMeter.cpuMs(), workBefore, FLOOR_SERVICES) / workCount);
+        log(
+          `floor with the image work ${set}, rep ${r + 1}: ${(workCount / workSeconds).toFixed(2)} img/s, ${values[`floorWork.${set}.cpuMsPerImage`][r].toFixed(2)} ms CPU/img`,
         );
       }
 
@@ -376,11 +395,14 @@ async function main() {
       record('plumbing.idleCpuMsPerSecond', difference(meter.cpuMs(), idleBefore, PLUMBING) / (plan.idleWindowMs / 1000));
       record('idle.latencyMedianMs', median(latencies));
       record('idle.latencyP90Ms', percentile(latencies, 90));
-      // Its floor: the same hops on the bare servers, as idle, with no image work between them.
-      const floorLatencies = await floorIdleLatencies(floor.urls, { ...floorPlans.png512, count: plan.idle, pauseMs: IDLE_PAUSE_MS });
+      // Its floor: the same hops on the bare servers, as idle, without and with the image work.
+      const idleFloor = { ...floorPlans.png512, count: plan.idle, pauseMs: IDLE_PAUSE_MS };
+      const floorLatencies = await floorIdleLatencies(floor.urls, idleFloor);
+      const floorWorkLatencies = await floorIdleLatencies(floor.urls, { ...idleFloor, transform });
       record('floor.idleLatencyMedianMs', median(floorLatencies));
+      record('floorWork.idleLatencyMedianMs', median(floorWorkLatencies));
       log(
-        `idle latency, rep ${r + 1}: median ${median(latencies).toFixed(1)} ms, p90 ${percentile(latencies, 90).toFixed(1)} ms; the floor's hops ${median(floorLatencies).toFixed(1)} ms`,
+        `idle latency, rep ${r + 1}: median ${median(latencies).toFixed(1)} ms, p90 ${percentile(latencies, 90).toFixed(1)} ms; the floor's hops ${median(floorLatencies).toFixed(1)} ms, with the image work ${median(floorWorkLatencies).toFixed(1)} ms`,
       );
 
       // 5. Peak RSS of each service over runs 2 and 3.
@@ -478,18 +500,16 @@ async function main() {
   }
   const rawSingle = median(values['raw.png512.singleImageMs']);
   values['idle.overheadMs'] = values['idle.latencyMedianMs'].map((latency) => latency - rawSingle);
-  values['idle.overheadRatioToFloor'] = values['idle.overheadMs'].map((overhead, r) => overhead / values['floor.idleLatencyMedianMs'][r]);
+  values['floorWork.idleOverheadMs'] = values['floorWork.idleLatencyMedianMs'].map((latency) => latency - rawSingle);
   for (const set of ['png512', 'png1080']) {
     // Each repetition's plumbing beside the floor measured just before it.
     values[`plumbing.${set}.ratioToFloor`] = values[`plumbing.${set}.cpuMsPerImage`].map(
       (cpu, r) => cpu / values[`floor.${set}.cpuMsPerImage`][r],
     );
-    // The best the pipeline could do on these cores were the worker only its raw work and the
-    // plumbing only its floor: every image costs both, and they share the cores.
-    const rawCpu = median(values[`raw.${set}.cpuMsPerImage`]);
-    values[`pipeline.${set}.ratioCeiling`] = values[`floor.${set}.cpuMsPerImage`].map((floorCpu) =>
-      Math.min(1, (machine.cores * 1000) / (rawCpu + floorCpu) / rawMedian(set)),
+    values[`plumbing.${set}.ratioToFloorWork`] = values[`plumbing.${set}.cpuMsPerImage`].map(
+      (cpu, r) => cpu / values[`floorWork.${set}.cpuMsPerImage`][r],
     );
+    values[`floorWork.${set}.ratioToRaw`] = values[`floorWork.${set}.imagesPerSecond`].map((rate) => rate / rawMedian(set));
   }
 
   const figures = Object.fromEntries(Object.entries(values).map(([id, list]) => [id, summarize(list)]));
@@ -519,11 +539,12 @@ async function main() {
       moonshot: { cmp: '>=', value: 0.85 },
     },
     {
-      id: 'pipeline.png512.ratioCeiling',
-      label: '  its ceiling: raw CPU + floor CPU per image on these cores',
-      unit: '',
-      digits: 2,
+      id: 'floorWork.png512.imagesPerSecond',
+      label: "  the floor with the image work (bare hops, the worker's transform threads), img/s",
+      unit: 'img/s',
+      digits: 1,
     },
+    { id: 'floorWork.png512.ratioToRaw', label: '  the floor with the image work ÷ raw, 512×512', unit: '', digits: 2 },
     {
       id: 'pipeline.png1080.imagesPerSecond',
       label: `pipeline 1920×1080 (${plan.png1080} images, ${plan.clients} clients)`,
@@ -538,12 +559,8 @@ async function main() {
       target: { cmp: '>=', value: 0.85 },
       moonshot: { cmp: '>=', value: 0.95 },
     },
-    {
-      id: 'pipeline.png1080.ratioCeiling',
-      label: '  its ceiling: raw CPU + floor CPU per image on these cores',
-      unit: '',
-      digits: 2,
-    },
+    { id: 'floorWork.png1080.imagesPerSecond', label: '  the floor with the image work, 1920×1080', unit: 'img/s', digits: 2 },
+    { id: 'floorWork.png1080.ratioToRaw', label: '  the floor with the image work ÷ raw, 1920×1080', unit: '', digits: 2 },
     { id: 'idle.latencyMedianMs', label: `idle latency upload → finished, median (${plan.idle} images)`, unit: 'ms', digits: 1 },
     { id: 'idle.latencyP90Ms', label: 'idle latency, p90', unit: 'ms', digits: 1 },
     {
@@ -556,11 +573,16 @@ async function main() {
     },
     {
       id: 'floor.idleLatencyMedianMs',
-      label: "  its floor: the floor's hops one image at a time, no image work, median",
+      label: "  the floor's hops one image at a time, no image work, median",
       unit: 'ms',
       digits: 1,
     },
-    { id: 'idle.overheadRatioToFloor', label: '  overhead ÷ its floor', unit: '', digits: 2 },
+    {
+      id: 'floorWork.idleOverheadMs',
+      label: '  the floor with the image work: its idle latency over raw, median',
+      unit: 'ms',
+      digits: 1,
+    },
     {
       id: 'plumbing.png512.cpuMsPerImage',
       label: 'plumbing CPU per image, 512×512 (frontend, master, storage, taskdb, kv)',
@@ -586,6 +608,13 @@ async function main() {
       target: { cmp: '<=', value: 2.0 },
       moonshot: { cmp: '<=', value: 1.3 },
     },
+    {
+      id: 'floorWork.png512.cpuMsPerImage',
+      label: "floor CPU per image, 512×512, sharing the cores with the worker's transform threads",
+      unit: 'ms',
+      digits: 2,
+    },
+    { id: 'plumbing.png512.ratioToFloorWork', label: '  plumbing ÷ that floor', unit: '', digits: 2 },
     { id: 'plumbing.png1080.cpuMsPerImage', label: 'plumbing CPU per image, 1920×1080', unit: 'ms', digits: 2 },
     {
       id: 'floor.png1080.cpuMsPerImage',
@@ -594,6 +623,13 @@ async function main() {
       digits: 2,
     },
     { id: 'plumbing.png1080.ratioToFloor', label: 'plumbing ÷ its floor, 1920×1080', unit: '', digits: 2 },
+    {
+      id: 'floorWork.png1080.cpuMsPerImage',
+      label: "floor CPU per image, 1920×1080, sharing the cores with the worker's transform threads",
+      unit: 'ms',
+      digits: 2,
+    },
+    { id: 'plumbing.png1080.ratioToFloorWork', label: '  plumbing ÷ that floor', unit: '', digits: 2 },
     { id: 'plumbing.idleCpuMsPerSecond', label: 'plumbing CPU when idle, per second', unit: 'ms', digits: 1 },
     { id: 'worker.png512.cpuMsPerImage', label: 'worker CPU per image, 512×512', unit: 'ms', digits: 1 },
     { id: 'worker.png1080.cpuMsPerImage', label: 'worker CPU per image, 1920×1080', unit: 'ms', digits: 0 },

@@ -473,9 +473,10 @@ async function startFloor({ dataDir, logDir, sqliteSynchronous }) {
 
 /**
  * One image through every hop of the floor (see the list at the top), as the client and the worker
- * make them; no image work: the result uploaded is `result`, bytes of the real result's size.
+ * make them. Without `transform`, no image work: the result uploaded is `result`, bytes of the real
+ * result's size; with it, the worker transforms the source it read and uploads what it made.
  */
-async function floorImage(urls, { client, worker }, source, result) {
+async function floorImage(urls, { client, worker }, source, result, transform) {
   const upload = parsed(
     expectStatus(
       await send(client, `${urls.frontend}/newImage`, { method: 'POST', body: source, contentType: 'image/png' }),
@@ -484,9 +485,10 @@ async function floorImage(urls, { client, worker }, source, result) {
     ),
   );
   const work = parsed(expectStatus(await send(worker, `${urls.master}/getWork`, { method: 'POST', body: '{}' }), 200, 'getWork'));
-  expectStatus(await send(worker, work.sourceUrl, { discard: true }), 200, 'source read');
-  expectStatus(await send(worker, work.resultUrl, { method: 'POST', body: result, contentType: 'image/png' }), 201, 'result upload');
-  const finished = { id: work.id, leaseToken: work.leaseToken, resultBytes: result.length };
+  const read = expectStatus(await send(worker, work.sourceUrl, { discard: !transform }), 200, 'source read');
+  const output = transform ? await transform(read.body) : result;
+  expectStatus(await send(worker, work.resultUrl, { method: 'POST', body: output, contentType: 'image/png' }), 201, 'result upload');
+  const finished = { id: work.id, leaseToken: work.leaseToken, resultBytes: output.length };
   expectStatus(await sendJson(worker, `${urls.master}/workFinished`, 'POST', finished), 200, 'workFinished');
   const status = parsed(expectStatus(await send(client, `${urls.frontend}/isReady?id=${upload.id}`), 200, 'isReady'));
   if (status.state !== 'finished' && status.state !== 'in_progress' && status.state !== 'not_started') {
@@ -500,16 +502,17 @@ const sweep = async (urls, worker) =>
 
 /**
  * Plays the client and the worker against the floor: `count` images, `concurrency` in flight, each
- * through every hop, then the housekeeper's sweep. Resolves with the wall time in seconds.
+ * through every hop (with the worker's image work when `transform` is given), then the
+ * housekeeper's sweep. Resolves with the wall time in seconds.
  */
-async function driveFloor(urls, { sources, result, count, concurrency }) {
+async function driveFloor(urls, { sources, result, count, concurrency, transform }) {
   const agents = { client: newAgent(), worker: newAgent() };
   let next = 0;
   const started = process.hrtime.bigint();
   try {
     await Promise.all(
       Array.from({ length: Math.min(concurrency, count) }, async () => {
-        for (let i = next++; i < count; i = next++) await floorImage(urls, agents, sources[i % sources.length], result);
+        for (let i = next++; i < count; i = next++) await floorImage(urls, agents, sources[i % sources.length], result, transform);
       }),
     );
     await sweep(urls, agents.worker);
@@ -523,18 +526,18 @@ async function driveFloor(urls, { sources, result, count, concurrency }) {
 /**
  * The floor of the idle latency: `count` images one at a time, each after a pause of `pauseMs`
  * (so it meets idle servers, as the pipeline's idle latency does), each through every hop one
- * after another. Resolves with each image's time from its upload to its `isReady` answer, in ms.
+ * after another (with the worker's image work when `transform` is given). Resolves with each image's time from its upload to its `isReady` answer, in ms.
  * Two requests more than the pipeline's: the worker asks for work and the client for the state
  * once the image is there, where the pipeline's long polls are already waiting.
  */
-async function floorIdleLatencies(urls, { sources, result, count, pauseMs }) {
+async function floorIdleLatencies(urls, { sources, result, count, pauseMs, transform }) {
   const agents = { client: newAgent(), worker: newAgent() };
   const latencies = [];
   try {
     for (let i = 0; i < count; i++) {
       await new Promise((resolve) => setTimeout(resolve, pauseMs));
       const started = process.hrtime.bigint();
-      await floorImage(urls, agents, sources[i % sources.length], result);
+      await floorImage(urls, agents, sources[i % sources.length], result, transform);
       latencies.push(Number(process.hrtime.bigint() - started) / 1e6);
     }
     await sweep(urls, agents.worker);

@@ -28,4 +28,18 @@ function createTransform(codecOptions) {
   return (bytes, type = 'image/png', op = 'swap-red-blue') => transformImage(codec, bytes, type, op);
 }
 
-module.exports = { WORKER_DIST, workerDefaults, codecOptionsOf, createTransform };
+/**
+ * The worker's transform threads as it starts them (createTransformPool of apps/worker/src/worker.ts,
+ * with its thread heap limits): `run(bytes)` moves the bytes to a thread and resolves with the
+ * encoded result. The floor's worker does its image work with them.
+ */
+function createThreadTransform(config) {
+  const { createTransformPool } = require(path.join(WORKER_DIST, 'worker.js'));
+  const pool = createTransformPool(config);
+  return {
+    run: async (bytes, contentType = 'image/png', op = 'swap-red-blue') => (await pool.run({ source: bytes, contentType, op })).bytes,
+    close: () => pool.close(),
+  };
+}
+
+module.exports = { WORKER_DIST, workerDefaults, codecOptionsOf, createTransform, createThreadTransform };

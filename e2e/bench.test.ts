@@ -75,10 +75,17 @@ const POSITIVE = [
   'plumbing.png1080.ratioToFloor',
   'raw.png512.cpuMsPerImage',
   'raw.png1080.cpuMsPerImage',
-  // The pipeline's ceiling from the raw work and the floor, and the floor of the idle latency.
-  'pipeline.png512.ratioCeiling',
-  'pipeline.png1080.ratioCeiling',
   'floor.idleLatencyMedianMs',
+  // The floor with the image work: what the machine allows with bare hops around the real transform.
+  'floorWork.png512.imagesPerSecond',
+  'floorWork.png1080.imagesPerSecond',
+  'floorWork.png512.ratioToRaw',
+  'floorWork.png1080.ratioToRaw',
+  'floorWork.png512.cpuMsPerImage',
+  'floorWork.png1080.cpuMsPerImage',
+  'floorWork.idleLatencyMedianMs',
+  'plumbing.png512.ratioToFloorWork',
+  'plumbing.png1080.ratioToFloorWork',
 ];
 
 /**
@@ -95,7 +102,7 @@ const FINITE = [
   'memory.bigImage.frontendGrowthMB',
   'memory.bigImage.storageGrowthMB',
   'memory.bigImage.masterGrowthMB',
-  'idle.overheadRatioToFloor',
+  'floorWork.idleOverheadMs',
   ...PLUMBING.map((name) => `floor.png512.${name}.cpuMsPerImage`),
   ...PLUMBING.map((name) => `floor.png1080.${name}.cpuMsPerImage`),
   'startDefaults.acceptedShare',
