@@ -17,7 +17,26 @@ export function resultKey(id: string, attempt: number): string {
   return `${id}_${attempt}`;
 }
 
-export const ObjectParamsSchema = z.object({ state: StorageStateSchema, key: StorageKeySchema });
+/** One stored object, named by its state and key. */
+export const ObjectRefSchema = z.object({ state: StorageStateSchema, key: StorageKeySchema });
+export type ObjectRef = z.infer<typeof ObjectRefSchema>;
+
+/** The routes on one object name it in their path. */
+export const ObjectParamsSchema = ObjectRefSchema;
+
+/** Objects one `deleteMany` call may name: as many as one S3 `DeleteObjects` request takes. */
+export const MAX_DELETIONS = 1000;
+
+export const DeletionsBodySchema = z.object({ objects: z.array(ObjectRefSchema).min(1).max(MAX_DELETIONS) });
+export type DeletionsBody = z.infer<typeof DeletionsBodySchema>;
+
+export const DeletionsSchema = z.object({
+  /**
+   * How many of the named objects are no longer stored, those that were gone already included: a
+   * call sent again is a success (and S3 cannot tell the two apart).
+   */
+  deleted: z.number().int().nonnegative(),
+});
 
 /**
  * A signed URL's query: the request may go without the internal token when `signature` is the
@@ -120,5 +139,16 @@ export const storageContract = {
     summary: 'Delete stored bytes',
     params: ObjectParamsSchema,
     responses: { 204: EMPTY, 400: ErrorBodySchema, 404: ErrorBodySchema },
+  }),
+  deleteMany: defineRoute({
+    method: 'POST',
+    path: '/deletions',
+    auth: 'internal',
+    idempotent: true,
+    summary:
+      'Delete up to 1000 stored objects in one call, answering how many are no longer stored (those gone already count). ' +
+      'A storage without this route (an older version) answers 404: delete one by one',
+    body: DeletionsBodySchema,
+    responses: { 200: DeletionsSchema, 400: ErrorBodySchema, 404: ErrorBodySchema },
   }),
 } as const;

@@ -12,6 +12,8 @@ import {
   storageContract,
   taskdbContract,
   StorageKeySchema,
+  DeletionsBodySchema,
+  MAX_DELETIONS,
   KvKeySchema,
   isBinary,
   isStream,
@@ -67,6 +69,15 @@ describe('schemas', () => {
       expect(StorageKeySchema.safeParse(bad).success).toBe(false);
     }
     expect(StorageKeySchema.safeParse('3f0c6a8e-1b2d-4c3e-9f4a-5b6c7d8e9f00').success).toBe(true);
+  });
+
+  it('when a deletion names no object, more than MAX_DELETIONS, or a key that leaves its folder, then it is refused', () => {
+    const objects = (count: number, key = 'k') => Array.from({ length: count }, () => ({ state: 'finished', key }));
+    expect(DeletionsBodySchema.safeParse({ objects: objects(MAX_DELETIONS) }).success).toBe(true);
+    expect(DeletionsBodySchema.safeParse({ objects: [] }).success).toBe(false);
+    expect(DeletionsBodySchema.safeParse({ objects: objects(MAX_DELETIONS + 1) }).success).toBe(false);
+    expect(DeletionsBodySchema.safeParse({ objects: objects(1, '../etc') }).success).toBe(false);
+    expect(DeletionsBodySchema.safeParse({ objects: [{ state: 'done', key: 'k' }] }).success).toBe(false);
   });
 
   it('allows slashes in kv keys but not a leading one or odd characters', () => {

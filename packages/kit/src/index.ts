@@ -14,6 +14,7 @@ export * from './receipts';
 export * from './streams';
 export * from './auth';
 export * from './backoff';
+export * from './bounded';
 export * from './error-body';
 export * from './image-head';
 export * from './sleep';

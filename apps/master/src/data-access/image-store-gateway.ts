@@ -1,8 +1,9 @@
 import type { Readable } from 'node:stream';
-import { resultKey, storageContract, type ImageType, type StorageReceipt, type StorageState } from '@pixelmill/contracts';
+import { MAX_DELETIONS, resultKey, storageContract, type ImageType, type ObjectRef, type StorageReceipt } from '@pixelmill/contracts';
 import {
   downstreamError,
   expectStatus,
+  forEachBounded,
   IMAGE_HEAD_BYTES,
   imageFactsOf,
   peekStream,
@@ -50,12 +51,26 @@ export type ResultLookup =
   /** The receipt does not vouch for this attempt's result: forged, altered, expired, or another object's. */
   | { kind: 'refused'; reason: string };
 
+/** Deletes in flight at once against a storage without `deleteMany`, one request per object. */
+const SINGLE_DELETES_IN_FLIGHT = 8;
+
+/** Where a task's source is stored. */
+export const sourceObject = (id: string): ObjectRef => ({ state: 'inProgress', key: id });
+/** Where an attempt's result is stored. */
+export const resultObject = (id: string, attempt: number): ObjectRef => ({ state: 'finished', key: resultKey(id, attempt) });
+
 /**
  * Master's only way to storage: the source of each task under `inProgress/<id>`, each attempt's
  * result under `finished/<id>_<attempt>`, and the signed URLs that let a worker read and write
  * exactly those, without a storage credential.
  */
 export class ImageStoreGateway {
+  /**
+   * Set once storage answered 404 to `deleteMany` (a version older than it): every deletion is then
+   * one request per object until master restarts, rather than a refused call first on every sweep.
+   */
+  private deletesOneByOne = false;
+
   constructor(
     private readonly client: ContractClient,
     private readonly options: ImageStoreGatewayOptions,
@@ -79,11 +94,25 @@ export class ImageStoreGateway {
 
   /** Deleting what is gone already is fine: a sweep cut short is simply done again. */
   async deleteSource(id: string): Promise<void> {
-    await this.delete('inProgress', id);
+    await this.delete(sourceObject(id));
   }
 
-  async deleteResult(id: string, attempt: number): Promise<void> {
-    await this.delete('finished', resultKey(id, attempt));
+  /**
+   * Deletes the objects, MAX_DELETIONS a request; those gone already are fine, as with
+   * `deleteSource`. A storage that has no `deleteMany` gets one request per object.
+   */
+  async deleteObjects(objects: readonly ObjectRef[]): Promise<void> {
+    let start = 0;
+    for (; start < objects.length && !this.deletesOneByOne; start += MAX_DELETIONS) {
+      const result = await this.client.call(storageContract.deleteMany, { body: { objects: objects.slice(start, start + MAX_DELETIONS) } });
+      if (result.status === 404) {
+        this.deletesOneByOne = true;
+        break;
+      }
+      expectStatus(result, 200, 'storage');
+    }
+    // What no deleteMany took: all of it, against a storage known to have none.
+    await forEachBounded(objects.slice(start), SINGLE_DELETES_IN_FLIGHT, (object) => this.delete(object));
   }
 
   /** The result of an attempt, streamed; undefined when none is stored. */
@@ -153,8 +182,8 @@ export class ImageStoreGateway {
     );
   }
 
-  private async delete(state: StorageState, key: string): Promise<void> {
-    const result = await this.client.call(storageContract.delete, { params: { state, key } });
+  private async delete(object: ObjectRef): Promise<void> {
+    const result = await this.client.call(storageContract.delete, { params: object });
     if (result.status !== 404) expectStatus(result, 204, 'storage');
   }
 }

@@ -1,5 +1,5 @@
 import type { Logger } from '@pixelmill/kit';
-import type { ImageStoreGateway } from '../data-access/image-store-gateway';
+import { resultObject, sourceObject, type ImageStoreGateway } from '../data-access/image-store-gateway';
 import type { TaskGateway } from '../data-access/task-gateway';
 
 export interface HousekeeperOptions {
@@ -8,15 +8,12 @@ export interface HousekeeperOptions {
   logger: Logger;
   /** How long an ended task's result and record stay; older ones are deleted and answer 410. */
   retentionMs: number;
-  /** Tasks handled per batch (one taskdb read, at most a few storage deletes each, one taskdb write). */
+  /** Tasks handled per batch (one taskdb read, one storage deletion of their objects, one taskdb write). */
   batchSize?: number;
   /** Batches per run at most, so one run never takes long; the next run goes on. */
   maxBatches?: number;
   now?: () => number;
 }
-
-/** Storage deletes in flight at once. */
-const DELETE_CONCURRENCY = 8;
 
 export interface SweepResult {
   sourcesDeleted: number;
@@ -47,15 +44,14 @@ export class Housekeeper {
       const { tasks, store } = this.options;
       const due = await tasks.housekeeping(this.now() - this.options.retentionMs, this.batchSize);
       if (due.sources.length === 0 && due.expired.length === 0) break;
-      const deletions: Array<() => Promise<void>> = [
-        ...due.sources.map((id) => () => store.deleteSource(id)),
+      await store.deleteObjects([
+        ...due.sources.map(sourceObject),
         ...due.expired.flatMap(({ id, attempt }) => [
-          () => store.deleteSource(id),
+          sourceObject(id),
           // Every attempt may have left a result: only the last one's was checked and served.
-          ...Array.from({ length: attempt }, (_, index) => () => store.deleteResult(id, index + 1)),
+          ...Array.from({ length: attempt }, (_, index) => resultObject(id, index + 1)),
         ]),
-      ];
-      await runAll(deletions);
+      ]);
       const done = await tasks.housekeepingDone({ sourcesDeleted: due.sources, expired: due.expired.map(({ id }) => id) });
       total.sourcesDeleted += done.sourcesDeleted;
       total.expired += done.expired;
@@ -63,15 +59,6 @@ export class Housekeeper {
     }
     return total;
   }
-}
-
-/** Runs the deletions, a few at a time. */
-async function runAll(deletions: Array<() => Promise<void>>): Promise<void> {
-  let next = 0;
-  const lane = async (): Promise<void> => {
-    while (next < deletions.length) await deletions[next++]!();
-  };
-  await Promise.all(Array.from({ length: Math.min(DELETE_CONCURRENCY, deletions.length) }, lane));
 }
 
 /**

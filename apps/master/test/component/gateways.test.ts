@@ -5,7 +5,7 @@ import path from 'node:path';
 import { resultKey, storageContract } from '@pixelmill/contracts';
 import { AppError, ContractClient, IMAGE_HEAD_BYTES } from '@pixelmill/kit';
 import type { ServiceProcess } from '@pixelmill/kit/testing';
-import { ImageStoreGateway } from '../../src/data-access/image-store-gateway';
+import { ImageStoreGateway, resultObject, sourceObject } from '../../src/data-access/image-store-gateway';
 import { TaskGateway } from '../../src/data-access/task-gateway';
 import { INTERNAL_TOKEN, pngOf, startDependency } from './fixtures';
 
@@ -102,7 +102,7 @@ describe('master gateways', () => {
     const id = randomUUID();
     expect(await store.resultHead(id, 1)).toBeUndefined();
     expect(await store.readResult(id, 1)).toBeUndefined();
-    await expect(store.deleteResult(id, 1)).resolves.toBeUndefined();
+    await expect(store.deleteObjects([resultObject(id, 1), sourceObject(id)])).resolves.toBeUndefined();
     await expect(store.deleteSource(id)).resolves.toBeUndefined();
   });
 });

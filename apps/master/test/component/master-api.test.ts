@@ -96,19 +96,21 @@ describe('master API', () => {
   };
   /**
    * A second master over the same taskdb and storage, its calls to both counted by proxies, with
-   * the stack's signing key (or none, when not `keyed`: then it cannot check receipts).
+   * the stack's signing key (or none, when not `keyed`: then it cannot check receipts); with
+   * `olderStorage`, storage has no `POST /deletions` (a version older than it).
    */
-  const startCountedMaster = async ({ claimRecheckMs = 200, keyed = true } = {}) => {
+  const startCountedMaster = async ({ claimRecheckMs = 200, keyed = true, olderStorage = false } = {}) => {
     const [taskdbProxy, storageProxy] = await Promise.all([
       startCountingProxy(taskdbProcess.url!),
-      startCountingProxy(storageProcess.url!),
+      startCountingProxy(storageProcess.url!, { missingRoutes: olderStorage ? ['POST /deletions'] : [] }),
     ]);
+    const gateways = gatewaysOf(
+      new ContractClient({ service: 'taskdb', baseUrl: taskdbProxy.url, token: INTERNAL_TOKEN }),
+      new ContractClient({ service: 'storage', baseUrl: storageProxy.url, token: INTERNAL_TOKEN }),
+      keyed ? SIGNING_KEY : null,
+    );
     const counted = new ImageService({
-      ...gatewaysOf(
-        new ContractClient({ service: 'taskdb', baseUrl: taskdbProxy.url, token: INTERNAL_TOKEN }),
-        new ContractClient({ service: 'storage', baseUrl: storageProxy.url, token: INTERNAL_TOKEN }),
-        keyed ? SIGNING_KEY : null,
-      ),
+      ...gateways,
       leaseMs: 30_000,
       claimRecheckMs,
       signedUrlTtlMs: 60_000,
@@ -123,6 +125,9 @@ describe('master API', () => {
     const other = await listen(app, 0);
     return {
       images: counted,
+      /** A housekeeper whose calls are counted too. */
+      housekeeper: () =>
+        new Housekeeper({ ...gateways, logger: createLogger('master', 'silent'), retentionMs: 3_600_000, batchSize: 1000, maxBatches: 1 }),
       master: new ContractClient({ service: 'master', baseUrl: other.url, token: INTERNAL_TOKEN }),
       worker: new ContractClient({ service: 'master', baseUrl: other.url, token: WORKER_TOKEN }),
       /** How many times taskdb was asked for the task. */
@@ -751,6 +756,52 @@ describe('master API', () => {
         )
       ).reduce((n, page) => n + (page.status === 200 ? page.body.ids.length : 0), 0),
     );
+  });
+
+  /** Uploads `count` images and ends each task failed; answers their ids. */
+  const endedTasks = async (count: number): Promise<string[]> => {
+    const ids: string[] = [];
+    for (let i = 0; i < count; i += 1) {
+      ids.push(await upload());
+      const work = await claim();
+      await worker.call(masterContract.workFailed, { body: { id: work.id, leaseToken: work.leaseToken, reason: 'given up' } });
+    }
+    return ids;
+  };
+  const sourceStored = (id: string) => fs.existsSync(path.join(dir, 'storage', 'inProgress', id));
+
+  it('when a sweep finds ended tasks, then storage gets one POST /deletions for all their sources and no DELETE, and the sources are gone', async () => {
+    const ids = await endedTasks(5);
+    const counted = await startCountedMaster();
+    try {
+      const swept = await counted.housekeeper().sweep();
+
+      expect(swept.sourcesDeleted).toBeGreaterThanOrEqual(ids.length);
+      expect(counted.storageRequests).toEqual(['POST /deletions']);
+      expect(ids.filter(sourceStored)).toEqual([]);
+    } finally {
+      await counted.close();
+    }
+  });
+
+  it('when storage has no POST /deletions (an older storage), then the sweep deletes one by one, and asks no more after the first 404', async () => {
+    const counted = await startCountedMaster({ olderStorage: true });
+    try {
+      const housekeeper = counted.housekeeper();
+      const first = await endedTasks(3);
+      await housekeeper.sweep();
+      expect(counted.storageRequests[0]).toBe('POST /deletions');
+      expect(counted.storageRequests.slice(1)).toEqual(expect.arrayContaining(first.map((id) => `DELETE /objects/inProgress/${id}`)));
+      expect(first.filter(sourceStored)).toEqual([]);
+
+      counted.storageRequests.length = 0;
+      const second = await endedTasks(3);
+      await housekeeper.sweep();
+      expect(counted.storageRequests.sort()).toEqual(second.map((id) => `DELETE /objects/inProgress/${id}`).sort());
+      expect(second.filter(sourceStored)).toEqual([]);
+    } finally {
+      await counted.close();
+    }
   });
 
   it('when housekeeping runs, then ended tasks lose their source, and past the retention everything goes and reads answer 410', async () => {

@@ -1,6 +1,6 @@
 import { createHash, type Hash } from 'node:crypto';
 import { finished, Transform, type Readable } from 'node:stream';
-import type { ImageType, StorageState } from '@pixelmill/contracts';
+import type { ImageType, ObjectRef, StorageState } from '@pixelmill/contracts';
 import { IMAGE_HEAD_BYTES, IMAGE_TYPE_BYTES, imageFactsOf, peekStream, type ImageFacts } from '@pixelmill/kit';
 
 export const STATE_FOLDERS: readonly StorageState[] = ['inProgress', 'finished'];
@@ -86,6 +86,11 @@ export interface ObjectStore {
   stat(state: StorageState, key: string): Promise<ObjectInfo | undefined>;
   /** True when the object existed. */
   delete(state: StorageState, key: string): Promise<boolean>;
+  /**
+   * Deletes every named object; one not stored is no failure, so a call made again succeeds.
+   * Answers how many of them are no longer stored: all, since it resolves only once each is gone.
+   */
+  deleteMany(objects: readonly ObjectRef[]): Promise<number>;
   /** Resolves when the store can take writes (readiness). */
   ping(): Promise<void>;
   /** Releases what the store holds open; the store is not used afterwards. */

@@ -4,13 +4,14 @@ import { pipeline } from 'node:stream/promises';
 import {
   CreateBucketCommand,
   DeleteObjectCommand,
+  DeleteObjectsCommand,
   GetObjectCommand,
   HeadBucketCommand,
   HeadObjectCommand,
   S3Client,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { ImageTypeSchema, StorageKeySchema, type StorageState } from '@pixelmill/contracts';
+import { ImageTypeSchema, StorageKeySchema, type ObjectRef, type StorageState } from '@pixelmill/contracts';
 import { AppError } from '@pixelmill/kit';
 import {
   admitObject,
@@ -30,6 +31,8 @@ import {
  * than a part goes up in one PUT.
  */
 export const S3_PART_BYTES = 5 * 1024 * 1024;
+/** Keys one `DeleteObjects` request may name, S3's limit. */
+const S3_MAX_DELETE_KEYS = 1000;
 /** Time to open a connection to the endpoint; an endpoint out of reach fails a call after it. */
 const CONNECT_TIMEOUT_MS = 5_000;
 /** Connections kept to the endpoint: every object read streaming to a client holds one. */
@@ -268,6 +271,29 @@ export class S3ObjectStore implements ObjectStore {
     }
   }
 
+  /**
+   * One `DeleteObjects` request per S3_MAX_DELETE_KEYS objects. S3 answers a key that held nothing
+   * as deleted, the same as one it deleted; any other key it names in `Errors` fails the call.
+   */
+  async deleteMany(objects: readonly ObjectRef[]): Promise<number> {
+    const Keys = objects.map(({ state, key }) => this.keyOf(state, key));
+    for (let start = 0; start < Keys.length; start += S3_MAX_DELETE_KEYS) {
+      const chunk = Keys.slice(start, start + S3_MAX_DELETE_KEYS);
+      let answer;
+      try {
+        answer = await this.client.send(
+          new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: chunk.map((Key) => ({ Key })), Quiet: true } }),
+        );
+      } catch (err) {
+        throw this.failure(err, `delete ${chunk.length} objects`);
+      }
+      // A server that names a missing key (not S3 itself) has nothing left of it either.
+      const failed = answer.Errors?.find((error) => error.Code !== 'NoSuchKey');
+      if (failed) throw this.unavailable(`delete ${String(failed.Key)}`, failed.Code ?? 'error');
+    }
+    return objects.length;
+  }
+
   async ping(): Promise<void> {
     try {
       await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
@@ -300,7 +326,10 @@ export class S3ObjectStore implements ObjectStore {
   private failure(err: unknown, doing: string): unknown {
     if (!isStoreFailure(err)) return err;
     const e = err as SdkError;
-    const reason = e.code ?? e.name ?? 'error';
+    return this.unavailable(doing, e.code ?? e.name ?? 'error');
+  }
+
+  private unavailable(doing: string, reason: string): AppError {
     return new AppError('unavailable', 503, `the object store could not ${doing} in bucket ${this.bucket} (${reason})`);
   }
 }

@@ -116,6 +116,7 @@ export function mountObjectRoutes(router: Router, store: ObjectStore, options: O
         if (!(await store.delete(params.state, params.key))) throw missing(params.state, params.key);
         return { status: 204, body: undefined };
       },
+      deleteMany: async ({ body }) => ({ status: 200, body: { deleted: await store.deleteMany(body.objects) } }),
     },
     {
       binaryLimit: maxObjectBytes,

@@ -3,7 +3,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
-import { ErrorBodySchema, storageContract, StoredObjectSchema } from '@pixelmill/contracts';
+import { ErrorBodySchema, MAX_DELETIONS, storageContract, StoredObjectSchema } from '@pixelmill/contracts';
 import { ContractClient, createLogger, listen, receiptProblem, signedObjectUrl, type Listening } from '@pixelmill/kit';
 import { createApp } from '../../src/app';
 import { FileStore } from '../../src/data-access/file-store';
@@ -89,6 +89,38 @@ describe.each(BACKENDS)('storage API on %s', (backendName) => {
     expect((await client.call(storageContract.delete, { params: { state: 'finished', key: 'h' } })).status).toBe(204);
     expect((await send('HEAD', '/objects/finished/h')).status).toBe(404);
     expect(await listFiles()).toEqual([]);
+  });
+
+  it('when objects of both states are deleted with one POST /deletions, then they are gone and the answer counts them all, one not stored too', async () => {
+    await place.write('inProgress', 'm', PNG, 'image/png');
+    await place.write('finished', 'm_1', PNG, 'image/png');
+    await place.write('finished', 'kept', PNG, 'image/png');
+    const objects = [
+      { state: 'inProgress', key: 'm' },
+      { state: 'finished', key: 'm_1' },
+      { state: 'finished', key: 'never-stored' },
+    ] as const;
+
+    const deleted = await client.call(storageContract.deleteMany, { body: { objects: [...objects] } });
+
+    expect(deleted).toMatchObject({ status: 200, body: { deleted: 3 } });
+    expect(await listFiles()).toEqual(['finished/kept']);
+    expect((await client.call(storageContract.deleteMany, { body: { objects: [...objects] } })).body).toEqual({ deleted: 3 });
+  });
+
+  it.each([
+    ['no object', []],
+    ['a key that leaves its folder', [{ state: 'finished', key: '../kept' }]],
+    ['a state that is none', [{ state: 'done', key: 'kept' }]],
+    ['more than MAX_DELETIONS objects', Array.from({ length: MAX_DELETIONS + 1 }, () => ({ state: 'finished', key: 'kept' }))],
+  ])('when POST /deletions names %s, then it is a 400 and nothing is deleted', async (_what, objects) => {
+    await place.write('finished', 'kept', PNG, 'image/png');
+
+    const refused = await send('POST', '/deletions', JSON.stringify({ objects }), 'application/json');
+
+    expect(refused.status).toBe(400);
+    expect(ErrorBodySchema.parse(await refused.json()).error.code).toBe('bad_request');
+    expect(await listFiles()).toEqual(['finished/kept']);
   });
 
   it('when an object is written again, then the same bytes are a success and other bytes a 409 that keeps the first', async () => {
@@ -331,6 +363,24 @@ describe.each(BACKENDS)('storage on %s with tokens and signed URLs', (backendNam
     expect(ErrorBodySchema.parse(await response.json()).error.code).toBe('unauthorized');
     const withToken = await fetch(`${server.url}/objects/inProgress/task-1`, { headers: { authorization: `Bearer ${INTERNAL}` } });
     expect(withToken.status).toBe(200);
+  });
+
+  it('when POST /deletions comes without the internal token or with another one, then it gets 401 and nothing is deleted', async () => {
+    const deletions = (headers: Record<string, string>) =>
+      fetch(`${server.url}/deletions`, {
+        method: 'POST',
+        body: JSON.stringify({ objects: [{ state: 'inProgress', key: 'task-1' }] }),
+        headers: { 'content-type': 'application/json', ...headers },
+      });
+
+    for (const headers of [{}, { authorization: 'Bearer not-the-internal-token' }] as Array<Record<string, string>>) {
+      const refused = await deletions(headers);
+      expect(refused.status).toBe(401);
+      expect(ErrorBodySchema.parse(await refused.json()).error.code).toBe('unauthorized');
+    }
+    expect(await place.read('inProgress', 'task-1')).toEqual(PNG);
+    expect((await deletions({ authorization: `Bearer ${INTERNAL}` })).status).toBe(200);
+    expect(await place.read('inProgress', 'task-1')).toBeUndefined();
   });
 
   it('when a signed URL is used for what it was signed for, then it works without the token', async () => {

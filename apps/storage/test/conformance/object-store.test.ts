@@ -174,6 +174,24 @@ describe.each(BACKENDS)('object store on %s', (name) => {
     expect(await store.delete('finished', 'd')).toBe(false);
   });
 
+  it('when several objects of both states are deleted in one call, with one that is not stored, then each is gone and the answer counts all of them', async () => {
+    await put('a', image(1000, 1), 'inProgress');
+    await put('a', image(1000, 2), 'finished');
+    await put('b', image(1000, 3), 'finished');
+    await put('kept', image(1000, 4), 'finished');
+    const objects = [
+      { state: 'inProgress', key: 'a' },
+      { state: 'finished', key: 'a' },
+      { state: 'finished', key: 'b' },
+      { state: 'finished', key: 'none' },
+    ] as const;
+
+    expect(await store.deleteMany(objects)).toBe(4);
+
+    expect(await place.list()).toEqual(['finished/kept']);
+    expect(await store.deleteMany(objects)).toBe(4);
+  });
+
   it('when a range is asked for, then those bytes come with the range served; one past the end gets the whole object', async () => {
     const bytes = image(1000);
     await put('r', bytes);
