@@ -20,16 +20,17 @@
 //   worker → storage    POST /objects/finished/<id>_<attempt> (signed URL), the result (≈400 KB)
 //                         storage: as the PUT above .................... the worker's result upload
 //   worker → master     POST /workFinished (small JSON) ..................... master's workFinished
-//     master → taskdb     GET /tasks/<id> (the task, read) .............. ImageService.finished's read
+//                         (no read of the task: master checks the claim it handed out, LeasesHandedOut)
 //     master → taskdb     POST /tasks/<id>/finish, one commit: update ........ TaskGateway.changeState
 //                         (no HEAD of the result in storage: the worker's receipt replaced it)
 //   client → frontend   GET /isReady?id= ....................................... frontend's isReady
 //     frontend → master   GET /isReady?id= ....................................... master's isReady
-//       master → taskdb     GET /tasks/<id> (read) ................................. ImageService.status
+//                           (no taskdb read: the end it recorded answers, as it wakes a waiting
+//                           isReady with the ended state) ........................ ImageService.status
 //   taskdb → master     GET /events (long poll), the task's `created` and `ended` news, several per
 //                       answer when they come together ............................. TaskEventFeed
-//   master → storage    DELETE /objects/inProgress/<id> (unlink), and per batch of up to 100 ended
-//                       tasks one read and one commit in taskdb ............. the Housekeeper's sweep
+//   master → storage    POST /deletions per batch of up to 100 ended tasks (an unlink each), and per
+//                       batch one read and one commit in taskdb ............. the Housekeeper's sweep
 //   kv: nothing per image (discovery is cached): its floor is 0.
 //   Not in the pipeline run: the result's download (GET /image/get).
 //
@@ -52,9 +53,9 @@ const IMAGE_HEAD_BYTES = 16;
 const READ_CHUNK_BYTES = 256 * 1024;
 /** How long taskdb holds a poll of /events without news. */
 const EVENTS_WAIT_MS = 20_000;
-/** The Housekeeper's batch and its deletes in flight. */
+/** The Housekeeper's batch, and storage's unlinks in flight for one deletion request (FileStore.deleteMany). */
 const SWEEP_BATCH = 100;
-const SWEEP_CONCURRENCY = 8;
+const UNLINKS_IN_FLIGHT = 16;
 
 // ---- HTTP, bare: keep-alive clients, whole small bodies, streamed large ones ----
 
@@ -225,6 +226,20 @@ function storageServer({ dataDir }) {
   const fsyncFolder = (state) => new Promise((resolve, reject) => fs.fsync(folders[state], (err) => (err ? reject(err) : resolve())));
 
   return async (req, res, url) => {
+    if (req.method === 'POST' && url.pathname === '/deletions') {
+      // FileStore.deleteMany: an unlink each, a few at a time; those gone already count.
+      const { objects } = JSON.parse(await readBody(req));
+      let next = 0;
+      await Promise.all(
+        Array.from({ length: Math.min(UNLINKS_IN_FLIGHT, objects.length) }, async () => {
+          for (let i = next++; i < objects.length; i = next++) {
+            if (!(objects[i].state in folders)) throw new Error(`no state ${objects[i].state}`);
+            await fsp.rm(path.join(dataDir, objects[i].state, objects[i].key), { force: true });
+          }
+        }),
+      );
+      return answer(res, 200, { deleted: objects.length });
+    }
     const [objects, state, key] = url.pathname.split('/').filter(Boolean);
     if (objects !== 'objects' || !(state in folders) || !key) return answer(res, 404, { error: 'no such object path' });
     const target = path.join(dataDir, state, key);
@@ -281,6 +296,8 @@ function masterServer({ urls }) {
   const { taskdb, storage } = urls;
   /** getWork calls waiting for a `created` event. */
   const waitingForWork = new Set();
+  /** The ends this master recorded, until their isReady: the pipeline's waiting isReady is woken with them. */
+  const ended = new Map();
 
   // TaskEventFeed: one loop of long polls on taskdb's /events.
   let cursor;
@@ -355,16 +372,17 @@ function masterServer({ urls }) {
     }
     if (req.method === 'POST' && url.pathname === '/workFinished') {
       const { id, leaseToken, resultBytes } = JSON.parse(await readBody(req));
-      expectStatus(await send(agent, `${taskdb}/tasks/${id}`), 200, 'get');
       const task = parsed(
         expectStatus(await sendJson(agent, `${taskdb}/tasks/${id}/finish`, 'POST', { leaseToken, resultBytes }), 200, 'finish'),
       );
+      ended.set(id, task.state);
       return answer(res, 200, { id, state: task.state });
     }
     if (req.method === 'GET' && url.pathname === '/isReady') {
       const id = url.searchParams.get('id');
-      const task = parsed(expectStatus(await send(agent, `${taskdb}/tasks/${id}`), 200, 'get'));
-      return answer(res, 200, { id, state: task.state });
+      const state = ended.get(id) ?? parsed(expectStatus(await send(agent, `${taskdb}/tasks/${id}`), 200, 'get')).state;
+      ended.delete(id);
+      return answer(res, 200, { id, state });
     }
     if (req.method === 'POST' && url.pathname === '/sweep') {
       // The Housekeeper: the sources of ended tasks deleted, a batch at a time.
@@ -373,14 +391,8 @@ function masterServer({ urls }) {
       for (;;) {
         const { sources } = parsed(expectStatus(await send(agent, `${taskdb}/housekeeping?limit=${SWEEP_BATCH}`), 200, 'housekeeping'));
         if (sources.length === 0) break;
-        let next = 0;
-        await Promise.all(
-          Array.from({ length: SWEEP_CONCURRENCY }, async () => {
-            for (let i = next++; i < sources.length; i = next++) {
-              expectStatus(await send(agent, `${storage}/objects/inProgress/${sources[i]}`, { method: 'DELETE' }), 204, 'deleteSource');
-            }
-          }),
-        );
+        const objects = sources.map((id) => ({ state: 'inProgress', key: id }));
+        expectStatus(await sendJson(agent, `${storage}/deletions`, 'POST', { objects }), 200, 'deleteObjects');
         expectStatus(await sendJson(agent, `${taskdb}/housekeepingDone`, 'POST', { ids: sources }), 200, 'housekeepingDone');
         deleted += sources.length;
       }
