@@ -89,12 +89,15 @@ describe('each app pruned and started on its own (what its image does)', () => {
   let prepareSeconds = 0;
 
   /**
-   * better-sqlite3 compiles from source here (two to three minutes on these machines). kv's tree
-   * compiles it; a later tree with the same version installs without scripts, takes that build (the
-   * same file its own compile would produce) and runs its other install scripts with `npm rebuild`
-   * (esbuild's, which the contracts' build uses), as `npm ci` would have.
+   * better-sqlite3 compiles from source here (two to three minutes on these machines), and this
+   * repository's own install has compiled it already: a tree with the same version installs
+   * without scripts, takes that build (the same file its own compile would produce) and runs its
+   * other install scripts with `npm rebuild` (esbuild's, which the contracts' build uses), as
+   * `npm ci` would have. Without a build here, kv's tree compiles it and the later trees take that.
    */
-  let compiledSqlite: Promise<string> | undefined;
+  let compiledSqlite: Promise<string> | undefined = fs.existsSync(path.join(ROOT, SQLITE, SQLITE_ADDON))
+    ? Promise.resolve(path.join(ROOT, SQLITE))
+    : undefined;
 
   const prepare = async (app: App): Promise<Pruned> => {
     const steps: Record<string, number> = {};
@@ -145,7 +148,7 @@ describe('each app pruned and started on its own (what its image does)', () => {
   beforeAll(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pixelmill-prune-'));
     const started = Date.now();
-    // kv first (its native build is the longest), taskdb last (it takes kv's build).
+    // kv first and taskdb last: without this repository's build to take, kv compiles better-sqlite3 and taskdb takes kv's.
     const queue: App[] = ['kv', 'storage', 'master', 'frontend', 'worker', 'taskdb'];
     const lane = async () => {
       for (let app = queue.shift(); app; app = queue.shift()) pruned.set(app, await prepare(app));
