@@ -12,6 +12,8 @@
 //      services'; the same floor with the image work (its worker transforms in the worker's own
 //      threads): the throughput and idle latency this machine allows with only the hops' I/O
 //      around the transform, and the floor's CPU when it shares the cores with the transforms;
+//      and the same floor on express and axios (the design card's HTTP packages, nothing of
+//      pixelmill's): what those packages cost by themselves beside the bare floor;
 //   8. `npm start`'s defaults: a fresh stack as npm start runs it with nothing set, one client's
 //      batch of uploads as fast as it can (bench/start-defaults.js).
 // Prints a table (stdout; progress goes to stderr) and writes a JSON file.
@@ -250,6 +252,8 @@ async function main() {
   const logDir = path.join(dir, 'logs');
   let stack;
   let floor;
+  /** The same floor on express and axios (the design card's HTTP packages, nothing of pixelmill's). */
+  let floorFramework;
   /** The worker's transform threads, for the floor's image work. */
   let floorThreads;
   let stopping;
@@ -261,9 +265,11 @@ async function main() {
       // Requests still in flight (long polls) would hold each server's shutdown up.
       closeConnections();
       await floor?.stop();
+      await floorFramework?.stop();
       await floorThreads?.close();
       await stack?.stop();
       floor = undefined;
+      floorFramework = undefined;
       floorThreads = undefined;
       stack = undefined;
     })().finally(() => (stopping = undefined)));
@@ -306,6 +312,13 @@ async function main() {
     log(`stack up; the frontend ${longPoll ? 'long-polls isReady (waitMs)' : 'has no waitMs on isReady: polling every 20 ms'}`);
     floor = await startFloor({ dataDir: path.join(dir, 'floor'), logDir, sqliteSynchronous: taskdbSynchronous() });
     const floorMeter = new ProcessMeter(floor.pids);
+    floorFramework = await startFloor({
+      dataDir: path.join(dir, 'floor-express'),
+      logDir,
+      sqliteSynchronous: taskdbSynchronous(),
+      framework: true,
+    });
+    const frameworkMeter = new ProcessMeter(floorFramework.pids);
     const floorPlans = {
       png512: { sources: images.png512, result: floorResults.png512, concurrency: plan.clients, count: plan.floorImages },
       png1080: { sources: images.png1080, result: floorResults.png1080, concurrency: plan.clients, count: plan.floor1080Images },
@@ -324,6 +337,9 @@ async function main() {
     await driveFloor(floor.urls, { ...floorPlans.png512, count: plan.floorWarmup });
     await driveFloor(floor.urls, { ...floorPlans.png1080, count: 1 });
     await driveFloor(floor.urls, { ...floorPlans.png512, count: plan.floorWarmup, transform });
+    await driveFloor(floorFramework.urls, { ...floorPlans.png512, count: plan.floorWarmup });
+    await driveFloor(floorFramework.urls, { ...floorPlans.png1080, count: 1 });
+    await driveFloor(floorFramework.urls, { ...floorPlans.png512, count: plan.floorWarmup, transform });
 
     for (const r of reps) {
       // 7. The floor, just before the pipeline's runs it is set beside.
@@ -341,6 +357,19 @@ async function main() {
         log(
           `floor ${set}, rep ${r + 1}: ${(count / floorSeconds).toFixed(1)} img/s, ${values[`floor.${set}.cpuMsPerImage`][r].toFixed(2)} ms CPU/img`,
         );
+        // The same hops on express and axios: what the design card's HTTP packages cost by themselves.
+        const frameworkBefore = frameworkMeter.cpuMs();
+        const frameworkSeconds = await driveFloor(floorFramework.urls, floorPlans[set]);
+        const frameworkAfter = frameworkMeter.cpuMs();
+        record(`floorFramework.${set}.imagesPerSecond`, count / frameworkSeconds);
+        record(`floorFramework.${set}.cpuMsPerImage`, difference(frameworkAfter, frameworkBefore, FLOOR_SERVICES) / count);
+        for (const name of PLUMBING) {
+          const used = FLOOR_SERVICES.includes(name) ? frameworkAfter[name] - frameworkBefore[name] : 0;
+          record(`floorFramework.${set}.${name}.cpuMsPerImage`, used / count);
+        }
+        log(
+          `floor on express + axios ${set}, rep ${r + 1}: ${(count / frameworkSeconds).toFixed(1)} img/s, ${values[`floorFramework.${set}.cpuMsPerImage`][r].toFixed(2)} ms CPU/img`,
+        );
         // The same with the image work: what this machine does with every hop bare and only the
         // worker's own transform added, its servers sharing the cores with it as the pipeline's do.
         const workCount = plan[set];
@@ -351,6 +380,10 @@ async function main() {
         log(
           `floor with the image work ${set}, rep ${r + 1}: ${(workCount / workSeconds).toFixed(2)} img/s, ${values[`floorWork.${set}.cpuMsPerImage`][r].toFixed(2)} ms CPU/img`,
         );
+        // And on express + axios: the throughput the design card's HTTP packages allow around the work.
+        const frameworkWorkSeconds = await driveFloor(floorFramework.urls, { ...floorPlans[set], count: workCount, transform });
+        record(`floorFrameworkWork.${set}.imagesPerSecond`, workCount / frameworkWorkSeconds);
+        log(`floor on express + axios with the image work ${set}, rep ${r + 1}: ${(workCount / frameworkWorkSeconds).toFixed(2)} img/s`);
       }
 
       // 2. Pipeline throughput, with 4. the plumbing's CPU time across it.
@@ -509,6 +542,15 @@ async function main() {
     values[`plumbing.${set}.ratioToFloorWork`] = values[`plumbing.${set}.cpuMsPerImage`].map(
       (cpu, r) => cpu / values[`floorWork.${set}.cpuMsPerImage`][r],
     );
+    values[`floorFramework.${set}.ratioToFloor`] = values[`floorFramework.${set}.cpuMsPerImage`].map(
+      (cpu, r) => cpu / values[`floor.${set}.cpuMsPerImage`][r],
+    );
+    values[`plumbing.${set}.ratioToFrameworkFloor`] = values[`plumbing.${set}.cpuMsPerImage`].map(
+      (cpu, r) => cpu / values[`floorFramework.${set}.cpuMsPerImage`][r],
+    );
+    values[`floorFrameworkWork.${set}.ratioToRaw`] = values[`floorFrameworkWork.${set}.imagesPerSecond`].map(
+      (rate) => rate / rawMedian(set),
+    );
     values[`floorWork.${set}.ratioToRaw`] = values[`floorWork.${set}.imagesPerSecond`].map((rate) => rate / rawMedian(set));
   }
 
@@ -546,6 +588,13 @@ async function main() {
     },
     { id: 'floorWork.png512.ratioToRaw', label: '  the floor with the image work ÷ raw, 512×512', unit: '', digits: 2 },
     {
+      id: 'floorFrameworkWork.png512.imagesPerSecond',
+      label: '  the same floor on express + axios with the image work, img/s',
+      unit: 'img/s',
+      digits: 1,
+    },
+    { id: 'floorFrameworkWork.png512.ratioToRaw', label: '  that floor ÷ raw, 512×512', unit: '', digits: 2 },
+    {
       id: 'pipeline.png1080.imagesPerSecond',
       label: `pipeline 1920×1080 (${plan.png1080} images, ${plan.clients} clients)`,
       unit: 'img/s',
@@ -561,6 +610,13 @@ async function main() {
     },
     { id: 'floorWork.png1080.imagesPerSecond', label: '  the floor with the image work, 1920×1080', unit: 'img/s', digits: 2 },
     { id: 'floorWork.png1080.ratioToRaw', label: '  the floor with the image work ÷ raw, 1920×1080', unit: '', digits: 2 },
+    {
+      id: 'floorFrameworkWork.png1080.imagesPerSecond',
+      label: '  the same floor on express + axios with the image work, 1920×1080',
+      unit: 'img/s',
+      digits: 2,
+    },
+    { id: 'floorFrameworkWork.png1080.ratioToRaw', label: '  that floor ÷ raw, 1920×1080', unit: '', digits: 2 },
     { id: 'idle.latencyMedianMs', label: `idle latency upload → finished, median (${plan.idle} images)`, unit: 'ms', digits: 1 },
     { id: 'idle.latencyP90Ms', label: 'idle latency, p90', unit: 'ms', digits: 1 },
     {
@@ -615,6 +671,14 @@ async function main() {
       digits: 2,
     },
     { id: 'plumbing.png512.ratioToFloorWork', label: '  plumbing ÷ that floor', unit: '', digits: 2 },
+    {
+      id: 'floorFramework.png512.cpuMsPerImage',
+      label: "floor CPU per image, 512×512, on express + axios (the same hops, nothing of pixelmill's)",
+      unit: 'ms',
+      digits: 2,
+    },
+    { id: 'floorFramework.png512.ratioToFloor', label: '  that floor ÷ the bare floor', unit: '', digits: 2 },
+    { id: 'plumbing.png512.ratioToFrameworkFloor', label: '  plumbing ÷ that floor', unit: '', digits: 2 },
     { id: 'plumbing.png1080.cpuMsPerImage', label: 'plumbing CPU per image, 1920×1080', unit: 'ms', digits: 2 },
     {
       id: 'floor.png1080.cpuMsPerImage',
@@ -630,6 +694,9 @@ async function main() {
       digits: 2,
     },
     { id: 'plumbing.png1080.ratioToFloorWork', label: '  plumbing ÷ that floor', unit: '', digits: 2 },
+    { id: 'floorFramework.png1080.cpuMsPerImage', label: 'floor CPU per image, 1920×1080, on express + axios', unit: 'ms', digits: 2 },
+    { id: 'floorFramework.png1080.ratioToFloor', label: '  that floor ÷ the bare floor', unit: '', digits: 2 },
+    { id: 'plumbing.png1080.ratioToFrameworkFloor', label: '  plumbing ÷ that floor', unit: '', digits: 2 },
     { id: 'plumbing.idleCpuMsPerSecond', label: 'plumbing CPU when idle, per second', unit: 'ms', digits: 1 },
     { id: 'worker.png512.cpuMsPerImage', label: 'worker CPU per image, 512×512', unit: 'ms', digits: 1 },
     { id: 'worker.png1080.cpuMsPerImage', label: 'worker CPU per image, 1920×1080', unit: 'ms', digits: 0 },
@@ -674,7 +741,7 @@ async function main() {
   const table = markdownTable(TABLE_HEADER, tableCells(rows, figures));
   const floorSide = (set) => markdownTable(FLOOR_TABLE_HEADER, floorCells(PLUMBING, figures, set));
   process.stdout.write(
-    `\n${header.join('\n')}\n\n${table}\n\nplumbing CPU per 512×512 image beside its floor (bench/floor.js: bare node:http servers doing each service's I/O), medians:\n\n${floorSide('png512')}\n` +
+    `\n${header.join('\n')}\n\n${table}\n\nplumbing CPU per 512×512 image beside its floor (bench/floor.js: bare node:http servers doing each service's I/O) and the same floor on express + axios, medians:\n\n${floorSide('png512')}\n` +
       `\nthe same per 1920×1080 image:\n\n${floorSide('png1080')}\n`,
   );
 
@@ -721,6 +788,8 @@ async function main() {
       inFlight: plan.clients,
       idlePauseMs: IDLE_PAUSE_MS,
       sqliteSynchronous: taskdbSynchronous(),
+      // What the floor on express + axios ran on.
+      framework: { express: require('express/package.json').version, axios: require('axios/package.json').version },
     },
     startDefaults: startDefaults && {
       ...startDefaults,

@@ -3,6 +3,8 @@
 // no zod, no axios, no logs, no signatures, no checks): the bytes in and out, storage's file
 // writes and reads with their fsyncs, taskdb's SQLite commits, the small JSON calls. Measured like
 // the services (CPU per image of each process, /proc/<pid>/stat), beside them, in the same run.
+// The same servers also run on express and axios (`framework`: express routes and res.json(), axios
+// calls; still nothing of pixelmill's): what the design card's HTTP packages cost by themselves.
 //
 // THE HOPS of one image, as the pipeline makes them (keep this list in step with the services;
 // each hop below names the real call it stands for):
@@ -113,6 +115,72 @@ function answer(res, status, value) {
   res.end(body);
 }
 
+/** A request's JSON body: as express.json() parsed it (the floor on express), else read here. */
+async function jsonOf(req) {
+  if (req.body !== undefined) return req.body;
+  const text = (await readBody(req)).toString('utf8');
+  return text === '' ? {} : JSON.parse(text);
+}
+
+/** The floor's HTTP on bare node:http: its servers' calls and answers. */
+const BARE_IO = { agent: newAgent, send, sendJson, answer };
+
+/**
+ * The same HTTP through the design card's packages, used as a plain program would: axios for the
+ * calls (a keep-alive agent, every status an answer, bodies as bytes; no redirects followed and no
+ * proxy, as kit's transport) and express for the answers (JSON bodies parsed by express.json() and
+ * answered by res.json(); no ETag and no X-Powered-By, as the services). Nothing of pixelmill's:
+ * no contracts, checks, auth, logs or request ids.
+ */
+function frameworkIo() {
+  const axios = require('axios');
+  const clients = new WeakMap();
+  const clientOf = (agent) => {
+    let client = clients.get(agent);
+    if (client === undefined) {
+      client = axios.create({
+        httpAgent: agent,
+        validateStatus: () => true,
+        transformRequest: [],
+        transformResponse: [],
+        maxRedirects: 0,
+        proxy: false,
+        maxBodyLength: Infinity,
+        maxContentLength: Infinity,
+      });
+      clients.set(agent, client);
+    }
+    return client;
+  };
+  const axiosSend = async (agent, url, { method = 'GET', body, stream, length, contentType, discard = false } = {}) => {
+    const headers = {};
+    if (body !== undefined || stream !== undefined) {
+      headers['content-type'] = contentType ?? (typeof body === 'string' ? 'application/json' : 'application/octet-stream');
+      if (stream) headers['content-length'] = String(length);
+    }
+    const response = await clientOf(agent).request({
+      url,
+      method,
+      headers,
+      data: stream ?? body,
+      responseType: discard ? 'stream' : 'arraybuffer',
+    });
+    if (discard) {
+      let bytes = 0;
+      for await (const chunk of response.data) bytes += chunk.length;
+      return { status: response.status, bytes };
+    }
+    return { status: response.status, body: Buffer.isBuffer(response.data) ? response.data : Buffer.from(response.data) };
+  };
+  return {
+    agent: newAgent,
+    send: axiosSend,
+    sendJson: (agent, url, method, value) =>
+      axiosSend(agent, url, { method, body: value === undefined ? undefined : JSON.stringify(value) }),
+    answer: (res, status, value) => (value === undefined ? res.status(status).end() : res.status(status).json(value)),
+  };
+}
+
 /** Fails loudly: the floor must do every hop, or its figure means nothing. */
 function expectStatus(result, status, what) {
   if (result.status !== status) throw new Error(`${what}: ${result.status} ${result.body?.toString('utf8').slice(0, 200) ?? ''}`);
@@ -122,7 +190,7 @@ function expectStatus(result, status, what) {
 // ---- The servers ----
 
 /** taskdb: the tasks in SQLite as the real one opens it (WAL, its `synchronous`), one commit per transition. */
-function taskdbServer({ dataDir, synchronous }) {
+function taskdbServer({ dataDir, synchronous }, io) {
   const Database = require(require.resolve('better-sqlite3', { paths: [path.join(ROOT, 'apps', 'taskdb')] }));
   fs.mkdirSync(dataDir, { recursive: true });
   const db = new Database(path.join(dataDir, 'tasks.sqlite'));
@@ -168,32 +236,32 @@ function taskdbServer({ dataDir, synchronous }) {
   return async (req, res, url) => {
     const parts = url.pathname.split('/').filter(Boolean);
     if (req.method === 'POST' && url.pathname === '/tasks') {
-      const row = create.immediate(JSON.parse(await readBody(req)));
+      const row = create.immediate(await jsonOf(req));
       publish('created', row);
-      return answer(res, 201, row);
+      return io.answer(res, 201, row);
     }
     if (req.method === 'POST' && url.pathname === '/claim') {
-      const row = claim.immediate(JSON.parse(await readBody(req)).leaseMs);
-      return row ? answer(res, 200, row) : answer(res, 204);
+      const row = claim.immediate((await jsonOf(req)).leaseMs);
+      return row ? io.answer(res, 200, row) : io.answer(res, 204);
     }
     if (req.method === 'GET' && parts[0] === 'tasks' && parts.length === 2) {
       const row = sql.get.get(parts[1]);
-      return row ? answer(res, 200, row) : answer(res, 404, { error: 'not found' });
+      return row ? io.answer(res, 200, row) : io.answer(res, 404, { error: 'not found' });
     }
     if (req.method === 'POST' && parts[0] === 'tasks' && parts[2] === 'finish') {
-      const body = JSON.parse(await readBody(req));
+      const body = await jsonOf(req);
       const row = finish.immediate({ id: parts[1], leaseToken: body.leaseToken, resultBytes: body.resultBytes });
-      if (!row) return answer(res, 409, { error: 'not in progress under this lease' });
+      if (!row) return io.answer(res, 409, { error: 'not in progress under this lease' });
       publish('ended', row);
-      return answer(res, 200, row);
+      return io.answer(res, 200, row);
     }
     if (req.method === 'GET' && url.pathname === '/housekeeping') {
-      return answer(res, 200, { sources: sql.toSweep.all(Number(url.searchParams.get('limit'))).map((row) => row.id) });
+      return io.answer(res, 200, { sources: sql.toSweep.all(Number(url.searchParams.get('limit'))).map((row) => row.id) });
     }
     if (req.method === 'POST' && url.pathname === '/housekeepingDone') {
-      const { ids } = JSON.parse(await readBody(req));
+      const { ids } = await jsonOf(req);
       sweep.immediate(ids);
-      return answer(res, 200, { sourcesDeleted: ids.length });
+      return io.answer(res, 200, { sourcesDeleted: ids.length });
     }
     if (req.method === 'GET' && url.pathname === '/events') {
       const after = Number(url.searchParams.get('after') ?? eventSeq);
@@ -211,14 +279,14 @@ function taskdbServer({ dataDir, synchronous }) {
           res.once('close', wake);
         });
       }
-      return answer(res, 200, { cursor: eventSeq, events: eventsAfter(after) });
+      return io.answer(res, 200, { cursor: eventSeq, events: eventsAfter(after) });
     }
-    return answer(res, 404, { error: `no route ${req.method} ${url.pathname}` });
+    return io.answer(res, 404, { error: `no route ${req.method} ${url.pathname}` });
   };
 }
 
 /** storage: objects in a folder, written and read with the file-system calls FileStore makes. */
-function storageServer({ dataDir }) {
+function storageServer({ dataDir }, io) {
   const folders = {};
   for (const folder of ['inProgress', 'finished', 'tmp']) fs.mkdirSync(path.join(dataDir, folder), { recursive: true });
   // FileStore keeps its state folders open: a link is made durable by one fsync.
@@ -228,7 +296,7 @@ function storageServer({ dataDir }) {
   return async (req, res, url) => {
     if (req.method === 'POST' && url.pathname === '/deletions') {
       // FileStore.deleteMany: an unlink each, a few at a time; those gone already count.
-      const { objects } = JSON.parse(await readBody(req));
+      const { objects } = await jsonOf(req);
       let next = 0;
       await Promise.all(
         Array.from({ length: Math.min(UNLINKS_IN_FLIGHT, objects.length) }, async () => {
@@ -238,10 +306,10 @@ function storageServer({ dataDir }) {
           }
         }),
       );
-      return answer(res, 200, { deleted: objects.length });
+      return io.answer(res, 200, { deleted: objects.length });
     }
     const [objects, state, key] = url.pathname.split('/').filter(Boolean);
-    if (objects !== 'objects' || !(state in folders) || !key) return answer(res, 404, { error: 'no such object path' });
+    if (objects !== 'objects' || !(state in folders) || !key) return io.answer(res, 404, { error: 'no such object path' });
     const target = path.join(dataDir, state, key);
     if (req.method === 'PUT' || req.method === 'POST') {
       // FileStore.putStream: the body joined into one write (its chunks are joined up to 1 MB),
@@ -259,7 +327,7 @@ function storageServer({ dataDir }) {
       await fsp.link(temp, target);
       await fsyncFolder(state);
       await fsp.rm(temp, { force: true });
-      return answer(res, 201, { state, key, size: bytes.length });
+      return io.answer(res, 201, { state, key, size: bytes.length });
     }
     if (req.method === 'GET') {
       // FileStore.open: one open, the head read (the type), fstat (the size), the bytes streamed in large chunks.
@@ -267,7 +335,7 @@ function storageServer({ dataDir }) {
       try {
         file = await fsp.open(target, 'r');
       } catch (err) {
-        if (err.code === 'ENOENT') return answer(res, 404, { error: 'no such object' });
+        if (err.code === 'ENOENT') return io.answer(res, 404, { error: 'no such object' });
         throw err;
       }
       await file.read(Buffer.alloc(IMAGE_HEAD_BYTES), 0, IMAGE_HEAD_BYTES, 0);
@@ -280,19 +348,19 @@ function storageServer({ dataDir }) {
       // FileStore.delete: one unlink.
       try {
         await fsp.unlink(target);
-        return answer(res, 204);
+        return io.answer(res, 204);
       } catch (err) {
-        if (err.code === 'ENOENT') return answer(res, 404, { error: 'no such object' });
+        if (err.code === 'ENOENT') return io.answer(res, 404, { error: 'no such object' });
         throw err;
       }
     }
-    return answer(res, 405, { error: 'method not allowed' });
+    return io.answer(res, 405, { error: 'method not allowed' });
   };
 }
 
 /** master: uploads on to storage, tasks through taskdb, taskdb's news followed by a long poll. */
-function masterServer({ urls }) {
-  const agent = newAgent();
+function masterServer({ urls }, io) {
+  const agent = io.agent();
   const { taskdb, storage } = urls;
   /** getWork calls waiting for a `created` event. */
   const waitingForWork = new Set();
@@ -306,7 +374,7 @@ function masterServer({ urls }) {
       try {
         const news = parsed(
           expectStatus(
-            await send(agent, `${taskdb}/events?waitMs=${EVENTS_WAIT_MS}${cursor === undefined ? '' : `&after=${cursor}`}`),
+            await io.send(agent, `${taskdb}/events?waitMs=${EVENTS_WAIT_MS}${cursor === undefined ? '' : `&after=${cursor}`}`),
             200,
             'events',
           ),
@@ -321,7 +389,7 @@ function masterServer({ urls }) {
 
   const claim = async () => {
     for (;;) {
-      const claimed = await sendJson(agent, `${taskdb}/claim`, 'POST', { leaseMs: 60_000 });
+      const claimed = await io.sendJson(agent, `${taskdb}/claim`, 'POST', { leaseMs: 60_000 });
       if (claimed.status === 200) return parsed(claimed);
       expectStatus(claimed, 204, 'claim');
       // As ImageService.nextWork: wait for news of a task (or a recheck), then claim again.
@@ -343,23 +411,23 @@ function masterServer({ urls }) {
       const id = randomUUID();
       const length = Number(req.headers['content-length']);
       expectStatus(
-        await send(agent, `${storage}/objects/inProgress/${id}`, { method: 'PUT', stream: req, length, contentType: 'image/png' }),
+        await io.send(agent, `${storage}/objects/inProgress/${id}`, { method: 'PUT', stream: req, length, contentType: 'image/png' }),
         201,
         'putSource',
       );
       const task = parsed(
         expectStatus(
-          await sendJson(agent, `${taskdb}/tasks`, 'POST', { id, op: 'swap-red-blue', contentType: 'image/png', sourceBytes: length }),
+          await io.sendJson(agent, `${taskdb}/tasks`, 'POST', { id, op: 'swap-red-blue', contentType: 'image/png', sourceBytes: length }),
           201,
           'create',
         ),
       );
-      return answer(res, 202, { id, state: task.state });
+      return io.answer(res, 202, { id, state: task.state });
     }
     if (req.method === 'POST' && url.pathname === '/getWork') {
-      await readBody(req);
+      await jsonOf(req);
       const task = await claim();
-      return answer(res, 200, {
+      return io.answer(res, 200, {
         id: task.id,
         op: task.op,
         contentType: task.content_type,
@@ -371,80 +439,126 @@ function masterServer({ urls }) {
       });
     }
     if (req.method === 'POST' && url.pathname === '/workFinished') {
-      const { id, leaseToken, resultBytes } = JSON.parse(await readBody(req));
+      const { id, leaseToken, resultBytes } = await jsonOf(req);
       const task = parsed(
-        expectStatus(await sendJson(agent, `${taskdb}/tasks/${id}/finish`, 'POST', { leaseToken, resultBytes }), 200, 'finish'),
+        expectStatus(await io.sendJson(agent, `${taskdb}/tasks/${id}/finish`, 'POST', { leaseToken, resultBytes }), 200, 'finish'),
       );
       ended.set(id, task.state);
-      return answer(res, 200, { id, state: task.state });
+      return io.answer(res, 200, { id, state: task.state });
     }
     if (req.method === 'GET' && url.pathname === '/isReady') {
       const id = url.searchParams.get('id');
-      const state = ended.get(id) ?? parsed(expectStatus(await send(agent, `${taskdb}/tasks/${id}`), 200, 'get')).state;
+      const state = ended.get(id) ?? parsed(expectStatus(await io.send(agent, `${taskdb}/tasks/${id}`), 200, 'get')).state;
       ended.delete(id);
-      return answer(res, 200, { id, state });
+      return io.answer(res, 200, { id, state });
     }
     if (req.method === 'POST' && url.pathname === '/sweep') {
       // The Housekeeper: the sources of ended tasks deleted, a batch at a time.
-      await readBody(req);
+      await jsonOf(req);
       let deleted = 0;
       for (;;) {
-        const { sources } = parsed(expectStatus(await send(agent, `${taskdb}/housekeeping?limit=${SWEEP_BATCH}`), 200, 'housekeeping'));
+        const { sources } = parsed(expectStatus(await io.send(agent, `${taskdb}/housekeeping?limit=${SWEEP_BATCH}`), 200, 'housekeeping'));
         if (sources.length === 0) break;
         const objects = sources.map((id) => ({ state: 'inProgress', key: id }));
-        expectStatus(await sendJson(agent, `${storage}/deletions`, 'POST', { objects }), 200, 'deleteObjects');
-        expectStatus(await sendJson(agent, `${taskdb}/housekeepingDone`, 'POST', { ids: sources }), 200, 'housekeepingDone');
+        expectStatus(await io.sendJson(agent, `${storage}/deletions`, 'POST', { objects }), 200, 'deleteObjects');
+        expectStatus(await io.sendJson(agent, `${taskdb}/housekeepingDone`, 'POST', { ids: sources }), 200, 'housekeepingDone');
         deleted += sources.length;
       }
-      return answer(res, 200, { deleted });
+      return io.answer(res, 200, { deleted });
     }
-    return answer(res, 404, { error: `no route ${req.method} ${url.pathname}` });
+    return io.answer(res, 404, { error: `no route ${req.method} ${url.pathname}` });
   };
 }
 
 /** frontend: uploads passed on to master as they arrive, isReady asked of master. */
-function frontendServer({ urls }) {
-  const agent = newAgent();
+function frontendServer({ urls }, io) {
+  const agent = io.agent();
   return async (req, res, url) => {
     if (req.method === 'POST' && url.pathname === '/newImage') {
       const length = Number(req.headers['content-length']);
       const accepted = expectStatus(
-        await send(agent, `${urls.master}/newImage`, { method: 'POST', stream: req, length, contentType: req.headers['content-type'] }),
+        await io.send(agent, `${urls.master}/newImage`, { method: 'POST', stream: req, length, contentType: req.headers['content-type'] }),
         202,
         'newImage',
       );
-      return answer(res, 202, parsed(accepted));
+      return io.answer(res, 202, parsed(accepted));
     }
     if (req.method === 'GET' && url.pathname === '/isReady') {
-      const status = expectStatus(await send(agent, `${urls.master}/isReady?id=${url.searchParams.get('id')}`), 200, 'isReady');
-      return answer(res, 200, parsed(status));
+      const status = expectStatus(await io.send(agent, `${urls.master}/isReady?id=${url.searchParams.get('id')}`), 200, 'isReady');
+      return io.answer(res, 200, parsed(status));
     }
-    return answer(res, 404, { error: `no route ${req.method} ${url.pathname}` });
+    return io.answer(res, 404, { error: `no route ${req.method} ${url.pathname}` });
   };
 }
 
 const SERVERS = { taskdb: taskdbServer, storage: storageServer, master: masterServer, frontend: frontendServer };
 
-/** The child process: one floor server on a free loopback port, which it tells its parent. */
+/** Each floor server's routes, for the floor on express (the bare one dispatches in its handler). */
+const ROUTES = {
+  taskdb: [
+    ['post', '/tasks'],
+    ['post', '/claim'],
+    ['get', '/tasks/:id'],
+    ['post', '/tasks/:id/finish'],
+    ['get', '/housekeeping'],
+    ['post', '/housekeepingDone'],
+    ['get', '/events'],
+  ],
+  storage: [
+    ['post', '/deletions'],
+    ['put', '/objects/:state/:key'],
+    ['post', '/objects/:state/:key'],
+    ['get', '/objects/:state/:key'],
+    ['delete', '/objects/:state/:key'],
+  ],
+  master: [
+    ['post', '/newImage'],
+    ['post', '/getWork'],
+    ['post', '/workFinished'],
+    ['get', '/isReady'],
+    ['post', '/sweep'],
+  ],
+  frontend: [
+    ['post', '/newImage'],
+    ['get', '/isReady'],
+  ],
+};
+
+/**
+ * The child process: one floor server on a free loopback port, which it tells its parent; on
+ * bare node:http, or with `framework` on express and axios.
+ */
 function serve(service, config) {
-  const handle = SERVERS[service](config);
-  const server = http.createServer({ keepAliveTimeout: 60_000 }, (req, res) => {
+  const io = config.framework ? frameworkIo() : BARE_IO;
+  const handle = SERVERS[service](config, io);
+  const run = (req, res) =>
     handle(req, res, new URL(req.url, 'http://floor')).catch((err) => {
       process.stderr.write(`floor ${service}: ${req.method} ${req.url}: ${err.stack ?? err}\n`);
       if (!res.headersSent) answer(res, 500, { error: String(err.message ?? err) });
       else res.destroy();
     });
-  });
+  let listener = run;
+  if (config.framework) {
+    const express = require('express');
+    const app = express();
+    app.disable('x-powered-by');
+    app.set('etag', false);
+    app.use(express.json({ limit: '1mb' }));
+    for (const [method, route] of ROUTES[service]) app[method](route, run);
+    listener = app;
+  }
+  const server = http.createServer({ keepAliveTimeout: 60_000 }, listener);
   server.listen(0, '127.0.0.1', () => process.send({ port: server.address().port }));
 }
 
 // ---- The parent's side: start the floor, drive it ----
 
 /**
- * Starts the floor's servers as child processes, data under `dataDir`, output to `logDir`.
+ * Starts the floor's servers as child processes, data under `dataDir`, output to `logDir`; with
+ * `framework`, the floor on express and axios (frameworkIo).
  * @returns {Promise<{pids: Record<string, number>, urls: Record<string, string>, stop: () => Promise<void>}>}
  */
-async function startFloor({ dataDir, logDir, sqliteSynchronous }) {
+async function startFloor({ dataDir, logDir, sqliteSynchronous, framework = false }) {
   /** service → its child process */
   const children = {};
   const urls = {};
@@ -460,8 +574,8 @@ async function startFloor({ dataDir, logDir, sqliteSynchronous }) {
       ),
     ).then(() => undefined);
   const start = async (service) => {
-    const config = { dataDir: path.join(dataDir, service), synchronous: sqliteSynchronous, urls: { ...urls } };
-    const log = fs.openSync(path.join(logDir, `floor-${service}.log`), 'a');
+    const config = { dataDir: path.join(dataDir, service), synchronous: sqliteSynchronous, urls: { ...urls }, framework };
+    const log = fs.openSync(path.join(logDir, `floor-${service}${framework ? '-express' : ''}.log`), 'a');
     const child = fork(__filename, [service, JSON.stringify(config)], { stdio: ['ignore', log, log, 'ipc'] });
     fs.closeSync(log);
     children[service] = child;

@@ -40,11 +40,12 @@ function tableCells(rows, figures) {
   });
 }
 
-const FLOOR_TABLE_HEADER = ['service', 'pipeline CPU/img', 'floor CPU/img', '÷ floor'];
+const FLOOR_TABLE_HEADER = ['service', 'pipeline CPU/img', 'floor CPU/img', '÷ floor', 'floor on express + axios', '÷ that floor'];
 
 /**
- * One row per service (`plumbing.<set>.<name>.cpuMsPerImage` beside `floor.<set>.<name>.cpuMsPerImage`)
- * and the total (`plumbing.<set>.ratioToFloor`, the median of each repetition's ratio).
+ * One row per service (`plumbing.<set>.<name>.cpuMsPerImage` beside `floor.<set>.<name>.cpuMsPerImage`
+ * and `floorFramework.<set>.<name>.cpuMsPerImage`) and the total (`plumbing.<set>.ratioToFloor` and
+ * `plumbing.<set>.ratioToFrameworkFloor`, the medians of each repetition's ratio).
  */
 function floorCells(services, figures, set) {
   const ms = (id) => `${format(figures[id].median, 2)} ms`;
@@ -53,9 +54,24 @@ function floorCells(services, figures, set) {
     ...services.map((name) => {
       const pipeline = `plumbing.${set}.${name}.cpuMsPerImage`;
       const floor = `floor.${set}.${name}.cpuMsPerImage`;
-      return [name, ms(pipeline), ms(floor), ratio(figures[pipeline].median / figures[floor].median)];
+      const framework = `floorFramework.${set}.${name}.cpuMsPerImage`;
+      return [
+        name,
+        ms(pipeline),
+        ms(floor),
+        ratio(figures[pipeline].median / figures[floor].median),
+        ms(framework),
+        ratio(figures[pipeline].median / figures[framework].median),
+      ];
     }),
-    ['total', ms(`plumbing.${set}.cpuMsPerImage`), ms(`floor.${set}.cpuMsPerImage`), ratio(figures[`plumbing.${set}.ratioToFloor`].median)],
+    [
+      'total',
+      ms(`plumbing.${set}.cpuMsPerImage`),
+      ms(`floor.${set}.cpuMsPerImage`),
+      ratio(figures[`plumbing.${set}.ratioToFloor`].median),
+      ms(`floorFramework.${set}.cpuMsPerImage`),
+      ratio(figures[`plumbing.${set}.ratioToFrameworkFloor`].median),
+    ],
   ];
 }
 

@@ -23,7 +23,7 @@ interface Results {
   settings: { rawThreads: number; workerConcurrency: number; longPoll: boolean };
   figures: Record<string, Figure>;
   targets: Array<{ id: string; median: number; met: boolean; moonshot?: { cmp: string; value: number; met: boolean } }>;
-  floor: { services: string[]; images: number; inFlight: number; sqliteSynchronous: string };
+  floor: { services: string[]; images: number; inFlight: number; sqliteSynchronous: string; framework: Record<string, string> };
   startDefaults: { uploads: number; accepted: number; refused: number; refusedWithoutRetryAfter: number; seconds: number };
 }
 
@@ -86,6 +86,19 @@ const POSITIVE = [
   'floorWork.idleLatencyMedianMs',
   'plumbing.png512.ratioToFloorWork',
   'plumbing.png1080.ratioToFloorWork',
+  // The same floor on express + axios: the design card's HTTP packages by themselves.
+  'floorFramework.png512.imagesPerSecond',
+  'floorFramework.png1080.imagesPerSecond',
+  'floorFramework.png512.cpuMsPerImage',
+  'floorFramework.png1080.cpuMsPerImage',
+  'floorFramework.png512.ratioToFloor',
+  'floorFramework.png1080.ratioToFloor',
+  'plumbing.png512.ratioToFrameworkFloor',
+  'plumbing.png1080.ratioToFrameworkFloor',
+  'floorFrameworkWork.png512.imagesPerSecond',
+  'floorFrameworkWork.png1080.imagesPerSecond',
+  'floorFrameworkWork.png512.ratioToRaw',
+  'floorFrameworkWork.png1080.ratioToRaw',
 ];
 
 /**
@@ -105,6 +118,8 @@ const FINITE = [
   'floorWork.idleOverheadMs',
   ...PLUMBING.map((name) => `floor.png512.${name}.cpuMsPerImage`),
   ...PLUMBING.map((name) => `floor.png1080.${name}.cpuMsPerImage`),
+  ...PLUMBING.map((name) => `floorFramework.png512.${name}.cpuMsPerImage`),
+  ...PLUMBING.map((name) => `floorFramework.png1080.${name}.cpuMsPerImage`),
   'startDefaults.acceptedShare',
   'startDefaults.accepted',
   'startDefaults.acceptedPerSecond',
@@ -155,10 +170,13 @@ describe('npm run bench', () => {
       expect(stdout).toContain('pipeline ÷ raw, 512×512');
       expect(stdout).toContain('plumbing ÷ its floor, 512×512');
       expect(stdout).toContain("npm start defaults: share of one client's 50 uploads accepted");
-      // The side-by-side tables, one per image size: each service's CPU per image beside its floor's.
+      // The side-by-side tables, one per image size: each service's CPU per image beside its floor's,
+      // bare and on express + axios.
       expect(stdout).toContain('the same per 1920×1080 image');
       for (const name of [...PLUMBING, 'total'])
-        expect(stdout.match(new RegExp(`^\\| ${name} +\\| [0-9.]+ ms +\\| [0-9.]+ ms +\\|`, 'gm'))).toHaveLength(2);
+        expect(
+          stdout.match(new RegExp(`^\\| ${name} +\\| [0-9.]+ ms +\\| [0-9.]+ ms +\\| [0-9.–]+ +\\| [0-9.]+ ms +\\|`, 'gm')),
+        ).toHaveLength(2);
       const results = JSON.parse(fs.readFileSync(out, 'utf8')) as Results;
       expect(results.tiny).toBe(true);
       expect(results.machine.cores).toBeGreaterThan(0);
@@ -173,6 +191,7 @@ describe('npm run bench', () => {
         expect({ id, finite: Number.isFinite(results.figures[id]?.median) }).toEqual({ id, finite: true });
       }
       expect(results.floor.services.sort()).toEqual(['frontend', 'master', 'storage', 'taskdb']);
+      expect(results.floor.framework).toEqual({ express: expect.stringMatching(/^5\./), axios: expect.stringMatching(/^1\./) });
       // Every upload is answered, accepted or refused by the rate limit, and a refusal says when to come back.
       expect(results.startDefaults.uploads).toBe(50);
       expect(results.startDefaults.accepted + results.startDefaults.refused).toBe(50);
