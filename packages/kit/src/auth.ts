@@ -53,13 +53,15 @@ export function unauthorized(message: string): AppError {
   return new AppError('unauthorized', 401, message);
 }
 
-/** Throws 401 unless the request carries the token the route asks for (or the route is open). */
-export function checkBearer(req: Request, auth: RouteAuth | undefined, tokens: ServiceTokens): void {
+/**
+ * Why the request may not use the route by its bearer token (no token, or another one), or
+ * undefined when it may (or the route is open). No error is made: a caller with another way in
+ * (a signed URL) does not pay for one.
+ */
+export function bearerRefusal(req: Request, auth: RouteAuth | undefined, tokens: ServiceTokens): string | undefined {
   const required = requiredToken(auth, tokens);
-  if (required === undefined) return;
+  if (required === undefined) return undefined;
   const presented = bearerToken(req);
-  if (presented === undefined) {
-    throw unauthorized(`this route needs "Authorization: Bearer <${auth === 'worker' ? 'WORKER_TOKEN' : 'INTERNAL_TOKEN'}>"`);
-  }
-  if (!matchesHeldSecret(presented, required)) throw unauthorized('the bearer token is not valid here');
+  if (presented === undefined) return `this route needs "Authorization: Bearer <${auth === 'worker' ? 'WORKER_TOKEN' : 'INTERNAL_TOKEN'}>"`;
+  return matchesHeldSecret(presented, required) ? undefined : 'the bearer token is not valid here';
 }

@@ -13,7 +13,7 @@ import {
   type Route,
   type StreamBody,
 } from '@pixelmill/contracts';
-import { checkBearer, unauthorized, type ServiceTokens } from './auth';
+import { bearerRefusal, unauthorized, type ServiceTokens } from './auth';
 import { AppError, invalidRequest } from './errors';
 import { rawBodyParser, refuseCompressed, tooLarge } from './raw-body';
 
@@ -128,14 +128,10 @@ export function mountContract<C extends Record<string, Route>>(
     const bodyParser =
       options.bodyParsers?.[name] ?? (route.body === undefined || streamed ? undefined : isBinary(route.body) ? rawParser : jsonParser);
     const limitOf = options.streamLimits?.[name] ?? (() => binaryLimit);
+    const grant = options.grants?.[name];
     const authorize: RequestHandler = (req, _res, next) => {
-      const grant = options.grants?.[name];
-      try {
-        checkBearer(req, route.auth, options.tokens ?? {});
-      } catch (err) {
-        if (!grant) throw err;
-        if (!grant(req)) throw unauthorized((err as Error).message);
-      }
+      const refusal = bearerRefusal(req, route.auth, options.tokens ?? {});
+      if (refusal !== undefined && !grant?.(req)) throw unauthorized(refusal);
       next();
     };
     const handle: RequestHandler = async (req, res) => {
