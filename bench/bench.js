@@ -54,7 +54,10 @@ const PLANS = {
     png1080: 24,
     clients: 8,
     idle: 20,
-    warmup: 4,
+    // Enough images for the services' code to be compiled hot before the first repetition counts.
+    warmup: 40,
+    // The 25 MB image's fresh processes take a few first: its growth is measured from there.
+    bigWarmup: 4,
     single512: 10,
     single1080: 3,
     distinct512: 4,
@@ -64,7 +67,7 @@ const PLANS = {
     idleWindowMs: 3_000,
     floorImages: 100,
     floor1080Images: 24,
-    floorWarmup: 16,
+    floorWarmup: 40,
     defaultsUploads: 500,
   },
   tiny: {
@@ -74,6 +77,7 @@ const PLANS = {
     clients: 8,
     idle: 3,
     warmup: 2,
+    bigWarmup: 2,
     single512: 3,
     single1080: 1,
     distinct512: 2,
@@ -473,7 +477,7 @@ async function main() {
       for (const name of BIG_IMAGE_PATH) await stack.processes[name].stop('SIGKILL');
       for (const name of [...BIG_IMAGE_PATH].reverse()) meter.pids[name] = (await stack.start(name)).child.pid;
       log(`25 MB image, rep ${r + 1}: ${BIG_IMAGE_PATH.join(', ')} restarted`);
-      await runPipeline(client, images.png512, plan.warmup, plan.clients);
+      await runPipeline(client, images.png512, plan.bigWarmup, plan.clients);
       await sleep(500);
       const before = meter.rssBytes();
       const watch = meter.watchPeakRss();
