@@ -15,6 +15,7 @@ import { checkUpload, checkUploadStream, parseOperation, type CheckedUpload, typ
 import { renderDocsPage } from '../views/docs-page';
 import { renderUploadPage, type PageStatus } from '../views/upload-page';
 import type { ClientAccess } from './client-access';
+import { docsContentSecurityPolicy } from './security-headers';
 import { formLimit, uploadParser, type FormImage, type PassOn } from './upload-parser';
 
 export interface FrontendRouteDeps {
@@ -29,28 +30,9 @@ export interface FrontendRouteDeps {
   refreshSeconds: number;
 }
 
-/**
- * The page loads its script and style from us only; nothing inline, nothing external. Images
- * may also be `blob:`: with API keys the script fetches the result with the key and shows it so.
- */
-const PAGE_HEADERS = {
-  'content-type': 'text/html; charset=utf-8',
-  'content-security-policy':
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; connect-src 'self'; " +
-    "form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
-  'cache-control': 'no-store',
-};
-
-/**
- * Swagger UI sets inline styles and draws its icons from data: URLs; its script and the document
- * come from us. Nothing from another host.
- */
-const DOCS_HEADERS = {
-  'content-type': 'text/html; charset=utf-8',
-  'content-security-policy':
-    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; " +
-    "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
-};
+/** The CSPs are helmet's (see security-headers.ts): the page's on every answer, the docs page's on /docs. */
+const PAGE_HEADERS = { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' };
+const DOCS_HEADERS = { 'content-type': 'text/html; charset=utf-8' };
 const DOCS_PAGE = renderDocsPage();
 
 /** A form's op field, or the query's, or the default. */
@@ -108,6 +90,8 @@ export function mountFrontendRoutes(
   router.post(frontendContract.newImage.path, access.admitUpload);
   router.get(frontendContract.isReady.path, access.requireKey);
   router.get(frontendContract.get.path, access.requireKey);
+  // Swagger UI needs a looser policy than the one every answer got first.
+  router.get(frontendContract.docs.path, docsContentSecurityPolicy());
 
   mountContract(
     router,

@@ -413,23 +413,108 @@ describe('frontend guards', () => {
   });
 
   describe('security headers', () => {
-    const expectSecurityHeaders = (response: Response): void => {
-      expect({
-        nosniff: response.headers.get('x-content-type-options'),
-        referrer: response.headers.get('referrer-policy'),
-        frame: response.headers.get('x-frame-options'),
-      }).toEqual({ nosniff: 'nosniff', referrer: 'no-referrer', frame: 'DENY' });
+    /** The upload page's and the docs page's policies as they were written by hand before helmet sent them. */
+    const PAGE_POLICY =
+      "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; connect-src 'self'; " +
+      "form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+    const DOCS_POLICY =
+      "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; " +
+      "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
+    /** Every header besides the CSP, as helmet is configured (security-headers.ts says why for each). */
+    const HEADERS = {
+      'x-content-type-options': 'nosniff',
+      'referrer-policy': 'no-referrer',
+      'x-frame-options': 'DENY',
+      'cross-origin-resource-policy': 'same-origin',
+      'origin-agent-cluster': '?1',
+      'strict-transport-security': 'max-age=31536000',
+      'x-dns-prefetch-control': 'off',
+      'x-download-options': 'noopen',
+      'x-permitted-cross-domain-policies': 'none',
+      'x-xss-protection': '0',
     };
+    /** Helmet's Cross-Origin-Embedder-Policy is off, its Opener-Policy is for https only; X-Powered-By is removed. */
+    const ABSENT_HEADERS = ['cross-origin-embedder-policy', 'cross-origin-opener-policy', 'x-powered-by'];
+
+    /** A policy as its directives, each with its sources sorted: the same policy however it is spaced or ordered. */
+    const directives = (policy: string | null): Record<string, string[]> =>
+      Object.fromEntries(
+        (policy ?? '')
+          .split(';')
+          .map((directive) => directive.trim().split(/\s+/))
+          .filter(([name]) => name !== '')
+          .map(([name, ...sources]) => [name!.toLowerCase(), sources.sort()]),
+      );
+
+    const expectSecurityHeaders = (response: Response, policy = PAGE_POLICY): void => {
+      const sent = Object.fromEntries(Object.keys(HEADERS).map((name) => [name, response.headers.get(name)]));
+      expect(sent).toEqual(HEADERS);
+      for (const name of ABSENT_HEADERS) expect([name, response.headers.get(name)]).toEqual([name, null]);
+      expect(directives(response.headers.get('content-security-policy'))).toEqual(directives(policy));
+    };
+
+    it("when the pages are read, then the upload page and the docs page keep their policies, directive for directive, and their files get the page's", async () => {
+      await start();
+      const task = addTask({ state: 'finished', result: { bytes: png(), contentType: 'image/png' } });
+      const expected: Array<[string, string]> = [
+        ['/', PAGE_POLICY],
+        [`/?id=${task.id}`, PAGE_POLICY],
+        ['/docs', DOCS_POLICY],
+        ['/docs/', DOCS_POLICY],
+        ['/docs.js', PAGE_POLICY],
+        ['/docs/assets/swagger-ui.css', PAGE_POLICY],
+        ['/docs/assets/swagger-ui-bundle.js', PAGE_POLICY],
+      ];
+
+      for (const [path, policy] of expected) {
+        const response = await get(path);
+        await response.arrayBuffer();
+        expect([path, response.status]).toEqual([path, 200]);
+        const sent = directives(response.headers.get('content-security-policy'));
+        expect([path, sent]).toEqual([path, directives(policy)]);
+      }
+    });
+
+    it('when a trusted TLS proxy says https, then Cross-Origin-Opener-Policy is sent, and over http it is not (browsers heed it over https only)', async () => {
+      await start({ trustProxyHops: 1 });
+      const expected: Array<[string, string | null]> = [
+        ['https', 'same-origin'],
+        ['http', null],
+      ];
+
+      for (const [protocol, policy] of expected) {
+        for (const path of ['/', '/docs', '/healthz', '/no/such/page']) {
+          const response = await get(path, { 'x-forwarded-proto': protocol });
+          await response.arrayBuffer();
+          expect([protocol, path, response.headers.get('cross-origin-opener-policy')]).toEqual([protocol, path, policy]);
+        }
+      }
+    });
 
     it('are on the page, the static files, the API and health answers', async () => {
       await start();
       const task = addTask({ state: 'finished', result: { bytes: png(), contentType: 'image/png' } });
 
-      for (const path of ['/', `/?id=${task.id}`, '/app.js', '/style.css', '/favicon.svg', '/healthz', '/readyz']) {
+      for (const path of [
+        '/',
+        `/?id=${task.id}`,
+        '/app.js',
+        '/style.css',
+        '/favicon.svg',
+        '/docs.js',
+        '/healthz',
+        '/readyz',
+        '/openapi.json',
+      ]) {
         const response = await get(path);
+        await response.arrayBuffer();
         expect([path, response.status]).toEqual([path, 200]);
         expectSecurityHeaders(response);
       }
+      const docs = await get('/docs');
+      await docs.arrayBuffer();
+      expectSecurityHeaders(docs, DOCS_POLICY);
       for (const path of [`/image/isReady?id=${task.id}`, `/image/get?id=${task.id}`]) {
         const response = await get(path);
         expect(response.status).toBe(200);
