@@ -23,8 +23,53 @@ export const TASK_TRANSITIONS: Readonly<Record<TaskState, readonly TaskState[]>>
   failed: [],
 };
 
-export const OPERATIONS = ['swap-red-blue', 'grayscale', 'invert'] as const;
-export const OperationSchema = z.enum(OPERATIONS);
+/** What a worker can do to an image, in the order the upload page offers them. */
+export const OPERATIONS = [
+  'swap-red-blue',
+  'grayscale',
+  'invert',
+  'sepia',
+  'flip',
+  'mirror',
+  'rotate-90',
+  'rotate-180',
+  'rotate-270',
+  'blur',
+] as const;
+
+/**
+ * The radius of `blur`, in pixels: fixed, so the same image always comes out the same. jimp's blur
+ * divides by fixed-point tables; at 6 they keep every flat colour exactly as it was (at 5, jimp's
+ * own example, flat areas of 228–254 come out one or two levels lighter).
+ */
+export const BLUR_RADIUS = 6;
+
+/** What each operation does, in a phrase: for the OpenAPI documents and the upload page. */
+export const OPERATION_DESCRIPTIONS: Readonly<Record<(typeof OPERATIONS)[number], string>> = {
+  'swap-red-blue': 'the red and blue channels trade places',
+  grayscale: 'shades of grey (the luma of each pixel, ITU-R BT.601 weights)',
+  invert: 'a negative (each colour channel becomes 255 minus itself)',
+  sepia: 'warm brown tones, as an old photograph',
+  flip: 'upside down (the top row becomes the bottom one)',
+  mirror: 'left and right trade places, as in a mirror',
+  'rotate-90': 'a quarter turn clockwise (width and height trade places)',
+  'rotate-180': 'a half turn',
+  'rotate-270': 'three quarter turns clockwise, i.e. one anticlockwise (width and height trade places)',
+  blur: `a soft blur of radius ${BLUR_RADIUS} pixels (jimp's fast blur, close to a Gaussian one)`,
+};
+
+/**
+ * Every operation keeps each pixel's alpha (moved with its pixel by flips and rotations), and the
+ * result keeps the input's type.
+ */
+export const OperationSchema = z.enum(OPERATIONS).meta({
+  description: [
+    'The operation applied to the image; each pixel keeps its transparency:',
+    '',
+    ...OPERATIONS.map((op) => `- \`${op}\`: ${OPERATION_DESCRIPTIONS[op]}`),
+  ].join('\n'),
+  'x-enumDescriptions': OPERATION_DESCRIPTIONS,
+});
 export type Operation = z.infer<typeof OperationSchema>;
 export const DEFAULT_OPERATION: Operation = 'swap-red-blue';
 

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import {
   AcceptedSchema,
+  DEFAULT_OPERATION,
   IMAGE_TYPES,
   OperationSchema,
   ErrorBodySchema,
@@ -25,7 +26,7 @@ export const UploadFormSchema = z.object({
     .string()
     .optional()
     .meta({ description: 'The API key, for a form that cannot send it in a header; it must come before the image' }),
-  op: OperationSchema.optional().meta({ description: 'The operation to apply; swap-red-blue when absent' }),
+  op: OperationSchema.optional().meta({ description: `${OperationSchema.description}\n\n\`${DEFAULT_OPERATION}\` when absent.` }),
   [UPLOAD_FIELD]: z
     .file()
     .mime([...IMAGE_TYPES])

@@ -1,6 +1,9 @@
 import {
   ErrorBodySchema,
   OPERATIONS,
+  OPERATION_DESCRIPTIONS,
+  OperationSchema,
+  BLUR_RADIUS,
   TASK_STATES,
   TASK_TRANSITIONS,
   TaskIdSchema,
@@ -101,6 +104,20 @@ describe('schemas', () => {
   it('defaults the operation to swap-red-blue', () => {
     expect(masterContract.newImage.query.parse({})).toEqual({ op: 'swap-red-blue' });
     expect(OPERATIONS).toContain('swap-red-blue');
+  });
+
+  it('when the operations are described, then each has a phrase of its own, and the rotations say which way they turn', () => {
+    expect(Object.keys(OPERATION_DESCRIPTIONS)).toEqual([...OPERATIONS]);
+    for (const op of OPERATIONS) expect(OPERATION_DESCRIPTIONS[op]).toMatch(/\w{3}/);
+    expect(new Set(Object.values(OPERATION_DESCRIPTIONS)).size).toBe(OPERATIONS.length);
+    for (const op of ['rotate-90', 'rotate-180', 'rotate-270'] as const) expect(OPERATION_DESCRIPTIONS[op]).toMatch(/turn/);
+    expect(OPERATION_DESCRIPTIONS['rotate-90']).toMatch(/clockwise/);
+    expect(OPERATION_DESCRIPTIONS.blur).toContain(`radius ${BLUR_RADIUS} pixels`);
+  });
+
+  it('when an operation outside the list is sent, then it is refused', () => {
+    for (const op of OPERATIONS) expect(OperationSchema.parse(op)).toBe(op);
+    for (const op of ['rotate-45', 'resize', 'Sepia', '']) expect(OperationSchema.safeParse(op).success).toBe(false);
   });
 });
 

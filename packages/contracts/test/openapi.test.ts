@@ -6,6 +6,7 @@ import {
   ErrorBodySchema,
   IMAGE_TYPES,
   OPERATIONS,
+  OPERATION_DESCRIPTIONS,
   SERVICE_CONTRACTS,
   SERVICE_NAMES,
   commonContract,
@@ -126,6 +127,15 @@ describe('OpenAPI documents', () => {
       expect(op).toMatchObject({ required: false, schema: { enum: [...OPERATIONS], default: 'swap-red-blue' } });
       const key = (newImage.parameters as JsonObject[]).find((p) => p.in === 'header');
       expect(key).toMatchObject({ name: 'idempotency-key', required: false });
+    });
+
+    it('when op is described, then the document says what each operation does, in the form and in the query', () => {
+      const content = (newImage.requestBody as { content: Record<string, { schema: { properties: Record<string, JsonObject> } }> }).content;
+      const query = (newImage.parameters as JsonObject[]).find((p) => p.name === 'op' && p.in === 'query')!;
+      for (const described of [content['multipart/form-data']!.schema.properties.op!, query]) {
+        for (const op of OPERATIONS) expect(described.description).toContain(`\`${op}\`: ${OPERATION_DESCRIPTIONS[op]}`);
+      }
+      expect(content['multipart/form-data']!.schema.properties.op!['x-enumDescriptions']).toEqual(OPERATION_DESCRIPTIONS);
     });
 
     it('when pages are described, then they are HTML, and the see-other answer plain text', () => {

@@ -2,8 +2,10 @@ import {
   API_KEY_FIELD,
   DEFAULT_OPERATION,
   IMAGE_TYPES,
+  OPERATION_DESCRIPTIONS,
   OPERATIONS,
   UPLOAD_FIELD,
+  type Operation,
   type TaskState,
   type TaskStatus,
 } from '@pixelmill/contracts';
@@ -32,6 +34,9 @@ const HTML_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '
 export function escapeHtml(value: string): string {
   return value.replace(/[&<>"']/g, (c) => HTML_ESCAPES[c]!);
 }
+
+/** An operation as the picker shows it: its name and what it does. */
+export const operationLabel = (op: Operation): string => `${op} — ${OPERATION_DESCRIPTIONS[op]}`;
 
 export const resultUrl = (id: string): string => `/image/get?id=${encodeURIComponent(id)}`;
 
@@ -100,8 +105,9 @@ export function renderUploadPage({ maxUploadBytes, refreshSeconds, apiKeys = fal
           <input id="api-key" type="password" name="${API_KEY_FIELD}" autocomplete="off" required>
         </p>`
     : '';
+  // Each operation with what it does, in the option itself: a plain select, which needs no script.
   const options = OPERATIONS.map(
-    (op) => `<option value="${escapeHtml(op)}"${op === DEFAULT_OPERATION ? ' selected' : ''}>${escapeHtml(op)}</option>`,
+    (op) => `<option value="${escapeHtml(op)}"${op === DEFAULT_OPERATION ? ' selected' : ''}>${escapeHtml(operationLabel(op))}</option>`,
   ).join('\n          ');
 
   return `<!doctype html>

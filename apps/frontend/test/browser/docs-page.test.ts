@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import { OPERATION_DESCRIPTIONS, OPERATIONS } from '@pixelmill/contracts';
 import { createLogger, Discovery, listen, type Listening } from '@pixelmill/kit';
 import { createApp } from '../../src/app';
 
@@ -97,8 +98,9 @@ describeInBrowser(`docs page in Chromium (${CHROMIUM})`, () => {
     await page.locator('#operations-frontend-newImage .opblock-summary').first().click();
     const upload = page.locator('#operations-frontend-newImage');
     await upload.locator('.parameters').waitFor();
-    // The operation enum of the contract, offered for ?op=.
-    for (const op of ['swap-red-blue', 'grayscale', 'invert']) expect(await upload.innerText()).toContain(op);
+    // The operation enum of the contract, offered for ?op=, each with what it does.
+    const text = await upload.innerText();
+    for (const op of OPERATIONS) expect(text).toContain(`${op}: ${OPERATION_DESCRIPTIONS[op]}`);
   });
 
   it('when an operation is tried out, then the page calls this server and shows its answer', async () => {

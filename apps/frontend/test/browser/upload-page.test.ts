@@ -1,6 +1,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { chromium, type Browser, type ElementHandle, type Page } from 'playwright-core';
+import { OPERATION_DESCRIPTIONS, OPERATIONS } from '@pixelmill/contracts';
 import { createLogger, Discovery, listen, type Listening } from '@pixelmill/kit';
 import { createApp } from '../../src/app';
 import { ownerIdOf } from '../../src/domain/api-keys';
@@ -183,6 +184,19 @@ describeInBrowser(`upload page in Chromium (${CHROMIUM})`, () => {
     finish(task);
     const image = await page.waitForSelector('#status img', { timeout: 5000 });
     expect(await image.getAttribute('src')).toBe(`/image/get?id=${task.id}`);
+    await page.context().close();
+  });
+
+  it('when JavaScript is off, then the picker says what every operation does, and the one chosen is posted', async () => {
+    const page = await openPage(false);
+    const labels = await page.locator('#op option').allInnerTexts();
+    expect(labels).toEqual(OPERATIONS.map((op) => `${op} — ${OPERATION_DESCRIPTIONS[op]}`));
+    expect(await page.inputValue('#op')).toBe('swap-red-blue');
+    await page.selectOption('#op', 'rotate-90');
+    await page.setInputFiles('#image', { name: 'dot.png', mimeType: 'image/png', buffer: DOT_PNG });
+    await Promise.all([page.waitForURL(/\/\?id=/), page.click('button[type="submit"]')]);
+
+    expect((await waitForTask()).op).toBe('rotate-90');
     await page.context().close();
   });
 

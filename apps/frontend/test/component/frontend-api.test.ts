@@ -1,5 +1,12 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { AcceptedSchema, ErrorBodySchema, OPERATIONS, TaskStatusSchema, type ErrorCode } from '@pixelmill/contracts';
+import {
+  AcceptedSchema,
+  ErrorBodySchema,
+  OPERATION_DESCRIPTIONS,
+  OPERATIONS,
+  TaskStatusSchema,
+  type ErrorCode,
+} from '@pixelmill/contracts';
 import { createLogger, Discovery, listen, type Listening } from '@pixelmill/kit';
 import { createApp } from '../../src/app';
 import { startFakeMaster, type FakeMaster, type FakeTask } from './fake-master';
@@ -310,8 +317,13 @@ describe('frontend API', () => {
       expect(html).toContain('<input id="image" type="file" name="image" accept="image/png,image/jpeg,image/bmp,image/gif" required>');
       expect(html).toMatch(/<label for="op">/);
       expect(html).toContain('<select id="op" name="op">');
-      for (const op of OPERATIONS) expect(html).toContain(`<option value="${op}"`);
-      expect(html).toContain('<option value="swap-red-blue" selected>');
+      // Every operation with what it does (the page escapes the apostrophes of the phrases).
+      for (const op of OPERATIONS) {
+        const selected = op === 'swap-red-blue' ? ' selected' : '';
+        const label = `${op} — ${OPERATION_DESCRIPTIONS[op]}`.replaceAll("'", '&#39;');
+        expect(html).toContain(`<option value="${op}"${selected}>${label}</option>`);
+      }
+      expect(html.match(/<option /g)).toHaveLength(OPERATIONS.length);
       expect(html).toContain('<script src="/app.js" defer></script>');
       expect(html).not.toMatch(/<script(?![^>]*\ssrc=)[^>]*>/); // no inline script
       expect(html).not.toMatch(/\sstyle=|\son[a-z]+=/); // no inline style or handlers

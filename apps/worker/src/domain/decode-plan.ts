@@ -1,5 +1,6 @@
-import { detectImageType, IMAGE_TYPES, inspectImage, type ImageInspection, type ImageType } from '@pixelmill/contracts';
+import { detectImageType, IMAGE_TYPES, inspectImage, type ImageInspection, type ImageType, type Operation } from '@pixelmill/contracts';
 import { IMAGE_TYPE_BYTES } from '@pixelmill/kit';
+import { operationWorkingBytes } from './operation-registry';
 import { ImageDecodeError } from './work-errors';
 
 // Checks made before an image is decoded, on the bytes alone (a linear scan, no pixels), so that
@@ -17,7 +18,10 @@ export interface DecodePlan {
   type: ImageType;
   /** Null when the header is too damaged to read: the decoder then reports the damage. */
   inspection: ImageInspection | null;
-  /** What decoding, the operation and encoding will hold at their peak, source included. */
+  /**
+   * What decoding, the operation (when one was named) and encoding will hold at their peak, source
+   * included.
+   */
   memoryBytes: number;
 }
 
@@ -58,10 +62,12 @@ export const toMb = (bytes: number): number => Math.ceil(bytes / MB);
 
 const isImageType = (value: string): value is ImageType => (IMAGE_TYPES as readonly string[]).includes(value);
 
-function estimateMemoryBytes(type: ImageType, inspection: ImageInspection, sourceBytes: number): number {
-  // A decoder that takes the last header (pngjs) or allocates for each (jpeg-js) gets the largest.
-  const { largestFrame } = inspection;
-  const pixels = Math.max(inspection.width * inspection.height, largestFrame.width * largestFrame.height);
+/** The pixels of the bitmap a decoder returns: one that takes the last header (pngjs) or allocates for each (jpeg-js) gets the largest. */
+const decodedPixels = ({ width, height, largestFrame }: ImageInspection): number =>
+  Math.max(width * height, largestFrame.width * largestFrame.height);
+
+function estimateCodecMemoryBytes(type: ImageType, inspection: ImageInspection, sourceBytes: number): number {
+  const pixels = decodedPixels(inspection);
   switch (type) {
     case 'image/jpeg':
       return sourceBytes + inspection.jpegBlocks * JPEG_BYTES_PER_BLOCK + pixels * JPEG_BYTES_PER_PIXEL;
@@ -93,8 +99,10 @@ function estimateMemoryBytes(type: ImageType, inspection: ImageInspection, sourc
  * of the image, of each frame and of all frames against the pixel limit, what the decoder would
  * read entry by entry, and the memory of the whole transform against the most there is. Throws an
  * ImageDecodeError whose message is fit to show a user; returns the memory the transform needs.
+ * With `op`, the operation to come, what it holds besides the decoded pixels (a second bitmap,
+ * working arrays) is counted too; without it, decoding and encoding only (the codec's own check).
  */
-export function planDecode(bytes: Uint8Array, contentType: string, limits: DecodeLimits): DecodePlan {
+export function planDecode(bytes: Uint8Array, contentType: string, limits: DecodeLimits, op?: Operation): DecodePlan {
   const fail = (why: string) => new ImageDecodeError(`could not decode ${contentType}: ${why}`);
   if (!isImageType(contentType)) throw fail('no codec for this content type');
   const type = contentType;
@@ -123,10 +131,11 @@ export function planDecode(bytes: Uint8Array, contentType: string, limits: Decod
     );
   }
 
-  const memoryBytes = estimateMemoryBytes(type, inspection, bytes.byteLength);
+  const operationBytes = op === undefined ? 0 : operationWorkingBytes(op, decodedPixels(inspection));
+  const memoryBytes = estimateCodecMemoryBytes(type, inspection, bytes.byteLength) + operationBytes;
   if (memoryBytes > limits.maxMemoryBytes) {
     throw new ImageDecodeError(
-      `${type} of ${inspection.width}x${inspection.height} pixels needs ${toMb(memoryBytes)} MB to transform, ` +
+      `${type} of ${inspection.width}x${inspection.height} pixels needs ${toMb(memoryBytes)} MB to transform${operationBytes > 0 ? ` with ${op}` : ''}, ` +
         `the worker has ${toMb(limits.maxMemoryBytes)} MB (WORKER_MEMORY_MB)`,
     );
   }

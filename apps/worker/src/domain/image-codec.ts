@@ -102,8 +102,9 @@ function hasMoreColoursThan({ data }: RgbaBitmap, limit: number): boolean {
 
 /**
  * GIF through gifwrap (jimp's GIF library). A GIF that was decoded has at most 256 colours and
- * the operations map colours to colours, so the result usually fits a palette as it is and
- * comes out lossless. Only an image with more colours is quantized (lossy; Wu's method, which
+ * the operations but blur map colours to colours or move pixels, so the result usually fits a
+ * palette as it is and comes out lossless. Only an image with more colours (a blurred one) is
+ * quantized (lossy; Wu's method, which
  * measured closer than jimp's NeuQuant on gradients and as close on photos); the quantizer
  * rounds alpha too, so transparent pixels are restored after it. GIF has no partial alpha:
  * alpha 0 is transparent, anything else opaque.

@@ -1,6 +1,6 @@
 import type { ImageType, Operation } from '@pixelmill/contracts';
 import type { ImageCodec } from './image-codec';
-import { applyOperation } from './operations';
+import { applyOperation } from './operation-registry';
 
 /** The step about to start when `checkpoint` is called. */
 export type TransformStep = 'operation' | 'encode';
@@ -17,9 +17,9 @@ export async function transformImage(
   op: Operation,
   checkpoint: (next: TransformStep) => Promise<void> | void = () => {},
 ): Promise<Buffer> {
-  const bitmap = codec.decode(source, type);
+  const decoded = codec.decode(source, type);
   await checkpoint('operation');
-  applyOperation(op, bitmap);
+  const transformed = applyOperation(op, decoded);
   await checkpoint('encode');
-  return codec.encode(bitmap, type);
+  return codec.encode(transformed, type);
 }

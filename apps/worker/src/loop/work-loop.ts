@@ -244,7 +244,7 @@ export class WorkLoop {
     const source = await this.deps.storage.downloadSource(work, signal);
     task.throwIfCancelled();
     const bytesIn = source.length; // the source moves to the thread: empty afterwards
-    const { memoryBytes } = planDecode(source, work.contentType, this.deps.limits);
+    const { memoryBytes } = planDecode(source, work.contentType, this.deps.limits, work.op);
     this.currentState = LoopState.WaitingForMemory;
     const waitStarted = Date.now();
     const memory = await this.deps.memory.take(memoryBytes, signal);

@@ -2,9 +2,10 @@ import { createHash } from 'node:crypto';
 import path from 'node:path';
 import jpeg from '@jimp/js-jpeg';
 import { PNG } from 'pngjs';
-import type { ImageType, Operation } from '@pixelmill/contracts';
+import { OPERATIONS, type ImageType, type Operation } from '@pixelmill/contracts';
 import { createLogger, parseConfig, type Listening } from '@pixelmill/kit';
 import { WorkerConfigSchema } from '../../src/config';
+import { applyOperation } from '../../src/domain/operation-registry';
 import { createWorker, type Worker, type WorkerTuning } from '../../src/worker';
 import { gifWithFrames, gifWithHugeFrame, jpegDeclaring, jpegWithSecondFrame, rgbaPng } from '@pixelmill/contracts/testing';
 import { FakeMaster, FakeStorage, startFakeKv, type SeenRequest } from './fake-services';
@@ -139,6 +140,24 @@ describe('worker loop over HTTP', () => {
     // The upload came before workFinished, and both calls carry the task's request id.
     expect(storage.callsTo('put')[0]!.at).toBeLessThanOrEqual(master.callsTo('workFinished')[0]!.at);
     expect(storage.callsTo('get')[0]!.requestId).toBe(`${id}.1`);
+  });
+
+  it('when a task of each operation is queued, then each comes back done by its own operation, turned ones with width and height swapped', async () => {
+    const { bytes, pixels } = makePng();
+    const tasks = OPERATIONS.map((op) => ({ op, id: queue(bytes, 'image/png', op) }));
+    startWorker();
+
+    await until(() => tasks.every(({ id }) => ended(id)), 'every task to end');
+
+    for (const { op, id } of tasks) {
+      expect({ op, state: master.tasks.get(id)!.state }).toEqual({ op, state: 'finished' });
+      const decoded = PNG.sync.read(storage.get('finished', id)!.bytes);
+      const turned = op === 'rotate-90' || op === 'rotate-270';
+      expect({ op, size: [decoded.width, decoded.height] }).toEqual({ op, size: turned ? [HEIGHT, WIDTH] : [WIDTH, HEIGHT] });
+      // The pixels (alpha included) are the operation's own, so the task's op reached the thread.
+      const expected = applyOperation(op, { data: Buffer.from(pixels), width: WIDTH, height: HEIGHT });
+      expect({ op, pixels: [...decoded.data] }).toEqual({ op, pixels: [...expected.data] });
+    }
   });
 
   it('when storage answers no receipt (it runs open), then workFinished goes without one', async () => {

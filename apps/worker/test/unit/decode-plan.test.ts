@@ -67,6 +67,23 @@ describe('planDecode', () => {
     expect(refusal(() => planDecode(file, 'image/bmp', LIMITS))).toMatch(/colour table claims 4000000000 entries/);
   });
 
+  it('when the operation makes a second bitmap (a rotation), then the estimate counts it; an operation in place adds nothing', () => {
+    const png = rgbaPng(300, 200, 8);
+    const codecOnly = planDecode(png, 'image/png', LIMITS).memoryBytes;
+    expect(planDecode(png, 'image/png', LIMITS, 'swap-red-blue').memoryBytes).toBe(codecOnly);
+    expect(planDecode(png, 'image/png', LIMITS, 'rotate-90').memoryBytes).toBe(codecOnly + 300 * 200 * 4);
+    expect(planDecode(png, 'image/png', LIMITS, 'blur').memoryBytes).toBeGreaterThan(codecOnly + 300 * 200 * 32);
+  });
+
+  it('when an image fits alone but not with its operation, then it is refused naming the operation', () => {
+    const png = rgbaPng(2000, 2000, 8);
+    const limits = { ...LIMITS, maxMemoryBytes: planDecode(png, 'image/png', LIMITS).memoryBytes + 2000 * 2000 };
+    expect(planDecode(png, 'image/png', limits, 'invert').memoryBytes).toBeLessThanOrEqual(limits.maxMemoryBytes);
+    expect(refusal(() => planDecode(png, 'image/png', limits, 'rotate-270'))).toMatch(
+      /^image\/png of 2000x2000 pixels needs \d+ MB to transform with rotate-270, the worker has \d+ MB \(WORKER_MEMORY_MB\)$/,
+    );
+  });
+
   it('estimates at least the decoded RGBA and the source for every type', async () => {
     const png = rgbaPng(300, 200, 8);
     const plan = planDecode(png, 'image/png', LIMITS);
