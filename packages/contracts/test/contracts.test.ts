@@ -1,6 +1,7 @@
 import {
   ErrorBodySchema,
   OPERATIONS,
+  ReadySchema,
   TASK_STATES,
   TASK_TRANSITIONS,
   TaskIdSchema,
@@ -96,6 +97,13 @@ describe('schemas', () => {
     expect(TASK_TRANSITIONS.failed).toEqual([]);
     const reachable = new Set(Object.values(TASK_TRANSITIONS).flat());
     expect([...reachable].sort()).toEqual([...TASK_STATES].sort());
+  });
+
+  it("reports a dependency that refuses the service's token as a state of its own, and no state it does not know", () => {
+    const ready = (checks: Record<string, string>) => ReadySchema.safeParse({ status: 'not_ready', service: 'master', checks });
+    expect(ready({ taskdb: 'ok', storage: 'unauthorized' }).success).toBe(true);
+    expect(ready({ taskdb: 'failing' }).success).toBe(true);
+    expect(ready({ taskdb: 'forbidden' }).success).toBe(false);
   });
 
   it('defaults the operation to swap-red-blue', () => {
