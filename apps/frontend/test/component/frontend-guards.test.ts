@@ -183,6 +183,7 @@ describe('frontend guards', () => {
     it('when master runs open, then the frontend is ready whatever token it holds', async () => {
       await start({ token: INTERNAL_TOKEN });
       expect((await get('/readyz')).status).toBe(200);
+      expect(master.requests.map((r) => r.path)).toEqual(['/authz']);
     });
 
     it("when the frontend's own GET /authz is called, then it is open: the frontend asks no caller for INTERNAL_TOKEN", async () => {

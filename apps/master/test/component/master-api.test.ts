@@ -12,18 +12,7 @@ import {
   type StorageReceipt,
   type Work,
 } from '@pixelmill/contracts';
-import express from 'express';
-import {
-  ContractClient,
-  createLogger,
-  deriveSigningKey,
-  errorBodyMessage,
-  errorHandler,
-  issueReceipt,
-  listen,
-  notFoundHandler,
-  type Listening,
-} from '@pixelmill/kit';
+import { ContractClient, createLogger, deriveSigningKey, errorBodyMessage, issueReceipt, listen, type Listening } from '@pixelmill/kit';
 import type { ServiceProcess } from '@pixelmill/kit/testing';
 import { createApp } from '../../src/app';
 import { ImageStoreGateway } from '../../src/data-access/image-store-gateway';
@@ -728,10 +717,21 @@ describe('master API', () => {
       expect((await authz()).status).toBe(401);
     });
 
-    it('when taskdb and storage accept its token, then it is ready', async () => {
-      const ready = await send('GET', '/readyz');
-      expect(ready.status).toBe(200);
-      expect(await ready.json()).toEqual({ status: 'ready', service: 'master', checks: { taskdb: 'ok', storage: 'ok' } });
+    it('when taskdb and storage accept its token, then it is ready, from one GET /authz to each', async () => {
+      expect((await send('GET', '/readyz')).status).toBe(200);
+
+      const proxies = await Promise.all([startCountingProxy(taskdbProcess.url!), startCountingProxy(storageProcess.url!)]);
+      try {
+        const ready = await readyzWith([
+          new ContractClient({ service: 'taskdb', baseUrl: proxies[0].url, token: INTERNAL_TOKEN }),
+          new ContractClient({ service: 'storage', baseUrl: proxies[1].url, token: INTERNAL_TOKEN }),
+        ]);
+        expect(ready.status).toBe(200);
+        expect(JSON.parse(ready.text)).toEqual({ status: 'ready', service: 'master', checks: { taskdb: 'ok', storage: 'ok' } });
+        for (const proxy of proxies) expect(proxy.requests).toEqual(['GET /authz']);
+      } finally {
+        await Promise.all(proxies.map((proxy) => proxy.close()));
+      }
     });
 
     it('when storage was started with another INTERNAL_TOKEN, then it is not ready, storage unauthorized, and no token shown', async () => {
@@ -770,26 +770,17 @@ describe('master API', () => {
     });
 
     it('when storage is older than GET /authz (it answers 404 there), then it counts as reachable and master is ready', async () => {
-      const paths: string[] = [];
-      const old = express()
-        .use((req, _res, next) => {
-          paths.push(req.path);
-          next();
-        })
-        .get('/healthz', (_req, res) => void res.json({ status: 'ok', service: 'storage' }))
-        .use(notFoundHandler())
-        .use(errorHandler(createLogger('storage', 'silent')));
-      const oldStorage = await listen(old, 0);
+      const olderStorage = await startCountingProxy(storageProcess.url!, { missingRoutes: ['GET /authz'] });
       try {
         const ready = await readyzWith([
           taskdb,
-          new ContractClient({ service: 'storage', baseUrl: oldStorage.url, token: INTERNAL_TOKEN }),
+          new ContractClient({ service: 'storage', baseUrl: olderStorage.url, token: INTERNAL_TOKEN }),
         ]);
         expect(ready.status).toBe(200);
         expect(JSON.parse(ready.text)).toMatchObject({ status: 'ready', checks: { taskdb: 'ok', storage: 'ok' } });
-        expect(paths).toEqual(['/authz']);
+        expect(olderStorage.requests).toEqual(['GET /authz']);
       } finally {
-        await oldStorage.close();
+        await olderStorage.close();
       }
     });
   });
