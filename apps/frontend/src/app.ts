@@ -71,6 +71,7 @@ export function createApp({
       router.use(express.static(PUBLIC_DIR, { index: false }));
     },
     readiness: { master: () => gateway.ping() },
+    // No `tokens`: the frontend asks INTERNAL_TOKEN of no caller, so its /authz is open, like its routes.
     // First, so the security headers are on every answer, /healthz and kit's own errors included.
     firstMiddleware: [securityHeaders()],
   });

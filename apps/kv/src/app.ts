@@ -15,5 +15,6 @@ export function createApp({ repository, logger, tokens = {} }: KvAppDeps): Expre
     logger,
     routes: (router) => mountKvRoutes(router, repository, tokens),
     readiness: { database: () => repository.ping() },
+    tokens,
   });
 }

@@ -1,6 +1,5 @@
 import type { Express } from 'express';
-import { commonContract } from '@pixelmill/contracts';
-import { createServiceApp, expectStatus, type ContractClient, type Logger, type ServiceTokens } from '@pixelmill/kit';
+import { createServiceApp, serviceReadiness, type ContractClient, type Logger, type ServiceTokens } from '@pixelmill/kit';
 import type { ImageService } from './domain/image-service';
 import { mountMasterRoutes } from './routes/master-routes';
 
@@ -8,7 +7,7 @@ export interface MasterAppDeps {
   images: ImageService;
   logger: Logger;
   maxUploadBytes: number;
-  /** Checked by /readyz. */
+  /** Checked by /readyz: each must answer, and accept the token it is given. */
   dependencies: ContractClient[];
   tokens?: ServiceTokens;
 }
@@ -18,11 +17,7 @@ export function createApp({ images, logger, maxUploadBytes, dependencies, tokens
     service: 'master',
     logger,
     routes: (router) => mountMasterRoutes(router, images, maxUploadBytes, tokens),
-    readiness: Object.fromEntries(
-      dependencies.map((client) => [
-        client.service,
-        async () => expectStatus(await client.call(commonContract.health, {}), 200, client.service),
-      ]),
-    ),
+    readiness: Object.fromEntries(dependencies.map((client) => [client.service, () => serviceReadiness(client)])),
+    tokens,
   });
 }

@@ -17,5 +17,6 @@ export function createApp({ store, logger, maxObjectBytes, tokens = {}, signingK
     logger,
     routes: (router) => mountObjectRoutes(router, store, { maxObjectBytes, tokens, signingKey }),
     readiness: { [store.kind === 's3' ? 'bucket' : 'disk']: () => store.ping() },
+    tokens,
   });
 }

@@ -20,5 +20,6 @@ export function createApp({ tasks, events = new TaskEventHub(), logger, ping, to
     logger,
     routes: (router) => mountTaskRoutes(router, tasks, events, tokens),
     readiness: { database: ping },
+    tokens,
   });
 }

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { defineRoute } from './route';
+import { defineRoute, EMPTY } from './route';
 
 /** Task ids are random UUIDs (v4), never counters. */
 export const TaskIdSchema = z.uuidv4({ error: 'must be a UUID v4' });
@@ -148,10 +148,26 @@ export const AcceptedSchema = z.object({ id: TaskIdSchema, state: TaskStateSchem
 export type Accepted = z.infer<typeof AcceptedSchema>;
 
 export const HealthSchema = z.object({ status: z.literal('ok'), service: z.string() });
+
+/** What `/readyz` found of one dependency. Anything but `ok` leaves the service not ready. */
+export const READY_CHECK_STATES = ['ok', 'failing', 'unauthorized'] as const;
+export const ReadyCheckStateSchema = z.enum(READY_CHECK_STATES).meta({
+  description:
+    "`ok`: the dependency answers; another pixelmill service also accepts this service's token, or requires " +
+    'none (one older than `GET /authz` answers 404 there and counts as `ok`). `failing`: it cannot be reached, ' +
+    'or answers with an error or outside its contract. `unauthorized`: another pixelmill service answers but ' +
+    "refuses this service's token (their INTERNAL_TOKEN differs, or this service has none): every call to it fails with 401.",
+});
+export type ReadyCheckState = z.infer<typeof ReadyCheckStateSchema>;
+
 export const ReadySchema = z.object({
-  status: z.enum(['ready', 'not_ready']),
+  status: z.enum(['ready', 'not_ready']).meta({
+    description: '`ready` (with 200) when every check is `ok`; `not_ready` (with 503) otherwise',
+  }),
   service: z.string(),
-  checks: z.record(z.string(), z.enum(['ok', 'failing'])),
+  checks: z.record(z.string(), ReadyCheckStateSchema).meta({
+    description: 'Each dependency by name (a database, a folder or bucket, another pixelmill service), and what was found of it',
+  }),
 });
 
 /**
@@ -177,8 +193,18 @@ export const commonContract = {
   ready: defineRoute({
     method: 'GET',
     path: '/readyz',
-    summary: 'The service and its dependencies are reachable',
+    summary: 'The service and its dependencies are reachable, and the pixelmill services among them accept its token',
     responses: { 200: ReadySchema, 503: ReadySchema },
+  }),
+  authz: defineRoute({
+    method: 'GET',
+    path: '/authz',
+    auth: 'internal',
+    summary:
+      "Whether this server accepts the caller's bearer token: 204 when it does, or when it requires none " +
+      '(started without INTERNAL_TOKEN; the frontend requires it of no route), 401 when it does not. ' +
+      "Other services' /readyz call it. A server older than this route answers 404",
+    responses: { 204: EMPTY, 401: ErrorBodySchema, 404: ErrorBodySchema },
   }),
   openapi: defineRoute({
     method: 'GET',

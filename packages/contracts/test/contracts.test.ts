@@ -4,6 +4,7 @@ import {
   OPERATION_DESCRIPTIONS,
   OperationSchema,
   BLUR_RADIUS,
+  ReadySchema,
   TASK_STATES,
   TASK_TRANSITIONS,
   TaskIdSchema,
@@ -99,6 +100,13 @@ describe('schemas', () => {
     expect(TASK_TRANSITIONS.failed).toEqual([]);
     const reachable = new Set(Object.values(TASK_TRANSITIONS).flat());
     expect([...reachable].sort()).toEqual([...TASK_STATES].sort());
+  });
+
+  it("reports a dependency that refuses the service's token as a state of its own, and no state it does not know", () => {
+    const ready = (checks: Record<string, string>) => ReadySchema.safeParse({ status: 'not_ready', service: 'master', checks });
+    expect(ready({ taskdb: 'ok', storage: 'unauthorized' }).success).toBe(true);
+    expect(ready({ taskdb: 'failing' }).success).toBe(true);
+    expect(ready({ taskdb: 'forbidden' }).success).toBe(false);
   });
 
   it('defaults the operation to swap-red-blue', () => {

@@ -150,7 +150,13 @@ describe('OpenAPI documents', () => {
       expect(document.components.securitySchemes).toEqual({
         apiKey: expect.objectContaining({ type: 'apiKey', in: 'header', name: 'x-api-key' }),
         apiKeyBearer: expect.objectContaining({ type: 'http', scheme: 'bearer' }),
+        // Only for the common GET /authz, which every server documents.
+        internalToken: expect.objectContaining({ type: 'http', scheme: 'bearer' }),
       });
+      const internal = Object.entries(document.paths).filter(([, item]) =>
+        Object.values(item).some((operation) => JSON.stringify(operation.security ?? []).includes('internalToken')),
+      );
+      expect(internal.map(([path]) => path)).toEqual(['/authz']);
     });
 
     it('when the query of isReady is described, then waitMs is optional with its default and bounds', () => {
@@ -190,6 +196,18 @@ describe('OpenAPI documents', () => {
     expect(document.components.schemas.KvListQueryInput).not.toHaveProperty('required');
     expect(document.components.schemas.KvListQuery).toHaveProperty('required', ['prefix', 'limit']);
     await expect(validate(document)).resolves.toBeDefined();
+  });
+
+  it("when /readyz is described, then each state of a check is listed with what it means, and /authz with the old servers' 404", () => {
+    const document = serviceOpenApiDocument('master', version);
+    const ready = document.components.schemas.Ready as { properties: { checks: { additionalProperties: JsonObject } } };
+    const state = ready.properties.checks.additionalProperties;
+    expect(state.enum).toEqual(['ok', 'failing', 'unauthorized']);
+    for (const name of ['ok', 'failing', 'unauthorized']) expect(state.description).toContain(`\`${name}\`:`);
+    const authz = operationOf(document, commonContract.authz);
+    expect(authz.security).toEqual([{ internalToken: [] }]);
+    expect(Object.keys(authz.responses)).toEqual(['204', '401', '404']);
+    expect(String(authz.summary)).toMatch(/older than this route answers 404/);
   });
 
   it('when a path has parameters, then they become OpenAPI template segments', () => {

@@ -10,6 +10,7 @@ export * from './request-context';
 export * from './server';
 export * from './service-runner';
 export * from './raw-body';
+export * from './readiness';
 export * from './receipts';
 export * from './streams';
 export * from './auth';

@@ -9,8 +9,10 @@ import {
   SERVICE_NAMES,
   serviceOpenApiDocument,
   type ErrorCode,
+  type ReadyCheckState,
   type ServiceName,
 } from '@pixelmill/contracts';
+import type { ServiceTokens } from './auth';
 import { mountContract } from './contract-router';
 import { AppError, errorHandler, notFoundHandler } from './errors';
 import type { Logger } from './logger';
@@ -122,15 +124,24 @@ const refuseLongUrl = (req: Request): AppError | undefined =>
     ? new AppError('uri_too_long', 414, `the URL is longer than ${MAX_URL_LENGTH} characters`)
     : undefined;
 
-export type ReadinessCheck = () => Promise<unknown>;
+/**
+ * One dependency's check for `/readyz`: it resolves when the dependency is fine (`ok`), or with the
+ * state it found instead (`unauthorized`); it throws when the dependency fails.
+ */
+export type ReadinessCheck = () => Promise<ReadyCheckState | void>;
 
 export interface ServiceAppOptions {
   service: string;
   logger: Logger;
   /** Mounts the service's own routes. */
   routes: (router: Router) => void;
-  /** Dependencies `/readyz` checks; each must resolve for the service to be ready. */
+  /** Dependencies `/readyz` checks; each must be `ok` for the service to be ready. */
   readiness?: Record<string, ReadinessCheck>;
+  /**
+   * The tokens the service's routes ask for: `GET /authz` answers 204 to a caller holding the
+   * internal one, 401 to others; unset, it is open like the routes.
+   */
+  tokens?: ServiceTokens;
   /** Run first on every request, kit's own answers and errors included (e.g. security headers). */
   firstMiddleware?: RequestHandler[];
 }
@@ -156,8 +167,11 @@ function openApiText(service: string): () => string {
   };
 }
 
+/** Answered on every turn of other services' readiness probes: not worth an access log line each. */
+const PROBE_PATHS: ReadonlySet<string> = new Set([commonContract.health.path, commonContract.ready.path, commonContract.authz.path]);
+
 /**
- * The Express app every service shares: request ids, access log, `/healthz`, `/readyz`,
+ * The Express app every service shares: request ids, access log, `/healthz`, `/readyz`, `/authz`,
  * the service's routes, then JSON 404s and the error handler. Never listens.
  */
 export function createServiceApp(options: ServiceAppOptions): Express {
@@ -175,7 +189,7 @@ export function createServiceApp(options: ServiceAppOptions): Express {
     app.use((req, res, next) => {
       const started = process.hrtime.bigint();
       res.on('finish', () => {
-        if (req.path === '/healthz' || req.path === '/readyz') return;
+        if (PROBE_PATHS.has(req.path)) return;
         const ms = Number(process.hrtime.bigint() - started) / 1e6;
         logger.http(`${req.method} ${req.path} ${res.statusCode}`, { status: res.statusCode, ms: Math.round(ms * 10) / 10 });
       });
@@ -185,29 +199,35 @@ export function createServiceApp(options: ServiceAppOptions): Express {
 
   const router = express.Router();
   const openApi = openApiText(service);
-  mountContract(router, commonContract, {
-    openapi: (_input, _req, res) => {
-      res.status(200).type('application/json').send(openApi());
+  mountContract(
+    router,
+    commonContract,
+    {
+      openapi: (_input, _req, res) => {
+        res.status(200).type('application/json').send(openApi());
+      },
+      health: () => ({ status: 200, body: { status: 'ok', service } }),
+      ready: async () => {
+        const entries = await Promise.all(
+          Object.entries(options.readiness ?? {}).map(async ([name, check]): Promise<[string, ReadyCheckState]> => {
+            try {
+              return [name, (await check()) ?? 'ok'];
+            } catch {
+              return [name, 'failing'];
+            }
+          }),
+        );
+        const checks = Object.fromEntries(entries);
+        const ready = entries.every(([, state]) => state === 'ok');
+        return ready
+          ? { status: 200, body: { status: 'ready', service, checks } }
+          : { status: 503, body: { status: 'not_ready', service, checks } };
+      },
+      // The router has checked the token by the time this runs.
+      authz: () => ({ status: 204, body: undefined }),
     },
-    health: () => ({ status: 200, body: { status: 'ok', service } }),
-    ready: async () => {
-      const entries = await Promise.all(
-        Object.entries(options.readiness ?? {}).map(async ([name, check]) => {
-          try {
-            await check();
-            return [name, 'ok'] as const;
-          } catch {
-            return [name, 'failing'] as const;
-          }
-        }),
-      );
-      const checks = Object.fromEntries(entries);
-      const ready = entries.every(([, state]) => state === 'ok');
-      return ready
-        ? { status: 200, body: { status: 'ready', service, checks } }
-        : { status: 503, body: { status: 'not_ready', service, checks } };
-    },
-  });
+    { tokens: options.tokens },
+  );
   options.routes(router);
   app.use(router);
   app.use(notFoundHandler());

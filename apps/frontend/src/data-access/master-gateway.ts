@@ -1,9 +1,9 @@
 import {
-  commonContract,
   detectImageType,
   ImageTypeSchema,
   masterContract,
   type Accepted,
+  type ReadyCheckState,
   type Route,
   type TaskId,
   type TaskStatus,
@@ -16,6 +16,7 @@ import {
   expectStatus,
   IMAGE_TYPE_BYTES,
   peekStream,
+  serviceReadiness,
   type CallResult,
   type ContractClient,
 } from '@pixelmill/kit';
@@ -158,8 +159,8 @@ export class MasterGateway {
     }
   }
 
-  /** Resolves when master answers its health check; for /readyz. */
-  async ping(): Promise<void> {
-    expectStatus(await this.client.call(commonContract.health, {}), 200);
+  /** Whether master answers and accepts our token, for /readyz; throws when it cannot be reached. */
+  ping(): Promise<ReadyCheckState> {
+    return serviceReadiness(this.client);
   }
 }

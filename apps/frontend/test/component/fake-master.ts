@@ -70,11 +70,14 @@ export async function startFakeMaster({ internalToken, quotaBytes }: FakeMasterO
   const app = createServiceApp({
     service: 'master',
     logger: createLogger('master', 'silent'),
-    routes: (router) => {
-      router.use((req, _res, next) => {
+    // First, so the common routes (the /authz of the frontend's /readyz) are recorded too.
+    firstMiddleware: [
+      (req, _res, next) => {
         requests.push({ method: req.method, path: req.path, url: req.originalUrl, authorization: req.get('authorization') });
         next();
-      });
+      },
+    ],
+    routes: (router) => {
       mountContract(
         router,
         masterContract,
@@ -129,6 +132,8 @@ export async function startFakeMaster({ internalToken, quotaBytes }: FakeMasterO
         { tokens: { internal: internalToken } },
       );
     },
+    // Its GET /authz, which the frontend's /readyz calls, takes the same token.
+    tokens: { internal: internalToken },
   });
   const server = await listen(app, 0);
   fake.url = server.url;

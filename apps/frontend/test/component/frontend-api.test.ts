@@ -7,7 +7,8 @@ import {
   TaskStatusSchema,
   type ErrorCode,
 } from '@pixelmill/contracts';
-import { createLogger, Discovery, listen, type Listening } from '@pixelmill/kit';
+import express from 'express';
+import { createLogger, Discovery, errorHandler, listen, notFoundHandler, type Listening } from '@pixelmill/kit';
 import { createApp } from '../../src/app';
 import { startFakeMaster, type FakeMaster, type FakeTask } from './fake-master';
 
@@ -383,6 +384,31 @@ describe('frontend API', () => {
       expect(style.status).toBe(200);
       expect(style.headers.get('content-type')).toMatch(/^text\/css/);
     });
+  });
+
+  it('when master is older than GET /authz (it answers 404 there), then it counts as reachable and the frontend is ready', async () => {
+    const paths: string[] = [];
+    const oldMaster = await listen(
+      express()
+        .use((req, _res, next) => {
+          paths.push(req.path);
+          next();
+        })
+        .get('/healthz', (_req, res) => void res.json({ status: 'ok', service: 'master' }))
+        .use(notFoundHandler())
+        .use(errorHandler(createLogger('master', 'silent'))),
+      0,
+    );
+    const onOld = await startFrontend(oldMaster.url);
+    try {
+      const ready = await fetch(`${onOld.url}/readyz`);
+      expect(ready.status).toBe(200);
+      expect(await ready.json()).toEqual({ status: 'ready', service: 'frontend', checks: { master: 'ok' } });
+      expect(paths).toEqual(['/authz']);
+    } finally {
+      await onOld.close();
+      await oldMaster.close();
+    }
   });
 
   it('answers health and readiness with master reachable', async () => {

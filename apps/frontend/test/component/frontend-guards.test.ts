@@ -146,6 +146,53 @@ describe('frontend guards', () => {
     });
   });
 
+  describe('INTERNAL_TOKEN and /readyz', () => {
+    const OTHER_TOKEN = 'another-internal-token-0123456789';
+
+    it('when master holds the same token, then the frontend is ready, from one call to master that carried it', async () => {
+      await start({ token: INTERNAL_TOKEN }, { internalToken: INTERNAL_TOKEN });
+
+      const ready = await get('/readyz');
+
+      expect(ready.status).toBe(200);
+      expect(await ready.json()).toEqual({ status: 'ready', service: 'frontend', checks: { master: 'ok' } });
+      expect(master.requests.map(({ path, authorization }) => ({ path, authorization }))).toEqual([
+        { path: '/authz', authorization: `Bearer ${INTERNAL_TOKEN}` },
+      ]);
+    });
+
+    it('when master was started with another token, then /readyz is 503 with master unauthorized, and shows no token', async () => {
+      await start({ token: INTERNAL_TOKEN }, { internalToken: OTHER_TOKEN });
+
+      const ready = await get('/readyz');
+
+      expect(ready.status).toBe(503);
+      const text = await ready.text();
+      expect(JSON.parse(text)).toEqual({ status: 'not_ready', service: 'frontend', checks: { master: 'unauthorized' } });
+      expect(text).not.toContain(INTERNAL_TOKEN);
+      expect(text).not.toContain(OTHER_TOKEN);
+    });
+
+    it('when master needs a token and the frontend has none, then master is unauthorized', async () => {
+      await start({}, { internalToken: INTERNAL_TOKEN });
+      const ready = await get('/readyz');
+      expect(ready.status).toBe(503);
+      expect(await ready.json()).toMatchObject({ status: 'not_ready', checks: { master: 'unauthorized' } });
+    });
+
+    it('when master runs open, then the frontend is ready whatever token it holds', async () => {
+      await start({ token: INTERNAL_TOKEN });
+      expect((await get('/readyz')).status).toBe(200);
+      expect(master.requests.map((r) => r.path)).toEqual(['/authz']);
+    });
+
+    it("when the frontend's own GET /authz is called, then it is open: the frontend asks no caller for INTERNAL_TOKEN", async () => {
+      await start({ token: INTERNAL_TOKEN }, { internalToken: INTERNAL_TOKEN });
+      expect((await get('/authz')).status).toBe(204);
+      expect((await get('/authz', { authorization: `Bearer ${OTHER_TOKEN}` })).status).toBe(204);
+    });
+  });
+
   describe('API_KEYS', () => {
     beforeEach(() => start({ apiKeys: [KEY_A, KEY_B] }));
 

@@ -214,6 +214,11 @@ describe('kv with tokens', () => {
     expect((await get('/healthz')).status).toBe(200);
   });
 
+  it('when GET /authz is called, then it answers 204 to INTERNAL_TOKEN and 401 to the worker token, a wrong one or none', async () => {
+    expect((await get('/authz', INTERNAL)).status).toBe(204);
+    for (const token of [WORKER, 'wrong-token-wrong-token', undefined]) expect((await get('/authz', token)).status).toBe(401);
+  });
+
   it('when a worker reads or lists service addresses with its token, then it gets them, and nothing else', async () => {
     expect((await get('/keys/services%2Fmaster', WORKER)).status).toBe(200);
     const listed = await get('/keys?prefix=services/', WORKER);

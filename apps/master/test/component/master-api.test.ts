@@ -688,9 +688,101 @@ describe('master API', () => {
     }
   });
 
-  it('answers readiness with its dependencies', async () => {
-    const ready = await send('GET', '/readyz');
-    expect(await ready.json()).toMatchObject({ status: 'ready', checks: { taskdb: 'ok', storage: 'ok' } });
+  describe('GET /readyz', () => {
+    const OTHER_TOKEN = 'another-internal-token-0123456789';
+
+    /** The /readyz answer of a master checking these clients of its dependencies. */
+    const readyzWith = async (dependencies: ContractClient[]): Promise<{ status: number; text: string }> => {
+      const app = createApp({
+        images,
+        logger: createLogger('master', 'silent'),
+        maxUploadBytes: 4096,
+        dependencies,
+        tokens: { internal: INTERNAL_TOKEN, worker: WORKER_TOKEN },
+      });
+      const other = await listen(app, 0);
+      try {
+        const response = await fetch(`${other.url}/readyz`);
+        return { status: response.status, text: await response.text() };
+      } finally {
+        await other.close();
+      }
+    };
+
+    it('when its own GET /authz is called, then it accepts INTERNAL_TOKEN only, not the worker token', async () => {
+      const authz = (token?: string) =>
+        fetch(`${server.url}/authz`, { headers: token === undefined ? {} : { authorization: `Bearer ${token}` } });
+      expect((await authz(INTERNAL_TOKEN)).status).toBe(204);
+      expect((await authz(WORKER_TOKEN)).status).toBe(401);
+      expect((await authz()).status).toBe(401);
+    });
+
+    it('when taskdb and storage accept its token, then it is ready, from one GET /authz to each', async () => {
+      expect((await send('GET', '/readyz')).status).toBe(200);
+
+      const proxies = await Promise.all([startCountingProxy(taskdbProcess.url!), startCountingProxy(storageProcess.url!)]);
+      try {
+        const ready = await readyzWith([
+          new ContractClient({ service: 'taskdb', baseUrl: proxies[0].url, token: INTERNAL_TOKEN }),
+          new ContractClient({ service: 'storage', baseUrl: proxies[1].url, token: INTERNAL_TOKEN }),
+        ]);
+        expect(ready.status).toBe(200);
+        expect(JSON.parse(ready.text)).toEqual({ status: 'ready', service: 'master', checks: { taskdb: 'ok', storage: 'ok' } });
+        for (const proxy of proxies) expect(proxy.requests).toEqual(['GET /authz']);
+      } finally {
+        await Promise.all(proxies.map((proxy) => proxy.close()));
+      }
+    });
+
+    it('when storage was started with another INTERNAL_TOKEN, then it is not ready, storage unauthorized, and no token shown', async () => {
+      const otherDir = path.join(dir, 'other-token');
+      fs.mkdirSync(otherDir, { recursive: true });
+      const otherStorage = await startDependency('storage', otherDir, { env: { INTERNAL_TOKEN: OTHER_TOKEN } });
+      try {
+        const ready = await readyzWith([
+          taskdb,
+          new ContractClient({ service: 'storage', baseUrl: otherStorage.url!, token: INTERNAL_TOKEN }),
+        ]);
+
+        expect(ready.status).toBe(503);
+        expect(JSON.parse(ready.text)).toEqual({
+          status: 'not_ready',
+          service: 'master',
+          checks: { taskdb: 'ok', storage: 'unauthorized' },
+        });
+        expect(ready.text).not.toContain(INTERNAL_TOKEN);
+        expect(ready.text).not.toContain(OTHER_TOKEN);
+      } finally {
+        await otherStorage.stop();
+      }
+    });
+
+    it('when master holds no token and taskdb requires one, then taskdb is unauthorized', async () => {
+      const ready = await readyzWith([new ContractClient({ service: 'taskdb', baseUrl: taskdbProcess.url! }), storage]);
+      expect(ready.status).toBe(503);
+      expect(JSON.parse(ready.text)).toMatchObject({ status: 'not_ready', checks: { taskdb: 'unauthorized', storage: 'ok' } });
+    });
+
+    it('when taskdb is down, then it is failing', async () => {
+      const ready = await readyzWith([new ContractClient({ service: 'taskdb', baseUrl: 'http://127.0.0.1:9', retries: 0 }), storage]);
+      expect(ready.status).toBe(503);
+      expect(JSON.parse(ready.text)).toMatchObject({ status: 'not_ready', checks: { taskdb: 'failing', storage: 'ok' } });
+    });
+
+    it('when storage is older than GET /authz (it answers 404 there), then it counts as reachable and master is ready', async () => {
+      const olderStorage = await startCountingProxy(storageProcess.url!, { missingRoutes: ['GET /authz'] });
+      try {
+        const ready = await readyzWith([
+          taskdb,
+          new ContractClient({ service: 'storage', baseUrl: olderStorage.url, token: INTERNAL_TOKEN }),
+        ]);
+        expect(ready.status).toBe(200);
+        expect(JSON.parse(ready.text)).toMatchObject({ status: 'ready', checks: { taskdb: 'ok', storage: 'ok' } });
+        expect(olderStorage.requests).toEqual(['GET /authz']);
+      } finally {
+        await olderStorage.close();
+      }
+    });
   });
 
   it.each([
