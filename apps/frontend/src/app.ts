@@ -35,6 +35,8 @@ export interface FrontendAppDeps {
   refreshSeconds?: number;
   /** How long a streamed upload may take on its way to master (the client sends it at its pace); the master client's timeout by default. */
   streamedUploadTimeoutMs?: number;
+  /** INTERNAL_TOKEN: `/metrics` needs it when set, so the public door does not show its figures to anyone. */
+  internalToken?: string;
 }
 
 export function createApp({
@@ -48,6 +50,7 @@ export function createApp({
   trustProxyHops = 0,
   refreshSeconds = 1,
   streamedUploadTimeoutMs,
+  internalToken,
 }: FrontendAppDeps): Express {
   const gateway = new MasterGateway(master, { streamedUploadTimeoutMs });
   const keys = new ApiKeys(apiKeys);
@@ -71,9 +74,10 @@ export function createApp({
       router.use(express.static(PUBLIC_DIR, { index: false }));
     },
     readiness: { master: () => gateway.ping() },
-    // No `tokens`: the frontend asks INTERNAL_TOKEN of no caller, so its /authz is open, like its routes.
     // First, so the security headers are on every answer, /healthz and kit's own errors included.
     firstMiddleware: [securityHeaders()],
+    // The frontend asks INTERNAL_TOKEN only of /metrics (and /authz, which tells whether it holds it).
+    tokens: { internal: internalToken },
   });
   service.set('trust proxy', trustProxyHops);
   return service;

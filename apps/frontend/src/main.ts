@@ -36,6 +36,7 @@ runMain('frontend', async () => {
     refreshSeconds: config.PAGE_REFRESH_SECONDS,
     // A streamed upload arrives at the client's pace, which the server allows BODY_TIMEOUT_MS for.
     streamedUploadTimeoutMs: config.BODY_TIMEOUT_MS + config.REQUEST_TIMEOUT_MS,
+    internalToken: config.INTERNAL_TOKEN,
   });
   logger.info(
     ratePerMinute === 0

@@ -182,6 +182,12 @@ export const OpenApiDocumentSchema = z
   })
   .loose();
 
+/**
+ * Prometheus's text format, as prom-client writes it. Not exported as a `…Schema`: a named schema
+ * is documented as a JSON component, and this answer is text.
+ */
+const MetricsTextSchema = z.string().meta({ contentMediaType: 'text/plain; version=0.0.4; charset=utf-8' });
+
 /** Routes every server answers. */
 export const commonContract = {
   health: defineRoute({
@@ -202,7 +208,7 @@ export const commonContract = {
     auth: 'internal',
     summary:
       "Whether this server accepts the caller's bearer token: 204 when it does, or when it requires none " +
-      '(started without INTERNAL_TOKEN; the frontend requires it of no route), 401 when it does not. ' +
+      '(started without INTERNAL_TOKEN), 401 when it does not. ' +
       "Other services' /readyz call it. A server older than this route answers 404",
     responses: { 204: EMPTY, 401: ErrorBodySchema, 404: ErrorBodySchema },
   }),
@@ -211,5 +217,14 @@ export const commonContract = {
     path: '/openapi.json',
     summary: "This service's OpenAPI 3.1 document, generated from its contract",
     responses: { 200: OpenApiDocumentSchema },
+  }),
+  metrics: defineRoute({
+    method: 'GET',
+    path: '/metrics',
+    auth: 'internal',
+    summary:
+      "This server's metrics for Prometheus: HTTP requests by method, route pattern and status, the process's " +
+      "figures (CPU, memory, event loop, GC), and the service's own",
+    responses: { 200: MetricsTextSchema },
   }),
 } as const;

@@ -25,7 +25,7 @@ export interface OpenApiDocument {
   components: { schemas: Record<string, JsonObject>; securitySchemes: Record<string, JsonObject> };
 }
 
-/** The routes each server mounts besides the common ones (`/healthz`, `/readyz`, `/openapi.json`). */
+/** The routes each server mounts besides the common ones (`/healthz`, `/readyz`, `/openapi.json`, `/metrics`). */
 export const SERVICE_CONTRACTS: { readonly [S in ServiceName]: Readonly<Record<string, Route>> } = {
   kv: kvContract,
   taskdb: taskdbContract,

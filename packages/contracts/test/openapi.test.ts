@@ -101,6 +101,15 @@ describe('OpenAPI documents', () => {
     });
   });
 
+  it('when /metrics is described, then its answer is Prometheus text, not JSON, for the internal token', () => {
+    for (const service of SERVICE_NAMES) {
+      const operation = serviceOpenApiDocument(service, version).paths['/metrics']!.get!;
+      const ok = (operation.responses as Record<string, JsonObject>)['200']!;
+      expect(Object.keys(ok.content as JsonObject)).toEqual(['text/plain; version=0.0.4; charset=utf-8']);
+      expect(operation.security).toEqual([{ internalToken: [] }]);
+    }
+  });
+
   it('when a document is broken, then the validator refuses it (so it does check)', async () => {
     const document = serviceOpenApiDocument('kv', version);
     const broken = structuredClone(document);
@@ -146,17 +155,17 @@ describe('OpenAPI documents', () => {
       expect(Object.keys((newImage.responses as Record<string, JsonObject>)['303']!.content as JsonObject)).toEqual(['text/plain']);
     });
 
-    it('when the API key is described, then it goes in X-API-Key or as a bearer token', () => {
+    it('when the API key is described, then it goes in X-API-Key or as a bearer token; the internal token guards the common /authz and /metrics only', () => {
       expect(document.components.securitySchemes).toEqual({
         apiKey: expect.objectContaining({ type: 'apiKey', in: 'header', name: 'x-api-key' }),
         apiKeyBearer: expect.objectContaining({ type: 'http', scheme: 'bearer' }),
-        // Only for the common GET /authz, which every server documents.
+        // Only for the common GET /authz and GET /metrics, which every server documents.
         internalToken: expect.objectContaining({ type: 'http', scheme: 'bearer' }),
       });
       const internal = Object.entries(document.paths).filter(([, item]) =>
         Object.values(item).some((operation) => JSON.stringify(operation.security ?? []).includes('internalToken')),
       );
-      expect(internal.map(([path]) => path)).toEqual(['/authz']);
+      expect(internal.map(([path]) => path)).toEqual(['/authz', '/metrics']);
     });
 
     it('when the query of isReady is described, then waitMs is optional with its default and bounds', () => {

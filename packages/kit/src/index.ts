@@ -6,6 +6,7 @@ export * from './errors';
 export * from './http-client';
 export * from './json-reply';
 export * from './logger';
+export * from './metrics';
 export * from './request-context';
 export * from './server';
 export * from './service-runner';

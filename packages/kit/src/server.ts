@@ -16,6 +16,7 @@ import type { ServiceTokens } from './auth';
 import { mountContract } from './contract-router';
 import { AppError, errorHandler, notFoundHandler } from './errors';
 import type { Logger } from './logger';
+import { HttpMetrics, metricsSource, type Registry } from './metrics';
 import { requestContext } from './request-context';
 
 /** Longest request URL served; longer ones get a 414. */
@@ -138,12 +139,14 @@ export interface ServiceAppOptions {
   /** Dependencies `/readyz` checks; each must be `ok` for the service to be ready. */
   readiness?: Record<string, ReadinessCheck>;
   /**
-   * The tokens the service's routes ask for: `GET /authz` answers 204 to a caller holding the
-   * internal one, 401 to others; unset, it is open like the routes.
+   * The tokens the service's routes ask for: `GET /authz` and `GET /metrics` answer a caller
+   * holding the internal one, and 401 to others; unset, they are open like the routes.
    */
   tokens?: ServiceTokens;
   /** Run first on every request, kit's own answers and errors included (e.g. security headers). */
   firstMiddleware?: RequestHandler[];
+  /** The service's own metrics, served at `/metrics` after kit's (HTTP requests, the process). */
+  metrics?: Registry;
 }
 
 const isServiceName = (name: string): name is ServiceName => (SERVICE_NAMES as readonly string[]).includes(name);
@@ -167,12 +170,18 @@ function openApiText(service: string): () => string {
   };
 }
 
-/** Answered on every turn of other services' readiness probes: not worth an access log line each. */
-const PROBE_PATHS: ReadonlySet<string> = new Set([commonContract.health.path, commonContract.ready.path, commonContract.authz.path]);
+/** Answered on every turn of other services' readiness probes and of Prometheus's scrapes: not worth an access log line each. */
+const PROBE_PATHS: ReadonlySet<string> = new Set([
+  commonContract.health.path,
+  commonContract.ready.path,
+  commonContract.authz.path,
+  commonContract.metrics.path,
+]);
 
 /**
- * The Express app every service shares: request ids, access log, `/healthz`, `/readyz`, `/authz`,
- * the service's routes, then JSON 404s and the error handler. Never listens.
+ * The Express app every service shares: request metrics and ids, access log, `/healthz`,
+ * `/readyz`, `/authz`, `/openapi.json`, `/metrics`, the service's routes, then JSON 404s and the
+ * error handler. Never listens.
  */
 export function createServiceApp(options: ServiceAppOptions): Express {
   const { service, logger } = options;
@@ -181,30 +190,41 @@ export function createServiceApp(options: ServiceAppOptions): Express {
   // Answers are small JSON or images streamed from disk: hashing each for an ETag is CPU for nothing.
   app.set('etag', false);
   app.set('query parser', 'simple');
+  const http = new HttpMetrics();
+  // The access log costs only when its level is on (a filtered line still runs winston's stream).
+  const logRequests = logger.isLevelEnabled('http');
+  // First, so every request is counted, those refused by kit included: one clock read and one
+  // listener each, shared by the metrics and the access log.
+  app.use((req, res, next) => {
+    const started = process.hrtime.bigint();
+    res.on('finish', () => {
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      http.record(req, res.statusCode, ms / 1000);
+      if (logRequests && !PROBE_PATHS.has(req.path)) {
+        logger.http(`${req.method} ${req.path} ${res.statusCode}`, { status: res.statusCode, ms: Math.round(ms * 10) / 10 });
+      }
+    });
+    next();
+  });
   if (options.firstMiddleware?.length) app.use(options.firstMiddleware);
   // One middleware for what every request goes through first: each one more costs a turn of the router.
   app.use(requestContext(refuseLongUrl));
-  // The access log costs only when its level is on (a filtered line still runs winston's stream).
-  if (logger.isLevelEnabled('http')) {
-    app.use((req, res, next) => {
-      const started = process.hrtime.bigint();
-      res.on('finish', () => {
-        if (PROBE_PATHS.has(req.path)) return;
-        const ms = Number(process.hrtime.bigint() - started) / 1e6;
-        logger.http(`${req.method} ${req.path} ${res.statusCode}`, { status: res.statusCode, ms: Math.round(ms * 10) / 10 });
-      });
-      next();
-    });
-  }
 
   const router = express.Router();
   const openApi = openApiText(service);
+  const metrics = metricsSource(http.registry, ...(options.metrics ? [options.metrics] : []));
   mountContract(
     router,
     commonContract,
     {
       openapi: (_input, _req, res) => {
         res.status(200).type('application/json').send(openApi());
+      },
+      // Written as is: Express would rewrite the content type's parameters (Prometheus reads its version).
+      metrics: async (_input, _req, res) => {
+        const { contentType, text } = await metrics();
+        res.status(200).setHeader('content-type', contentType);
+        res.end(text);
       },
       health: () => ({ status: 200, body: { status: 'ok', service } }),
       ready: async () => {

@@ -28,7 +28,7 @@ describe('GET /openapi.json', () => {
     const app = createServiceApp({ service: 'test', logger, routes: () => undefined });
     const server = await serve(app);
     const document = (await (await fetch(`${server.url}/openapi.json`)).json()) as { paths: Record<string, Record<string, unknown>> };
-    expect(documentedRoutes(document)).toEqual(['GET /authz', 'GET /healthz', 'GET /openapi.json', 'GET /readyz']);
+    expect(documentedRoutes(document)).toEqual(['GET /authz', 'GET /healthz', 'GET /metrics', 'GET /openapi.json', 'GET /readyz']);
     expect(mountedRoutes(app)).toEqual(documentedRoutes(document));
   });
 
@@ -38,7 +38,14 @@ describe('GET /openapi.json', () => {
       logger,
       routes: (router) => router.post('/undocumented/:id', (_req, res) => void res.end()),
     });
-    expect(mountedRoutes(app)).toEqual(['GET /authz', 'GET /healthz', 'GET /openapi.json', 'GET /readyz', 'POST /undocumented/:id']);
+    expect(mountedRoutes(app)).toEqual([
+      'GET /authz',
+      'GET /healthz',
+      'GET /metrics',
+      'GET /openapi.json',
+      'GET /readyz',
+      'POST /undocumented/:id',
+    ]);
   });
 });
 

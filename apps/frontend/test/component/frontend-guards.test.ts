@@ -45,7 +45,7 @@ const manualClock = () => {
 };
 
 interface FrontendOptions {
-  /** The INTERNAL_TOKEN the frontend sends to master. */
+  /** The INTERNAL_TOKEN the frontend sends to master, and asks of /metrics and /authz. */
   token?: string;
   apiKeys?: string[];
   uploadLimiter?: RateLimiter;
@@ -74,6 +74,8 @@ describe('frontend guards', () => {
       uploadLimiter: options.uploadLimiter,
       imageLimits: options.imageLimits,
       trustProxyHops: options.trustProxyHops,
+      // As in main.ts: the same INTERNAL_TOKEN guards the frontend's /metrics and /authz.
+      internalToken: options.token,
     });
     frontend = await listen(app, 0);
   };
@@ -186,9 +188,15 @@ describe('frontend guards', () => {
       expect(master.requests.map((r) => r.path)).toEqual(['/authz']);
     });
 
-    it("when the frontend's own GET /authz is called, then it is open: the frontend asks no caller for INTERNAL_TOKEN", async () => {
+    it("when the frontend's own GET /authz is called, then it asks for INTERNAL_TOKEN, as the frontend's /metrics does", async () => {
       await start({ token: INTERNAL_TOKEN }, { internalToken: INTERNAL_TOKEN });
-      expect((await get('/authz')).status).toBe(204);
+      expect((await get('/authz')).status).toBe(401);
+      expect((await get('/authz', { authorization: `Bearer ${OTHER_TOKEN}` })).status).toBe(401);
+      expect((await get('/authz', { authorization: `Bearer ${INTERNAL_TOKEN}` })).status).toBe(204);
+    });
+
+    it('when the frontend has no INTERNAL_TOKEN, then its GET /authz is open', async () => {
+      await start();
       expect((await get('/authz', { authorization: `Bearer ${OTHER_TOKEN}` })).status).toBe(204);
     });
   });
