@@ -18,6 +18,7 @@ export function createApp({ tasks, events = new TaskEventHub(), logger, ping, to
   return createServiceApp({
     service: 'taskdb',
     logger,
+    metrics: tasks.metrics.registry,
     routes: (router) => mountTaskRoutes(router, tasks, events, tokens),
     readiness: { database: ping },
     tokens,

@@ -20,6 +20,9 @@ import {
   type LeaseRecord,
   type NewTask,
   type StateUpdate,
+  toCounts,
+  type TaskCountRow,
+  type TaskCounts,
   type TaskRecord,
   type TaskRepository,
   type TaskRow,
@@ -220,6 +223,12 @@ const SQL = {
   // state. Written as `state = $1 ... ORDER BY seq`, the planner may walk the primary key in seq
   // order and filter on state, which reads every older task of the other states first.
   listByState: sql('list_by_state', 'SELECT seq, id FROM tasks WHERE (state, seq) > ($1, $2) AND state <= $1 ORDER BY state, seq LIMIT $3'),
+  counts: sql(
+    'counts',
+    `SELECT state, count(*)::int AS tasks,
+       (SELECT available_at FROM tasks WHERE state = 'not_started' ORDER BY available_at LIMIT 1) AS oldest_waiting_since
+     FROM tasks WHERE state IN ('not_started', 'in_progress') GROUP BY state`,
+  ),
   usage: sql('usage', 'SELECT GREATEST(0, coalesce(sum(stored_bytes), 0))::bigint AS stored_bytes FROM owner_usage WHERE owner = $1'),
   addUsage: sql(
     'add_usage',
@@ -409,6 +418,10 @@ export class PostgresTaskRepository implements TaskRepository {
 
   listByState(state: TaskState, afterSeq: number, limit: number): Promise<Array<{ seq: number; id: string }>> {
     return this.guard(() => rows(this.pool, SQL.listByState, [state, afterSeq, limit]));
+  }
+
+  counts(): Promise<TaskCounts> {
+    return this.guard(async () => toCounts(await rows<TaskCountRow>(this.pool, SQL.counts, [])));
   }
 
   usage(owner: string | null): Promise<number> {

@@ -12,6 +12,9 @@ import {
   type LeaseRecord,
   type NewTask,
   type StateUpdate,
+  toCounts,
+  type TaskCountRow,
+  type TaskCounts,
   type TaskRecord,
   type TaskRepository,
   type TaskRow,
@@ -107,6 +110,10 @@ export const SQLITE_TASK_SQL = {
            WHERE id = @id AND state = @wasState AND attempt = @wasAttempt AND lease_token IS @wasLeaseToken
              AND lease_expires_at IS @wasLeaseExpiresAt`,
   listByState: 'SELECT seq, id FROM tasks INDEXED BY tasks_by_state WHERE state = ? AND seq > ? ORDER BY seq LIMIT ?',
+  counts: `SELECT state, count(*) AS tasks,
+             (SELECT available_at FROM tasks INDEXED BY tasks_claimable WHERE state = 'not_started'
+              ORDER BY available_at LIMIT 1) AS oldest_waiting_since
+           FROM tasks INDEXED BY tasks_by_state WHERE state IN ('not_started', 'in_progress') GROUP BY state`,
   // "Oldest claimable": the task ready for the longest time. A new task is ready when it is
   // created, a retried one when its backoff ends; ties (the same ms) go by creation order. The
   // first entry of tasks_claimable is that task, and tasks still waiting out a backoff sort after
@@ -167,6 +174,7 @@ export class SqliteTaskRepository implements TaskRepository {
       byIdempotencyKey: this.db.prepare<[string, string], TaskRow>(SQLITE_TASK_SQL.byIdempotencyKey),
       update: this.db.prepare<[Record<string, unknown>]>(SQLITE_TASK_SQL.update),
       listByState: this.db.prepare<[string, number, number], { seq: number; id: string }>(SQLITE_TASK_SQL.listByState),
+      counts: this.db.prepare<[], TaskCountRow>(SQLITE_TASK_SQL.counts),
       claim: this.db.prepare<[Record<string, unknown>], TaskRow>(SQLITE_TASK_SQL.claim),
       anyLeaseExpired: this.db.prepare<[number], { found: number }>(SQLITE_TASK_SQL.anyLeaseExpired),
       expired: this.db.prepare<[number, number], TaskRow>(SQLITE_TASK_SQL.expired),
@@ -273,6 +281,10 @@ export class SqliteTaskRepository implements TaskRepository {
 
   listByState(state: TaskState, afterSeq: number, limit: number): Promise<Array<{ seq: number; id: string }>> {
     return this.connection.read(() => this.statements.listByState.all(state, afterSeq, limit));
+  }
+
+  counts(): Promise<TaskCounts> {
+    return this.connection.read(() => toCounts(this.statements.counts.all()));
   }
 
   usage(owner: string | null): Promise<number> {

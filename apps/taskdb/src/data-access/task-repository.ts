@@ -174,6 +174,31 @@ export function applyUpdate(record: TaskRecord, change: StateUpdate, now: number
 /** What `insert` did: created the task, refused it for the owner's quota, or found its id or idempotency key taken. */
 export type InsertResult = { kind: 'created'; record: TaskRecord } | { kind: 'over_quota'; storedBytes: number } | { kind: 'taken' };
 
+/** The states a task has not ended in: a scrape counts these (ended tasks only grow, and master counts them as they end). */
+export const OPEN_STATES = ['not_started', 'in_progress'] as const satisfies readonly TaskState[];
+export type OpenState = (typeof OPEN_STATES)[number];
+
+/** How many tasks wait or run, and since when the longest-waiting claimable task has been ready. */
+export interface TaskCounts {
+  byState: Record<OpenState, number>;
+  /** The earliest `available_at` of a not_started task (ms since the epoch; later than now when all wait out a backoff); null when there is none. */
+  oldestWaitingSince: number | null;
+}
+
+/** A row of the counts query: one per open state that holds tasks, each with the oldest waiting task's time. */
+export interface TaskCountRow {
+  state: OpenState;
+  tasks: number;
+  oldest_waiting_since: number | null;
+}
+
+/** The counts of the open states (0 for those without a row) from the counts query's rows. */
+export function toCounts(rows: readonly TaskCountRow[]): TaskCounts {
+  const byState: Record<OpenState, number> = { not_started: 0, in_progress: 0 };
+  for (const row of rows) byState[row.state] = row.tasks;
+  return { byState, oldestWaitingSince: rows[0]?.oldest_waiting_since ?? null };
+}
+
 /** What `claim` did, and whether some lease had run out when it looked. */
 export interface ClaimResult {
   record: TaskRecord | undefined;
@@ -243,6 +268,12 @@ export interface TaskRepository extends TaskWriter {
   endAttempt(id: string, leaseToken: string, end: AttemptEnd, now: number): Promise<TaskRecord | undefined>;
   /** Whether some in-progress task's lease has run out (a cheap look before reaping). */
   anyLeaseExpired(now: number): Promise<boolean>;
+  /**
+   * The tasks waiting and running, and the oldest waiting one's time, in one statement: the open
+   * states' entries of the `(state, seq)` index are counted (as many as the queue holds, however
+   * many tasks ended before), the oldest waiting task is the first entry of the claimable index.
+   */
+  counts(): Promise<TaskCounts>;
   /** Up to `limit` ids in a state after the cursor (a sequence number), oldest first. */
   listByState(state: TaskState, afterSeq: number, limit: number): Promise<Array<{ seq: number; id: string }>>;
   /** Bytes stored for an owner's tasks (null: the clients without an API key). */

@@ -12,6 +12,7 @@ import {
 } from '@pixelmill/contracts';
 import { AppError, backoffDelay } from '@pixelmill/kit';
 import { toTask, type AttemptEnd, type StateUpdate, type TaskRecord, type TaskRepository } from '../data-access/task-repository';
+import { TaskdbMetrics } from './taskdb-metrics';
 
 const isFinal = (state: TaskState): boolean => TASK_TRANSITIONS[state].length === 0;
 
@@ -89,6 +90,8 @@ export interface CreateResult {
  * backoff within an attempt limit, and listings.
  */
 export class TaskService {
+  /** The tasks by state, the oldest waiting one, the leases found run out: for taskdb's `/metrics`. */
+  readonly metrics: TaskdbMetrics;
   private readonly now: () => number;
   private readonly random: () => number;
 
@@ -98,6 +101,7 @@ export class TaskService {
   ) {
     this.now = options.now ?? Date.now;
     this.random = options.random ?? Math.random;
+    this.metrics = new TaskdbMetrics({ counts: () => repository.counts(), now: () => this.now() });
   }
 
   async create(input: CreateTaskBody): Promise<CreateResult> {
@@ -273,7 +277,10 @@ export class TaskService {
         return { found: expired.length, done };
       });
       reaped += batch.done.length;
-      for (const record of batch.done) if (isFinal(record.state)) this.publish(endedEvent(record));
+      for (const record of batch.done) {
+        this.metrics.leaseExpired(isFinal(record.state) ? 'failed' : 'retried');
+        if (isFinal(record.state)) this.publish(endedEvent(record));
+      }
       if (batch.found < REAP_BATCH || batch.done.length === 0) return reaped;
     }
   }
