@@ -16,6 +16,7 @@ export function createApp({ images, logger, maxUploadBytes, dependencies, tokens
   return createServiceApp({
     service: 'master',
     logger,
+    metrics: images.metrics.registry,
     routes: (router) => mountMasterRoutes(router, images, maxUploadBytes, tokens),
     readiness: Object.fromEntries(dependencies.map((client) => [client.service, () => serviceReadiness(client)])),
     tokens,

@@ -18,6 +18,7 @@ import type { Claim, CreateOutcome, Task, TaskGateway } from '../data-access/tas
 import { imageExpired, unknownImage } from './image-errors';
 import { maxResultBytes, resultProblem } from './result-check';
 import { LeasesHandedOut } from './leases-handed-out';
+import { MasterMetrics } from './master-metrics';
 import { UnendedTasks } from './unended-tasks';
 import { Signal } from './work-signal';
 
@@ -82,6 +83,8 @@ export class ImageService {
   readonly leases = new LeasesHandedOut();
   /** The tasks created here that have not ended, as far as this master knows. */
   readonly unended = new UnendedTasks();
+  /** What this master did with tasks, for its `/metrics`. */
+  readonly metrics = new MasterMetrics();
 
   constructor(private readonly deps: ImageServiceDeps) {}
 
@@ -127,6 +130,7 @@ export class ImageService {
       if (outcome.kind === 'refused') throw outcome.error;
       return { id: outcome.task.id, state: outcome.task.state };
     }
+    this.metrics.taskCreated();
     this.taskCreated();
     return { id, state: outcome.task.state };
   }
@@ -211,7 +215,10 @@ export class ImageService {
     const deadline = Date.now() + waitMs;
     for (;;) {
       const claimed = await this.deps.tasks.claim(this.deps.leaseMs);
-      if (claimed) return this.work(claimed);
+      if (claimed) {
+        this.metrics.taskClaimed();
+        return this.work(claimed);
+      }
       const left = deadline - Date.now();
       if (left <= 0 || signal?.aborted) return undefined;
       await this.signal.wait(Math.min(left, this.deps.claimRecheckMs), signal);
@@ -261,6 +268,7 @@ export class ImageService {
   ): Promise<TaskStatus> {
     const task = await this.deps.tasks.changeState(id, body);
     this.leases.forget(id);
+    this.metrics.attemptEnded(task.state, task.attempt);
     const status: TaskStatus = { id, state: task.state, ...(task.error ? { error: task.error } : {}) };
     if (status.state === 'finished' || status.state === 'failed') this.taskEnded(status);
     return status;
