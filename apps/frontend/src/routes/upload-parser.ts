@@ -132,6 +132,10 @@ export function uploadParser({ maxBytes, passOn }: UploadParserOptions): Request
         read += chunk.length;
         if (read <= formCap) return;
         req.off('data', count);
+        // Reading stops here: the refusal reaches the error handler, which closes the connection,
+        // only on the router's next turn of the event loop, and the socket would be read meanwhile.
+        req.unpipe();
+        req.pause();
         refusers.get(req)?.(formTooLarge(maxBytes));
       };
       req.on('data', count);

@@ -156,7 +156,7 @@ describe('frontend under abuse', () => {
           prefix,
         });
 
-        await expectRefused(answer, 413, 'payload_too_large', MAX_UPLOAD_BYTES + 2 * MiB);
+        await expectRefused(answer, 413, 'payload_too_large', MAX_UPLOAD_BYTES + MiB / 4);
         expect(answer.sent).toBeLessThan(MAX_UPLOAD_BYTES + 32 * MiB);
         expect(master.newImageCalls).toEqual([]);
       },
