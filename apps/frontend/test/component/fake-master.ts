@@ -14,6 +14,8 @@ export interface FakeTask {
   idempotencyKey?: string;
   error?: string;
   result?: { bytes: Buffer; contentType: string };
+  /** Its files were deleted after the retention time: master answers 410 for it. */
+  expired?: boolean;
 }
 
 /** One `POST /newImage` that got past the token check, as master saw it. */
@@ -38,6 +40,8 @@ export interface FakeMaster {
   requests: Array<{ method: string; path: string; url: string; authorization?: string }>;
   /** When set, the next `newImage` creates its task and then drops the connection without answering. */
   loseNextAnswer: boolean;
+  /** When set, each `newImage` reads its image, is counted in newImageCalls, and waits for this before it answers. */
+  uploadGate?: Promise<void>;
   close(): Promise<void>;
 }
 
@@ -54,6 +58,7 @@ export async function startFakeMaster({ internalToken, quotaBytes }: FakeMasterO
   const find = (id: string, owner: string | undefined): FakeTask => {
     const task = tasks.get(id);
     if (!task || task.owner !== owner) throw new AppError('not_found', 404, `no task ${id}`);
+    if (task.expired) throw new AppError('gone', 410, `image ${id} has expired`);
     return task;
   };
   const notInThisFake = (): never => {
@@ -86,6 +91,7 @@ export async function startFakeMaster({ internalToken, quotaBytes }: FakeMasterO
             const idempotencyKey = headers['idempotency-key'];
             const bytes = await readStreamedBody(body.stream, body.length, body.limit);
             newImageCalls.push({ owner: query.owner, idempotencyKey, authorization: req.get('authorization') });
+            if (fake.uploadGate) await fake.uploadGate;
             const earlier = [...tasks.values()].find(
               (task) => idempotencyKey !== undefined && task.idempotencyKey === idempotencyKey && task.owner === query.owner,
             );
@@ -107,8 +113,18 @@ export async function startFakeMaster({ internalToken, quotaBytes }: FakeMasterO
             }
             return { status: 202, body: { id, state: 'not_started' } };
           },
-          isReady: ({ query }) => {
-            const { id, state, error } = find(query.id, query.owner);
+          isReady: async ({ query }, _req, res) => {
+            // Like master's long poll: answers once the task is finished or failed, or waitMs has
+            // passed, or the frontend hangs up. Tests change a task's state in place, so it is looked at again.
+            const deadline = Date.now() + query.waitMs;
+            let gone = false;
+            res.once('close', () => (gone = true));
+            let task = find(query.id, query.owner);
+            while (task.state !== 'finished' && task.state !== 'failed' && Date.now() < deadline && !gone) {
+              await new Promise((resolve) => setTimeout(resolve, 20));
+              task = find(query.id, query.owner);
+            }
+            const { id, state, error } = task;
             return { status: 200, body: { id, state, ...(error === undefined ? {} : { error }) } };
           },
           get: ({ query }) => {
