@@ -82,10 +82,19 @@ function renderStatus(status: PageStatus | undefined): string {
   return renderTask(status.status);
 }
 
+/** The operation whose upload takes a width and a height; it may not be in OPERATIONS yet. */
+export const RESIZE_OPERATION = 'resize';
+
+/** "PNG, JPEG, BMP or GIF" */
+const typeList = (names: readonly string[]): string =>
+  names.length < 2 ? names.join('') : `${names.slice(0, -1).join(', ')} or ${names.at(-1)}`;
+
 /**
- * The upload page. It works without JavaScript (a plain form; the status reloads itself);
- * /app.js, when it runs, uploads with fetch and polls instead. No inline script or style,
- * so the page runs under a strict Content-Security-Policy.
+ * The upload page. It works without JavaScript: a plain form of one image, and a status page
+ * (`/?id=`) that reloads itself. /app.js, when it runs, takes several images at once (chosen or
+ * dropped), uploads them one or two at a time with their progress, and follows each on its own
+ * card; /op-preview.js draws what the chosen operation does to a sample. No inline script or
+ * style, so the page runs under a strict Content-Security-Policy.
  */
 export function renderUploadPage({ maxUploadBytes, refreshSeconds, apiKeys = false, status }: PageModel): string {
   const polling = keepsChanging(status);
@@ -96,19 +105,22 @@ export function renderUploadPage({ maxUploadBytes, refreshSeconds, apiKeys = fal
     status?.kind === 'locked' ? ' data-needs-key="true"' : '',
   ].join('');
   // First in the form, so a form posted without JavaScript sends the key before the file and is
-  // checked before the file is read. The op comes before the file too: the file then goes on to
-  // master as it arrives, rather than held until the form ends.
+  // checked before the file is read. The op and the size come before the file too: the file then
+  // goes on to master as it arrives, rather than held until the form ends.
   const keyField = apiKeys
     ? `
-        <p>
+        <div class="field">
           <label for="api-key">API key</label>
           <input id="api-key" type="password" name="${API_KEY_FIELD}" autocomplete="off" required>
-        </p>`
+        </div>`
     : '';
   // Each operation with what it does, in the option itself: a plain select, which needs no script.
   const options = OPERATIONS.map(
-    (op) => `<option value="${escapeHtml(op)}"${op === DEFAULT_OPERATION ? ' selected' : ''}>${escapeHtml(operationLabel(op))}</option>`,
-  ).join('\n          ');
+    (op) =>
+      `<option value="${escapeHtml(op)}" data-description="${escapeHtml(OPERATION_DESCRIPTIONS[op])}"${op === DEFAULT_OPERATION ? ' selected' : ''}>${escapeHtml(operationLabel(op))}</option>`,
+  ).join('\n            ');
+  const types = escapeHtml(typeList(IMAGE_TYPE_NAMES));
+  const limit = escapeHtml(formatBytes(maxUploadBytes));
 
   return `<!doctype html>
 <html lang="en">
@@ -119,26 +131,65 @@ export function renderUploadPage({ maxUploadBytes, refreshSeconds, apiKeys = fal
     <link rel="icon" href="/favicon.svg" type="image/svg+xml">
     <link rel="stylesheet" href="/style.css">
     <script src="/app.js" defer></script>
+    <script src="/op-preview.js" defer></script>
   </head>
   <body>
-    <main>
+    <header class="masthead">
       <h1>pixelmill</h1>
-      <form id="upload-form" method="post" action="/newImage" enctype="multipart/form-data" data-max-bytes="${maxUploadBytes}">${keyField}
-        <p>
-          <label for="op">Operation</label>
-          <select id="op" name="op">
-          ${options}
-          </select>
-        </p>
-        <p>
-          <label for="image">Image (${escapeHtml(IMAGE_TYPE_NAMES.join(', '))}, up to ${escapeHtml(formatBytes(maxUploadBytes))})</label>
-          <input id="image" type="file" name="${UPLOAD_FIELD}" accept="${IMAGE_TYPES.join(',')}" required>
-        </p>
-        <p><button type="submit">Upload</button></p>
+      <p>Upload images, pick what to do to them, and download the results.</p>
+    </header>
+    <main>
+      <form id="upload-form" class="panel" method="post" action="/newImage" enctype="multipart/form-data" data-max-bytes="${maxUploadBytes}" data-resize-op="${RESIZE_OPERATION}">${keyField}
+        <div class="field operation">
+          <div class="operation-choice">
+            <label for="op">Operation</label>
+            <select id="op" name="op">
+            ${options}
+            </select>
+          </div>
+          <figure id="op-preview" class="op-preview" hidden>
+            <div class="op-preview-pictures">
+              <canvas id="op-preview-before" width="96" height="64" role="img" aria-label="A sample picture"></canvas>
+              <span class="op-preview-arrow" aria-hidden="true">→</span>
+              <canvas id="op-preview-after" width="96" height="64" role="img" aria-label="The sample picture after the operation"></canvas>
+            </div>
+            <figcaption id="op-preview-caption"></figcaption>
+          </figure>
+        </div>
+        <fieldset id="resize-fields" class="field resize-fields">
+          <legend>Size</legend>
+          <p id="resize-hint" class="hint">For the ${RESIZE_OPERATION} operation only: a width, a height or both, in pixels. Leave them empty for the others.</p>
+          <div class="size-inputs">
+            <p>
+              <label for="width">Width (px)</label>
+              <input id="width" type="number" name="width" min="1" step="1" inputmode="numeric" aria-describedby="resize-hint">
+            </p>
+            <p>
+              <label for="height">Height (px)</label>
+              <input id="height" type="number" name="height" min="1" step="1" inputmode="numeric" aria-describedby="resize-hint">
+            </p>
+          </div>
+        </fieldset>
+        <div id="drop-zone" class="field drop-zone">
+          <label for="image" id="image-label" data-many="Images">Image</label>
+          <p id="image-hint" class="hint">${types}, up to ${limit}<span class="js-only" hidden> each. Drop them here, or choose them</span>.</p>
+          <input id="image" type="file" name="${UPLOAD_FIELD}" accept="${IMAGE_TYPES.join(',')}" required aria-describedby="image-hint">
+          <p id="selection" class="selection" hidden></p>
+        </div>
+        <p class="actions"><button id="upload" type="submit">Upload</button></p>
       </form>
       <section id="status" aria-label="Image status" aria-live="polite"${statusAttributes}>
       ${renderStatus(status)}
       </section>
+      <section id="uploads" class="uploads" aria-labelledby="uploads-title" hidden>
+        <div class="uploads-head">
+          <h2 id="uploads-title">Your images</h2>
+          <button id="clear-list" type="button" class="quiet">Clear the list</button>
+        </div>
+        <p class="hint">This browser remembers the last 50 images you uploaded here.</p>
+        <ol id="cards" class="cards"></ol>
+      </section>
+      <div id="announcer" class="visually-hidden" aria-live="polite"></div>
     </main>
     <footer><p><a href="/docs">API documentation</a></p></footer>
   </body>
