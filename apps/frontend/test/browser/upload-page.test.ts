@@ -84,6 +84,8 @@ interface PageGlobals {
   XMLHttpRequest: { prototype: { send: (this: unknown, body?: unknown) => void } };
   FormData: new () => { entries(): Iterable<[string, string | { name: string }]> };
   sentForms?: Array<Array<[string, string]>>;
+  DataTransfer: new () => { items: { add(file: unknown): void } };
+  File: new (parts: unknown[], name: string, options: { type: string }) => unknown;
 }
 
 /**
@@ -331,6 +333,30 @@ describeInBrowser(`upload page in Chromium (${CHROMIUM})`, () => {
       open();
       await waitForTasks(3);
       for (const card of names.map((n) => cardOf(page, n))) await waitForState(card, 'not_started');
+      await page.context().close();
+    });
+
+    it('when images are dropped on the page, then the zone lights up, they become the selection, and Upload sends them', async () => {
+      const page = await openPage(true);
+      const files = ['sun.png', 'sea.png'].map((name) => ({ name, type: 'image/png', bytes: [...picture(name)] }));
+      const dataTransfer = await page.evaluateHandle((list) => {
+        const { DataTransfer, File } = globalThis as unknown as PageGlobals;
+        const transfer = new DataTransfer();
+        for (const { name, type, bytes } of list) transfer.items.add(new File([new Uint8Array(bytes)], name, { type }));
+        return transfer;
+      }, files);
+
+      await page.dispatchEvent('#drop-zone', 'dragenter', { dataTransfer });
+      expect(await page.getAttribute('#drop-zone', 'class')).toContain('dragging');
+      await page.dispatchEvent('#drop-zone', 'drop', { dataTransfer });
+      expect(await page.getAttribute('#drop-zone', 'class')).not.toContain('dragging');
+      expect(await page.innerText('#selection')).toBe('Chosen: sun.png, sea.png');
+      expect(await page.innerText('#upload')).toBe('Upload 2 images');
+      expect(await focusedId(page)).toBe('upload');
+
+      await page.keyboard.press('Enter');
+      await waitForTasks(2);
+      for (const name of ['sun.png', 'sea.png']) await waitForState(cardOf(page, name), 'not_started');
       await page.context().close();
     });
 
