@@ -552,6 +552,11 @@
         card.progress.value = percent;
         card.progressLabel.textContent = `Upload of ${card.name}: ${percent}%`;
       };
+      // All bytes sent: pixelmill checks them and answers.
+      xhr.upload.onload = () => {
+        card.progress.value = 100;
+        card.progressLabel.textContent = `Upload of ${card.name}: sent, waiting for pixelmill's answer`;
+      };
       xhr.onload = () => resolve({ status: xhr.status, text: xhr.responseText, retryAfter: xhr.getResponseHeader('Retry-After') });
       xhr.onerror = () => resolve({ status: 0 });
       xhr.onabort = () => resolve({ status: 0 });
@@ -643,7 +648,8 @@
   // --- the form ---
 
   fileInput.multiple = true;
-  document.getElementById('image-label').textContent = document.getElementById('image-label').dataset.many || 'Images';
+  const imageTitle = document.getElementById('image-title');
+  imageTitle.textContent = imageTitle.dataset.many || 'Images';
   for (const node of form.querySelectorAll('.js-only')) node.hidden = false;
 
   const showSelection = () => {

@@ -141,7 +141,8 @@
     after.hidden = !drawn;
     preview.querySelector('.op-preview-arrow').hidden = !drawn;
     after.setAttribute('aria-label', `The sample picture after ${op}`);
-    caption.textContent = `${op}: ${option.dataset.description || ''}${drawn ? '' : ' (no preview of this one)'}`;
+    // The option says "<op> — <what it does>".
+    caption.textContent = `${option.textContent.replace(' — ', ': ')}${drawn ? '' : ' (no preview of this one)'}`;
     preview.dataset.op = op;
   };
 

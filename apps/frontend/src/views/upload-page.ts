@@ -116,8 +116,7 @@ export function renderUploadPage({ maxUploadBytes, refreshSeconds, apiKeys = fal
     : '';
   // Each operation with what it does, in the option itself: a plain select, which needs no script.
   const options = OPERATIONS.map(
-    (op) =>
-      `<option value="${escapeHtml(op)}" data-description="${escapeHtml(OPERATION_DESCRIPTIONS[op])}"${op === DEFAULT_OPERATION ? ' selected' : ''}>${escapeHtml(operationLabel(op))}</option>`,
+    (op) => `<option value="${escapeHtml(op)}"${op === DEFAULT_OPERATION ? ' selected' : ''}>${escapeHtml(operationLabel(op))}</option>`,
   ).join('\n            ');
   const types = escapeHtml(typeList(IMAGE_TYPE_NAMES));
   const limit = escapeHtml(formatBytes(maxUploadBytes));
@@ -171,9 +170,9 @@ export function renderUploadPage({ maxUploadBytes, refreshSeconds, apiKeys = fal
           </div>
         </fieldset>
         <div id="drop-zone" class="field drop-zone">
-          <label for="image" id="image-label" data-many="Images">Image</label>
-          <p id="image-hint" class="hint">${types}, up to ${limit}<span class="js-only" hidden> each. Drop them here, or choose them</span>.</p>
-          <input id="image" type="file" name="${UPLOAD_FIELD}" accept="${IMAGE_TYPES.join(',')}" required aria-describedby="image-hint">
+          <label for="image"><span id="image-title" data-many="Images">Image</span>
+            <span class="hint">${types}, up to ${limit}<span class="js-only" hidden> each. Drop them here, or choose them</span>.</span></label>
+          <input id="image" type="file" name="${UPLOAD_FIELD}" accept="${IMAGE_TYPES.join(',')}" required>
           <p id="selection" class="selection" hidden></p>
         </div>
         <p class="actions"><button id="upload" type="submit">Upload</button></p>

@@ -329,6 +329,7 @@ describeInBrowser(`upload page in Chromium (${CHROMIUM})`, () => {
       const uploading = page.locator('#cards .card[data-state="uploading"]').first();
       const name = await uploading.locator('h3').innerText();
       expect(await page.getByRole('progressbar', { name: `Upload of ${name}` }).count()).toBe(1);
+      await screenshot(page, 'uploading.png');
 
       open();
       await waitForTasks(3);
