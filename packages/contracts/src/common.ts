@@ -35,6 +35,7 @@ export const OPERATIONS = [
   'rotate-180',
   'rotate-270',
   'blur',
+  'resize',
 ] as const;
 
 /**
@@ -43,6 +44,14 @@ export const OPERATIONS = [
  * own example, flat areas of 228–254 come out one or two levels lighter).
  */
 export const BLUR_RADIUS = 6;
+
+/** The largest width or height `resize` makes, whether asked for or kept from the aspect ratio. */
+export const MAX_RESIZE_SIDE = 8192;
+/**
+ * The most pixels `resize` makes: as many as the largest image an upload may declare (the
+ * frontend's and the worker's default limit), so that a result is never larger than a source may be.
+ */
+export const MAX_RESIZE_PIXELS = 50_000_000;
 
 /** What each operation does, in a phrase: for the OpenAPI documents and the upload page. */
 export const OPERATION_DESCRIPTIONS: Readonly<Record<(typeof OPERATIONS)[number], string>> = {
@@ -56,15 +65,18 @@ export const OPERATION_DESCRIPTIONS: Readonly<Record<(typeof OPERATIONS)[number]
   'rotate-180': 'a half turn',
   'rotate-270': 'three quarter turns clockwise, i.e. one anticlockwise (width and height trade places)',
   blur: `a soft blur of radius ${BLUR_RADIUS} pixels (jimp's fast blur, close to a Gaussian one)`,
+  resize:
+    `a new size, \`width\` and/or \`height\` pixels (each 1 to ${MAX_RESIZE_SIDE}); given one, the other keeps the aspect ratio ` +
+    "(jimp's resampling: linear between pixels when enlarging, the average of the pixels covered when reducing)",
 };
 
 /**
- * Every operation keeps each pixel's alpha (moved with its pixel by flips and rotations), and the
- * result keeps the input's type.
+ * Every operation keeps each pixel's alpha (moved with its pixel by flips and rotations, resampled
+ * with the colours by resize), and the result keeps the input's type.
  */
 export const OperationSchema = z.enum(OPERATIONS).meta({
   description: [
-    'The operation applied to the image; each pixel keeps its transparency:',
+    'The operation applied to the image; transparency is kept (resampled with the colours by `resize`):',
     '',
     ...OPERATIONS.map((op) => `- \`${op}\`: ${OPERATION_DESCRIPTIONS[op]}`),
   ].join('\n'),

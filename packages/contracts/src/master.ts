@@ -13,12 +13,18 @@ import {
   TimestampSchema,
   DEFAULT_OPERATION,
 } from './common';
+import { OperationParamsFieldsSchema, OperationParamsSchema, refineOperationParams } from './operation-params';
 import { BINARY, defineRoute, EMPTY, STREAM } from './route';
 import { StorageReceiptSchema } from './storage';
 import { LeaseTokenSchema } from './taskdb';
 
+/**
+ * An upload's operation and its parameters (`width`, `height` with `resize`). Which parameters go
+ * with which operation is checked where the query is parsed whole (see `masterContract.newImage`).
+ */
 export const NewImageQuerySchema = z.object({
   op: OperationSchema.default(DEFAULT_OPERATION),
+  ...OperationParamsFieldsSchema.shape,
 });
 
 /** The frontend names the task's owner when it uses API keys; others then see 404. */
@@ -35,6 +41,8 @@ export const GetWorkQuerySchema = z.object({
 export const WorkSchema = z.object({
   id: TaskIdSchema,
   op: OperationSchema,
+  /** Present when the operation takes parameters (resize: its width, height or both). */
+  params: OperationParamsSchema.optional(),
   contentType: ImageTypeSchema,
   attempt: z.number().int().positive(),
   leaseToken: LeaseTokenSchema,
@@ -96,11 +104,15 @@ export const masterContract = {
     path: '/newImage',
     auth: 'internal',
     summary: 'Store a new image (raw body, image/* Content-Type) and create its task',
-    query: NewImageQuerySchema.extend(OwnerQuerySchema.shape),
+    // width and height go with resize only, and resize needs one of them: a 400 otherwise.
+    query: NewImageQuerySchema.extend(OwnerQuerySchema.shape).superRefine(
+      refineOperationParams(({ width, height }) => ({ width, height })),
+    ),
     headers: IdempotencyHeadersSchema,
     body: STREAM,
     responses: {
       202: AcceptedSchema,
+      /** A malformed query, parameters that do not go with the operation, or a resize whose result would be too large. */
       400: ErrorBodySchema,
       413: ErrorBodySchema,
       415: ErrorBodySchema,

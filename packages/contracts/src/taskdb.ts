@@ -9,6 +9,7 @@ import {
   TaskStateSchema,
   TimestampSchema,
 } from './common';
+import { OperationParamsSchema, refineOperationParams } from './operation-params';
 import { defineRoute, EMPTY } from './route';
 
 export const LeaseTokenSchema = z.uuid({ error: 'must be a UUID' });
@@ -16,6 +17,8 @@ export const LeaseTokenSchema = z.uuid({ error: 'must be a UUID' });
 export const TaskSchema = z.object({
   id: TaskIdSchema,
   op: OperationSchema,
+  /** The operation's parameters (resize: its width, height or both); null when it takes none. Absent from an older taskdb's answers. */
+  params: OperationParamsSchema.nullable().default(null),
   contentType: ImageTypeSchema,
   state: TaskStateSchema,
   /** How many times the task has been claimed. */
@@ -29,7 +32,10 @@ export const TaskSchema = z.object({
   sourceBytes: z.number().int().nonnegative(),
   /** Bytes of the result, once finished. */
   resultBytes: z.number().int().nonnegative().nullable(),
-  /** The size the upload's header declares, when it could be read: results must have the same. */
+  /**
+   * The size the upload's header declares, when it could be read: results must have the size the
+   * operation makes of it (`resultDimensions`).
+   */
   width: z.number().int().positive().nullable(),
   height: z.number().int().positive().nullable(),
 });
@@ -47,23 +53,27 @@ export type Claim = z.infer<typeof ClaimSchema>;
 
 export const TaskIdParamsSchema = z.object({ id: TaskIdSchema });
 
-export const CreateTaskBodySchema = z.object({
-  id: TaskIdSchema,
-  op: OperationSchema,
-  contentType: ImageTypeSchema,
-  owner: OwnerSchema.optional(),
-  /**
-   * A task created before with this key (and owner) is answered instead of a new one, when it was
-   * created from the same `fingerprint`; another fingerprint under the same key is a 422.
-   */
-  idempotencyKey: IdempotencyKeySchema.optional(),
-  fingerprint: FingerprintSchema.optional(),
-  sourceBytes: z.number().int().nonnegative().default(0),
-  width: z.number().int().positive().optional(),
-  height: z.number().int().positive().optional(),
-  /** The owner's cap on stored bytes: a create that would pass it is refused with 429, atomically. */
-  quotaBytes: z.number().int().nonnegative().optional(),
-});
+export const CreateTaskBodySchema = z
+  .object({
+    id: TaskIdSchema,
+    op: OperationSchema,
+    /** The operation's parameters: with `resize`, its width, height or both; none with the others. */
+    params: OperationParamsSchema.optional(),
+    contentType: ImageTypeSchema,
+    owner: OwnerSchema.optional(),
+    /**
+     * A task created before with this key (and owner) is answered instead of a new one, when it was
+     * created from the same `fingerprint`; another fingerprint under the same key is a 422.
+     */
+    idempotencyKey: IdempotencyKeySchema.optional(),
+    fingerprint: FingerprintSchema.optional(),
+    sourceBytes: z.number().int().nonnegative().default(0),
+    width: z.number().int().positive().optional(),
+    height: z.number().int().positive().optional(),
+    /** The owner's cap on stored bytes: a create that would pass it is refused with 429, atomically. */
+    quotaBytes: z.number().int().nonnegative().optional(),
+  })
+  .superRefine(refineOperationParams(({ params }) => params ?? {}, ['params']));
 export type CreateTaskBody = z.infer<typeof CreateTaskBodySchema>;
 
 export const LeaseMsSchema = z.number().int().min(1000).max(3_600_000);

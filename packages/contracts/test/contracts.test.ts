@@ -125,7 +125,7 @@ describe('schemas', () => {
 
   it('when an operation outside the list is sent, then it is refused', () => {
     for (const op of OPERATIONS) expect(OperationSchema.parse(op)).toBe(op);
-    for (const op of ['rotate-45', 'resize', 'Sepia', '']) expect(OperationSchema.safeParse(op).success).toBe(false);
+    for (const op of ['rotate-45', 'scale', 'Sepia', '']) expect(OperationSchema.safeParse(op).success).toBe(false);
   });
 });
 

@@ -14,6 +14,7 @@ import {
   defineRoute,
   isBinary,
   KvListQuerySchema,
+  MAX_RESIZE_SIDE,
   openApiPath,
   serviceOpenApiDocument,
   type JsonObject,
@@ -145,6 +146,21 @@ describe('OpenAPI documents', () => {
         for (const op of OPERATIONS) expect(described.description).toContain(`\`${op}\`: ${OPERATION_DESCRIPTIONS[op]}`);
       }
       expect(content['multipart/form-data']!.schema.properties.op!['x-enumDescriptions']).toEqual(OPERATION_DESCRIPTIONS);
+    });
+
+    it("when resize's parameters are described, then width and height are bounded integers in the query and in the form, for resize", () => {
+      const content = (newImage.requestBody as { content: Record<string, { schema: { properties: Record<string, JsonObject> } }> }).content;
+      const form = content['multipart/form-data']!.schema.properties;
+      const parameters = newImage.parameters as JsonObject[];
+      for (const name of ['width', 'height']) {
+        const inQuery = parameters.find((p) => p.name === name && p.in === 'query');
+        expect(inQuery).toMatchObject({ required: false, schema: { type: 'integer', minimum: 1, maximum: MAX_RESIZE_SIDE } });
+        expect(inQuery!.description).toMatch(/op=resize/);
+        expect(form[name]).toMatchObject({ type: 'integer', minimum: 1, maximum: MAX_RESIZE_SIDE });
+        expect(form[name]!.description).toMatch(/before the image/);
+      }
+      const work = serviceOpenApiDocument('master', version).components.schemas.Work as { properties: Record<string, JsonObject> };
+      expect(work.properties.params).toMatchObject({ type: 'object', properties: { width: { maximum: MAX_RESIZE_SIDE } } });
     });
 
     it('when pages are described, then they are HTML, and the see-other answer plain text', () => {

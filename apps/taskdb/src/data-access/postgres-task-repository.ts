@@ -12,6 +12,7 @@ import {
 import type { TaskState } from '@pixelmill/contracts';
 import {
   applyUpdate,
+  storedParams,
   toRecord,
   type AttemptEnd,
   type ClaimResult,
@@ -31,9 +32,10 @@ import {
 
 /**
  * Schema versions (see `migratePostgres`). The same column names as in SQLite; times are BIGINT
- * ms since the epoch, as the domain counts them.
+ * ms since the epoch, as the domain counts them. Exported for the tests that build a database of
+ * an older version.
  */
-const MIGRATIONS: readonly string[] = [
+export const POSTGRES_TASK_MIGRATIONS: readonly string[] = [
   `CREATE TABLE tasks (
      seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
      id TEXT NOT NULL UNIQUE,
@@ -86,6 +88,8 @@ const MIGRATIONS: readonly string[] = [
      outcome TEXT CHECK (outcome IN ('finished', 'failed', 'released', 'lost')),
      PRIMARY KEY (task_id, attempt)
    );`,
+  // The operation's parameters (see storedParams); the tasks before it had none.
+  `ALTER TABLE tasks ADD COLUMN params TEXT;`,
 ];
 
 const INT8_OID = 20;
@@ -132,8 +136,8 @@ const SQL = {
        FROM stored
      ), created AS (
        INSERT INTO tasks (id, op, content_type, state, owner, idempotency_key, fingerprint, source_bytes, width, height,
-         available_at, created_at, updated_at)
-       SELECT $1, $2, $3, 'not_started', $4, $5, $6, $7, $8, $9, $10, $10, $10 FROM admission WHERE locked AND fits
+         available_at, created_at, updated_at, params)
+       SELECT $1, $2, $3, 'not_started', $4, $5, $6, $7, $8, $9, $10, $10, $10, $12 FROM admission WHERE locked AND fits
        ON CONFLICT DO NOTHING
        RETURNING *
      ), counted AS (
@@ -340,7 +344,7 @@ export class PostgresTaskRepository implements TaskRepository {
   static async open(options: PostgresOptions): Promise<PostgresTaskRepository> {
     const pool = await openPostgres(options);
     try {
-      await migratePostgres(pool, options.schema, 'taskdb', MIGRATIONS);
+      await migratePostgres(pool, options.schema, 'taskdb', POSTGRES_TASK_MIGRATIONS);
     } catch (err) {
       await pool.end();
       throw err;
@@ -380,6 +384,7 @@ export class PostgresTaskRepository implements TaskRepository {
         task.height ?? null,
         now,
         quotaBytes ?? null,
+        storedParams(task.params),
       ];
       let [row] = await rows<InsertRow>(this.pool, SQL.insert, values);
       if (!row!.locked) {

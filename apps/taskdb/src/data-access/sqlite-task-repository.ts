@@ -4,6 +4,7 @@ import type { TaskState } from '@pixelmill/contracts';
 import { SqliteGroupCommit } from './sqlite-group-commit';
 import {
   applyUpdate,
+  storedParams,
   toRecord,
   type AttemptEnd,
   type ClaimResult,
@@ -23,9 +24,10 @@ import {
 
 /**
  * Schema versions, applied in order and recorded in `PRAGMA user_version`, so a database
- * written by an older version is brought up to date when taskdb starts.
+ * written by an older version is brought up to date when taskdb starts. Exported for the tests
+ * that build a database of an older version.
  */
-const MIGRATIONS: readonly string[] = [
+export const SQLITE_TASK_MIGRATIONS: readonly string[] = [
   `CREATE TABLE IF NOT EXISTS tasks (
      seq INTEGER PRIMARY KEY AUTOINCREMENT,
      id TEXT NOT NULL UNIQUE,
@@ -79,6 +81,8 @@ const MIGRATIONS: readonly string[] = [
    INSERT INTO task_leases (task_id, attempt, lease_token, granted_at, expires_at)
      SELECT id, attempt, lease_token, updated_at, lease_expires_at FROM tasks
      WHERE state = 'in_progress' AND lease_token IS NOT NULL AND lease_expires_at IS NOT NULL;`,
+  // The operation's parameters (see storedParams); the tasks before it had none.
+  `ALTER TABLE tasks ADD COLUMN params TEXT;`,
 ];
 
 /**
@@ -87,9 +91,9 @@ const MIGRATIONS: readonly string[] = [
  * queries from walking every task in a state (and fails loudly should it ever be missing).
  */
 export const SQLITE_TASK_SQL = {
-  insert: `INSERT INTO tasks (id, op, content_type, state, owner, idempotency_key, fingerprint, source_bytes, width, height,
+  insert: `INSERT INTO tasks (id, op, params, content_type, state, owner, idempotency_key, fingerprint, source_bytes, width, height,
              available_at, created_at, updated_at)
-           VALUES (@id, @op, @contentType, 'not_started', @owner, @idempotencyKey, @fingerprint, @sourceBytes, @width, @height,
+           VALUES (@id, @op, @params, @contentType, 'not_started', @owner, @idempotencyKey, @fingerprint, @sourceBytes, @width, @height,
              @now, @now, @now)
            ON CONFLICT DO NOTHING RETURNING *`,
   usage: 'SELECT stored_bytes FROM owner_usage WHERE owner = ?',
@@ -160,7 +164,7 @@ export class SqliteTaskRepository implements TaskRepository {
    */
   constructor(file: string, synchronous: SqliteOptions['synchronous'] = 'FULL') {
     this.db = openSqlite(Database, file, { synchronous });
-    migrateSqlite(this.db, MIGRATIONS);
+    migrateSqlite(this.db, SQLITE_TASK_MIGRATIONS);
     this.connection = new SqliteGroupCommit(this.db);
     this.statements = {
       insert: this.db.prepare<[Record<string, unknown>], TaskRow>(SQLITE_TASK_SQL.insert),
@@ -230,6 +234,7 @@ export class SqliteTaskRepository implements TaskRepository {
       const row = this.statements.insert.get({
         id: task.id,
         op: task.op,
+        params: storedParams(task.params),
         contentType: task.contentType,
         owner,
         idempotencyKey: task.idempotencyKey ?? null,

@@ -1,10 +1,12 @@
-import type { ImageType, Operation, Task, TaskState } from '@pixelmill/contracts';
+import { givenParams, type ImageType, type Operation, type OperationParams, type Task, type TaskState } from '@pixelmill/contracts';
 
 /** A task as stored, with the lease token that the API shows only to the claimer. */
 export interface TaskRecord {
   seq: number;
   id: string;
   op: Operation;
+  /** The operation's parameters (resize: width, height); null when it takes none. */
+  params: OperationParams | null;
   contentType: ImageType;
   state: TaskState;
   attempt: number;
@@ -34,6 +36,8 @@ export interface TaskRow {
   seq: number;
   id: string;
   op: Operation;
+  /** JSON of the operation's parameters (see `storedParams`); null when it takes none, and in rows older than the column. */
+  params: string | null;
   content_type: ImageType;
   state: TaskState;
   attempt: number;
@@ -56,10 +60,22 @@ export interface TaskRow {
   expired_at: number | null;
 }
 
+/**
+ * The operation's parameters as the `params` column keeps them: JSON of the parameters given, in
+ * one order, so that two creates with the same parameters store the same text; null without any.
+ * One text column rather than a column per parameter: taskdb never looks inside (the contract
+ * checks them on the way in and out), and the next operation's parameters need no migration.
+ */
+export function storedParams(params: OperationParams | null | undefined): string | null {
+  const given = givenParams(params);
+  return Object.keys(given).length === 0 ? null : JSON.stringify(given);
+}
+
 export const toRecord = (row: TaskRow): TaskRecord => ({
   seq: row.seq,
   id: row.id,
   op: row.op,
+  params: row.params === null ? null : (JSON.parse(row.params) as OperationParams),
   contentType: row.content_type,
   state: row.state,
   attempt: row.attempt,
@@ -84,6 +100,7 @@ export const toRecord = (row: TaskRow): TaskRecord => ({
 export const toTask = (record: TaskRecord): Task => ({
   id: record.id,
   op: record.op,
+  params: record.params,
   contentType: record.contentType,
   state: record.state,
   attempt: record.attempt,
@@ -145,6 +162,7 @@ export interface LeaseGrant {
 export interface NewTask {
   id: string;
   op: Operation;
+  params?: OperationParams;
   contentType: ImageType;
   owner?: string;
   idempotencyKey?: string;

@@ -11,7 +11,14 @@ import {
   type TaskState,
 } from '@pixelmill/contracts';
 import { AppError, backoffDelay } from '@pixelmill/kit';
-import { toTask, type AttemptEnd, type StateUpdate, type TaskRecord, type TaskRepository } from '../data-access/task-repository';
+import {
+  storedParams,
+  toTask,
+  type AttemptEnd,
+  type StateUpdate,
+  type TaskRecord,
+  type TaskRepository,
+} from '../data-access/task-repository';
 import { TaskdbMetrics } from './taskdb-metrics';
 
 const isFinal = (state: TaskState): boolean => TASK_TRANSITIONS[state].length === 0;
@@ -119,7 +126,11 @@ export class TaskService {
       // The id or the idempotency key is taken, maybe by a create that committed a moment ago.
       const existing = await this.repository.get(input.id);
       if (existing) {
-        const same = existing.op === input.op && existing.contentType === input.contentType && existing.owner === (input.owner ?? null);
+        const same =
+          existing.op === input.op &&
+          storedParams(existing.params) === storedParams(input.params) &&
+          existing.contentType === input.contentType &&
+          existing.owner === (input.owner ?? null);
         if (!same) throw new AppError('conflict', 409, `task ${input.id} exists already, with other values`);
         return { task: toTask(existing), created: false };
       }

@@ -331,6 +331,24 @@ describe.each(BACKENDS)('taskdb API on %s', (backend) => {
     expect((await client.call(taskdbContract.create, { body: { ...body, op: 'grayscale' } })).status).toBe(409);
   });
 
+  it("when a task is created with its operation's parameters, then they come back; parameters that do not go with the operation are a 400", async () => {
+    const id = randomUUID();
+    const created = await client.call(taskdbContract.create, {
+      body: { id, op: 'resize', params: { width: 640, height: 480 }, contentType: 'image/png', width: 64, height: 48 },
+    });
+    expect(created).toMatchObject({ status: 201, body: { id, op: 'resize', params: { width: 640, height: 480 }, width: 64, height: 48 } });
+    expect((await client.call(taskdbContract.get, { params: { id } })).body).toMatchObject({ params: { width: 640, height: 480 } });
+    expect((await claim())?.params).toEqual({ width: 640, height: 480 });
+
+    const refused = async (body: object) =>
+      expectError(await send('POST', '/tasks', { id: randomUUID(), contentType: 'image/png', ...body }), 400, 'bad_request');
+    expect(await refused({ op: 'resize' })).toMatch(/params: op=resize needs width, height or both/);
+    expect(await refused({ op: 'resize', params: {} })).toMatch(/needs width, height or both/);
+    expect(await refused({ op: 'invert', params: { width: 10 } })).toMatch(/params: width goes with op=resize only, not with op=invert/);
+    expect(await refused({ op: 'resize', params: { width: 0 } })).toMatch(/params\.width: must be a whole number of pixels from 1 to 8192/);
+    expect((await client.call(taskdbContract.list, { query: { state: 'not_started' } })).body).toEqual({ ids: [], nextCursor: null });
+  });
+
   it.each([
     ['not_started', 'finished'],
     ['not_started', 'failed'],

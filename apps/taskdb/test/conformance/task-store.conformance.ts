@@ -74,6 +74,22 @@ export function describeTaskStoreConformance(backend: Backend): void {
         expect(await tasks.usage(undefined)).toEqual({ owner: null, storedBytes: 10 });
       });
 
+      it("when a task is created with its operation's parameters, then it keeps them, claimed too; the same id with others is a 409", async () => {
+        const body = { id: randomUUID(), op: 'resize' as const, contentType: 'image/png' as const, sourceBytes: 0, params: { width: 800 } };
+        await tasks.create(body);
+        const both = await create({ op: 'resize', params: { height: 600, width: 400 } });
+        const none = await create();
+        expect(await tasks.get(body.id)).toMatchObject({ op: 'resize', params: { width: 800 } });
+        expect((await tasks.get(both)).params).toEqual({ width: 400, height: 600 });
+        expect((await tasks.get(none)).params).toBeNull();
+        expect(await mustClaim()).toMatchObject({ id: body.id, params: { width: 800 } });
+        expect(await mustClaim()).toMatchObject({ id: both, params: { width: 400, height: 600 } });
+
+        expect(await tasks.create(body)).toMatchObject({ created: false, task: { id: body.id, params: { width: 800 } } });
+        expect((await refusal(tasks.create({ ...body, params: { width: 801 } }))).status).toBe(409);
+        expect((await refusal(tasks.create({ ...body, params: { width: 800, height: 10 } }))).status).toBe(409);
+      });
+
       it('when an idempotency key comes again, then the first task is answered, per owner', async () => {
         const body = {
           op: 'invert' as const,
