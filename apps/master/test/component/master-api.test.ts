@@ -584,7 +584,7 @@ describe('master API', () => {
         Buffer.concat([PNG.subarray(0, 8), Buffer.from('junk after the signature')]),
         /header cannot be read/,
       ],
-      ['another size in pixels', pngOf(3, 2), /3×2 pixels, the source 2×2/],
+      ['another size in pixels', pngOf(3, 2), /3×2 pixels, not the 2×2 that swap-red-blue makes of the 2×2 source/],
       ['more bytes than its pixels can take', pngOf(2, 2, Buffer.alloc(100_000)), /more than \d+ for its pixels/],
     ].flatMap(([name, bytes, message]) => [
       [name, 'read back', bytes, message],
@@ -635,6 +635,119 @@ describe('master API', () => {
       /Idempotency-Key .* was used before with another image or operation/,
     );
     expect(files()).toBe(before);
+  });
+
+  describe('operations that change the size', () => {
+    /** Uploads a PNG of width × height with `query`, claims it; answers the work handed out. */
+    const uploadAndClaim = async (width: number, height: number, query: Record<string, string>): Promise<Work> => {
+      const response = await send('POST', `/newImage?${new URLSearchParams(query).toString()}`, pngOf(width, height), 'image/png');
+      expect(response.status).toBe(202);
+      return claim();
+    };
+    /** Gives a refused attempt back, as a worker does, and claims the task's next attempt, which stores its own result. */
+    const nextAttempt = async (work: Work): Promise<Work> => {
+      await worker.call(masterContract.workReleased, { body: { id: work.id, leaseToken: work.leaseToken, reason: 'result refused' } });
+      const next = await claim();
+      expect(next).toMatchObject({ id: work.id, attempt: work.attempt + 1 });
+      return next;
+    };
+    /** Stores `result` for the work and reports it finished (with storage's receipt, or to be read back). */
+    const finishWith = async (work: Work, result: Buffer, withReceipt: boolean) => {
+      const receipt = await uploadResult(work, result);
+      return worker.call(masterContract.workFinished, {
+        body: { id: work.id, leaseToken: work.leaseToken, ...(withReceipt ? { receipt } : {}) },
+      });
+    };
+
+    it.each(['rotate-90', 'rotate-270'])(
+      'when %s of a non-square image is finished with width and height swapped, then the task is finished; with the source size, 422',
+      async (op) => {
+        for (const withReceipt of [true, false]) {
+          const work = await uploadAndClaim(3, 2, { op });
+          expect(work.params).toBeUndefined();
+          const unturned = await finishWith(work, pngOf(3, 2, 'not turned'), withReceipt);
+          expect(unturned.status === 422 && unturned.body.error.message).toMatch(
+            new RegExp(`3×2 pixels, not the 2×3 that ${op} makes of the 3×2 source`),
+          );
+          expect(await finishWith(await nextAttempt(work), pngOf(2, 3, 'turned'), withReceipt)).toMatchObject({
+            status: 200,
+            body: { id: work.id, state: 'finished' },
+          });
+        }
+      },
+    );
+
+    it('when an image is to be resized, then the work carries the parameters, and only a result of the size asked for finishes', async () => {
+      const work = await uploadAndClaim(40, 30, { op: 'resize', width: '20' });
+      expect(work).toMatchObject({ op: 'resize', params: { width: 20 } });
+      const task = await taskdb.call(taskdbContract.get, { params: { id: work.id } });
+      expect(task.body).toMatchObject({ op: 'resize', params: { width: 20 }, width: 40, height: 30 });
+      let attempt = work;
+      for (const wrong of [pngOf(40, 30), pngOf(20, 20)]) {
+        const refused = await finishWith(attempt, wrong, true);
+        expect(refused.status === 422 && refused.body.error.message).toMatch(/not the 20×15 that resize makes of the 40×30 source/);
+        attempt = await nextAttempt(attempt);
+      }
+      expect(attempt.params).toEqual({ width: 20 });
+      expect(await finishWith(attempt, pngOf(20, 15, 'resized'), true)).toMatchObject({ status: 200, body: { state: 'finished' } });
+
+      const both = await uploadAndClaim(40, 30, { op: 'resize', width: '7', height: '90' });
+      expect(both.params).toEqual({ width: 7, height: 90 });
+      expect(await finishWith(both, pngOf(7, 90, 'resized'), false)).toMatchObject({ status: 200, body: { state: 'finished' } });
+    });
+
+    it("when an image is resized, then its result URL takes no more bytes than the result's pixels can: fewer for a smaller one, more for a larger one", async () => {
+      const boundOf = (work: Work) => Number(new URL(work.resultUrl).searchParams.get('maxBytes'));
+      const same = boundOf(await uploadAndClaim(100, 100, { op: 'invert' }));
+      const smaller = boundOf(await uploadAndClaim(100, 100, { op: 'resize', width: '10' }));
+      const larger = await uploadAndClaim(100, 100, { op: 'resize', height: '1000' });
+      expect(smaller).toBeLessThan(same);
+      expect(boundOf(larger)).toBeGreaterThanOrEqual(1000 * 1000 * 4);
+      // A result of the size asked for, with as many bytes as its pixels can take, fits.
+      const full = await fetch(larger.resultUrl, {
+        method: 'POST',
+        body: pngOf(1000, 1000, Buffer.alloc(1000 * 1000 * 4)),
+        headers: { 'content-type': 'image/png' },
+      });
+      expect(full.status).toBe(201);
+    });
+
+    it('when an Idempotency-Key comes again with the same image and op but other parameters, then it is a 422; with the same ones, the first task', async () => {
+      const headers = { 'idempotency-key': `resize-${randomUUID()}` };
+      const image = pngOf(40, 30);
+      const newImage = (query: { op: 'resize' | 'invert'; width?: number; height?: number }) =>
+        master.call(masterContract.newImage, { body: image, contentType: 'image/png', query, headers });
+      const first = await newImage({ op: 'resize', width: 20 });
+      expect(first.status).toBe(202);
+      const again = await newImage({ op: 'resize', width: 20 });
+      expect(again.status === 202 && first.status === 202 && again.body.id === first.body.id).toBe(true);
+      for (const other of [{ width: 21 }, { height: 20 }, { width: 20, height: 15 }]) {
+        const refused = await newImage({ op: 'resize', ...other });
+        expect(refused.status === 422 && refused.body.error.message).toMatch(/used before with another image or operation/);
+      }
+    });
+
+    it.each([
+      ['a width with another operation', 'op=invert&width=10', /query: width goes with op=resize only, not with op=invert/],
+      ['a height with the default operation', 'height=10', /query: height goes with op=resize only, not with op=swap-red-blue/],
+      ['resize without a side', 'op=resize', /query: op=resize needs width, height or both/],
+      ['a side of 0', 'op=resize&width=0', /query\.width: must be a whole number of pixels from 1 to 8192/],
+      ['a side past the bound', 'op=resize&height=8193', /query\.height: must be a whole number of pixels from 1 to 8192/],
+      ['a fraction', 'op=resize&width=2.5', /query\.width: must be a whole number/],
+      [
+        'a kept side past the bound',
+        'op=resize&width=100',
+        /resize to width 100 of an image of 10×1000 pixels makes 100×10000, more than 8192/,
+      ],
+    ])('when the upload asks for %s, then it is a 400 that says so, and nothing is stored', async (_what, query, message) => {
+      const files = () => fs.readdirSync(path.join(dir, 'storage', 'inProgress')).length;
+      const before = files();
+      const response = await send('POST', `/newImage?${query}`, pngOf(10, 1000), 'image/png');
+      expect(response.status).toBe(400);
+      expect(ErrorBodySchema.parse(await response.json()).error.message).toMatch(message);
+      expect(files()).toBe(before);
+      expect((await worker.call(masterContract.getWork, { query: { waitMs: 0 } })).status).toBe(204);
+    });
   });
 
   it("when an owner's stored bytes would pass its quota, then the upload is a 429 and usage says where it stands", async () => {
