@@ -59,7 +59,7 @@ export const WorkerConfigSchema = DiscoveryEnvSchema.extend({
   MAX_IMAGE_PIXELS: z.coerce.number().int().min(1).default(50_000_000),
   /**
    * Memory for the images in hand, in MB: the decoded pixels and the working memory of the decoders
-   * and of the operation (a second bitmap, blur's arrays), estimated from each image's structure and
+   * and of the operation (a second bitmap, blur's arrays, a resize's result), estimated from each image's structure and
    * its operation before it is decoded. A task waits until its estimate
    * fits in what is left; an image that needs more than all of it fails. Also the heap limit of
    * each transform thread. Default: half of the machine's memory, or of the container's limit.

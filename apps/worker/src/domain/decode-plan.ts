@@ -1,4 +1,15 @@
-import { detectImageType, IMAGE_TYPES, inspectImage, type ImageInspection, type ImageType, type Operation } from '@pixelmill/contracts';
+import {
+  detectImageType,
+  IMAGE_TYPES,
+  inspectImage,
+  resultDimensions,
+  resultSizeProblem,
+  type Dimensions,
+  type ImageInspection,
+  type ImageType,
+  type Operation,
+  type OperationParams,
+} from '@pixelmill/contracts';
 import { IMAGE_TYPE_BYTES } from '@pixelmill/kit';
 import { operationWorkingBytes } from './operation-registry';
 import { ImageDecodeError } from './work-errors';
@@ -66,6 +77,10 @@ const isImageType = (value: string): value is ImageType => (IMAGE_TYPES as reado
 const decodedPixels = ({ width, height, largestFrame }: ImageInspection): number =>
   Math.max(width * height, largestFrame.width * largestFrame.height);
 
+/** The size of that bitmap: what the operation gets. */
+const decodedSize = ({ width, height, largestFrame }: ImageInspection): Dimensions =>
+  width * height >= largestFrame.width * largestFrame.height ? { width, height } : largestFrame;
+
 function estimateCodecMemoryBytes(type: ImageType, inspection: ImageInspection, sourceBytes: number): number {
   const pixels = decodedPixels(inspection);
   switch (type) {
@@ -99,10 +114,17 @@ function estimateCodecMemoryBytes(type: ImageType, inspection: ImageInspection, 
  * of the image, of each frame and of all frames against the pixel limit, what the decoder would
  * read entry by entry, and the memory of the whole transform against the most there is. Throws an
  * ImageDecodeError whose message is fit to show a user; returns the memory the transform needs.
- * With `op`, the operation to come, what it holds besides the decoded pixels (a second bitmap,
- * working arrays) is counted too; without it, decoding and encoding only (the codec's own check).
+ * With `op`, the operation to come (and its `params`), what it holds besides the decoded pixels (a
+ * second bitmap, working arrays, a resize's result) is counted too, and the size of its result is
+ * held to the limits; without it, decoding and encoding only (the codec's own check).
  */
-export function planDecode(bytes: Uint8Array, contentType: string, limits: DecodeLimits, op?: Operation): DecodePlan {
+export function planDecode(
+  bytes: Uint8Array,
+  contentType: string,
+  limits: DecodeLimits,
+  op?: Operation,
+  params?: OperationParams,
+): DecodePlan {
   const fail = (why: string) => new ImageDecodeError(`could not decode ${contentType}: ${why}`);
   if (!isImageType(contentType)) throw fail('no codec for this content type');
   const type = contentType;
@@ -131,7 +153,8 @@ export function planDecode(bytes: Uint8Array, contentType: string, limits: Decod
     );
   }
 
-  const operationBytes = op === undefined ? 0 : operationWorkingBytes(op, decodedPixels(inspection));
+  if (op !== undefined) checkResultSize(type, op, params, decodedSize(inspection), maxPixels);
+  const operationBytes = op === undefined ? 0 : operationWorkingBytes(op, decodedSize(inspection), params);
   const memoryBytes = estimateCodecMemoryBytes(type, inspection, bytes.byteLength) + operationBytes;
   if (memoryBytes > limits.maxMemoryBytes) {
     throw new ImageDecodeError(
@@ -140,6 +163,21 @@ export function planDecode(bytes: Uint8Array, contentType: string, limits: Decod
     );
   }
   return { type, inspection, memoryBytes };
+}
+
+/**
+ * The result of `op` is held to the pixel limit too (a resize can make more pixels than its
+ * source), and a resize's to its own bounds (a side kept from the aspect ratio can pass them).
+ */
+function checkResultSize(type: ImageType, op: Operation, params: OperationParams | undefined, source: Dimensions, maxPixels: number): void {
+  const problem = resultSizeProblem(op, params, source);
+  if (problem !== undefined) throw new ImageDecodeError(problem);
+  const { width, height } = resultDimensions(op, params, source);
+  if (width * height > maxPixels) {
+    throw new ImageDecodeError(
+      `${op} makes ${width}x${height} pixels of this ${type} of ${source.width}x${source.height}, more than the limit of ${maxPixels} pixels`,
+    );
+  }
 }
 
 /** The limit on width × height, also checked on what a decoder returns. */

@@ -1,4 +1,4 @@
-import type { ImageType, Operation } from '@pixelmill/contracts';
+import type { ImageType, Operation, OperationParams } from '@pixelmill/contracts';
 import type { ImageCodec } from './image-codec';
 import { applyOperation } from './operation-registry';
 
@@ -6,9 +6,10 @@ import { applyOperation } from './operation-registry';
 export type TransformStep = 'operation' | 'encode';
 
 /**
- * Decodes an image, applies an operation to its pixels, and encodes it in the same type.
- * Each step is synchronous and may take seconds on a large image; `checkpoint` runs between
- * them with the step that comes next, and may throw to stop the work.
+ * Decodes an image, applies an operation (with its `params`, for one that takes some) to its
+ * pixels, and encodes it in the same type. Each step is synchronous and may take seconds on a
+ * large image; `checkpoint` runs between them with the step that comes next, and may throw to
+ * stop the work.
  */
 export async function transformImage(
   codec: ImageCodec,
@@ -16,10 +17,11 @@ export async function transformImage(
   type: ImageType,
   op: Operation,
   checkpoint: (next: TransformStep) => Promise<void> | void = () => {},
+  params?: OperationParams,
 ): Promise<Buffer> {
   const decoded = codec.decode(source, type);
   await checkpoint('operation');
-  const transformed = applyOperation(op, decoded);
+  const transformed = applyOperation(op, decoded, params);
   await checkpoint('encode');
   return codec.encode(transformed, type);
 }

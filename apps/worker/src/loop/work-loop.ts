@@ -244,7 +244,7 @@ export class WorkLoop {
     const source = await this.deps.storage.downloadSource(work, signal);
     task.throwIfCancelled();
     const bytesIn = source.length; // the source moves to the thread: empty afterwards
-    const { memoryBytes } = planDecode(source, work.contentType, this.deps.limits, work.op);
+    const { memoryBytes } = planDecode(source, work.contentType, this.deps.limits, work.op, work.params);
     this.currentState = LoopState.WaitingForMemory;
     const waitStarted = Date.now();
     const memory = await this.deps.memory.take(memoryBytes, signal);
@@ -253,7 +253,7 @@ export class WorkLoop {
     this.currentState = LoopState.Working;
     const output = await this.deps.transformer
       .run(
-        { source, contentType: work.contentType, op: work.op },
+        { source, contentType: work.contentType, op: work.op, params: work.params },
         { signal, onEncoding: this.options.prefetch ? () => slot.release() : undefined },
       )
       .finally(() => {
