@@ -109,7 +109,7 @@ describe("an upload's operation parameters", () => {
   });
 
   it('when the operations are described, then resize says what it takes and its bound', () => {
-    expect(OPERATION_DESCRIPTIONS.resize).toMatch(/`width`/);
+    expect(OPERATION_DESCRIPTIONS.resize).toMatch(/width and\/or height/);
     expect(OPERATION_DESCRIPTIONS.resize).toContain(`${MAX_RESIZE_SIDE}`);
     expect(OPERATION_DESCRIPTIONS.resize).toMatch(/aspect ratio/);
   });
