@@ -100,7 +100,7 @@ describe('query plans on PostgreSQL', () => {
     ],
     [
       'create under a quota',
-      () => plan(SQL.insert, [randomUUID(), 'invert', 'image/png', null, null, null, 100, null, null, NOW, 1e12]),
+      () => plan(SQL.insert, [randomUUID(), 'invert', 'image/png', null, null, null, 100, null, null, NOW, 1e12, null]),
       /Index Scan using owner_usage_pkey/,
     ],
     [
