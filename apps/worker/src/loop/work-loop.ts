@@ -266,8 +266,9 @@ export class WorkLoop {
         memory.release();
         slot.release();
       });
-    task.throwIfCancelled();
+    // A transform done is a sample, whatever becomes of its task.
     this.deps.metrics.transformed(work.op, work.contentType, output.timings);
+    task.throwIfCancelled();
     const receipt = await this.deps.storage.uploadResult(work, output.bytes, signal);
     task.throwIfCancelled();
     const { timings } = output;
