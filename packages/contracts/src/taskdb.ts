@@ -92,8 +92,11 @@ export type ChangeStateBody = z.infer<typeof ChangeStateBodySchema>;
 export const ListTasksQuerySchema = z.object({
   state: TaskStateSchema,
   limit: z.coerce.number().int().min(1).max(1000).default(100),
-  /** Opaque cursor from the previous page's `nextCursor`. */
-  cursor: z.string().regex(/^\d+$/, 'must be a cursor returned by a previous page').optional(),
+  /** Opaque cursor from the previous page's `nextCursor` (a task's sequence number: at most 16 digits). */
+  cursor: z
+    .string()
+    .regex(/^\d{1,16}$/, 'must be a cursor returned by a previous page')
+    .optional(),
   /** `tasks`: the page also carries the tasks themselves, as `tasks`; `ids` (the default): their ids alone. */
   view: z.enum(['ids', 'tasks']).default('ids'),
 });

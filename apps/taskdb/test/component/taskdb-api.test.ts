@@ -433,6 +433,7 @@ describe.each(BACKENDS)('taskdb API on %s', (backend) => {
     ['a missing state', 'GET', '/tasks', undefined, 400, 'bad_request'],
     ['a bad limit', 'GET', '/tasks?state=failed&limit=0', undefined, 400, 'bad_request'],
     ['a bad cursor', 'GET', '/tasks?state=failed&cursor=abc', undefined, 400, 'bad_request'],
+    ['a cursor past any sequence number', 'GET', `/tasks?state=failed&cursor=${'9'.repeat(20)}`, undefined, 400, 'bad_request'],
     ['a missing field', 'POST', '/tasks', { id: randomUUID(), op: 'invert' }, 400, 'bad_request'],
     ['an unknown operation', 'POST', '/tasks', { id: randomUUID(), op: 'melt', contentType: 'image/png' }, 400, 'bad_request'],
     ['a malformed id in a body', 'POST', '/tasks', { id: 'x', op: 'invert', contentType: 'image/png' }, 400, 'bad_request'],
