@@ -34,6 +34,7 @@ runMain('master', async () => {
     claimRecheckMs: config.CLAIM_RECHECK_MS,
     signedUrlTtlMs: config.SIGNED_URL_TTL_MS,
     quotas: { perKey: capOrNone(config.QUOTA_BYTES_PER_KEY), anonymous: capOrNone(config.QUOTA_BYTES_ANONYMOUS) },
+    maxImagePixels: config.MAX_IMAGE_PIXELS,
     followsTaskEvents: (): boolean => taskEvents.following,
   });
   // A task created or ended through any master wakes the calls waiting on this one. The feed

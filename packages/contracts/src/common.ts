@@ -90,7 +90,7 @@ export const OperationSchema = z.enum(OPERATIONS).meta({
 export type Operation = z.infer<typeof OperationSchema>;
 export const DEFAULT_OPERATION: Operation = 'swap-red-blue';
 
-export const IMAGE_TYPES = ['image/png', 'image/jpeg', 'image/bmp', 'image/gif'] as const;
+export const IMAGE_TYPES = ['image/png', 'image/jpeg', 'image/bmp', 'image/gif', 'image/tiff'] as const;
 export const ImageTypeSchema = z.enum(IMAGE_TYPES);
 export type ImageType = z.infer<typeof ImageTypeSchema>;
 

@@ -41,7 +41,13 @@ function formOperation(req: Request, queryOp: Operation | undefined): Operation 
   return op !== undefined ? parseOperation(op) : (queryOp ?? DEFAULT_OPERATION);
 }
 
-const FILE_EXTENSIONS: Record<string, string> = { 'image/png': 'png', 'image/jpeg': 'jpg', 'image/bmp': 'bmp', 'image/gif': 'gif' };
+const FILE_EXTENSIONS: Record<string, string> = {
+  'image/png': 'png',
+  'image/jpeg': 'jpg',
+  'image/bmp': 'bmp',
+  'image/gif': 'gif',
+  'image/tiff': 'tiff',
+};
 
 /** What the page shows for `?id=`: the image's state, or a message instead of an error page. */
 async function pageStatus(master: MasterGateway, rawId: string | undefined, apiKeys: boolean): Promise<PageStatus | undefined> {

@@ -2,6 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import {
   detectImageType,
+  IMAGE_TYPES,
   readDeclaredDimensions,
   type Accepted,
   type CreateTaskBody,
@@ -16,7 +17,7 @@ import { AppError, IMAGE_HEAD_BYTES, metered, peekStream } from '@pixelmill/kit'
 import type { ImageStoreGateway } from '../data-access/image-store-gateway';
 import type { Claim, CreateOutcome, Task, TaskGateway } from '../data-access/task-gateway';
 import { imageExpired, unknownImage } from './image-errors';
-import { maxResultBytes, resultProblem } from './result-check';
+import { resultBytesBound, resultProblem } from './result-check';
 import { LeasesHandedOut } from './leases-handed-out';
 import { MasterMetrics } from './master-metrics';
 import { UnendedTasks } from './unended-tasks';
@@ -39,6 +40,8 @@ export interface ImageServiceDeps {
   /** How long a signed URL stays valid: past the attempt's hard limit, not much more. */
   signedUrlTtlMs: number;
   quotas?: Quotas;
+  /** MAX_IMAGE_PIXELS, as the workers have it: it bounds how many frames a GIF result may hold. */
+  maxImagePixels?: number;
   /**
    * Whether taskdb's events reach this master now (its TaskEventFeed follows them): then every end
    * wakes the isReady calls waiting for it, and they ask taskdb again only as a slow backstop.
@@ -52,6 +55,11 @@ export interface ImageServiceDeps {
  * the events it asks every claimRecheckMs.
  */
 export const STATUS_BACKSTOP_MS = 10_000;
+
+/** The accepted types as people name them: a PNG, JPEG, BMP, GIF or TIFF. */
+const KNOWN_TYPES = ((names) => `a ${names.slice(0, -1).join(', ')} or ${names.at(-1)}`)(
+  IMAGE_TYPES.map((type) => type.replace('image/', '').toUpperCase()),
+);
 
 /** An upload as it arrives: passed on to storage as it comes, never held whole. */
 export interface IncomingImage {
@@ -95,7 +103,7 @@ export class ImageService {
     const head = await peekStream(stream, Math.min(length ?? IMAGE_HEAD_BYTES, IMAGE_HEAD_BYTES));
     if (head.length === 0) throw empty();
     const contentType = detectImageType(head);
-    if (!contentType) throw new AppError('unsupported_media_type', 415, 'not a PNG, JPEG, BMP or GIF image');
+    if (!contentType) throw new AppError('unsupported_media_type', 415, `not ${KNOWN_TYPES} image`);
     const declared = readDeclaredDimensions(contentType, head);
     // The fingerprint's digest is taken as the bytes go through: known once storage has them all.
     const digest = idempotencyKey === undefined ? undefined : createHash('sha256').update(`${op}\n`);
@@ -243,7 +251,7 @@ export class ImageService {
     if (stored.kind === 'refused') {
       throw new AppError('unprocessable_entity', 422, `storage's receipt is refused: ${stored.reason}; the task stays ${task.state}`);
     }
-    const problem = resultProblem(stored.result, task);
+    const problem = resultProblem(stored.result, task, this.deps.maxImagePixels);
     if (problem) throw new AppError('unprocessable_entity', 422, `${problem}; the task stays ${task.state}`);
     return this.changeState(id, { to: 'finished', leaseToken, resultBytes: stored.result.size });
   }
@@ -293,7 +301,10 @@ export class ImageService {
   private resultUrl(task: Task): Promise<string> {
     const ttlEnd = Date.now() + this.deps.signedUrlTtlMs;
     const expires = task.leaseExpiresAt === null ? ttlEnd : Math.min(ttlEnd, Date.parse(task.leaseExpiresAt));
-    const maxBytes = task.width !== null && task.height !== null ? maxResultBytes({ width: task.width, height: task.height }) : undefined;
+    const maxBytes =
+      task.width !== null && task.height !== null
+        ? resultBytesBound({ width: task.width, height: task.height }, task, this.deps.maxImagePixels)
+        : undefined;
     return this.deps.store.resultUrl(task.id, task.attempt, expires, maxBytes);
   }
 
