@@ -17,7 +17,7 @@
   // result is then fetched with it too and shown from memory, since an <img> cannot send it.
   const keyInput = form.elements.namedItem('apiKey');
   const keyHeaders = () => (keyInput && keyInput.value ? { 'X-API-Key': keyInput.value } : {});
-  const EXTENSIONS = { 'image/png': 'png', 'image/jpeg': 'jpg', 'image/bmp': 'bmp', 'image/gif': 'gif' };
+  const EXTENSIONS = { 'image/png': 'png', 'image/jpeg': 'jpg', 'image/bmp': 'bmp', 'image/gif': 'gif', 'image/tiff': 'tiff' };
   let objectUrl = '';
   // Each upload gets a number; following an image stops once a newer upload starts.
   let current = 0;

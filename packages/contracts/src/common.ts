@@ -15,13 +15,30 @@ export const TASK_STATES = [TaskState.NotStarted, TaskState.InProgress, TaskStat
 export const TaskStateSchema = z.enum(TASK_STATES);
 export type TaskState = z.infer<typeof TaskStateSchema>;
 
-/** The transitions taskdb allows; `finished` and `failed` are final. */
+/**
+ * The transitions taskdb allows a task's work (claims, and the reports of the worker holding it);
+ * `finished` and `failed` are final to them.
+ */
 export const TASK_TRANSITIONS: Readonly<Record<TaskState, readonly TaskState[]>> = {
   not_started: ['in_progress'],
   in_progress: ['finished', 'failed', 'not_started'],
   finished: [],
   failed: [],
 };
+
+/**
+ * The moves only an operator makes, through master's admin routes (taskdb has a route for each,
+ * apart from the state changes workers' reports go through): a failed task is retried (back to
+ * `not_started`, claimable at once), a waiting one cancelled (it ends `failed`). A task a worker
+ * holds (`in_progress`) is never moved by an operator: its attempt ends by itself.
+ */
+export const OPERATOR_TRANSITIONS = {
+  retry: { from: 'failed', to: 'not_started' },
+  cancel: { from: 'not_started', to: 'failed' },
+} as const satisfies Record<string, { from: TaskState; to: TaskState }>;
+
+/** The error a cancelled task ends with. */
+export const CANCELLED_ERROR = 'cancelled by an operator';
 
 /** What a worker can do to an image, in the order the upload page offers them. */
 export const OPERATIONS = [
@@ -86,7 +103,7 @@ export const OperationSchema = z.enum(OPERATIONS).meta({
 export type Operation = z.infer<typeof OperationSchema>;
 export const DEFAULT_OPERATION: Operation = 'swap-red-blue';
 
-export const IMAGE_TYPES = ['image/png', 'image/jpeg', 'image/bmp', 'image/gif'] as const;
+export const IMAGE_TYPES = ['image/png', 'image/jpeg', 'image/bmp', 'image/gif', 'image/tiff'] as const;
 export const ImageTypeSchema = z.enum(IMAGE_TYPES);
 export type ImageType = z.infer<typeof ImageTypeSchema>;
 

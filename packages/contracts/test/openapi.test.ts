@@ -14,6 +14,7 @@ import {
   defineRoute,
   isBinary,
   KvListQuerySchema,
+  masterAdminContract,
   MAX_RESIZE_SIDE,
   openApiPath,
   serviceOpenApiDocument,
@@ -109,6 +110,31 @@ describe('OpenAPI documents', () => {
       expect(Object.keys(ok.content as JsonObject)).toEqual(['text/plain; version=0.0.4; charset=utf-8']);
       expect(operation.security).toEqual([{ internalToken: [] }]);
     }
+  });
+
+  it("when master's document is read, then it has the admin routes, each behind the internal token, and answering full task records", () => {
+    const document = serviceOpenApiDocument('master', version);
+    const admin = Object.values(masterAdminContract).map((route) => `${route.method} ${route.path}`);
+    expect(admin.sort()).toEqual([
+      'DELETE /admin/tasks/:id',
+      'GET /admin/tasks',
+      'POST /admin/tasks/:id/cancel',
+      'POST /admin/tasks/:id/retry',
+    ]);
+    for (const route of Object.values(masterAdminContract)) {
+      const operation = operationOf(document, route);
+      expect(operation.security).toEqual([{ internalToken: [] }]);
+      expect(Object.keys(operation.responses)).toEqual(expect.arrayContaining(['400', '401']));
+    }
+    // Named schemas are components where they are a whole body; inside the page the tasks are inline.
+    const page = document.components.schemas.AdminTaskPage as { properties: { tasks: { items: { required: string[] } } } };
+    const fields = ['id', 'op', 'state', 'attempt', 'error', 'owner', 'createdAt', 'updatedAt', 'sourceBytes', 'resultBytes'];
+    expect(page.properties.tasks.items.required).toEqual(expect.arrayContaining([...fields, 'sourceStored', 'expiredAt']));
+    expect(operationOf(document, masterAdminContract.retryTask).responses['200']).toMatchObject({
+      content: { 'application/json': { schema: { $ref: '#/components/schemas/TaskDetail' } } },
+    });
+    const limit = (operationOf(document, masterAdminContract.listTasks).parameters ?? []).find((p) => p.name === 'limit');
+    expect(limit).toMatchObject({ in: 'query', schema: { maximum: 1000, default: 100 } });
   });
 
   it('when a document is broken, then the validator refuses it (so it does check)', async () => {

@@ -45,7 +45,13 @@ const formRequest = (req: Request, query: OperationFields): OperationRequest => 
 const passedOnRequest = (res: Response): OperationRequest | undefined =>
   (res.locals as { passedOnRequest?: OperationRequest }).passedOnRequest;
 
-const FILE_EXTENSIONS: Record<string, string> = { 'image/png': 'png', 'image/jpeg': 'jpg', 'image/bmp': 'bmp', 'image/gif': 'gif' };
+const FILE_EXTENSIONS: Record<string, string> = {
+  'image/png': 'png',
+  'image/jpeg': 'jpg',
+  'image/bmp': 'bmp',
+  'image/gif': 'gif',
+  'image/tiff': 'tiff',
+};
 
 /** What the page shows for `?id=`: the image's state, or a message instead of an error page. */
 async function pageStatus(master: MasterGateway, rawId: string | undefined, apiKeys: boolean): Promise<PageStatus | undefined> {

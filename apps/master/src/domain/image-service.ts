@@ -3,6 +3,7 @@ import type { Readable } from 'node:stream';
 import {
   detectImageType,
   givenParams,
+  IMAGE_TYPES,
   readDeclaredDimensions,
   resultSizeProblem,
   type Accepted,
@@ -19,7 +20,7 @@ import { AppError, IMAGE_HEAD_BYTES, metered, peekStream } from '@pixelmill/kit'
 import type { ImageStoreGateway } from '../data-access/image-store-gateway';
 import type { Claim, CreateOutcome, Task, TaskGateway } from '../data-access/task-gateway';
 import { imageExpired, unknownImage } from './image-errors';
-import { expectedResultDimensions, maxResultBytes, resultProblem } from './result-check';
+import { expectedResultDimensions, resultBytesBound, resultProblem } from './result-check';
 import { LeasesHandedOut } from './leases-handed-out';
 import { MasterMetrics } from './master-metrics';
 import { UnendedTasks } from './unended-tasks';
@@ -42,6 +43,8 @@ export interface ImageServiceDeps {
   /** How long a signed URL stays valid: past the attempt's hard limit, not much more. */
   signedUrlTtlMs: number;
   quotas?: Quotas;
+  /** MAX_IMAGE_PIXELS, as the workers have it: it bounds how many frames a GIF result may hold. */
+  maxImagePixels?: number;
   /**
    * Whether taskdb's events reach this master now (its TaskEventFeed follows them): then every end
    * wakes the isReady calls waiting for it, and they ask taskdb again only as a slow backstop.
@@ -55,6 +58,11 @@ export interface ImageServiceDeps {
  * the events it asks every claimRecheckMs.
  */
 export const STATUS_BACKSTOP_MS = 10_000;
+
+/** The accepted types as people name them: a PNG, JPEG, BMP, GIF or TIFF. */
+const KNOWN_TYPES = ((names) => `a ${names.slice(0, -1).join(', ')} or ${names.at(-1)}`)(
+  IMAGE_TYPES.map((type) => type.replace('image/', '').toUpperCase()),
+);
 
 /** An upload as it arrives: passed on to storage as it comes, never held whole. */
 export interface IncomingImage {
@@ -109,7 +117,7 @@ export class ImageService {
     const head = await peekStream(stream, Math.min(length ?? IMAGE_HEAD_BYTES, IMAGE_HEAD_BYTES));
     if (head.length === 0) throw empty();
     const contentType = detectImageType(head);
-    if (!contentType) throw new AppError('unsupported_media_type', 415, 'not a PNG, JPEG, BMP or GIF image');
+    if (!contentType) throw new AppError('unsupported_media_type', 415, `not ${KNOWN_TYPES} image`);
     const declared = readDeclaredDimensions(contentType, head);
     const params = givenParams(asked);
     // A side kept from the aspect ratio may pass the bounds: refused before anything is stored.
@@ -263,7 +271,7 @@ export class ImageService {
     if (stored.kind === 'refused') {
       throw new AppError('unprocessable_entity', 422, `storage's receipt is refused: ${stored.reason}; the task stays ${task.state}`);
     }
-    const problem = resultProblem(stored.result, task);
+    const problem = resultProblem(stored.result, task, this.deps.maxImagePixels);
     if (problem) throw new AppError('unprocessable_entity', 422, `${problem}; the task stays ${task.state}`);
     return this.changeState(id, { to: 'finished', leaseToken, resultBytes: stored.result.size });
   }
@@ -314,7 +322,7 @@ export class ImageService {
     const ttlEnd = Date.now() + this.deps.signedUrlTtlMs;
     const expires = task.leaseExpiresAt === null ? ttlEnd : Math.min(ttlEnd, Date.parse(task.leaseExpiresAt));
     const result = expectedResultDimensions(task);
-    const maxBytes = result === undefined ? undefined : maxResultBytes(result);
+    const maxBytes = result === undefined ? undefined : resultBytesBound(result, task, this.deps.maxImagePixels);
     return this.deps.store.resultUrl(task.id, task.attempt, expires, maxBytes);
   }
 

@@ -19,6 +19,7 @@ import { ImageStoreGateway } from '../../src/data-access/image-store-gateway';
 import { TaskGateway } from '../../src/data-access/task-gateway';
 import { Housekeeper } from '../../src/domain/housekeeper';
 import { ImageService } from '../../src/domain/image-service';
+import { TaskAdmin } from '../../src/domain/task-admin';
 import { startCountingProxy } from './counting-proxy';
 import { INTERNAL_TOKEN, pngOf, startDependency, until } from './fixtures';
 
@@ -26,6 +27,8 @@ const PNG = pngOf(2, 2);
 const RESULT = pngOf(2, 2, 'swapped pixels');
 const WORKER_TOKEN = 'worker-token-0123456789ab';
 const SIGNING_KEY = deriveSigningKey(INTERNAL_TOKEN)!;
+/** How long the masters of these tests keep ended tasks. */
+const RETENTION_MS = 3_600_000;
 
 /** master over real HTTP, with the built taskdb and storage running as their own processes. */
 describe('master API', () => {
@@ -38,6 +41,7 @@ describe('master API', () => {
   let taskdb: ContractClient;
   let storage: ContractClient;
   let images: ImageService;
+  let admin: TaskAdmin;
 
   /** master's way to taskdb and storage, over these clients; `null`: no signing key. */
   const gatewaysOf = (taskdbClient: ContractClient, storageClient = storage, signingKey: string | null = SIGNING_KEY) => ({
@@ -50,14 +54,17 @@ describe('master API', () => {
     [taskdbProcess, storageProcess] = await Promise.all([startDependency('taskdb', dir), startDependency('storage', dir)]);
     taskdb = new ContractClient({ service: 'taskdb', baseUrl: taskdbProcess.url!, token: INTERNAL_TOKEN });
     storage = new ContractClient({ service: 'storage', baseUrl: storageProcess.url!, token: INTERNAL_TOKEN });
+    const gateways = gatewaysOf(taskdb);
     images = new ImageService({
-      ...gatewaysOf(taskdb),
+      ...gateways,
       leaseMs: 30_000,
       claimRecheckMs: 200,
       signedUrlTtlMs: 60_000,
     });
+    admin = new TaskAdmin({ ...gateways, images, retentionMs: RETENTION_MS });
     const app = createApp({
       images,
+      admin,
       logger: createLogger('master', 'silent'),
       maxUploadBytes: 4096,
       dependencies: [taskdb, storage],
@@ -117,6 +124,7 @@ describe('master API', () => {
     });
     const app = createApp({
       images: counted,
+      admin: new TaskAdmin({ ...gateways, images: counted, retentionMs: RETENTION_MS }),
       logger: createLogger('master', 'silent'),
       maxUploadBytes: 4096,
       dependencies: [],
@@ -759,7 +767,13 @@ describe('master API', () => {
       signedUrlTtlMs: 60_000,
       quotas: { perKey: PNG.length * 2, anonymous: undefined },
     });
-    const app = createApp({ images: limited, logger: createLogger('master', 'silent'), maxUploadBytes: 4096, dependencies: [] });
+    const app = createApp({
+      images: limited,
+      admin: new TaskAdmin({ ...gatewaysOf(taskdb), images: limited, retentionMs: RETENTION_MS }),
+      logger: createLogger('master', 'silent'),
+      maxUploadBytes: 4096,
+      dependencies: [],
+    });
     const other = await listen(app, 0);
     try {
       const limitedMaster = new ContractClient({ service: 'master', baseUrl: other.url });
@@ -780,16 +794,23 @@ describe('master API', () => {
   });
 
   it('when a dependency is down, then master answers 503 and stays up', async () => {
+    const unreachable = gatewaysOf(
+      new ContractClient({ service: 'taskdb', baseUrl: 'http://127.0.0.1:9', retries: 0 }),
+      new ContractClient({ service: 'storage', baseUrl: 'http://127.0.0.1:9', retries: 0 }),
+    );
     const broken = new ImageService({
-      ...gatewaysOf(
-        new ContractClient({ service: 'taskdb', baseUrl: 'http://127.0.0.1:9', retries: 0 }),
-        new ContractClient({ service: 'storage', baseUrl: 'http://127.0.0.1:9', retries: 0 }),
-      ),
+      ...unreachable,
       leaseMs: 30_000,
       claimRecheckMs: 100,
       signedUrlTtlMs: 60_000,
     });
-    const app = createApp({ images: broken, logger: createLogger('master', 'silent'), maxUploadBytes: 4096, dependencies: [] });
+    const app = createApp({
+      images: broken,
+      admin: new TaskAdmin({ ...unreachable, images: broken, retentionMs: RETENTION_MS }),
+      logger: createLogger('master', 'silent'),
+      maxUploadBytes: 4096,
+      dependencies: [],
+    });
     const other = await listen(app, 0);
     try {
       const response = await fetch(`${other.url}/isReady?id=${randomUUID()}`);
@@ -808,6 +829,7 @@ describe('master API', () => {
     const readyzWith = async (dependencies: ContractClient[]): Promise<{ status: number; text: string }> => {
       const app = createApp({
         images,
+        admin,
         logger: createLogger('master', 'silent'),
         maxUploadBytes: 4096,
         dependencies,
@@ -963,20 +985,21 @@ describe('master API', () => {
     );
   });
 
-  /** Uploads `count` images and ends each task failed; answers their ids. */
-  const endedTasks = async (count: number): Promise<string[]> => {
+  /** Uploads `count` images and finishes each task; answers their ids. */
+  const finishedTasks = async (count: number): Promise<string[]> => {
     const ids: string[] = [];
     for (let i = 0; i < count; i += 1) {
       ids.push(await upload());
       const work = await claim();
-      await worker.call(masterContract.workFailed, { body: { id: work.id, leaseToken: work.leaseToken, reason: 'given up' } });
+      const receipt = await uploadResult(work);
+      await worker.call(masterContract.workFinished, { body: { id: work.id, leaseToken: work.leaseToken, receipt } });
     }
     return ids;
   };
   const sourceStored = (id: string) => fs.existsSync(path.join(dir, 'storage', 'inProgress', id));
 
-  it('when a sweep finds ended tasks, then storage gets one POST /deletions for all their sources and no DELETE, and the sources are gone', async () => {
-    const ids = await endedTasks(5);
+  it('when a sweep finds finished tasks, then storage gets one POST /deletions for all their sources and no DELETE, and the sources are gone', async () => {
+    const ids = await finishedTasks(5);
     const counted = await startCountedMaster();
     try {
       const swept = await counted.housekeeper().sweep();
@@ -993,14 +1016,14 @@ describe('master API', () => {
     const counted = await startCountedMaster({ olderStorage: true });
     try {
       const housekeeper = counted.housekeeper();
-      const first = await endedTasks(3);
+      const first = await finishedTasks(3);
       await housekeeper.sweep();
       expect(counted.storageRequests[0]).toBe('POST /deletions');
       expect(counted.storageRequests.slice(1)).toEqual(expect.arrayContaining(first.map((id) => `DELETE /objects/inProgress/${id}`)));
       expect(first.filter(sourceStored)).toEqual([]);
 
       counted.storageRequests.length = 0;
-      const second = await endedTasks(3);
+      const second = await finishedTasks(3);
       await housekeeper.sweep();
       expect(counted.storageRequests.sort()).toEqual(second.map((id) => `DELETE /objects/inProgress/${id}`).sort());
       expect(second.filter(sourceStored)).toEqual([]);
@@ -1009,11 +1032,14 @@ describe('master API', () => {
     }
   });
 
-  it('when housekeeping runs, then ended tasks lose their source, and past the retention everything goes and reads answer 410', async () => {
+  it('when housekeeping runs, then finished tasks lose their source, failed ones keep it, and past the retention everything goes and reads answer 410', async () => {
     const id = await upload();
     const work = await claim();
     await fetch(work.resultUrl, { method: 'POST', body: RESULT, headers: { 'content-type': 'image/png' } });
     await worker.call(masterContract.workFinished, { body: { id, leaseToken: work.leaseToken } });
+    const failed = await upload();
+    const failedWork = await claim();
+    await worker.call(masterContract.workFailed, { body: { id: failed, leaseToken: failedWork.leaseToken, reason: 'could not decode' } });
     const exists = (state: string, key: string) => fs.existsSync(path.join(dir, 'storage', state, key));
     let now = Date.now();
     const housekeeper = new Housekeeper({
@@ -1032,11 +1058,14 @@ describe('master API', () => {
     expect(exists('inProgress', id)).toBe(false);
     expect(exists('finished', resultKey(id, 1))).toBe(true);
     expect((await master.call(masterContract.get, { query: { id } })).status).toBe(200);
+    // Kept for an operator's retry until the task expires.
+    expect(exists('inProgress', failed)).toBe(true);
 
     now += 2 * 3_600_000;
     const second = await housekeeper.sweep();
     expect(second.expired).toBeGreaterThanOrEqual(1);
     expect(exists('finished', resultKey(id, 1))).toBe(false);
+    expect(exists('inProgress', failed)).toBe(false);
     const status = await send('GET', `/isReady?id=${id}`);
     expect(status.status).toBe(410);
     expect(ErrorBodySchema.parse(await status.json()).error).toMatchObject({ code: 'gone', message: expect.stringMatching(/expired/) });

@@ -12,6 +12,7 @@ import {
 import type { TaskState } from '@pixelmill/contracts';
 import {
   applyUpdate,
+  countedBytes,
   storedParams,
   toRecord,
   type AttemptEnd,
@@ -227,6 +228,16 @@ const SQL = {
   // state. Written as `state = $1 ... ORDER BY seq`, the planner may walk the primary key in seq
   // order and filter on state, which reads every older task of the other states first.
   listByState: sql('list_by_state', 'SELECT seq, id FROM tasks WHERE (state, seq) > ($1, $2) AND state <= $1 ORDER BY state, seq LIMIT $3'),
+  listTasksByState: sql(
+    'list_tasks_by_state',
+    'SELECT * FROM tasks WHERE (state, seq) > ($1, $2) AND state <= $1 ORDER BY state, seq LIMIT $3',
+  ),
+  // The task and its leases in one statement.
+  remove: sql(
+    'remove',
+    `WITH removed AS (DELETE FROM tasks WHERE id = $1 RETURNING id)
+     DELETE FROM task_leases WHERE task_id IN (SELECT id FROM removed)`,
+  ),
   counts: sql(
     'counts',
     `SELECT state, count(*)::int AS tasks,
@@ -239,9 +250,13 @@ const SQL = {
     `INSERT INTO owner_usage (owner, shard, stored_bytes) VALUES ($1, 1 + $3::bigint % ${USAGE_SHARDS - 1}, $2)
      ON CONFLICT (owner, shard) DO UPDATE SET stored_bytes = owner_usage.stored_bytes + excluded.stored_bytes`,
   ),
+  // A failed task's source is kept until the task expires, so that an operator can retry it: the
+  // index (made for both ended states) walks those too, as many as failed within the retention.
+  // `<> 'failed'`, not `= 'finished'`: an equality would let the planner walk tasks_by_state
+  // instead, through every finished task, their sources deleted long ago.
   sourcesToDelete: sql(
     'sources_to_delete',
-    `SELECT id FROM tasks WHERE NOT source_deleted AND state IN ('finished', 'failed') ORDER BY seq LIMIT $1`,
+    `SELECT id FROM tasks WHERE NOT source_deleted AND state IN ('finished', 'failed') AND state <> 'failed' ORDER BY seq LIMIT $1`,
   ),
   toExpire: sql(
     'to_expire',
@@ -329,6 +344,10 @@ function transactionStore(client: PoolClient): TaskStore {
       if (record.expiredAt !== null) return;
       await client.query({ ...SQL.markExpired, values: [record.id, now] });
       await addUsage(client, record, -((record.sourceDeleted ? 0 : record.sourceBytes) + (record.resultBytes ?? 0)));
+    },
+    async remove(record) {
+      await client.query({ ...SQL.remove, values: [record.id] });
+      await addUsage(client, record, -countedBytes(record));
     },
   };
 }
@@ -423,6 +442,10 @@ export class PostgresTaskRepository implements TaskRepository {
 
   listByState(state: TaskState, afterSeq: number, limit: number): Promise<Array<{ seq: number; id: string }>> {
     return this.guard(() => rows(this.pool, SQL.listByState, [state, afterSeq, limit]));
+  }
+
+  listTasksByState(state: TaskState, afterSeq: number, limit: number): Promise<TaskRecord[]> {
+    return this.guard(async () => (await rows<TaskRow>(this.pool, SQL.listTasksByState, [state, afterSeq, limit])).map(toRecord));
   }
 
   counts(): Promise<TaskCounts> {

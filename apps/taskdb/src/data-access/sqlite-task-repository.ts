@@ -4,6 +4,7 @@ import type { TaskState } from '@pixelmill/contracts';
 import { SqliteGroupCommit } from './sqlite-group-commit';
 import {
   applyUpdate,
+  countedBytes,
   storedParams,
   toRecord,
   type AttemptEnd,
@@ -99,7 +100,10 @@ export const SQLITE_TASK_SQL = {
   usage: 'SELECT stored_bytes FROM owner_usage WHERE owner = ?',
   addUsage: `INSERT INTO owner_usage (owner, stored_bytes) VALUES (@owner, max(0, @bytes))
              ON CONFLICT (owner) DO UPDATE SET stored_bytes = max(0, stored_bytes + @bytes)`,
-  sourcesToDelete: `SELECT id FROM tasks INDEXED BY tasks_with_source_to_delete WHERE source_deleted = 0 AND state IN ('finished', 'failed') ORDER BY seq LIMIT ?`,
+  // A failed task's source is kept until the task expires, so that an operator can retry it: the
+  // index (made for both ended states) walks those too, as many as failed within the retention.
+  sourcesToDelete: `SELECT id FROM tasks INDEXED BY tasks_with_source_to_delete
+                    WHERE source_deleted = 0 AND state IN ('finished', 'failed') AND state <> 'failed' ORDER BY seq LIMIT ?`,
   toExpire: `SELECT id, attempt FROM tasks INDEXED BY tasks_to_expire WHERE expired_at IS NULL AND state IN ('finished', 'failed') AND updated_at < ?
              ORDER BY updated_at LIMIT ?`,
   markSourceDeleted: 'UPDATE tasks SET source_deleted = 1 WHERE id = ?',
@@ -114,6 +118,9 @@ export const SQLITE_TASK_SQL = {
            WHERE id = @id AND state = @wasState AND attempt = @wasAttempt AND lease_token IS @wasLeaseToken
              AND lease_expires_at IS @wasLeaseExpiresAt`,
   listByState: 'SELECT seq, id FROM tasks INDEXED BY tasks_by_state WHERE state = ? AND seq > ? ORDER BY seq LIMIT ?',
+  listTasksByState: 'SELECT * FROM tasks INDEXED BY tasks_by_state WHERE state = ? AND seq > ? ORDER BY seq LIMIT ?',
+  remove: 'DELETE FROM tasks WHERE id = ?',
+  removeLeases: 'DELETE FROM task_leases WHERE task_id = ?',
   counts: `SELECT state, count(*) AS tasks,
              (SELECT available_at FROM tasks INDEXED BY tasks_claimable WHERE state = 'not_started'
               ORDER BY available_at LIMIT 1) AS oldest_waiting_since
@@ -178,6 +185,9 @@ export class SqliteTaskRepository implements TaskRepository {
       byIdempotencyKey: this.db.prepare<[string, string], TaskRow>(SQLITE_TASK_SQL.byIdempotencyKey),
       update: this.db.prepare<[Record<string, unknown>]>(SQLITE_TASK_SQL.update),
       listByState: this.db.prepare<[string, number, number], { seq: number; id: string }>(SQLITE_TASK_SQL.listByState),
+      listTasksByState: this.db.prepare<[string, number, number], TaskRow>(SQLITE_TASK_SQL.listTasksByState),
+      remove: this.db.prepare<[string]>(SQLITE_TASK_SQL.remove),
+      removeLeases: this.db.prepare<[string]>(SQLITE_TASK_SQL.removeLeases),
       counts: this.db.prepare<[], TaskCountRow>(SQLITE_TASK_SQL.counts),
       claim: this.db.prepare<[Record<string, unknown>], TaskRow>(SQLITE_TASK_SQL.claim),
       anyLeaseExpired: this.db.prepare<[number], { found: number }>(SQLITE_TASK_SQL.anyLeaseExpired),
@@ -288,6 +298,10 @@ export class SqliteTaskRepository implements TaskRepository {
     return this.connection.read(() => this.statements.listByState.all(state, afterSeq, limit));
   }
 
+  listTasksByState(state: TaskState, afterSeq: number, limit: number): Promise<TaskRecord[]> {
+    return this.connection.read(() => this.statements.listTasksByState.all(state, afterSeq, limit).map(toRecord));
+  }
+
   counts(): Promise<TaskCounts> {
     return this.connection.read(() => toCounts(this.statements.counts.all()));
   }
@@ -386,6 +400,11 @@ export class SqliteTaskRepository implements TaskRepository {
         if (record.expiredAt !== null) return;
         statements.markExpired.run(now, record.id);
         this.addUsageNow(record.owner, -((record.sourceDeleted ? 0 : record.sourceBytes) + (record.resultBytes ?? 0)));
+      },
+      remove: async (record) => {
+        statements.remove.run(record.id);
+        statements.removeLeases.run(record.id);
+        this.addUsageNow(record.owner, -countedBytes(record));
       },
     };
   }

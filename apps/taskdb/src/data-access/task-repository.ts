@@ -1,4 +1,12 @@
-import { givenParams, type ImageType, type Operation, type OperationParams, type Task, type TaskState } from '@pixelmill/contracts';
+import {
+  givenParams,
+  type ImageType,
+  type Operation,
+  type OperationParams,
+  type Task,
+  type TaskDetail,
+  type TaskState,
+} from '@pixelmill/contracts';
 
 /** A task as stored, with the lease token that the API shows only to the claimer. */
 export interface TaskRecord {
@@ -114,6 +122,17 @@ export const toTask = (record: TaskRecord): Task => ({
   width: record.width,
   height: record.height,
 });
+
+/** A task as an operator sees it: with what of its bytes is still stored. */
+export const toTaskDetail = (record: TaskRecord): TaskDetail => ({
+  ...toTask(record),
+  sourceStored: !record.sourceDeleted && record.expiredAt === null,
+  expiredAt: record.expiredAt === null ? null : new Date(record.expiredAt).toISOString(),
+});
+
+/** The bytes a task's record counts for its owner: its source until deleted, its result, none once expired. */
+export const countedBytes = (record: TaskRecord): number =>
+  record.expiredAt !== null ? 0 : (record.sourceDeleted ? 0 : record.sourceBytes) + (record.resultBytes ?? 0);
 
 /** How an attempt's lease ended: reported done or failed, given back by its holder, or run out. */
 export type LeaseOutcome = 'finished' | 'failed' | 'released' | 'lost';
@@ -248,6 +267,8 @@ export interface TaskStore extends TaskWriter {
   markSourceDeleted(record: TaskRecord): Promise<void>;
   /** The task's bytes are gone: nothing of it counts any more, and reads answer 410. */
   markExpired(record: TaskRecord, now: number): Promise<void>;
+  /** Deletes the task's row and its leases; the bytes it counted (`countedBytes`) stop counting for its owner. */
+  remove(record: TaskRecord): Promise<void>;
 }
 
 /**
@@ -294,9 +315,11 @@ export interface TaskRepository extends TaskWriter {
   counts(): Promise<TaskCounts>;
   /** Up to `limit` ids in a state after the cursor (a sequence number), oldest first. */
   listByState(state: TaskState, afterSeq: number, limit: number): Promise<Array<{ seq: number; id: string }>>;
+  /** The same page as `listByState`, the whole tasks. */
+  listTasksByState(state: TaskState, afterSeq: number, limit: number): Promise<TaskRecord[]>;
   /** Bytes stored for an owner's tasks (null: the clients without an API key). */
   usage(owner: string | null): Promise<number>;
-  /** Ended tasks whose source is still stored, oldest first. */
+  /** Finished tasks whose source is still stored, oldest first (a failed task's is kept until it expires). */
   sourcesToDelete(limit: number): Promise<string[]>;
   /** Ended tasks last changed before `before`, not expired yet, oldest first. */
   toExpire(before: number, limit: number): Promise<Array<{ id: string; attempt: number }>>;

@@ -7,9 +7,10 @@ export type TransformStep = 'operation' | 'encode';
 
 /**
  * Decodes an image, applies an operation (with its `params`, for one that takes some) to its
- * pixels, and encodes it in the same type. Each step is synchronous and may take seconds on a
- * large image; `checkpoint` runs between them with the step that comes next, and may throw to
- * stop the work.
+ * pixels (to every frame of an animated GIF, each a whole picture, so every frame turns alike),
+ * and encodes it in the same type. Each step is synchronous and may take seconds on a large
+ * image; `checkpoint` runs between them with the step that comes next, and may throw to stop the
+ * work.
  */
 export async function transformImage(
   codec: ImageCodec,
@@ -19,9 +20,10 @@ export async function transformImage(
   checkpoint: (next: TransformStep) => Promise<void> | void = () => {},
   params?: OperationParams,
 ): Promise<Buffer> {
-  const decoded = codec.decode(source, type);
+  const image = codec.decodeImage(source, type);
   await checkpoint('operation');
-  const transformed = applyOperation(op, decoded, params);
+  // Frame by frame, each replaced as it is done: a frame's source is let go before the next.
+  image.frames.forEach((frame, i) => (image.frames[i] = applyOperation(op, frame, params)));
   await checkpoint('encode');
-  return codec.encode(transformed, type);
+  return codec.encodeImage(image, type);
 }
