@@ -197,7 +197,8 @@ export function planDecode(
   if (op !== undefined) checkResultSize(type, op, params, operand, frameCount, maxPixels);
   // An animated GIF's frames go through the operation one at a time; the frames done are held
   // until the encoding, each the result's size (larger than its source after an enlarging resize).
-  const operationBytes = op === undefined ? 0 : operationWorkingBytes(op, operand, params) + heldResultBytes(op, params, operand, frameCount);
+  const operationBytes =
+    op === undefined ? 0 : operationWorkingBytes(op, operand, params) + heldResultBytes(op, params, operand, frameCount);
   const memoryBytes = estimateCodecMemoryBytes(type, inspection, bytes.byteLength, { tiff, orientation }) + operationBytes;
   if (memoryBytes > limits.maxMemoryBytes) {
     throw new ImageDecodeError(
