@@ -459,6 +459,7 @@ export function describeTaskStoreConformance(backend: Backend): void {
         expect(page1.tasks![0]).toEqual({
           id: ids[0],
           op: 'invert',
+          params: null,
           contentType: 'image/png',
           state: 'failed',
           attempt: 1,
