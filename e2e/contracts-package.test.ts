@@ -48,7 +48,7 @@ const bytes: Uint8Array = gifWithHugeFrame();
 // A binary answer is a plain Uint8Array, both ways.
 const download: Download = bytes;
 const back: Uint8Array = download;
-const type: 'image/png' | 'image/jpeg' | 'image/gif' | 'image/bmp' | null = detectImageType(back);
+const type: 'image/png' | 'image/jpeg' | 'image/gif' | 'image/bmp' | 'image/tiff' | null = detectImageType(back);
 const frames: number | undefined = inspectImage('image/gif', bytes)?.frameCount;
 const status: TaskStatus = TaskStatusSchema.parse({ id: '00000000-0000-4000-8000-000000000000', state: 'finished' });
 // @ts-expect-error: not a state of the contract (the types are real, not any)

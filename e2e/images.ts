@@ -2,6 +2,7 @@ import png from '@jimp/js-png';
 import jpeg from '@jimp/js-jpeg';
 import bmp from '@jimp/js-bmp';
 import gif from '@jimp/js-gif';
+import tiff from '@jimp/js-tiff';
 
 export interface Bitmap {
   data: Buffer;
@@ -9,7 +10,7 @@ export interface Bitmap {
   height: number;
 }
 
-const codecs = { 'image/png': png(), 'image/jpeg': jpeg(), 'image/bmp': bmp(), 'image/gif': gif() } as const;
+const codecs = { 'image/png': png(), 'image/jpeg': jpeg(), 'image/bmp': bmp(), 'image/gif': gif(), 'image/tiff': tiff() } as const;
 export type Mime = keyof typeof codecs;
 
 /** A deterministic test picture: gradients in every channel, so a swapped channel shows everywhere. */

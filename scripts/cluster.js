@@ -11,7 +11,8 @@
 //                    AWS_SECRET_ACCESS_KEY); unset: a local S3 server (s3rver) started here,
 //                    its data under <data>/cluster/s3, bucket S3_BUCKET (default pixelmill)
 //   REDIS_URL        Redis for the shared upload limit; unset: the frontends share it in PostgreSQL
-// Port settings (FRONTEND_PORT, ...) are ignored: two instances cannot share one.
+// Port settings (FRONTEND_PORT, ...) are ignored: two instances cannot share one. A worker
+// METRICS_PORT becomes 0: each worker takes a free one.
 //   --dotenv <path>  another file instead of ./.env
 const path = require('node:path');
 const fs = require('node:fs');
@@ -155,6 +156,12 @@ async function main() {
     // The local S3 server's endpoint and key pair, not the ones of a user's AWS account.
     const replaced = ['S3_ENDPOINT', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY'];
     envFor.storage = Object.fromEntries(Object.entries(plan.envFor.storage ?? {}).filter(([key]) => !replaced.includes(key)));
+  }
+  const metricsPort = envFor.worker?.METRICS_PORT;
+  if (metricsPort !== undefined && metricsPort !== '' && metricsPort !== '0') {
+    // The workers cannot share one port: each takes a free one, which its start-up log line names.
+    console.error(`pixelmill: the cluster's ${WORKERS} workers cannot share METRICS_PORT ${metricsPort}: each takes a free one`);
+    envFor.worker = { ...envFor.worker, METRICS_PORT: '0' };
   }
   const redisUrl = setting('REDIS_URL');
 

@@ -16,6 +16,11 @@ export const MasterConfigSchema = ServerEnvSchema.extend(DiscoveryEnvSchema.shap
     .int()
     .positive()
     .default(25 * 1024 * 1024),
+  /**
+   * The workers' MAX_IMAGE_PIXELS: a GIF result may hold as many frames as fit in it (each a
+   * whole picture), which bounds its bytes.
+   */
+  MAX_IMAGE_PIXELS: z.coerce.number().int().min(1).default(50_000_000),
   /** How long a claimed task belongs to its worker unless it sends a heartbeat. */
   LEASE_MS: z.coerce.number().int().min(1000).default(30_000),
   /**

@@ -6,6 +6,7 @@ import { TaskEventFeed } from './data-access/task-events';
 import { TaskGateway } from './data-access/task-gateway';
 import { Housekeeper, startHousekeeping } from './domain/housekeeper';
 import { ImageService } from './domain/image-service';
+import { TaskAdmin } from './domain/task-admin';
 
 const capOrNone = (bytes: number): number | undefined => (bytes === 0 ? undefined : bytes);
 
@@ -33,6 +34,7 @@ runMain('master', async () => {
     claimRecheckMs: config.CLAIM_RECHECK_MS,
     signedUrlTtlMs: config.SIGNED_URL_TTL_MS,
     quotas: { perKey: capOrNone(config.QUOTA_BYTES_PER_KEY), anonymous: capOrNone(config.QUOTA_BYTES_ANONYMOUS) },
+    maxImagePixels: config.MAX_IMAGE_PIXELS,
     followsTaskEvents: (): boolean => taskEvents.following,
   });
   // A task created or ended through any master wakes the calls waiting on this one. The feed
@@ -48,13 +50,11 @@ runMain('master', async () => {
     logger,
   });
   taskEvents.start();
-  const housekeeping = startHousekeeping(
-    new Housekeeper({ tasks, store, logger, retentionMs: config.RETENTION_HOURS * 3_600_000 }),
-    config.HOUSEKEEPING_INTERVAL_MS,
-    logger,
-  );
+  const retentionMs = config.RETENTION_HOURS * 3_600_000;
+  const housekeeping = startHousekeeping(new Housekeeper({ tasks, store, logger, retentionMs }), config.HOUSEKEEPING_INTERVAL_MS, logger);
   const app = createApp({
     images,
+    admin: new TaskAdmin({ tasks, store, retentionMs, images }),
     logger,
     maxUploadBytes: config.MAX_UPLOAD_BYTES,
     dependencies: [taskdb, storage],

@@ -1,7 +1,7 @@
 import { availableParallelism, totalmem } from 'node:os';
 import { z } from 'zod';
 import { GetWorkQuerySchema } from '@pixelmill/contracts';
-import { AuthEnvSchema, DiscoveryEnvSchema, LogLevelSchema, UrlSchema } from '@pixelmill/kit';
+import { AuthEnvSchema, DiscoveryEnvSchema, LogLevelSchema, PortSchema, ServerEnvSchema, UrlSchema } from '@pixelmill/kit';
 
 const MAX_CONCURRENCY = 64;
 
@@ -59,7 +59,7 @@ export const WorkerConfigSchema = DiscoveryEnvSchema.extend({
   MAX_IMAGE_PIXELS: z.coerce.number().int().min(1).default(50_000_000),
   /**
    * Memory for the images in hand, in MB: the decoded pixels and the working memory of the decoders
-   * and of the operation (a second bitmap, blur's arrays), estimated from each image's structure and
+   * and of the operation (a second bitmap, blur's arrays, a resize's result), estimated from each image's structure and
    * its operation before it is decoded. A task waits until its estimate
    * fits in what is left; an image that needs more than all of it fails. Also the heap limit of
    * each transform thread. Default: half of the machine's memory, or of the container's limit.
@@ -75,6 +75,18 @@ export const WorkerConfigSchema = DiscoveryEnvSchema.extend({
   TRANSFORM_TIMEOUT_MS: positiveMs(60_000),
   /** On SIGTERM/SIGINT: how long the tasks in hand may take to finish before they are released. */
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).default(20_000),
+  /**
+   * Port of the worker's metrics and health server (`/metrics`, `/healthz`, `/readyz`); 0 picks a
+   * free one. Unset: no port is opened, the worker stays a pure client.
+   */
+  METRICS_PORT: PortSchema.optional(),
+  /** Interface the metrics port binds to, as a server's HOST: loopback unless said otherwise. */
+  HOST: ServerEnvSchema.shape.HOST,
+  /**
+   * When set, `/metrics` wants it as a bearer token. Not INTERNAL_TOKEN, which a worker never holds
+   * (and which a scraper must not send to a worker's host), nor WORKER_TOKEN, which claims tasks.
+   */
+  METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
 }).refine((config) => config.ERROR_BACKOFF_MAX_MS >= config.ERROR_BACKOFF_MS, {
   path: ['ERROR_BACKOFF_MAX_MS'],
   message: 'must not be less than ERROR_BACKOFF_MS',

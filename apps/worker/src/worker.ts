@@ -1,4 +1,4 @@
-import { Discovery, type Logger } from '@pixelmill/kit';
+import { Discovery, type Listening, type Logger, type ReadinessCheck } from '@pixelmill/kit';
 import { pollTimeoutMs, type WorkerConfig } from './config';
 import { createMasterApi, type MasterApi } from './data-access/master-api';
 import { createStorageApi, type StorageApi } from './data-access/storage-api';
@@ -6,6 +6,9 @@ import type { DecodeLimits } from './domain/decode-plan';
 import { FreeSlots } from './loop/free-slots';
 import { MemoryBudget } from './loop/memory-budget';
 import { WorkLoop, type LoopState, type WorkLoopOptions } from './loop/work-loop';
+import { MasterContact, watchedMasterApi } from './status/master-contact';
+import { serveStatus } from './status/status-server';
+import { WorkerMetrics } from './status/worker-metrics';
 import { TransformPool } from './threads/transform-pool';
 
 /** Timings with a sensible value for every deployment, not worth an environment variable. */
@@ -60,25 +63,76 @@ export interface WorkerDeps {
   logger: Logger;
 }
 
+/** Where the worker serves its metrics and health (see WorkerConfig's METRICS_PORT). */
+export interface StatusPortOptions {
+  port: number;
+  host: string;
+  /** METRICS_TOKEN */
+  token?: string;
+}
+
 /** The loops of one worker process, sharing the clients, the thread pool and its slots. */
 export class Worker {
   readonly pool: TransformPool;
+  readonly metrics: WorkerMetrics;
   private readonly loops: WorkLoop[];
+  private readonly contact = new MasterContact();
+  private readonly master: MasterApi;
+  private readonly logger: Logger;
+  private stopping = false;
+  private status: Listening | undefined;
 
   constructor(deps: WorkerDeps, options: WorkLoopOptions) {
     this.pool = deps.pool;
+    this.metrics = new WorkerMetrics(deps.pool);
+    this.master = watchedMasterApi(deps.master, this.contact);
+    this.logger = deps.logger;
     const slots = new FreeSlots(deps.pool.size);
-    const { master, storage, pool, limits, logger } = deps;
+    const { storage, pool, limits, logger } = deps;
+    const { master, metrics } = this;
     const memory = new MemoryBudget(limits.maxMemoryBytes);
     this.loops = Array.from(
       { length: pool.size * LOOPS_PER_THREAD },
       (_, index) =>
-        new WorkLoop({ master, storage, transformer: pool, slots, memory, limits, logger: logger.child({ loop: index }) }, options),
+        new WorkLoop(
+          { master, storage, transformer: pool, slots, memory, limits, metrics, logger: logger.child({ loop: index }) },
+          options,
+        ),
     );
   }
 
   get states(): LoopState[] {
     return this.loops.map((loop) => loop.state);
+  }
+
+  /** The address of the metrics and health port, once serveStatus() has opened it. */
+  get statusUrl(): string | undefined {
+    return this.status?.url;
+  }
+
+  /**
+   * What `/readyz` checks. `master`: master answered the last call that ended (a claim, a heartbeat,
+   * a report), and answers `/healthz` now (before the first call ends, a long poll for instance,
+   * that is all there is to know). `claiming`: the worker is not shutting down.
+   */
+  get readiness(): Record<string, ReadinessCheck> {
+    return {
+      master: async () => {
+        if (this.contact.failing) return 'failing';
+        await this.master.ping();
+      },
+      claiming: async () => (this.stopping ? 'failing' : 'ok'),
+    };
+  }
+
+  /** Opens the metrics and health port; closed by stop(), last. */
+  async serveStatus(options: StatusPortOptions): Promise<Listening> {
+    this.status = await serveStatus({ metrics: this.metrics.registry, readiness: this.readiness }, options.port, {
+      host: options.host,
+      token: options.token,
+      logger: this.logger,
+    });
+    return this.status;
   }
 
   start(): void {
@@ -87,11 +141,16 @@ export class Worker {
 
   /**
    * Stops every loop: no more claims; true when all ended, with their tasks in hand done, within
-   * `timeoutMs`; false when tasks were given back (released) instead. Then stops the threads.
+   * `timeoutMs`; false when tasks were given back (released) instead. Then stops the threads, and
+   * closes the status port (open until then, so that the drain can be watched).
    */
   async stop(timeoutMs: number): Promise<boolean> {
+    this.stopping = true;
     const ended = await Promise.all(this.loops.map((loop) => loop.stop(timeoutMs)));
     await this.pool.close();
+    const status = this.status;
+    this.status = undefined;
+    await status?.close();
     return ended.every(Boolean);
   }
 }
@@ -121,12 +180,14 @@ export function createTransformPool(config: WorkerConfig, deps: PoolDeps = {}): 
   });
 }
 
+export type WorkerProcessDeps = PoolDeps & { logger: Logger; tuning?: Partial<WorkerTuning> };
+
 /**
  * The worker as configured: WORKER_CONCURRENCY transform threads; master found through kv
  * unless MASTER_URL says otherwise, both reached with WORKER_TOKEN; storage only through the
  * signed URLs that come with each task.
  */
-export function createWorker(config: WorkerConfig, deps: PoolDeps & { logger: Logger; tuning?: Partial<WorkerTuning> }): Worker {
+export function createWorker(config: WorkerConfig, deps: WorkerProcessDeps): Worker {
   const tuning = { ...DEFAULT_TUNING, ...deps.tuning };
   const discovery = new Discovery({
     kvUrl: config.KV_URL,
@@ -150,4 +211,22 @@ export function createWorker(config: WorkerConfig, deps: PoolDeps & { logger: Lo
       prefetch: tuning.prefetch,
     },
   );
+}
+
+/**
+ * Creates the worker, opens its metrics and health port when METRICS_PORT is set (before the first
+ * claim: a port in use stops the start, as it does a server's), and starts its loops.
+ */
+export async function startWorker(config: WorkerConfig, deps: WorkerProcessDeps): Promise<Worker> {
+  const worker = createWorker(config, deps);
+  if (config.METRICS_PORT !== undefined) {
+    try {
+      await worker.serveStatus({ port: config.METRICS_PORT, host: config.HOST, token: config.METRICS_TOKEN });
+    } catch (err) {
+      await worker.stop(0);
+      throw err;
+    }
+  }
+  worker.start();
+  return worker;
 }

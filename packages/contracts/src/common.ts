@@ -15,13 +15,30 @@ export const TASK_STATES = [TaskState.NotStarted, TaskState.InProgress, TaskStat
 export const TaskStateSchema = z.enum(TASK_STATES);
 export type TaskState = z.infer<typeof TaskStateSchema>;
 
-/** The transitions taskdb allows; `finished` and `failed` are final. */
+/**
+ * The transitions taskdb allows a task's work (claims, and the reports of the worker holding it);
+ * `finished` and `failed` are final to them.
+ */
 export const TASK_TRANSITIONS: Readonly<Record<TaskState, readonly TaskState[]>> = {
   not_started: ['in_progress'],
   in_progress: ['finished', 'failed', 'not_started'],
   finished: [],
   failed: [],
 };
+
+/**
+ * The moves only an operator makes, through master's admin routes (taskdb has a route for each,
+ * apart from the state changes workers' reports go through): a failed task is retried (back to
+ * `not_started`, claimable at once), a waiting one cancelled (it ends `failed`). A task a worker
+ * holds (`in_progress`) is never moved by an operator: its attempt ends by itself.
+ */
+export const OPERATOR_TRANSITIONS = {
+  retry: { from: 'failed', to: 'not_started' },
+  cancel: { from: 'not_started', to: 'failed' },
+} as const satisfies Record<string, { from: TaskState; to: TaskState }>;
+
+/** The error a cancelled task ends with. */
+export const CANCELLED_ERROR = 'cancelled by an operator';
 
 /** What a worker can do to an image, in the order the upload page offers them. */
 export const OPERATIONS = [
@@ -35,6 +52,7 @@ export const OPERATIONS = [
   'rotate-180',
   'rotate-270',
   'blur',
+  'resize',
 ] as const;
 
 /**
@@ -43,6 +61,14 @@ export const OPERATIONS = [
  * own example, flat areas of 228–254 come out one or two levels lighter).
  */
 export const BLUR_RADIUS = 6;
+
+/** The largest width or height `resize` makes, whether asked for or kept from the aspect ratio. */
+export const MAX_RESIZE_SIDE = 8192;
+/**
+ * The most pixels `resize` makes: as many as the largest image an upload may declare (the
+ * frontend's and the worker's default limit), so that a result is never larger than a source may be.
+ */
+export const MAX_RESIZE_PIXELS = 50_000_000;
 
 /** What each operation does, in a phrase: for the OpenAPI documents and the upload page. */
 export const OPERATION_DESCRIPTIONS: Readonly<Record<(typeof OPERATIONS)[number], string>> = {
@@ -56,15 +82,19 @@ export const OPERATION_DESCRIPTIONS: Readonly<Record<(typeof OPERATIONS)[number]
   'rotate-180': 'a half turn',
   'rotate-270': 'three quarter turns clockwise, i.e. one anticlockwise (width and height trade places)',
   blur: `a soft blur of radius ${BLUR_RADIUS} pixels (jimp's fast blur, close to a Gaussian one)`,
+  resize:
+    // Plain text, no Markdown: the docs page shows these phrases as they are written.
+    `a new size, width and/or height pixels (each 1 to ${MAX_RESIZE_SIDE}); given one, the other keeps the aspect ratio ` +
+    "(jimp's resampling: linear between pixels when enlarging, the average of the pixels covered when reducing)",
 };
 
 /**
- * Every operation keeps each pixel's alpha (moved with its pixel by flips and rotations), and the
- * result keeps the input's type.
+ * Every operation keeps each pixel's alpha (moved with its pixel by flips and rotations, resampled
+ * with the colours by resize), and the result keeps the input's type.
  */
 export const OperationSchema = z.enum(OPERATIONS).meta({
   description: [
-    'The operation applied to the image; each pixel keeps its transparency:',
+    'The operation applied to the image; transparency is kept (resampled with the colours by `resize`):',
     '',
     ...OPERATIONS.map((op) => `- \`${op}\`: ${OPERATION_DESCRIPTIONS[op]}`),
   ].join('\n'),
@@ -73,7 +103,7 @@ export const OperationSchema = z.enum(OPERATIONS).meta({
 export type Operation = z.infer<typeof OperationSchema>;
 export const DEFAULT_OPERATION: Operation = 'swap-red-blue';
 
-export const IMAGE_TYPES = ['image/png', 'image/jpeg', 'image/bmp', 'image/gif'] as const;
+export const IMAGE_TYPES = ['image/png', 'image/jpeg', 'image/bmp', 'image/gif', 'image/tiff'] as const;
 export const ImageTypeSchema = z.enum(IMAGE_TYPES);
 export type ImageType = z.infer<typeof ImageTypeSchema>;
 

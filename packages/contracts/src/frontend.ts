@@ -12,6 +12,7 @@ import {
 } from './common';
 import { BINARY, defineRoute, STREAM } from './route';
 import { NewImageQuerySchema } from './master';
+import { OperationParamsFieldsSchema } from './operation-params';
 
 /** Multipart form field that carries the image. */
 export const UPLOAD_FIELD = 'image';
@@ -27,6 +28,13 @@ export const UploadFormSchema = z.object({
     .optional()
     .meta({ description: 'The API key, for a form that cannot send it in a header; it must come before the image' }),
   op: OperationSchema.optional().meta({ description: `${OperationSchema.description}\n\n\`${DEFAULT_OPERATION}\` when absent.` }),
+  // Before the image too: the image goes on as it arrives once the request is known.
+  width: OperationParamsFieldsSchema.shape.width.meta({
+    description: `${OperationParamsFieldsSchema.shape.width.description}. It must come before the image; an empty field counts as absent`,
+  }),
+  height: OperationParamsFieldsSchema.shape.height.meta({
+    description: `${OperationParamsFieldsSchema.shape.height.description}. It must come before the image; an empty field counts as absent`,
+  }),
   [UPLOAD_FIELD]: z
     .file()
     .mime([...IMAGE_TYPES])
@@ -55,7 +63,8 @@ export const frontendContract = {
     path: '/newImage',
     auth: 'apiKey',
     summary:
-      'Upload an image: multipart field "image" (optional field "op"), or a raw image/* body with ?op=. ' +
+      'Upload an image: multipart field "image" (optional fields "op", and "width" and/or "height" for resize, ' +
+      'before it), or a raw image/* body with ?op= (and ?width=, ?height=). A field of the form wins over the query parameter. ' +
       'Browsers asking for HTML are redirected to the status page.',
     query: NewImageQuerySchema.partial(),
     headers: IdempotencyHeadersSchema,
@@ -64,6 +73,7 @@ export const frontendContract = {
     responses: {
       202: AcceptedSchema,
       303: z.string().meta({ contentMediaType: 'text/plain' }),
+      /** No image, a malformed request, an unknown op, or width and height that do not go with the op or make too large a result. */
       400: ErrorBodySchema,
       401: ErrorBodySchema,
       413: ErrorBodySchema,

@@ -1,4 +1,5 @@
 import type { ImageType } from './common';
+import { readFirstIfdTag, readTiffHeader } from './tiff-directory';
 
 // Byte reads of a plain Uint8Array, not Buffer methods: the helpers work the same in Node, in a
 // browser and in a worker.
@@ -16,8 +17,11 @@ export interface Dimensions {
 
 /**
  * The size an image declares in its header, read before decoding so that a decompression bomb
- * is refused before its pixels are allocated. Null when the header is too short or damaged to
- * tell: the decoder then reports the damage.
+ * is refused before its pixels are allocated, and compared with a result's: the size it is seen
+ * at, so a JPEG's is upright (its EXIF orientation applied: 5–8 swap width and height), as its
+ * result is. A TIFF's is its first page's, from its first directory, which may lie anywhere in
+ * the file. Null when the header is too short (beyond the bytes given) or damaged to tell: the
+ * decoder then reports the damage.
  */
 export function readDeclaredDimensions(type: ImageType, bytes: Uint8Array): Dimensions | null {
   switch (type) {
@@ -36,9 +40,42 @@ export function readDeclaredDimensions(type: ImageType, bytes: Uint8Array): Dime
       if (!BMP_INFO_HEADER_SIZES.has(headerSize)) return null;
       return { width: Math.abs(i32le(bytes, 18)), height: Math.abs(i32le(bytes, 22)) };
     }
-    case 'image/jpeg':
-      return readJpegFrameSize(bytes);
+    case 'image/jpeg': {
+      const { size, orientation } = readJpegHeader(bytes);
+      return size && orientation >= 5 ? { width: size.height, height: size.width } : size;
+    }
+    case 'image/tiff':
+      return readTiffPageSize(bytes);
   }
+}
+
+/**
+ * How a JPEG's pixels are to be turned to be seen upright, from the Orientation tag of its Exif
+ * segment: 1 as stored; 2 mirrored; 3 turned a half; 4 flipped; 5 transposed (mirrored, then
+ * turned a quarter anticlockwise); 6 turned a quarter clockwise; 7 transversed (mirrored, then
+ * turned a quarter clockwise); 8 turned a quarter anticlockwise. 5–8 swap width and height.
+ */
+export type ExifOrientation = 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8;
+
+/**
+ * The orientation of a JPEG, from the first Exif segment before its frame header (where cameras
+ * write it); 1 when there is none or its value is not one of 1–8.
+ */
+export function readJpegOrientation(bytes: Uint8Array): ExifOrientation {
+  return readJpegHeader(bytes).orientation;
+}
+
+/** TIFF tags of the first page's size. */
+const TIFF_IMAGE_WIDTH = 256;
+const TIFF_IMAGE_LENGTH = 257;
+const TIFF_BITS_PER_SAMPLE = 258;
+
+function readTiffPageSize(bytes: Uint8Array): Dimensions | null {
+  const header = readTiffHeader(bytes);
+  if (!header) return null;
+  const width = readFirstIfdTag(bytes, header, TIFF_IMAGE_WIDTH);
+  const height = readFirstIfdTag(bytes, header, TIFF_IMAGE_LENGTH);
+  return width === null || height === null ? null : { width, height };
 }
 
 /** BITMAPINFOHEADER and its later versions (V2, V3, V4, V5). */
@@ -47,24 +84,53 @@ const BMP_INFO_HEADER_SIZES = new Set([40, 52, 56, 108, 124]);
 /** Start-of-frame markers (baseline, progressive, lossless, arithmetic); not C4, C8, CC. */
 const JPEG_SOF_MARKERS = new Set([0xc0, 0xc1, 0xc2, 0xc3, 0xc5, 0xc6, 0xc7, 0xc9, 0xca, 0xcb, 0xcd, 0xce, 0xcf]);
 const JPEG_START_OF_SCAN = 0xda;
+const JPEG_APP1 = 0xe1;
+/** What an Exif APP1 segment starts with, before its TIFF structure. */
+const EXIF_IDENTIFIER = [0x45, 0x78, 0x69, 0x66, 0, 0]; // "Exif\0\0"
+const EXIF_ORIENTATION_TAG = 0x0112;
 
-/** Walks the marker segments after SOI up to the first start-of-frame, which holds the size. */
-function readJpegFrameSize(bytes: Uint8Array): Dimensions | null {
+interface JpegHeader {
+  /** The first frame's size as stored; null when the bytes end or break before it. */
+  size: Dimensions | null;
+  orientation: ExifOrientation;
+}
+
+/**
+ * Walks the marker segments after SOI up to the first start-of-frame, which holds the size; the
+ * first Exif segment before it gives the orientation (read within that segment only).
+ */
+function readJpegHeader(bytes: Uint8Array): JpegHeader {
+  let orientation: ExifOrientation = 1;
+  let exifSeen = false;
   let offset = 2;
-  while (offset + 9 <= bytes.length) {
-    if (bytes[offset] !== 0xff) return null;
+  while (offset + 4 <= bytes.length) {
+    if (bytes[offset] !== 0xff) break;
     const marker = bytes[offset + 1]!;
     if (marker === 0xff) {
       offset += 1; // fill byte
       continue;
     }
     if (JPEG_SOF_MARKERS.has(marker)) {
-      return { width: u16be(bytes, offset + 7), height: u16be(bytes, offset + 5) };
+      if (offset + 9 > bytes.length) break;
+      return { size: { width: u16be(bytes, offset + 7), height: u16be(bytes, offset + 5) }, orientation };
     }
-    if (marker === JPEG_START_OF_SCAN) return null;
-    offset += 2 + u16be(bytes, offset + 2);
+    if (marker === JPEG_START_OF_SCAN) break;
+    const end = offset + 2 + u16be(bytes, offset + 2);
+    const data = offset + 4;
+    if (marker === JPEG_APP1 && !exifSeen && EXIF_IDENTIFIER.every((byte, i) => bytes[data + i] === byte)) {
+      exifSeen = true;
+      orientation = readExifOrientation(bytes, data + EXIF_IDENTIFIER.length, end);
+    }
+    offset = end;
   }
-  return null;
+  return { size: null, orientation };
+}
+
+/** The Orientation tag of IFD0 in the TIFF structure at `start`, offsets bounded by the segment's `end`. */
+function readExifOrientation(bytes: Uint8Array, start: number, end: number): ExifOrientation {
+  const header = readTiffHeader(bytes, start, end);
+  const value = header ? readFirstIfdTag(bytes, header, EXIF_ORIENTATION_TAG, end) : null;
+  return value !== null && value >= 1 && value <= 8 ? (value as ExifOrientation) : 1;
 }
 
 /**
@@ -72,24 +138,32 @@ function readJpegFrameSize(bytes: Uint8Array): Dimensions | null {
  * size of every frame (not only the size the header shows first) and the depth they decode to.
  */
 export interface ImageInspection {
-  /** The size the header declares (GIF: the logical screen; others: the first frame). */
+  /**
+   * The size the header declares (GIF: the logical screen; others: the first frame), as stored:
+   * a JPEG's EXIF orientation is not applied here (see readDeclaredDimensions).
+   */
   width: number;
   height: number;
   /**
    * The frames a decoder will size a buffer for: each GIF image descriptor, each JPEG
-   * start-of-frame up to the end-of-image marker, each PNG IHDR, the BMP header's size. The first
-   * MAX_LISTED_FRAMES of them: a hostile file may hold millions (the totals count them all).
+   * start-of-frame up to the end-of-image marker, each PNG IHDR, the BMP header's size, a TIFF's
+   * first page (the only one decoded). The first MAX_LISTED_FRAMES of them: a hostile file may
+   * hold millions (the totals count them all).
    */
   frames: Dimensions[];
   frameCount: number;
-  /** width × height summed over every frame. */
+  /**
+   * width × height summed over every frame. A GIF's frames are drawn on its screen, one whole
+   * screen for each (a decoder that composites them holds that): each counts as the screen, or
+   * as itself when larger.
+   */
   totalPixels: number;
   /** The frame with the most pixels. */
   largestFrame: Dimensions;
   /** The widest frame and the tallest: a long thin frame breaks a side limit with few pixels. */
   widestFrame: Dimensions;
   tallestFrame: Dimensions;
-  /** Bits of each decoded sample: 16 for a 16-bit PNG (decoded at twice the bytes), else 8. */
+  /** Bits of each decoded sample: 16 for a 16-bit PNG or TIFF (decoded at twice the bytes), else 8. */
   bitsPerSample: 8 | 16;
   /**
    * Bytes of the decoded pixels at that depth, as RGBA: the image (GIF: the screen; others: the
@@ -110,6 +184,8 @@ export interface ImageInspection {
 export const MAX_LISTED_FRAMES = 1_000;
 
 interface Frame extends Dimensions {
+  /** What the frame counts in totalPixels, when not its own size (a GIF frame drawn on the screen). */
+  drawnPixels?: number;
   bitsPerSample?: 8 | 16;
   jpegBlocks?: number;
   pngScanlineBytes?: number;
@@ -122,6 +198,8 @@ class FrameTally {
   readonly listed: Dimensions[] = [];
   count = 0;
   totalPixels = 0;
+  /** The frames' own pixels, summed. */
+  framePixels = 0;
   largest: Dimensions = { width: 0, height: 0 };
   widest: Dimensions = { width: 0, height: 0 };
   tallest: Dimensions = { width: 0, height: 0 };
@@ -135,7 +213,8 @@ class FrameTally {
     const { width, height } = frame;
     if (this.count < MAX_LISTED_FRAMES) this.listed.push({ width, height });
     this.count += 1;
-    this.totalPixels += pixels(frame);
+    this.totalPixels += frame.drawnPixels ?? pixels(frame);
+    this.framePixels += pixels(frame);
     if (this.count === 1 || pixels(frame) > pixels(this.largest)) this.largest = { width, height };
     if (this.count === 1 || width > this.widest.width) this.widest = { width, height };
     if (this.count === 1 || height > this.tallest.height) this.tallest = { width, height };
@@ -171,11 +250,16 @@ export function inspectImage(type: ImageType, bytes: Uint8Array): ImageInspectio
       if (frame) tally.add(frame);
       break;
     }
+    case 'image/tiff': {
+      const page = readTiffPage(bytes);
+      if (page) tally.add(page);
+      break;
+    }
   }
   if (tally.count === 0) return null;
   const decoded = canvas ?? tally.largest;
   canvas ??= tally.listed[0]!;
-  const frameIndexBytes = type === 'image/gif' ? tally.totalPixels : 0;
+  const frameIndexBytes = type === 'image/gif' ? tally.framePixels : 0;
   return {
     width: canvas.width,
     height: canvas.height,
@@ -262,12 +346,14 @@ const gifColourTableBytes = (packed: number): number => (packed & 0x80 ? 3 * (2 
 /** The logical screen and every image descriptor, extensions and LZW data skipped. */
 function scanGifFrames(bytes: Uint8Array, tally: FrameTally): Dimensions | null {
   if (bytes.length < 13) return null;
+  const screen = { width: u16le(bytes, 6), height: u16le(bytes, 8) };
   let offset = 13 + gifColourTableBytes(bytes[10]!);
   while (offset >= 0 && offset < bytes.length) {
     const introducer = bytes[offset]!;
     if (introducer === 0x2c) {
       if (offset + 10 > bytes.length) break;
-      tally.add({ width: u16le(bytes, offset + 5), height: u16le(bytes, offset + 7) });
+      const frame = { width: u16le(bytes, offset + 5), height: u16le(bytes, offset + 7) };
+      tally.add({ ...frame, drawnPixels: Math.max(pixels(frame), pixels(screen)) });
       // The descriptor, its colour table, the LZW minimum code size, then the data.
       offset = skipGifSubBlocks(bytes, offset + 10 + gifColourTableBytes(bytes[offset + 9]!) + 1);
     } else if (introducer === 0x21) {
@@ -276,7 +362,7 @@ function scanGifFrames(bytes: Uint8Array, tally: FrameTally): Dimensions | null 
       break; // the trailer (0x3B), or bytes a decoder stops at
     }
   }
-  return { width: u16le(bytes, 6), height: u16le(bytes, 8) };
+  return screen;
 }
 
 /** Markers without a length: TEM, the restart markers RST0–7, SOI and EOI. */
@@ -361,4 +447,12 @@ function readBmpHeader(bytes: Uint8Array): Frame | null {
     height: Math.abs(i32le(bytes, 22)),
     bmpPaletteEntries: colours > 0 ? colours : bitCount <= 8 ? 2 ** bitCount : 0,
   };
+}
+
+/** A TIFF's first page: its size and the depth of its samples (16 bits decode at twice the bytes). */
+function readTiffPage(bytes: Uint8Array): Frame | null {
+  const size = readTiffPageSize(bytes);
+  if (!size) return null;
+  const header = readTiffHeader(bytes)!;
+  return { ...size, bitsPerSample: readFirstIfdTag(bytes, header, TIFF_BITS_PER_SAMPLE) === 16 ? 16 : 8 };
 }

@@ -1,5 +1,6 @@
 export * from './route';
 export * from './common';
+export * from './operation-params';
 export * from './image-type';
 export * from './kv';
 export * from './taskdb';

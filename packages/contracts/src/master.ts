@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import {
   AcceptedSchema,
+  CANCELLED_ERROR,
   ErrorBodySchema,
   IdQuerySchema,
   IdempotencyHeadersSchema,
@@ -13,12 +14,18 @@ import {
   TimestampSchema,
   DEFAULT_OPERATION,
 } from './common';
+import { OperationParamsFieldsSchema, OperationParamsSchema, refineOperationParams } from './operation-params';
 import { BINARY, defineRoute, EMPTY, STREAM } from './route';
 import { StorageReceiptSchema } from './storage';
-import { LeaseTokenSchema } from './taskdb';
+import { ListTasksQuerySchema, LeaseTokenSchema, TaskDetailSchema, TaskIdParamsSchema } from './taskdb';
 
+/**
+ * An upload's operation and its parameters (`width`, `height` with `resize`). Which parameters go
+ * with which operation is checked where the query is parsed whole (see `masterContract.newImage`).
+ */
 export const NewImageQuerySchema = z.object({
   op: OperationSchema.default(DEFAULT_OPERATION),
+  ...OperationParamsFieldsSchema.shape,
 });
 
 /** The frontend names the task's owner when it uses API keys; others then see 404. */
@@ -35,6 +42,8 @@ export const GetWorkQuerySchema = z.object({
 export const WorkSchema = z.object({
   id: TaskIdSchema,
   op: OperationSchema,
+  /** Present when the operation takes parameters (resize: its width, height or both). */
+  params: OperationParamsSchema.optional(),
   contentType: ImageTypeSchema,
   attempt: z.number().int().positive(),
   leaseToken: LeaseTokenSchema,
@@ -83,7 +92,10 @@ export const HeartbeatSchema = z.object({
 
 export const UsageReportSchema = z.object({
   owner: OwnerSchema.nullable(),
-  /** Bytes stored for the owner's images: sources until their task ends, results until they expire. */
+  /**
+   * Bytes stored for the owner's images: sources until their task finishes (a failed task's until
+   * it expires, for a retry), results until they expire.
+   */
   storedBytes: z.number().int().nonnegative(),
   /** The owner's cap; null when there is none. */
   quotaBytes: z.number().int().nonnegative().nullable(),
@@ -96,11 +108,15 @@ export const masterContract = {
     path: '/newImage',
     auth: 'internal',
     summary: 'Store a new image (raw body, image/* Content-Type) and create its task',
-    query: NewImageQuerySchema.extend(OwnerQuerySchema.shape),
+    // width and height go with resize only, and resize needs one of them: a 400 otherwise.
+    query: NewImageQuerySchema.extend(OwnerQuerySchema.shape).superRefine(
+      refineOperationParams(({ width, height }) => ({ width, height })),
+    ),
     headers: IdempotencyHeadersSchema,
     body: STREAM,
     responses: {
       202: AcceptedSchema,
+      /** A malformed query, parameters that do not go with the operation, or a resize whose result would be too large. */
       400: ErrorBodySchema,
       413: ErrorBodySchema,
       415: ErrorBodySchema,
@@ -181,5 +197,66 @@ export const masterContract = {
     summary: 'Extend the lease of the task in hand',
     body: HeartbeatBodySchema,
     responses: { 200: HeartbeatSchema, 400: ErrorBodySchema, 404: ErrorBodySchema, 409: ErrorBodySchema },
+  }),
+} as const;
+
+/** A page of tasks in one state, oldest first: `state`, `limit` (1–1000, default 100) and the previous page's `nextCursor`. */
+export const AdminTaskListQuerySchema = ListTasksQuerySchema.omit({ view: true });
+
+export const AdminTaskPageSchema = z.object({
+  tasks: z.array(TaskDetailSchema),
+  /** The `cursor` of the next page; null on the last one. */
+  nextCursor: z.string().nullable(),
+});
+export type AdminTaskPage = z.infer<typeof AdminTaskPageSchema>;
+
+/**
+ * What operators do to tasks, on master behind the internal token. Retry, cancel and delete
+ * never touch a task a worker holds (`in_progress`): its attempt ends by itself, within the
+ * attempt's time limit.
+ */
+export const masterAdminContract = {
+  listTasks: defineRoute({
+    method: 'GET',
+    path: '/admin/tasks',
+    auth: 'internal',
+    summary:
+      'The tasks in a state, oldest first, a page at a time (follow nextCursor), expired ones included (with expiredAt): ' +
+      'each with its operation, attempt, error, owner, times and sizes, and whether its image is still stored',
+    query: AdminTaskListQuerySchema,
+    responses: { 200: AdminTaskPageSchema, 400: ErrorBodySchema },
+  }),
+  retryTask: defineRoute({
+    method: 'POST',
+    path: '/admin/tasks/:id/retry',
+    auth: 'internal',
+    summary:
+      'Retry a failed task: it goes back to not_started and a worker claims it again; its error is cleared, its attempt number ' +
+      'goes on and its lost attempts count from zero. 409 for a task in another state, or whose image is no longer stored ' +
+      '(a failed task keeps it until it expires); 410 once it expired',
+    params: TaskIdParamsSchema,
+    responses: { 200: TaskDetailSchema, 400: ErrorBodySchema, 404: ErrorBodySchema, 409: ErrorBodySchema, 410: ErrorBodySchema },
+  }),
+  cancelTask: defineRoute({
+    method: 'POST',
+    path: '/admin/tasks/:id/cancel',
+    auth: 'internal',
+    idempotent: true,
+    summary:
+      `Cancel a waiting (not_started) task: it ends failed with the error "${CANCELLED_ERROR}", and the isReady calls waiting ` +
+      'for it answer at once. 409 for a task in another state (one a worker holds ends by itself); cancelling again answers the cancelled task',
+    params: TaskIdParamsSchema,
+    responses: { 200: TaskDetailSchema, 400: ErrorBodySchema, 404: ErrorBodySchema, 409: ErrorBodySchema },
+  }),
+  deleteTask: defineRoute({
+    method: 'DELETE',
+    path: '/admin/tasks/:id',
+    auth: 'internal',
+    summary:
+      "Delete a task and its stored bytes (its image and every attempt's result): its id is unknown (404) from then on, " +
+      'so deleting it again answers 404. A waiting task is cancelled first, so no worker claims it meanwhile; ' +
+      '409 for a task a worker holds (in_progress)',
+    params: TaskIdParamsSchema,
+    responses: { 204: EMPTY, 400: ErrorBodySchema, 404: ErrorBodySchema, 409: ErrorBodySchema },
   }),
 } as const;

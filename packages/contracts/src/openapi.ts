@@ -6,7 +6,7 @@ import { API_KEY_HEADER, frontendContract } from './frontend';
 import * as kv from './kv';
 import { kvContract } from './kv';
 import * as master from './master';
-import { masterContract } from './master';
+import { masterAdminContract, masterContract } from './master';
 import { isBinary, isEmpty, type BodySpec, type Route, type RouteAuth } from './route';
 import * as storage from './storage';
 import { storageContract } from './storage';
@@ -30,7 +30,7 @@ export const SERVICE_CONTRACTS: { readonly [S in ServiceName]: Readonly<Record<s
   kv: kvContract,
   taskdb: taskdbContract,
   storage: storageContract,
-  master: masterContract,
+  master: { ...masterContract, ...masterAdminContract },
   frontend: frontendContract,
 };
 
@@ -40,7 +40,9 @@ const SERVICE_DESCRIPTIONS: Record<ServiceName, string> = {
   storage:
     'Image bytes, in inProgress/ (before the work) and finished/ (after it). Internal: called by master, ' +
     'and by workers through signed URLs.',
-  master: 'The front door for images (called by the frontend) and the only door for workers.',
+  master:
+    "The front door for images (called by the frontend), the only door for workers, and the operators' door: " +
+    'the admin routes under /admin (list tasks by state, retry, cancel, delete), behind the internal token.',
   frontend:
     'The public API: upload an image (`POST /newImage`), ask whether it is done (`GET /image/isReady`), ' +
     'download the result (`GET /image/get`). Errors are JSON: `{error: {code, message, details?}}`.',

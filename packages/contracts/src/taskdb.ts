@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import {
+  CANCELLED_ERROR,
   ErrorBodySchema,
   IdempotencyKeySchema,
   ImageTypeSchema,
@@ -9,6 +10,7 @@ import {
   TaskStateSchema,
   TimestampSchema,
 } from './common';
+import { OperationParamsSchema, refineOperationParams } from './operation-params';
 import { defineRoute, EMPTY } from './route';
 
 export const LeaseTokenSchema = z.uuid({ error: 'must be a UUID' });
@@ -16,6 +18,8 @@ export const LeaseTokenSchema = z.uuid({ error: 'must be a UUID' });
 export const TaskSchema = z.object({
   id: TaskIdSchema,
   op: OperationSchema,
+  /** The operation's parameters (resize: its width, height or both); null when it takes none. Absent from an older taskdb's answers. */
+  params: OperationParamsSchema.nullable().default(null),
   contentType: ImageTypeSchema,
   state: TaskStateSchema,
   /** How many times the task has been claimed. */
@@ -29,11 +33,23 @@ export const TaskSchema = z.object({
   sourceBytes: z.number().int().nonnegative(),
   /** Bytes of the result, once finished. */
   resultBytes: z.number().int().nonnegative().nullable(),
-  /** The size the upload's header declares, when it could be read: results must have the same. */
+  /**
+   * The size the upload's header declares, when it could be read: results must have the size the
+   * operation makes of it (`resultDimensions`).
+   */
   width: z.number().int().positive().nullable(),
   height: z.number().int().positive().nullable(),
 });
 export type Task = z.infer<typeof TaskSchema>;
+
+/** A task as an operator sees it: the task, and what of its bytes is still stored. */
+export const TaskDetailSchema = TaskSchema.extend({
+  /** The uploaded image is still stored: a failed task can be retried. */
+  sourceStored: z.boolean(),
+  /** When its files were deleted after the retention time (it answers 410 since then); null while they are kept. */
+  expiredAt: TimestampSchema.nullable(),
+});
+export type TaskDetail = z.infer<typeof TaskDetailSchema>;
 
 /** SHA-256 (hex) of what a task was created from: an Idempotency-Key is bound to it. */
 export const FingerprintSchema = z.string().regex(/^[0-9a-f]{64}$/, 'must be a SHA-256 in hex');
@@ -47,23 +63,27 @@ export type Claim = z.infer<typeof ClaimSchema>;
 
 export const TaskIdParamsSchema = z.object({ id: TaskIdSchema });
 
-export const CreateTaskBodySchema = z.object({
-  id: TaskIdSchema,
-  op: OperationSchema,
-  contentType: ImageTypeSchema,
-  owner: OwnerSchema.optional(),
-  /**
-   * A task created before with this key (and owner) is answered instead of a new one, when it was
-   * created from the same `fingerprint`; another fingerprint under the same key is a 422.
-   */
-  idempotencyKey: IdempotencyKeySchema.optional(),
-  fingerprint: FingerprintSchema.optional(),
-  sourceBytes: z.number().int().nonnegative().default(0),
-  width: z.number().int().positive().optional(),
-  height: z.number().int().positive().optional(),
-  /** The owner's cap on stored bytes: a create that would pass it is refused with 429, atomically. */
-  quotaBytes: z.number().int().nonnegative().optional(),
-});
+export const CreateTaskBodySchema = z
+  .object({
+    id: TaskIdSchema,
+    op: OperationSchema,
+    /** The operation's parameters: with `resize`, its width, height or both; none with the others. */
+    params: OperationParamsSchema.optional(),
+    contentType: ImageTypeSchema,
+    owner: OwnerSchema.optional(),
+    /**
+     * A task created before with this key (and owner) is answered instead of a new one, when it was
+     * created from the same `fingerprint`; another fingerprint under the same key is a 422.
+     */
+    idempotencyKey: IdempotencyKeySchema.optional(),
+    fingerprint: FingerprintSchema.optional(),
+    sourceBytes: z.number().int().nonnegative().default(0),
+    width: z.number().int().positive().optional(),
+    height: z.number().int().positive().optional(),
+    /** The owner's cap on stored bytes: a create that would pass it is refused with 429, atomically. */
+    quotaBytes: z.number().int().nonnegative().optional(),
+  })
+  .superRefine(refineOperationParams(({ params }) => params ?? {}, ['params']));
 export type CreateTaskBody = z.infer<typeof CreateTaskBodySchema>;
 
 export const LeaseMsSchema = z.number().int().min(1000).max(3_600_000);
@@ -82,13 +102,33 @@ export type ChangeStateBody = z.infer<typeof ChangeStateBodySchema>;
 export const ListTasksQuerySchema = z.object({
   state: TaskStateSchema,
   limit: z.coerce.number().int().min(1).max(1000).default(100),
-  /** Opaque cursor from the previous page's `nextCursor`. */
-  cursor: z.string().regex(/^\d+$/, 'must be a cursor returned by a previous page').optional(),
+  /** Opaque cursor from the previous page's `nextCursor` (a task's sequence number: at most 16 digits). */
+  cursor: z
+    .string()
+    .regex(/^\d{1,16}$/, 'must be a cursor returned by a previous page')
+    .optional(),
+  /** `tasks`: the page also carries the tasks themselves, as `tasks`; `ids` (the default): their ids alone. */
+  view: z.enum(['ids', 'tasks']).default('ids'),
 });
 
 export const TaskListSchema = z.object({
   ids: z.array(TaskIdSchema),
   nextCursor: z.string().nullable(),
+  /** With `view=tasks`: the tasks of `ids`, in the same order. */
+  tasks: z.array(TaskDetailSchema).optional(),
+});
+
+export const RetryTaskBodySchema = z.object({
+  /**
+   * Refused (409) when the task ended before this time: housekeeping may be deleting its files
+   * as their retention runs out (master sends the retention's start, with a margin).
+   */
+  endedAfter: TimestampSchema.optional(),
+});
+
+export const CancelTaskBodySchema = z.object({
+  /** The error the task ends with; a task cancelled with it before is answered as it is. */
+  reason: z.string().min(1).max(2000).default(CANCELLED_ERROR),
 });
 
 export const ClaimBodySchema = z.object({ leaseMs: LeaseMsSchema });
@@ -98,7 +138,10 @@ export const ExtendLeaseBodySchema = z.object({ leaseToken: LeaseTokenSchema, le
 export const UsageQuerySchema = z.object({ owner: OwnerSchema.optional() });
 export const UsageSchema = z.object({
   owner: OwnerSchema.nullable(),
-  /** Bytes stored for the owner's tasks: sources of tasks not ended yet, and results until they expire. */
+  /**
+   * Bytes stored for the owner's tasks: sources until their task finishes (a failed task's until it
+   * expires, so that it can be retried), and results until they expire.
+   */
   storedBytes: z.number().int().nonnegative(),
 });
 export type Usage = z.infer<typeof UsageSchema>;
@@ -109,7 +152,10 @@ export const HousekeepingQuerySchema = z.object({
   limit: z.coerce.number().int().min(1).max(1000).default(100),
 });
 
-/** What to delete from storage: sources of ended tasks, and everything of expired ones (results per attempt). */
+/**
+ * What to delete from storage: sources of finished tasks, and everything of expired ones (results
+ * per attempt). A failed task's source is kept until it expires, for an operator's retry.
+ */
 export const HousekeepingSchema = z.object({
   sources: z.array(TaskIdSchema),
   expired: z.array(z.object({ id: TaskIdSchema, attempt: z.number().int().nonnegative() })),
@@ -125,10 +171,11 @@ export type HousekeepingDone = z.infer<typeof HousekeepingDoneSchema>;
 
 /**
  * What happened to tasks, as taskdb tells masters so that their waiting calls wake at once: a
- * `getWork` on a new task, an `isReady` on its task's end. With several taskdb instances on one
- * PostgreSQL, each instance hears every other's events (LISTEN/NOTIFY).
+ * `getWork` on a new task (or a retried one), an `isReady` on its task's end. With several taskdb
+ * instances on one PostgreSQL, each instance hears every other's events (LISTEN/NOTIFY).
  */
 export const TaskEventSchema = z.discriminatedUnion('kind', [
+  /** A task to claim: a new one, or one an operator retried. */
   z.object({ kind: z.literal('created'), id: TaskIdSchema }),
   z.object({
     kind: z.literal('ended'),
@@ -200,9 +247,43 @@ export const taskdbContract = {
     method: 'GET',
     path: '/tasks',
     auth: 'internal',
-    summary: 'List task ids in a state, oldest first, a page at a time',
+    summary: 'List task ids in a state (with view=tasks, the tasks too), oldest first, a page at a time',
     query: ListTasksQuerySchema,
     responses: { 200: TaskListSchema, 400: ErrorBodySchema },
+  }),
+  retry: defineRoute({
+    method: 'POST',
+    path: '/tasks/:id/retry',
+    auth: 'internal',
+    summary:
+      "An operator's retry: a failed task whose image is still stored goes back to not_started, claimable at once, its error " +
+      'cleared and its lost attempts counted from zero again (the attempt number goes on). 409 for a task in another state, ' +
+      'or whose image was deleted; 410 once it expired',
+    params: TaskIdParamsSchema,
+    body: RetryTaskBodySchema,
+    responses: { 200: TaskDetailSchema, 400: ErrorBodySchema, 404: ErrorBodySchema, 409: ErrorBodySchema, 410: ErrorBodySchema },
+  }),
+  cancel: defineRoute({
+    method: 'POST',
+    path: '/tasks/:id/cancel',
+    auth: 'internal',
+    idempotent: true,
+    summary:
+      "An operator's cancel: a waiting (not_started) task ends failed with the reason, and its waiting calls are told. " +
+      '409 for a task in another state (one a worker holds is not cancelled); a task cancelled with the same reason before is answered as it is',
+    params: TaskIdParamsSchema,
+    body: CancelTaskBodySchema,
+    responses: { 200: TaskDetailSchema, 400: ErrorBodySchema, 404: ErrorBodySchema, 409: ErrorBodySchema },
+  }),
+  remove: defineRoute({
+    method: 'DELETE',
+    path: '/tasks/:id',
+    auth: 'internal',
+    summary:
+      "Delete a task's record (its stored bytes are the caller's to delete first); its bytes stop counting for its owner and its id " +
+      'is unknown from then on. 409 for a task a worker holds (in_progress)',
+    params: TaskIdParamsSchema,
+    responses: { 204: EMPTY, 400: ErrorBodySchema, 404: ErrorBodySchema, 409: ErrorBodySchema },
   }),
   claim: defineRoute({
     method: 'POST',
@@ -242,7 +323,9 @@ export const taskdbContract = {
     method: 'GET',
     path: '/housekeeping',
     auth: 'internal',
-    summary: 'A batch of stored bytes to delete: sources of ended tasks, and tasks past their retention',
+    summary:
+      'A batch of stored bytes to delete: sources of finished tasks, and tasks past their retention ' +
+      "(a failed task's source is kept until then, for a retry)",
     query: HousekeepingQuerySchema,
     responses: { 200: HousekeepingSchema, 400: ErrorBodySchema },
   }),

@@ -35,6 +35,8 @@ describe('detectImageType', () => {
     ['image/gif', [0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 1, 0]],
     ['image/gif', [0x47, 0x49, 0x46, 0x38, 0x37, 0x61, 1, 0]],
     ['image/bmp', [0x42, 0x4d, 0x36, 0, 0, 0, 0, 0, 0, 0, 0x36, 0, 0, 0]],
+    ['image/tiff', [0x49, 0x49, 0x2a, 0, 8, 0, 0, 0]],
+    ['image/tiff', [0x4d, 0x4d, 0, 0x2a, 0, 0, 0, 8]],
   ])('when the bytes start like %s, then that is the type', (type, bytes) => {
     expect(detectImageType(Uint8Array.from(bytes))).toBe(type);
   });
@@ -45,6 +47,8 @@ describe('detectImageType', () => {
     ['half a PNG signature', Uint8Array.of(0x89, 0x50, 0x4e, 0x47)],
     ['a GIF with a wrong version', new TextEncoder().encode('GIF80a')],
     ['a two-byte "BM"', new TextEncoder().encode('BM')],
+    ['a BigTIFF (64-bit offsets, not supported)', Uint8Array.of(0x49, 0x49, 0x2b, 0, 8, 0, 0, 0, 16, 0, 0, 0, 0, 0, 0, 0)],
+    ['a TIFF byte order with a wrong magic number', Uint8Array.of(0x49, 0x49, 0, 0x2a, 8, 0, 0, 0)],
   ])('when the bytes are %s, then there is no type', (_name, bytes) => {
     expect(detectImageType(bytes)).toBeNull();
   });
@@ -125,7 +129,7 @@ describe('schemas', () => {
 
   it('when an operation outside the list is sent, then it is refused', () => {
     for (const op of OPERATIONS) expect(OperationSchema.parse(op)).toBe(op);
-    for (const op of ['rotate-45', 'resize', 'Sepia', '']) expect(OperationSchema.safeParse(op).success).toBe(false);
+    for (const op of ['rotate-45', 'scale', 'Sepia', '']) expect(OperationSchema.safeParse(op).success).toBe(false);
   });
 });
 

@@ -2,7 +2,9 @@ import bmp from '@jimp/js-bmp';
 import gif from '@jimp/js-gif';
 import jpeg from '@jimp/js-jpeg';
 import png from '@jimp/js-png';
-import { inspectImage, MAX_LISTED_FRAMES, readDeclaredDimensions, type ImageType } from '../src';
+import tiff from '@jimp/js-tiff';
+import { inspectImage, MAX_LISTED_FRAMES, readDeclaredDimensions, readJpegOrientation, type ExifOrientation, type ImageType } from '../src';
+import { craftTiff, gifWithFrameSizes, jpegWithOrientation, tiffDeclaring } from '../src/testing';
 
 // The helpers take plain Uint8Arrays (what a browser has); the encoders and Buffer-built files
 // are copied into one, so a Buffer method used by mistake fails here.
@@ -16,6 +18,7 @@ describe('readDeclaredDimensions', () => {
     ['image/jpeg', () => jpeg().encode(bitmap(), { quality: 80 })],
     ['image/bmp', () => bmp().encode(bitmap())],
     ['image/gif', () => gif().encode(bitmap())],
+    ['image/tiff', () => tiff().encode(bitmap())],
   ])('reads the size from the header of %s', async (type, make) => {
     expect(readDeclaredDimensions(type, plain(await make()))).toEqual({ width: 7, height: 5 });
   });
@@ -25,6 +28,7 @@ describe('readDeclaredDimensions', () => {
     ['image/jpeg', () => jpeg().encode(bitmap(), { quality: 80 })],
     ['image/bmp', () => bmp().encode(bitmap())],
     ['image/gif', () => gif().encode(bitmap())],
+    ['image/tiff', () => tiff().encode(bitmap())],
   ])('when the %s is a view into a larger buffer, then it reads from the view', async (type, make) => {
     const file = await make();
     const larger = new Uint8Array(file.length + 20).fill(0xff);
@@ -39,8 +43,105 @@ describe('readDeclaredDimensions', () => {
     ['image/jpeg', Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0x00])],
     ['image/bmp', Buffer.from('BM')],
     ['image/gif', Buffer.from('GIF89a')],
+    ['image/tiff', Buffer.from('II*\0\x08\0\0\0\x05\0', 'latin1')],
   ])('when the %s header is cut short or damaged, then it says nothing', (type, bytes) => {
     expect(readDeclaredDimensions(type, plain(bytes))).toBeNull();
+  });
+});
+
+describe('TIFF sizes', () => {
+  it.each([
+    ['little-endian, directory first', { littleEndian: true }],
+    ['little-endian, directory after the pixels', { littleEndian: true, directoryLast: true }],
+    ['big-endian, directory first', { littleEndian: false }],
+    ['big-endian, directory after the pixels', { littleEndian: false, directoryLast: true }],
+  ])('when a TIFF is %s, then its first directory gives the size', (_name, options) => {
+    const file = plain(tiffDeclaring(300, 200, { ...options, stripBytes: 999 }));
+    expect(readDeclaredDimensions('image/tiff', file)).toEqual({ width: 300, height: 200 });
+    expect(inspectImage('image/tiff', file)).toMatchObject({
+      width: 300,
+      height: 200,
+      frames: [{ width: 300, height: 200 }],
+      frameCount: 1,
+    });
+  });
+
+  it('when the size is given as SHORTs, then it is read as well', () => {
+    const file = craftTiff(
+      [
+        { tag: 256, type: 'short', values: [640] },
+        { tag: 257, type: 'short', values: [480] },
+        { tag: 258, type: 'short', values: [16] },
+      ],
+      { littleEndian: false },
+    );
+    expect(readDeclaredDimensions('image/tiff', file)).toEqual({ width: 640, height: 480 });
+    expect(inspectImage('image/tiff', file)).toMatchObject({ bitsPerSample: 16, decodedBytes: 640 * 480 * 8 });
+  });
+
+  it('when only the head of a TIFF is known and its directory lies past it, then the size is not known', () => {
+    const file = tiffDeclaring(300, 200, { directoryLast: true, stripBytes: 200_000 });
+    expect(readDeclaredDimensions('image/tiff', file)).toEqual({ width: 300, height: 200 });
+    expect(readDeclaredDimensions('image/tiff', file.subarray(0, 128 * 1024))).toBeNull();
+    expect(inspectImage('image/tiff', file.subarray(0, 128 * 1024))).toBeNull();
+  });
+
+  it('when a TIFF declares a huge page in a few bytes, then the size is seen', () => {
+    const bomb = tiffDeclaring(100_000, 100_000, { stripBytes: 16 });
+    expect(bomb.length).toBeLessThan(200);
+    expect(inspectImage('image/tiff', bomb)).toMatchObject({ width: 100_000, height: 100_000, totalPixels: 1e10 });
+  });
+
+  it('when the first directory points outside the file or claims more entries than it holds, then the size is not known', () => {
+    const outside = tiffDeclaring(300, 200);
+    new DataView(outside.buffer).setUint32(4, 0xfffffff0, true);
+    const tooMany = tiffDeclaring(300, 200);
+    new DataView(tooMany.buffer).setUint16(8, 0xffff, true);
+    expect(readDeclaredDimensions('image/tiff', outside)).toBeNull();
+    expect(readDeclaredDimensions('image/tiff', tooMany)).toBeNull();
+  });
+});
+
+describe('JPEG orientation', () => {
+  const jpegOf = (width: number, height: number) =>
+    jpeg().encode({ data: Buffer.alloc(width * height * 4, 0x80), width, height }, { quality: 80 });
+  const orientations: ExifOrientation[] = [1, 2, 3, 4, 5, 6, 7, 8];
+
+  it.each(orientations.flatMap((orientation) => [true, false].map((littleEndian) => [orientation, littleEndian] as const)))(
+    'when a 7x5 JPEG has orientation %s (little-endian %s), then it is read, and 5-8 declare the size upright (5x7)',
+    (orientation, littleEndian) => {
+      const file = plain(jpegWithOrientation(jpegOf(7, 5), orientation, littleEndian));
+      expect(readJpegOrientation(file)).toBe(orientation);
+      expect(readDeclaredDimensions('image/jpeg', file)).toEqual(orientation >= 5 ? { width: 5, height: 7 } : { width: 7, height: 5 });
+      // What a decoder allocates is the stored size.
+      expect(inspectImage('image/jpeg', file)).toMatchObject({ width: 7, height: 5 });
+    },
+  );
+
+  it('when a JPEG has no Exif segment, then it is as stored', () => {
+    expect(readJpegOrientation(plain(jpegOf(7, 5)))).toBe(1);
+  });
+
+  it('when the Exif segment is damaged, then the orientation is as stored and nothing is read outside the segment', () => {
+    const good = jpegWithOrientation(jpegOf(7, 5), 6, true);
+    // SOI (2), APP1 marker and length (4), "Exif\0\0" (6): the TIFF structure starts at 12.
+    const tiffAt = 12;
+    const damage = (change: (view: DataView) => void): Uint8Array => {
+      const copy = Uint8Array.from(good);
+      change(new DataView(copy.buffer));
+      return copy;
+    };
+    const cases = [
+      damage((view) => view.setUint32(tiffAt + 4, 0x7ffffff0, true)), // directory outside the file
+      damage((view) => view.setUint16(tiffAt + 8, 0xffff, true)), // more entries than the segment holds
+      damage((view) => view.setUint16(tiffAt + 8 + 2 + 8, 9, true)), // no orientation 9
+      damage((view) => view.setUint16(tiffAt + 8 + 2 + 2, 7, true)), // UNDEFINED, not SHORT
+      damage((view) => view.setUint32(tiffAt + 4, 100, true)), // a directory past the segment's end, inside the file
+    ];
+    for (const file of cases) {
+      expect(readJpegOrientation(plain(file))).toBe(1);
+      expect(readDeclaredDimensions('image/jpeg', plain(file))).toEqual({ width: 7, height: 5 });
+    }
   });
 });
 
@@ -51,6 +152,7 @@ describe('inspectImage', () => {
     ['image/jpeg', () => jpeg().encode(bitmap(), { quality: 80 })],
     ['image/bmp', () => bmp().encode(bitmap())],
     ['image/gif', () => gif().encode(bitmap())],
+    ['image/tiff', () => tiff().encode(bitmap())],
   ];
 
   it.each(real)('when a %s is well formed, then it has one frame of its size', async (type, make) => {
@@ -106,6 +208,18 @@ describe('inspectImage', () => {
 
     expect(inspection).toMatchObject({ width: 1000, height: 1000, frameCount: 30, totalPixels: 30_000_000 });
     expect(inspection!.frames).toHaveLength(30);
+  });
+
+  it('when an animated GIF has frames smaller than its screen, then each counts as the whole screen it is drawn on', () => {
+    const file = gifWithFrameSizes({ width: 1000, height: 1000 }, [
+      { width: 10, height: 10 },
+      { width: 10, height: 10 },
+      { width: 2000, height: 1 },
+    ]);
+    const inspection = inspectImage('image/gif', plain(file))!;
+    expect(inspection.totalPixels).toBe(3 * 1_000_000);
+    // The colour indices are the frames' own.
+    expect(inspection.decodedBytes).toBe(1_000_000 * 4 + 100 + 100 + 2000);
   });
 
   it('when a JPEG has a second frame header after its scan, then both frames are seen, and none after its end', async () => {
@@ -215,6 +329,7 @@ describe('inspectImage', () => {
     ['image/jpeg', Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0x00])],
     ['image/bmp', Buffer.from('BM')],
     ['image/gif', Buffer.from('GIF89a')],
+    ['image/tiff', Buffer.from('MM\0*\0\0\0\x08', 'latin1')],
   ])('when the %s has no frame to show, then it says nothing', (type, bytes) => {
     expect(inspectImage(type, plain(bytes))).toBeNull();
   });

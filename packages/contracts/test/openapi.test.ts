@@ -14,6 +14,8 @@ import {
   defineRoute,
   isBinary,
   KvListQuerySchema,
+  masterAdminContract,
+  MAX_RESIZE_SIDE,
   openApiPath,
   serviceOpenApiDocument,
   type JsonObject,
@@ -110,6 +112,31 @@ describe('OpenAPI documents', () => {
     }
   });
 
+  it("when master's document is read, then it has the admin routes, each behind the internal token, and answering full task records", () => {
+    const document = serviceOpenApiDocument('master', version);
+    const admin = Object.values(masterAdminContract).map((route) => `${route.method} ${route.path}`);
+    expect(admin.sort()).toEqual([
+      'DELETE /admin/tasks/:id',
+      'GET /admin/tasks',
+      'POST /admin/tasks/:id/cancel',
+      'POST /admin/tasks/:id/retry',
+    ]);
+    for (const route of Object.values(masterAdminContract)) {
+      const operation = operationOf(document, route);
+      expect(operation.security).toEqual([{ internalToken: [] }]);
+      expect(Object.keys(operation.responses)).toEqual(expect.arrayContaining(['400', '401']));
+    }
+    // Named schemas are components where they are a whole body; inside the page the tasks are inline.
+    const page = document.components.schemas.AdminTaskPage as { properties: { tasks: { items: { required: string[] } } } };
+    const fields = ['id', 'op', 'state', 'attempt', 'error', 'owner', 'createdAt', 'updatedAt', 'sourceBytes', 'resultBytes'];
+    expect(page.properties.tasks.items.required).toEqual(expect.arrayContaining([...fields, 'sourceStored', 'expiredAt']));
+    expect(operationOf(document, masterAdminContract.retryTask).responses['200']).toMatchObject({
+      content: { 'application/json': { schema: { $ref: '#/components/schemas/TaskDetail' } } },
+    });
+    const limit = (operationOf(document, masterAdminContract.listTasks).parameters ?? []).find((p) => p.name === 'limit');
+    expect(limit).toMatchObject({ in: 'query', schema: { maximum: 1000, default: 100 } });
+  });
+
   it('when a document is broken, then the validator refuses it (so it does check)', async () => {
     const document = serviceOpenApiDocument('kv', version);
     const broken = structuredClone(document);
@@ -145,6 +172,21 @@ describe('OpenAPI documents', () => {
         for (const op of OPERATIONS) expect(described.description).toContain(`\`${op}\`: ${OPERATION_DESCRIPTIONS[op]}`);
       }
       expect(content['multipart/form-data']!.schema.properties.op!['x-enumDescriptions']).toEqual(OPERATION_DESCRIPTIONS);
+    });
+
+    it("when resize's parameters are described, then width and height are bounded integers in the query and in the form, for resize", () => {
+      const content = (newImage.requestBody as { content: Record<string, { schema: { properties: Record<string, JsonObject> } }> }).content;
+      const form = content['multipart/form-data']!.schema.properties;
+      const parameters = newImage.parameters as JsonObject[];
+      for (const name of ['width', 'height']) {
+        const inQuery = parameters.find((p) => p.name === name && p.in === 'query');
+        expect(inQuery).toMatchObject({ required: false, schema: { type: 'integer', minimum: 1, maximum: MAX_RESIZE_SIDE } });
+        expect(inQuery!.description).toMatch(/op=resize/);
+        expect(form[name]).toMatchObject({ type: 'integer', minimum: 1, maximum: MAX_RESIZE_SIDE });
+        expect(form[name]!.description).toMatch(/before the image/);
+      }
+      const work = serviceOpenApiDocument('master', version).components.schemas.Work as { properties: Record<string, JsonObject> };
+      expect(work.properties.params).toMatchObject({ type: 'object', properties: { width: { maximum: MAX_RESIZE_SIDE } } });
     });
 
     it('when pages are described, then they are HTML, and the see-other answer plain text', () => {

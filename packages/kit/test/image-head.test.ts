@@ -1,4 +1,5 @@
 import { detectImageType, readDeclaredDimensions, type ImageType } from '@pixelmill/contracts';
+import { tiffDeclaring } from '@pixelmill/contracts/testing';
 import { IMAGE_HEAD_BYTES, IMAGE_TYPE_BYTES } from '../src';
 
 /** The start of an image of each type, declaring 300×200, with as little as each format allows. */
@@ -29,6 +30,8 @@ function headerOf(type: ImageType): Buffer {
     }
     case 'image/jpeg':
       return jpegAfterMetadata(0);
+    case 'image/tiff':
+      return Buffer.from(tiffDeclaring(300, 200));
   }
 }
 
@@ -42,14 +45,14 @@ function jpegAfterMetadata(segments: number): Buffer {
 }
 
 describe('image head lengths', () => {
-  it.each(['image/png', 'image/gif', 'image/bmp', 'image/jpeg'] as const)(
+  it.each(['image/png', 'image/gif', 'image/bmp', 'image/jpeg', 'image/tiff'] as const)(
     'when %s is cut to IMAGE_TYPE_BYTES, then its type is still told',
     (type) => {
       expect(detectImageType(headerOf(type).subarray(0, IMAGE_TYPE_BYTES))).toBe(type);
     },
   );
 
-  it.each(['image/png', 'image/gif', 'image/bmp', 'image/jpeg'] as const)(
+  it.each(['image/png', 'image/gif', 'image/bmp', 'image/jpeg', 'image/tiff'] as const)(
     'when %s is cut to IMAGE_HEAD_BYTES, then its declared size is still read',
     (type) => {
       expect(readDeclaredDimensions(type, headerOf(type).subarray(0, IMAGE_HEAD_BYTES))).toEqual({ width: 300, height: 200 });

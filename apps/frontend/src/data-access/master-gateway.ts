@@ -73,7 +73,7 @@ export class MasterGateway {
 
   async submit(upload: CheckedUpload, { owner, idempotencyKey }: Submission): Promise<Accepted> {
     const result = await this.client.call(masterContract.newImage, {
-      query: { op: upload.op, owner },
+      query: { op: upload.op, ...upload.params, owner },
       headers: { 'idempotency-key': idempotencyKey },
       ...('bytes' in upload
         ? { body: upload.bytes }

@@ -1,25 +1,38 @@
 import {
+  DEFAULT_OPERATION,
   detectImageType,
+  givenParams,
   IMAGE_TYPES,
   inspectImage,
+  OPERATION_PARAM_NAMES,
+  OPERATION_PARAMS,
   OPERATIONS,
+  OperationParamsFieldsSchema,
+  operationParamsProblem,
   OperationSchema,
   readDeclaredDimensions,
+  resultSizeProblem,
   type Dimensions,
   type ImageInspection,
   type ImageType,
   type Operation,
+  type OperationParams,
 } from '@pixelmill/contracts';
 import type { Readable } from 'node:stream';
 import { AppError, IMAGE_HEAD_BYTES, IMAGE_TYPE_BYTES, peekStream } from '@pixelmill/kit';
+
+/** What an upload asks to be done: the operation and its parameters (resize: width, height; none for the others). */
+export interface OperationRequest {
+  op: Operation;
+  params: OperationParams;
+}
 
 /**
  * An upload that passed every check, ready to hand to master: the bytes, or the stream they
  * still arrive on (checked by their head), with its length when declared.
  */
-export type CheckedUpload = { contentType: ImageType; op: Operation } & (
-  { bytes: Buffer } | { stream: Readable; length: number | undefined }
-);
+export type CheckedUpload = { contentType: ImageType } & OperationRequest &
+  ({ bytes: Buffer } | { stream: Readable; length: number | undefined });
 
 /** How large an image may be, by its header and by each of its frames; checked before anything decodes it. */
 export interface ImageLimits {
@@ -43,6 +56,60 @@ export function parseOperation(value: unknown): Operation {
   }
   return result.data;
 }
+
+/** The fields of an upload that say what to do with it, as they came: form fields are text, query parameters parsed. */
+export interface OperationFields {
+  op?: unknown;
+  width?: unknown;
+  height?: unknown;
+}
+
+/** A form field as given: an empty one (a browser sends every input, filled or not) counts as absent. */
+const given = (value: unknown): unknown => (value === '' ? undefined : value);
+
+/**
+ * The operation and parameters an upload asks for, each field from the form when it has it, else
+ * from the query: `op` (the default operation when neither has it), `width`, `height`. Checked
+ * as master's query is (the contract's bounds and which parameters go with which op): a 400 that
+ * says what is wrong.
+ */
+export function parseOperationRequest(form: OperationFields, query: OperationFields = {}): OperationRequest {
+  const pick = (name: keyof OperationFields): unknown => given(form[name]) ?? query[name];
+  const rawOp = pick('op');
+  const op = rawOp === undefined ? DEFAULT_OPERATION : parseOperation(rawOp);
+  const params: Partial<Record<keyof OperationParams, number>> = {};
+  for (const name of OPERATION_PARAM_NAMES) {
+    const value = pick(name);
+    if (value === undefined) continue;
+    const side = OperationParamsFieldsSchema.shape[name].safeParse(value);
+    if (!side.success) {
+      // A field is text; a query parameter given twice comes as a list.
+      const shown = typeof value === 'string' || typeof value === 'number' ? value : JSON.stringify(value);
+      throw new AppError('bad_request', 400, `${name} "${shown}": ${side.error.issues[0]!.message}`);
+    }
+    params[name] = side.data;
+  }
+  const request = { op, params: givenParams(params) };
+  const problem = operationParamsProblem(request.op, request.params);
+  if (problem !== undefined) throw new AppError('bad_request', 400, problem);
+  return request;
+}
+
+/**
+ * Whether the fields that came so far say all an upload asks for, so that its image can go on as
+ * it arrives: its op, and for an op that takes parameters at least one of them (more may follow
+ * only at the price of a 400, see `sameRequest`). False while the op, or every parameter of one
+ * that takes them, may still come.
+ */
+export function requestKnown(form: OperationFields, query: OperationFields = {}): boolean {
+  if (given(form.op) === undefined) return false;
+  const takes = OPERATION_PARAMS[parseOperation(form.op)];
+  return takes.length === 0 || takes.some((name) => (given(form[name]) ?? query[name]) !== undefined);
+}
+
+/** Whether two requests ask for the same: the same op and parameters. */
+export const sameRequest = (a: OperationRequest, b: OperationRequest): boolean =>
+  a.op === b.op && OPERATION_PARAM_NAMES.every((name) => a.params[name] === b.params[name]);
 
 const formatCount = (n: number): string => n.toLocaleString('en-US');
 const formatSize = ({ width, height }: Dimensions): string => `${formatCount(width)}×${formatCount(height)}`;
@@ -115,7 +182,11 @@ export function checkFrames(inspection: ImageInspection, limits: ImageLimits): v
  * decoding (a walk over 25 MB of JPEG takes a few milliseconds); a header that cannot be read
  * passes, and the worker reports the damage.
  */
-export function checkUpload(bytes: Buffer | undefined, op: Operation, limits: ImageLimits = DEFAULT_IMAGE_LIMITS): CheckedUpload {
+export function checkUpload(
+  bytes: Buffer | undefined,
+  { op, params }: OperationRequest,
+  limits: ImageLimits = DEFAULT_IMAGE_LIMITS,
+): CheckedUpload {
   if (!bytes || bytes.length === 0) {
     throw new AppError(
       'bad_request',
@@ -135,7 +206,10 @@ export function checkUpload(bytes: Buffer | undefined, op: Operation, limits: Im
   if (declared) checkDeclaredSize(declared, limits);
   const inspection = inspectImage(contentType, bytes);
   if (inspection) checkFrames(inspection, limits);
-  return { bytes, contentType, op };
+  // A side kept from the aspect ratio may pass resize's bounds: known once the size is.
+  const tooLarge = declared && declared.width > 0 && declared.height > 0 ? resultSizeProblem(op, params, declared) : undefined;
+  if (tooLarge !== undefined) throw new AppError('bad_request', 400, tooLarge);
+  return { bytes, contentType, op, params };
 }
 
 /**
@@ -150,11 +224,11 @@ export function checkUpload(bytes: Buffer | undefined, op: Operation, limits: Im
 export async function checkUploadStream(
   stream: Readable,
   length: number | undefined,
-  op: Operation,
+  request: OperationRequest,
   limits: ImageLimits = DEFAULT_IMAGE_LIMITS,
 ): Promise<CheckedUpload> {
   // Read ahead for the checks: the type is in the first bytes, the declared size in the header.
   const head = await peekStream(stream, Math.min(length ?? IMAGE_HEAD_BYTES, IMAGE_HEAD_BYTES));
-  const { contentType } = checkUpload(head, op, limits);
-  return { stream, length, contentType, op };
+  const { contentType } = checkUpload(head, request, limits);
+  return { stream, length, contentType, ...request };
 }

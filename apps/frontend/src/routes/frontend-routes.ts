@@ -1,17 +1,20 @@
 import { pipeline } from 'node:stream/promises';
 import { randomUUID } from 'node:crypto';
 import type { Request, Response, Router } from 'express';
-import {
-  DEFAULT_OPERATION,
-  frontendContract,
-  IdempotencyHeadersSchema,
-  TaskIdSchema,
-  type Accepted,
-  type Operation,
-} from '@pixelmill/contracts';
+import { frontendContract, IdempotencyHeadersSchema, TaskIdSchema, type Accepted } from '@pixelmill/contracts';
 import { AppError, hangUpSignal, invalidRequest, metered, mountContract, readStreamedBody } from '@pixelmill/kit';
 import type { MasterGateway } from '../data-access/master-gateway';
-import { checkUpload, checkUploadStream, parseOperation, type CheckedUpload, type ImageLimits } from '../domain/image-upload';
+import {
+  checkUpload,
+  checkUploadStream,
+  parseOperationRequest,
+  requestKnown,
+  sameRequest,
+  type CheckedUpload,
+  type ImageLimits,
+  type OperationFields,
+  type OperationRequest,
+} from '../domain/image-upload';
 import { renderDocsPage } from '../views/docs-page';
 import { renderUploadPage, type PageStatus } from '../views/upload-page';
 import type { ClientAccess } from './client-access';
@@ -35,13 +38,20 @@ const PAGE_HEADERS = { 'content-type': 'text/html; charset=utf-8', 'cache-contro
 const DOCS_HEADERS = { 'content-type': 'text/html; charset=utf-8' };
 const DOCS_PAGE = renderDocsPage();
 
-/** A form's op field, or the query's, or the default. */
-function formOperation(req: Request, queryOp: Operation | undefined): Operation {
-  const op = (req.body as Record<string, unknown>).op;
-  return op !== undefined ? parseOperation(op) : (queryOp ?? DEFAULT_OPERATION);
-}
+/** A form's op, width and height fields, each over the query's (see parseOperationRequest). */
+const formRequest = (req: Request, query: OperationFields): OperationRequest => parseOperationRequest(req.body as OperationFields, query);
 
-const FILE_EXTENSIONS: Record<string, string> = { 'image/png': 'png', 'image/jpeg': 'jpg', 'image/bmp': 'bmp', 'image/gif': 'gif' };
+/** The request a form's image was passed on with, before the form's later fields were read (see passOn). */
+const passedOnRequest = (res: Response): OperationRequest | undefined =>
+  (res.locals as { passedOnRequest?: OperationRequest }).passedOnRequest;
+
+const FILE_EXTENSIONS: Record<string, string> = {
+  'image/png': 'png',
+  'image/jpeg': 'jpg',
+  'image/bmp': 'bmp',
+  'image/gif': 'gif',
+  'image/tiff': 'tiff',
+};
 
 /** What the page shows for `?id=`: the image's state, or a message instead of an error page. */
 async function pageStatus(master: MasterGateway, rawId: string | undefined, apiKeys: boolean): Promise<PageStatus | undefined> {
@@ -74,15 +84,18 @@ export function mountFrontendRoutes(
   };
 
   /**
-   * A form's image goes on to master as it arrives when its op is known by then (the field came
-   * before the image, as the upload page sends it); else it is held until the form ends, since
-   * the op may still come after it.
+   * A form's image goes on to master as it arrives when what it asks for is known by then: its op
+   * field, and width and/or height for resize, came before the image (as the upload page sends
+   * them); else it is held until the form ends, since they may still come after it. A field after
+   * an image passed on may not change what it asks for (checked when the form ends).
    */
   const passOn: PassOn = async (req, image) => {
-    const op = (req.body as Record<string, unknown>).op;
-    if (op === undefined) return undefined;
-    const checked = await checkUploadStream(image, undefined, parseOperation(op), imageLimits);
     const res = req.res!;
+    const query = req.query as OperationFields;
+    if (!requestKnown(req.body as OperationFields, query)) return undefined;
+    const request = formRequest(req, query);
+    const checked = await checkUploadStream(image, undefined, request, imageLimits);
+    (res.locals as { passedOnRequest?: OperationRequest }).passedOnRequest = request;
     return (forward) => submit(req, res, { ...checked, stream: forward, length: undefined });
   };
 
@@ -110,23 +123,29 @@ export function mountFrontendRoutes(
         const image = req.is('multipart/form-data') ? (req.file as unknown as FormImage | undefined) : undefined;
         let accepted: Accepted;
         if (image && 'forward' in image) {
-          // The whole form is read and valid (a second op field would not be): the image's end goes on, and master can answer.
-          formOperation(req, query.op);
+          // The whole form is read and valid (a second op field would not be), and asks for what
+          // the image went on with: the image's end goes on, and master can answer. Else the upload
+          // is called off (the forward stream is destroyed when the answer ends).
+          const request = formRequest(req, query);
+          const passed = passedOnRequest(res);
+          if (passed && !sameRequest(request, passed)) {
+            throw new AppError('bad_request', 400, 'the fields op, width and height must all come before the image in the form');
+          }
           image.forward.end();
           accepted = (await image.answer) as Accepted;
         } else if (image) {
-          accepted = await submit(req, res, checkUpload(image.buffer, formOperation(req, query.op), imageLimits));
+          accepted = await submit(req, res, checkUpload(image.buffer, formRequest(req, query), imageLimits));
         } else if (req.is('multipart/form-data')) {
-          accepted = await submit(req, res, checkUpload(undefined, formOperation(req, query.op), imageLimits));
+          accepted = await submit(req, res, checkUpload(undefined, formRequest(req, query), imageLimits));
         } else {
-          const op = query.op ?? DEFAULT_OPERATION;
+          const request = parseOperationRequest({}, query);
           const { stream, length, limit } = body;
           // A small upload is held so that master can be asked again; any other streams on, checked
           // by its head (and counted, when it comes without a length).
           const upload =
             length !== undefined && length <= streamUploadsFromBytes
-              ? checkUpload(await readStreamedBody(stream, length, limit), op, imageLimits)
-              : await checkUploadStream(length === undefined ? metered(stream, limit) : stream, length, op, imageLimits);
+              ? checkUpload(await readStreamedBody(stream, length, limit), request, imageLimits)
+              : await checkUploadStream(length === undefined ? metered(stream, limit) : stream, length, request, imageLimits);
           accepted = await submit(req, res, upload);
         }
         // A browser form without JavaScript asks for HTML: send it to the page that shows the image's state.

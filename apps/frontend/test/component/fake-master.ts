@@ -1,10 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { masterContract, type Operation, type TaskState } from '@pixelmill/contracts';
+import { givenParams, masterContract, type Operation, type OperationParams, type TaskState } from '@pixelmill/contracts';
 import { AppError, createLogger, createServiceApp, listen, mountContract, readStreamedBody } from '@pixelmill/kit';
 
 export interface FakeTask {
   id: string;
   op: Operation;
+  /** The operation's parameters as master's query carried them ({} when none). */
+  params?: OperationParams;
   /** The Content-Type the frontend sent the bytes with. */
   contentType: string | undefined;
   bytes: Buffer;
@@ -100,6 +102,7 @@ export async function startFakeMaster({ internalToken, quotaBytes }: FakeMasterO
             tasks.set(id, {
               id,
               op: query.op,
+              params: givenParams(query),
               contentType: req.get('content-type'),
               bytes,
               state: 'not_started',

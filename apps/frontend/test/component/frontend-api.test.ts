@@ -170,7 +170,7 @@ describe('frontend API', () => {
       const text = Buffer.from('just some words, not pixels at all\n');
       const message = await expectError(await uploadForm(text, { fileName: 'notes.png' }), 415, 'unsupported_media_type');
 
-      expect(message).toMatch(/not a PNG, JPEG, BMP or GIF image/);
+      expect(message).toMatch(/not a PNG, JPEG, BMP, GIF or TIFF image/);
       expect(master.tasks.size).toBe(0);
     });
 
@@ -315,7 +315,9 @@ describe('frontend API', () => {
       expect(response.headers.get('content-security-policy')).toContain("script-src 'self'");
       expect(html).toMatch(/<form [^>]*method="post" action="\/newImage" enctype="multipart\/form-data"/);
       expect(html).toMatch(/<label for="image">/);
-      expect(html).toContain('<input id="image" type="file" name="image" accept="image/png,image/jpeg,image/bmp,image/gif" required>');
+      expect(html).toContain(
+        '<input id="image" type="file" name="image" accept="image/png,image/jpeg,image/bmp,image/gif,image/tiff" required>',
+      );
       expect(html).toMatch(/<label for="op">/);
       expect(html).toContain('<select id="op" name="op">');
       // Every operation with what it does (the page escapes the apostrophes of the phrases).

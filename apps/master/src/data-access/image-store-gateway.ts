@@ -58,6 +58,11 @@ const SINGLE_DELETES_IN_FLIGHT = 8;
 export const sourceObject = (id: string): ObjectRef => ({ state: 'inProgress', key: id });
 /** Where an attempt's result is stored. */
 export const resultObject = (id: string, attempt: number): ObjectRef => ({ state: 'finished', key: resultKey(id, attempt) });
+/** Every object a task of `attempts` attempts may have: its source, and each attempt's result (only the last one's was checked). */
+export const taskObjects = (id: string, attempts: number): ObjectRef[] => [
+  sourceObject(id),
+  ...Array.from({ length: attempts }, (_, index) => resultObject(id, index + 1)),
+];
 
 /**
  * Master's only way to storage: the source of each task under `inProgress/<id>`, each attempt's
@@ -113,6 +118,14 @@ export class ImageStoreGateway {
     }
     // What no deleteMany took: all of it, against a storage known to have none.
     await forEachBounded(objects.slice(start), SINGLE_DELETES_IN_FLIGHT, (object) => this.delete(object));
+  }
+
+  /** Whether a task's source is still stored. */
+  async sourceStored(id: string): Promise<boolean> {
+    const result = await this.client.call(storageContract.head, { params: sourceObject(id) });
+    if (result.status === 200) return true;
+    if (result.status === 404) return false;
+    throw downstreamError(result, 'storage');
   }
 
   /** The result of an attempt, streamed; undefined when none is stored. */

@@ -6,6 +6,8 @@ import {
   type Housekeeping,
   type HousekeepingDone,
   type Task,
+  type TaskDetail,
+  type TaskState,
   type Usage,
 } from '@pixelmill/contracts';
 import { AppError, downstreamError, expectStatus, type ContractClient } from '@pixelmill/kit';
@@ -17,6 +19,15 @@ export type { Claim, Housekeeping, Task };
  * What taskdb made of a create: a new task, the task an earlier create with the same id or key
  * made, or a refusal (a quota, a key used with other bytes) that certainly created nothing.
  */
+/** What taskdb has of a task: the task, nothing, or the record of one past its retention (its bytes deleted). */
+export type TaskLookup = { kind: 'found'; task: Task } | { kind: 'missing' } | { kind: 'expired' };
+
+/** A page of tasks in one state, and where the next one starts (null: none). */
+export interface TaskDetailPage {
+  tasks: TaskDetail[];
+  nextCursor: string | null;
+}
+
 export type CreateOutcome = { kind: 'created'; task: Task } | { kind: 'existing'; task: Task } | { kind: 'refused'; error: AppError };
 
 /**
@@ -53,6 +64,50 @@ export class TaskGateway {
       default:
         throw downstreamError(result, 'taskdb');
     }
+  }
+
+  /** The task, whether taskdb has none with this id, or whether it expired. */
+  async find(id: string): Promise<TaskLookup> {
+    const result = await this.client.call(taskdbContract.get, { params: { id } });
+    switch (result.status) {
+      case 200:
+        return { kind: 'found', task: result.body };
+      case 404:
+        return { kind: 'missing' };
+      case 410:
+        return { kind: 'expired' };
+      default:
+        throw downstreamError(result, 'taskdb');
+    }
+  }
+
+  /** A page of the tasks in a state, oldest first, after `cursor` (the last page's `nextCursor`). */
+  async list(state: TaskState, limit: number, cursor?: string): Promise<TaskDetailPage> {
+    const query = { state, limit, cursor, view: 'tasks' as const };
+    const { body } = expectStatus(await this.client.call(taskdbContract.list, { query }), 200, 'taskdb');
+    // A taskdb older than view=tasks answers the ids alone.
+    if (body.tasks === undefined)
+      throw new AppError('unavailable', 503, 'taskdb answered task ids without the tasks: it is older than master');
+    return { tasks: body.tasks, nextCursor: body.nextCursor };
+  }
+
+  /** Retries a failed task (an operator's move); refused unless it ended at `endedAfter` or later. */
+  async retry(id: string, endedAfter: number): Promise<TaskDetail> {
+    const body = { endedAfter: new Date(endedAfter).toISOString() };
+    return expectStatus(await this.client.call(taskdbContract.retry, { params: { id }, body }), 200, 'taskdb').body;
+  }
+
+  /** Ends a waiting task failed with `reason` (an operator's move); the same again answers the task. */
+  async cancel(id: string, reason: string): Promise<TaskDetail> {
+    return expectStatus(await this.client.call(taskdbContract.cancel, { params: { id }, body: { reason } }), 200, 'taskdb').body;
+  }
+
+  /** Deletes the task's record; false when taskdb had none. */
+  async remove(id: string): Promise<boolean> {
+    const result = await this.client.call(taskdbContract.remove, { params: { id } });
+    if (result.status === 204) return true;
+    if (result.status === 404) return false;
+    throw downstreamError(result, 'taskdb');
   }
 
   /** The oldest claimable task, now leased for `leaseMs`; undefined when there is none. */

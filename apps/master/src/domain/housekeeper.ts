@@ -1,5 +1,5 @@
 import type { Logger } from '@pixelmill/kit';
-import { resultObject, sourceObject, type ImageStoreGateway } from '../data-access/image-store-gateway';
+import { sourceObject, taskObjects, type ImageStoreGateway } from '../data-access/image-store-gateway';
 import type { TaskGateway } from '../data-access/task-gateway';
 
 export interface HousekeeperOptions {
@@ -21,11 +21,12 @@ export interface SweepResult {
 }
 
 /**
- * Deletes what no one needs any more, in bounded batches: the source of every task that ended
- * (its result or its reason is what is left to show), and every file of a task that ended more
- * than the retention time ago (taskdb then answers 410 for it). Files go first, the record of
- * their deletion after, so a run cut short is simply done again: deleting twice is harmless.
- * Several masters may sweep at once for the same reason.
+ * Deletes what no one needs any more, in bounded batches: the source of every task that finished
+ * (its result is what is left to show; a failed task keeps its source until it expires, for an
+ * operator's retry: taskdb decides what is due), and every file of a task that ended more than
+ * the retention time ago (taskdb then answers 410 for it). Files go first, the record of their
+ * deletion after, so a run cut short is simply done again: deleting twice is harmless. Several
+ * masters may sweep at once for the same reason.
  */
 export class Housekeeper {
   private readonly batchSize: number;
@@ -44,14 +45,8 @@ export class Housekeeper {
       const { tasks, store } = this.options;
       const due = await tasks.housekeeping(this.now() - this.options.retentionMs, this.batchSize);
       if (due.sources.length === 0 && due.expired.length === 0) break;
-      await store.deleteObjects([
-        ...due.sources.map(sourceObject),
-        ...due.expired.flatMap(({ id, attempt }) => [
-          sourceObject(id),
-          // Every attempt may have left a result: only the last one's was checked and served.
-          ...Array.from({ length: attempt }, (_, index) => resultObject(id, index + 1)),
-        ]),
-      ]);
+      // Every attempt of an expired task may have left a result.
+      await store.deleteObjects([...due.sources.map(sourceObject), ...due.expired.flatMap(({ id, attempt }) => taskObjects(id, attempt))]);
       const done = await tasks.housekeepingDone({ sourcesDeleted: due.sources, expired: due.expired.map(({ id }) => id) });
       total.sourcesDeleted += done.sourcesDeleted;
       total.expired += done.expired;

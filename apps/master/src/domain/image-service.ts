@@ -2,11 +2,15 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import {
   detectImageType,
+  givenParams,
+  IMAGE_TYPES,
   readDeclaredDimensions,
+  resultSizeProblem,
   type Accepted,
   type CreateTaskBody,
   type ImageType,
   type Operation,
+  type OperationParams,
   type StorageReceipt,
   type TaskStatus,
   type UsageReport,
@@ -16,7 +20,7 @@ import { AppError, IMAGE_HEAD_BYTES, metered, peekStream } from '@pixelmill/kit'
 import type { ImageStoreGateway } from '../data-access/image-store-gateway';
 import type { Claim, CreateOutcome, Task, TaskGateway } from '../data-access/task-gateway';
 import { imageExpired, unknownImage } from './image-errors';
-import { maxResultBytes, resultProblem } from './result-check';
+import { expectedResultDimensions, resultBytesBound, resultProblem } from './result-check';
 import { LeasesHandedOut } from './leases-handed-out';
 import { MasterMetrics } from './master-metrics';
 import { UnendedTasks } from './unended-tasks';
@@ -39,6 +43,8 @@ export interface ImageServiceDeps {
   /** How long a signed URL stays valid: past the attempt's hard limit, not much more. */
   signedUrlTtlMs: number;
   quotas?: Quotas;
+  /** MAX_IMAGE_PIXELS, as the workers have it: it bounds how many frames a GIF result may hold. */
+  maxImagePixels?: number;
   /**
    * Whether taskdb's events reach this master now (its TaskEventFeed follows them): then every end
    * wakes the isReady calls waiting for it, and they ask taskdb again only as a slow backstop.
@@ -53,6 +59,11 @@ export interface ImageServiceDeps {
  */
 export const STATUS_BACKSTOP_MS = 10_000;
 
+/** The accepted types as people name them: a PNG, JPEG, BMP, GIF or TIFF. */
+const KNOWN_TYPES = ((names) => `a ${names.slice(0, -1).join(', ')} or ${names.at(-1)}`)(
+  IMAGE_TYPES.map((type) => type.replace('image/', '').toUpperCase()),
+);
+
 /** An upload as it arrives: passed on to storage as it comes, never held whole. */
 export interface IncomingImage {
   stream: Readable;
@@ -64,10 +75,21 @@ export interface IncomingImage {
 
 export interface Submission {
   op: Operation;
+  /** The operation's parameters (resize: width, height), checked against it by the contract. */
+  params?: OperationParams;
   /** Who uploaded it (with API keys); others get 404. */
   owner?: string;
   /** A retried upload with the same key answers the first upload's task. */
   idempotencyKey?: string;
+}
+
+/**
+ * What an Idempotency-Key is bound to besides the image's bytes: the operation and its parameters,
+ * written before the bytes. An operation without parameters is written as it always was, so that
+ * a key used before parameters existed still matches.
+ */
+export function fingerprintHead(op: Operation, params: OperationParams): string {
+  return Object.keys(params).length === 0 ? `${op}\n` : `${op} ${JSON.stringify(params)}\n`;
 }
 
 /**
@@ -88,17 +110,21 @@ export class ImageService {
 
   constructor(private readonly deps: ImageServiceDeps) {}
 
-  async accept({ stream, length, limit }: IncomingImage, { op, owner, idempotencyKey }: Submission): Promise<Accepted> {
+  async accept({ stream, length, limit }: IncomingImage, { op, params: asked, owner, idempotencyKey }: Submission): Promise<Accepted> {
     const empty = () => new AppError('bad_request', 400, 'empty body: send the image bytes');
     if (length === 0) throw empty();
     // The type and the declared size are in the head; the rest streams on to storage unread.
     const head = await peekStream(stream, Math.min(length ?? IMAGE_HEAD_BYTES, IMAGE_HEAD_BYTES));
     if (head.length === 0) throw empty();
     const contentType = detectImageType(head);
-    if (!contentType) throw new AppError('unsupported_media_type', 415, 'not a PNG, JPEG, BMP or GIF image');
+    if (!contentType) throw new AppError('unsupported_media_type', 415, `not ${KNOWN_TYPES} image`);
     const declared = readDeclaredDimensions(contentType, head);
+    const params = givenParams(asked);
+    // A side kept from the aspect ratio may pass the bounds: refused before anything is stored.
+    const tooLarge = declared && declared.width > 0 && declared.height > 0 ? resultSizeProblem(op, params, declared) : undefined;
+    if (tooLarge) throw new AppError('bad_request', 400, tooLarge);
     // The fingerprint's digest is taken as the bytes go through: known once storage has them all.
-    const digest = idempotencyKey === undefined ? undefined : createHash('sha256').update(`${op}\n`);
+    const digest = idempotencyKey === undefined ? undefined : createHash('sha256').update(fingerprintHead(op, params));
     // A client that breaks off fails the storage hop: no source is kept and no task is made.
     const source = metered(stream, limit, digest);
     const id = randomUUID();
@@ -114,10 +140,11 @@ export class ImageService {
     const outcome = await this.createTask({
       id,
       op,
+      ...(Object.keys(params).length > 0 ? { params } : {}),
       contentType,
       owner,
       idempotencyKey,
-      // The key is bound to what it was first used with: the same key with other bytes or another op is a 422.
+      // The key is bound to what it was first used with: the same key with other bytes, another op or other params is a 422.
       fingerprint: digest?.digest('hex'),
       sourceBytes: source.bytes,
       ...(declared && declared.width > 0 && declared.height > 0 ? declared : {}),
@@ -227,7 +254,8 @@ export class ImageService {
 
   /**
    * Ends the task finished once its result checks out: stored under this attempt's key, of the
-   * task's type, the source's size in pixels, and no larger than those pixels can take. What the
+   * task's type, the size in pixels its operation makes of the source's (see resultDimensions),
+   * and no larger than those pixels can take. What the
    * result is comes from storage's receipt when the worker hands one on (storage is then not
    * asked), else from storage. A result that does not check out, or a receipt that does not hold
    * (forged, altered, expired, another task's or attempt's), is a 422: the task stays in progress,
@@ -243,7 +271,7 @@ export class ImageService {
     if (stored.kind === 'refused') {
       throw new AppError('unprocessable_entity', 422, `storage's receipt is refused: ${stored.reason}; the task stays ${task.state}`);
     }
-    const problem = resultProblem(stored.result, task);
+    const problem = resultProblem(stored.result, task, this.deps.maxImagePixels);
     if (problem) throw new AppError('unprocessable_entity', 422, `${problem}; the task stays ${task.state}`);
     return this.changeState(id, { to: 'finished', leaseToken, resultBytes: stored.result.size });
   }
@@ -277,23 +305,24 @@ export class ImageService {
   /** A claimed task as the worker gets it: with the URLs to read its source and store its result. */
   private async work(claim: Claim): Promise<Work> {
     this.leases.remember(claim);
-    const { id, op, contentType, attempt, leaseToken, leaseExpiresAt } = claim;
+    const { id, op, params, contentType, attempt, leaseToken, leaseExpiresAt } = claim;
     const [sourceUrl, resultUrl] = await Promise.all([
       this.deps.store.sourceUrl(id, Date.now() + this.deps.signedUrlTtlMs),
       this.resultUrl(claim),
     ]);
-    return { id, op, contentType, attempt, leaseToken, leaseExpiresAt, sourceUrl, resultUrl };
+    return { id, op, ...(params ? { params } : {}), contentType, attempt, leaseToken, leaseExpiresAt, sourceUrl, resultUrl };
   }
 
   /**
    * The signed URL of an attempt's result: its own key, valid until the lease ends (at most the
-   * signed URLs' TTL), and no more bytes than the source's pixels can take when its header told
-   * them. A worker needs no storage credential.
+   * signed URLs' TTL), and no more bytes than the result's pixels can take when the source's header
+   * told its size. A worker needs no storage credential.
    */
   private resultUrl(task: Task): Promise<string> {
     const ttlEnd = Date.now() + this.deps.signedUrlTtlMs;
     const expires = task.leaseExpiresAt === null ? ttlEnd : Math.min(ttlEnd, Date.parse(task.leaseExpiresAt));
-    const maxBytes = task.width !== null && task.height !== null ? maxResultBytes({ width: task.width, height: task.height }) : undefined;
+    const result = expectedResultDimensions(task);
+    const maxBytes = result === undefined ? undefined : resultBytesBound(result, task, this.deps.maxImagePixels);
     return this.deps.store.resultUrl(task.id, task.attempt, expires, maxBytes);
   }
 

@@ -1,6 +1,10 @@
 import { Counter, Histogram, Registry } from '@pixelmill/kit';
 import type { TaskState } from '@pixelmill/contracts';
 
+/** What an operator does to a task through master's admin routes. */
+export const ADMIN_ACTIONS = ['retry', 'cancel', 'delete'] as const;
+export type AdminAction = (typeof ADMIN_ACTIONS)[number];
+
 /** Attempts a task may take: 1 to MAX_ATTEMPTS (3 by default) lost ones, more with releases. */
 const ATTEMPT_BUCKETS = [1, 2, 3, 5, 10, 20];
 
@@ -42,6 +46,17 @@ export class MasterMetrics {
     buckets: ATTEMPT_BUCKETS,
     registers: [this.registry],
   });
+  private readonly adminActions = new Counter<'action'>({
+    name: 'pixelmill_master_admin_actions_total',
+    help: "Operators' actions on tasks done through this master's admin routes: retry, cancel, delete",
+    labelNames: ['action'],
+    registers: [this.registry],
+  });
+
+  constructor() {
+    // Each action is shown from the start, at 0: a rate over a series that appears later misses its first count.
+    for (const action of ADMIN_ACTIONS) this.adminActions.inc({ action }, 0);
+  }
 
   taskCreated(): void {
     this.created.inc();
@@ -49,6 +64,11 @@ export class MasterMetrics {
 
   taskClaimed(): void {
     this.claims.inc();
+  }
+
+  /** An operator's action on a task, done. */
+  adminAction(action: AdminAction): void {
+    this.adminActions.inc({ action });
   }
 
   /** An attempt ended through this master, leaving its task in `state`. */

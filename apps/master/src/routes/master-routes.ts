@@ -12,7 +12,12 @@ export function mountMasterRoutes(router: Router, images: ImageService, maxUploa
       // The upload streams on to storage as it arrives (see ImageService.accept).
       newImage: async ({ query, headers, body }) => ({
         status: 202,
-        body: await images.accept(body, { op: query.op, owner: query.owner, idempotencyKey: headers['idempotency-key'] }),
+        body: await images.accept(body, {
+          op: query.op,
+          params: { width: query.width, height: query.height },
+          owner: query.owner,
+          idempotencyKey: headers['idempotency-key'],
+        }),
       }),
       isReady: async ({ query }, _req, res) => ({
         status: 200,

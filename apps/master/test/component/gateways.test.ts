@@ -70,6 +70,26 @@ describe('master gateways', () => {
     await expect(gone).rejects.toMatchObject({ code: 'gone', status: 410 });
   });
 
+  it('when a task is looked up, then find tells it, its absence and its expiry apart, and a removal of none answers false', async () => {
+    const task = newTask();
+    await tasks.create(task);
+    expect(await tasks.find(task.id)).toMatchObject({ kind: 'found', task: { id: task.id, state: 'not_started' } });
+    expect(await tasks.find(randomUUID())).toEqual({ kind: 'missing' });
+    await tasks.cancel(task.id, 'cancelled by an operator');
+    await tasks.housekeepingDone({ sourcesDeleted: [], expired: [task.id] });
+    expect(await tasks.find(task.id)).toEqual({ kind: 'expired' });
+    expect(await tasks.remove(task.id)).toBe(true);
+    expect(await tasks.remove(task.id)).toBe(false);
+    expect(await tasks.find(task.id)).toEqual({ kind: 'missing' });
+  });
+
+  it('when a source is stored or not, then sourceStored says so', async () => {
+    const id = randomUUID();
+    expect(await store.sourceStored(id)).toBe(false);
+    await store.putSource(id, pngOf(2, 2), 'image/png');
+    expect(await store.sourceStored(id)).toBe(true);
+  });
+
   it('when a change is refused, then it throws the same error taskdb gave', async () => {
     await expect(tasks.changeState(randomUUID(), { to: 'failed' })).rejects.toMatchObject({ code: 'not_found', status: 404 });
   });

@@ -19,6 +19,7 @@ import { ImageStoreGateway } from '../../src/data-access/image-store-gateway';
 import { TaskGateway } from '../../src/data-access/task-gateway';
 import { Housekeeper } from '../../src/domain/housekeeper';
 import { ImageService } from '../../src/domain/image-service';
+import { TaskAdmin } from '../../src/domain/task-admin';
 import { startCountingProxy } from './counting-proxy';
 import { INTERNAL_TOKEN, pngOf, startDependency, until } from './fixtures';
 
@@ -26,6 +27,8 @@ const PNG = pngOf(2, 2);
 const RESULT = pngOf(2, 2, 'swapped pixels');
 const WORKER_TOKEN = 'worker-token-0123456789ab';
 const SIGNING_KEY = deriveSigningKey(INTERNAL_TOKEN)!;
+/** How long the masters of these tests keep ended tasks. */
+const RETENTION_MS = 3_600_000;
 
 /** master over real HTTP, with the built taskdb and storage running as their own processes. */
 describe('master API', () => {
@@ -38,6 +41,7 @@ describe('master API', () => {
   let taskdb: ContractClient;
   let storage: ContractClient;
   let images: ImageService;
+  let admin: TaskAdmin;
 
   /** master's way to taskdb and storage, over these clients; `null`: no signing key. */
   const gatewaysOf = (taskdbClient: ContractClient, storageClient = storage, signingKey: string | null = SIGNING_KEY) => ({
@@ -50,14 +54,17 @@ describe('master API', () => {
     [taskdbProcess, storageProcess] = await Promise.all([startDependency('taskdb', dir), startDependency('storage', dir)]);
     taskdb = new ContractClient({ service: 'taskdb', baseUrl: taskdbProcess.url!, token: INTERNAL_TOKEN });
     storage = new ContractClient({ service: 'storage', baseUrl: storageProcess.url!, token: INTERNAL_TOKEN });
+    const gateways = gatewaysOf(taskdb);
     images = new ImageService({
-      ...gatewaysOf(taskdb),
+      ...gateways,
       leaseMs: 30_000,
       claimRecheckMs: 200,
       signedUrlTtlMs: 60_000,
     });
+    admin = new TaskAdmin({ ...gateways, images, retentionMs: RETENTION_MS });
     const app = createApp({
       images,
+      admin,
       logger: createLogger('master', 'silent'),
       maxUploadBytes: 4096,
       dependencies: [taskdb, storage],
@@ -117,6 +124,7 @@ describe('master API', () => {
     });
     const app = createApp({
       images: counted,
+      admin: new TaskAdmin({ ...gateways, images: counted, retentionMs: RETENTION_MS }),
       logger: createLogger('master', 'silent'),
       maxUploadBytes: 4096,
       dependencies: [],
@@ -584,7 +592,7 @@ describe('master API', () => {
         Buffer.concat([PNG.subarray(0, 8), Buffer.from('junk after the signature')]),
         /header cannot be read/,
       ],
-      ['another size in pixels', pngOf(3, 2), /3×2 pixels, the source 2×2/],
+      ['another size in pixels', pngOf(3, 2), /3×2 pixels, not the 2×2 that swap-red-blue makes of the 2×2 source/],
       ['more bytes than its pixels can take', pngOf(2, 2, Buffer.alloc(100_000)), /more than \d+ for its pixels/],
     ].flatMap(([name, bytes, message]) => [
       [name, 'read back', bytes, message],
@@ -637,6 +645,119 @@ describe('master API', () => {
     expect(files()).toBe(before);
   });
 
+  describe('operations that change the size', () => {
+    /** Uploads a PNG of width × height with `query`, claims it; answers the work handed out. */
+    const uploadAndClaim = async (width: number, height: number, query: Record<string, string>): Promise<Work> => {
+      const response = await send('POST', `/newImage?${new URLSearchParams(query).toString()}`, pngOf(width, height), 'image/png');
+      expect(response.status).toBe(202);
+      return claim();
+    };
+    /** Gives a refused attempt back, as a worker does, and claims the task's next attempt, which stores its own result. */
+    const nextAttempt = async (work: Work): Promise<Work> => {
+      await worker.call(masterContract.workReleased, { body: { id: work.id, leaseToken: work.leaseToken, reason: 'result refused' } });
+      const next = await claim();
+      expect(next).toMatchObject({ id: work.id, attempt: work.attempt + 1 });
+      return next;
+    };
+    /** Stores `result` for the work and reports it finished (with storage's receipt, or to be read back). */
+    const finishWith = async (work: Work, result: Buffer, withReceipt: boolean) => {
+      const receipt = await uploadResult(work, result);
+      return worker.call(masterContract.workFinished, {
+        body: { id: work.id, leaseToken: work.leaseToken, ...(withReceipt ? { receipt } : {}) },
+      });
+    };
+
+    it.each(['rotate-90', 'rotate-270'])(
+      'when %s of a non-square image is finished with width and height swapped, then the task is finished; with the source size, 422',
+      async (op) => {
+        for (const withReceipt of [true, false]) {
+          const work = await uploadAndClaim(3, 2, { op });
+          expect(work.params).toBeUndefined();
+          const unturned = await finishWith(work, pngOf(3, 2, 'not turned'), withReceipt);
+          expect(unturned.status === 422 && unturned.body.error.message).toMatch(
+            new RegExp(`3×2 pixels, not the 2×3 that ${op} makes of the 3×2 source`),
+          );
+          expect(await finishWith(await nextAttempt(work), pngOf(2, 3, 'turned'), withReceipt)).toMatchObject({
+            status: 200,
+            body: { id: work.id, state: 'finished' },
+          });
+        }
+      },
+    );
+
+    it('when an image is to be resized, then the work carries the parameters, and only a result of the size asked for finishes', async () => {
+      const work = await uploadAndClaim(40, 30, { op: 'resize', width: '20' });
+      expect(work).toMatchObject({ op: 'resize', params: { width: 20 } });
+      const task = await taskdb.call(taskdbContract.get, { params: { id: work.id } });
+      expect(task.body).toMatchObject({ op: 'resize', params: { width: 20 }, width: 40, height: 30 });
+      let attempt = work;
+      for (const wrong of [pngOf(40, 30), pngOf(20, 20)]) {
+        const refused = await finishWith(attempt, wrong, true);
+        expect(refused.status === 422 && refused.body.error.message).toMatch(/not the 20×15 that resize makes of the 40×30 source/);
+        attempt = await nextAttempt(attempt);
+      }
+      expect(attempt.params).toEqual({ width: 20 });
+      expect(await finishWith(attempt, pngOf(20, 15, 'resized'), true)).toMatchObject({ status: 200, body: { state: 'finished' } });
+
+      const both = await uploadAndClaim(40, 30, { op: 'resize', width: '7', height: '90' });
+      expect(both.params).toEqual({ width: 7, height: 90 });
+      expect(await finishWith(both, pngOf(7, 90, 'resized'), false)).toMatchObject({ status: 200, body: { state: 'finished' } });
+    });
+
+    it("when an image is resized, then its result URL takes no more bytes than the result's pixels can: fewer for a smaller one, more for a larger one", async () => {
+      const boundOf = (work: Work) => Number(new URL(work.resultUrl).searchParams.get('maxBytes'));
+      const same = boundOf(await uploadAndClaim(100, 100, { op: 'invert' }));
+      const smaller = boundOf(await uploadAndClaim(100, 100, { op: 'resize', width: '10' }));
+      const larger = await uploadAndClaim(100, 100, { op: 'resize', height: '1000' });
+      expect(smaller).toBeLessThan(same);
+      expect(boundOf(larger)).toBeGreaterThanOrEqual(1000 * 1000 * 4);
+      // A result of the size asked for, with as many bytes as its pixels can take, fits.
+      const full = await fetch(larger.resultUrl, {
+        method: 'POST',
+        body: pngOf(1000, 1000, Buffer.alloc(1000 * 1000 * 4)),
+        headers: { 'content-type': 'image/png' },
+      });
+      expect(full.status).toBe(201);
+    });
+
+    it('when an Idempotency-Key comes again with the same image and op but other parameters, then it is a 422; with the same ones, the first task', async () => {
+      const headers = { 'idempotency-key': `resize-${randomUUID()}` };
+      const image = pngOf(40, 30);
+      const newImage = (query: { op: 'resize' | 'invert'; width?: number; height?: number }) =>
+        master.call(masterContract.newImage, { body: image, contentType: 'image/png', query, headers });
+      const first = await newImage({ op: 'resize', width: 20 });
+      expect(first.status).toBe(202);
+      const again = await newImage({ op: 'resize', width: 20 });
+      expect(again.status === 202 && first.status === 202 && again.body.id === first.body.id).toBe(true);
+      for (const other of [{ width: 21 }, { height: 20 }, { width: 20, height: 15 }]) {
+        const refused = await newImage({ op: 'resize', ...other });
+        expect(refused.status === 422 && refused.body.error.message).toMatch(/used before with another image or operation/);
+      }
+    });
+
+    it.each([
+      ['a width with another operation', 'op=invert&width=10', /query: width goes with op=resize only, not with op=invert/],
+      ['a height with the default operation', 'height=10', /query: height goes with op=resize only, not with op=swap-red-blue/],
+      ['resize without a side', 'op=resize', /query: op=resize needs width, height or both/],
+      ['a side of 0', 'op=resize&width=0', /query\.width: must be a whole number of pixels from 1 to 8192/],
+      ['a side past the bound', 'op=resize&height=8193', /query\.height: must be a whole number of pixels from 1 to 8192/],
+      ['a fraction', 'op=resize&width=2.5', /query\.width: must be a whole number/],
+      [
+        'a kept side past the bound',
+        'op=resize&width=100',
+        /resize to width 100 of an image of 10×1000 pixels makes 100×10000, more than 8192/,
+      ],
+    ])('when the upload asks for %s, then it is a 400 that says so, and nothing is stored', async (_what, query, message) => {
+      const files = () => fs.readdirSync(path.join(dir, 'storage', 'inProgress')).length;
+      const before = files();
+      const response = await send('POST', `/newImage?${query}`, pngOf(10, 1000), 'image/png');
+      expect(response.status).toBe(400);
+      expect(ErrorBodySchema.parse(await response.json()).error.message).toMatch(message);
+      expect(files()).toBe(before);
+      expect((await worker.call(masterContract.getWork, { query: { waitMs: 0 } })).status).toBe(204);
+    });
+  });
+
   it("when an owner's stored bytes would pass its quota, then the upload is a 429 and usage says where it stands", async () => {
     const owner = `quota-${randomUUID().slice(0, 8)}`;
     const limited = new ImageService({
@@ -646,7 +767,13 @@ describe('master API', () => {
       signedUrlTtlMs: 60_000,
       quotas: { perKey: PNG.length * 2, anonymous: undefined },
     });
-    const app = createApp({ images: limited, logger: createLogger('master', 'silent'), maxUploadBytes: 4096, dependencies: [] });
+    const app = createApp({
+      images: limited,
+      admin: new TaskAdmin({ ...gatewaysOf(taskdb), images: limited, retentionMs: RETENTION_MS }),
+      logger: createLogger('master', 'silent'),
+      maxUploadBytes: 4096,
+      dependencies: [],
+    });
     const other = await listen(app, 0);
     try {
       const limitedMaster = new ContractClient({ service: 'master', baseUrl: other.url });
@@ -667,16 +794,23 @@ describe('master API', () => {
   });
 
   it('when a dependency is down, then master answers 503 and stays up', async () => {
+    const unreachable = gatewaysOf(
+      new ContractClient({ service: 'taskdb', baseUrl: 'http://127.0.0.1:9', retries: 0 }),
+      new ContractClient({ service: 'storage', baseUrl: 'http://127.0.0.1:9', retries: 0 }),
+    );
     const broken = new ImageService({
-      ...gatewaysOf(
-        new ContractClient({ service: 'taskdb', baseUrl: 'http://127.0.0.1:9', retries: 0 }),
-        new ContractClient({ service: 'storage', baseUrl: 'http://127.0.0.1:9', retries: 0 }),
-      ),
+      ...unreachable,
       leaseMs: 30_000,
       claimRecheckMs: 100,
       signedUrlTtlMs: 60_000,
     });
-    const app = createApp({ images: broken, logger: createLogger('master', 'silent'), maxUploadBytes: 4096, dependencies: [] });
+    const app = createApp({
+      images: broken,
+      admin: new TaskAdmin({ ...unreachable, images: broken, retentionMs: RETENTION_MS }),
+      logger: createLogger('master', 'silent'),
+      maxUploadBytes: 4096,
+      dependencies: [],
+    });
     const other = await listen(app, 0);
     try {
       const response = await fetch(`${other.url}/isReady?id=${randomUUID()}`);
@@ -695,6 +829,7 @@ describe('master API', () => {
     const readyzWith = async (dependencies: ContractClient[]): Promise<{ status: number; text: string }> => {
       const app = createApp({
         images,
+        admin,
         logger: createLogger('master', 'silent'),
         maxUploadBytes: 4096,
         dependencies,
@@ -850,20 +985,21 @@ describe('master API', () => {
     );
   });
 
-  /** Uploads `count` images and ends each task failed; answers their ids. */
-  const endedTasks = async (count: number): Promise<string[]> => {
+  /** Uploads `count` images and finishes each task; answers their ids. */
+  const finishedTasks = async (count: number): Promise<string[]> => {
     const ids: string[] = [];
     for (let i = 0; i < count; i += 1) {
       ids.push(await upload());
       const work = await claim();
-      await worker.call(masterContract.workFailed, { body: { id: work.id, leaseToken: work.leaseToken, reason: 'given up' } });
+      const receipt = await uploadResult(work);
+      await worker.call(masterContract.workFinished, { body: { id: work.id, leaseToken: work.leaseToken, receipt } });
     }
     return ids;
   };
   const sourceStored = (id: string) => fs.existsSync(path.join(dir, 'storage', 'inProgress', id));
 
-  it('when a sweep finds ended tasks, then storage gets one POST /deletions for all their sources and no DELETE, and the sources are gone', async () => {
-    const ids = await endedTasks(5);
+  it('when a sweep finds finished tasks, then storage gets one POST /deletions for all their sources and no DELETE, and the sources are gone', async () => {
+    const ids = await finishedTasks(5);
     const counted = await startCountedMaster();
     try {
       const swept = await counted.housekeeper().sweep();
@@ -880,14 +1016,14 @@ describe('master API', () => {
     const counted = await startCountedMaster({ olderStorage: true });
     try {
       const housekeeper = counted.housekeeper();
-      const first = await endedTasks(3);
+      const first = await finishedTasks(3);
       await housekeeper.sweep();
       expect(counted.storageRequests[0]).toBe('POST /deletions');
       expect(counted.storageRequests.slice(1)).toEqual(expect.arrayContaining(first.map((id) => `DELETE /objects/inProgress/${id}`)));
       expect(first.filter(sourceStored)).toEqual([]);
 
       counted.storageRequests.length = 0;
-      const second = await endedTasks(3);
+      const second = await finishedTasks(3);
       await housekeeper.sweep();
       expect(counted.storageRequests.sort()).toEqual(second.map((id) => `DELETE /objects/inProgress/${id}`).sort());
       expect(second.filter(sourceStored)).toEqual([]);
@@ -896,11 +1032,14 @@ describe('master API', () => {
     }
   });
 
-  it('when housekeeping runs, then ended tasks lose their source, and past the retention everything goes and reads answer 410', async () => {
+  it('when housekeeping runs, then finished tasks lose their source, failed ones keep it, and past the retention everything goes and reads answer 410', async () => {
     const id = await upload();
     const work = await claim();
     await fetch(work.resultUrl, { method: 'POST', body: RESULT, headers: { 'content-type': 'image/png' } });
     await worker.call(masterContract.workFinished, { body: { id, leaseToken: work.leaseToken } });
+    const failed = await upload();
+    const failedWork = await claim();
+    await worker.call(masterContract.workFailed, { body: { id: failed, leaseToken: failedWork.leaseToken, reason: 'could not decode' } });
     const exists = (state: string, key: string) => fs.existsSync(path.join(dir, 'storage', state, key));
     let now = Date.now();
     const housekeeper = new Housekeeper({
@@ -919,11 +1058,14 @@ describe('master API', () => {
     expect(exists('inProgress', id)).toBe(false);
     expect(exists('finished', resultKey(id, 1))).toBe(true);
     expect((await master.call(masterContract.get, { query: { id } })).status).toBe(200);
+    // Kept for an operator's retry until the task expires.
+    expect(exists('inProgress', failed)).toBe(true);
 
     now += 2 * 3_600_000;
     const second = await housekeeper.sweep();
     expect(second.expired).toBeGreaterThanOrEqual(1);
     expect(exists('finished', resultKey(id, 1))).toBe(false);
+    expect(exists('inProgress', failed)).toBe(false);
     const status = await send('GET', `/isReady?id=${id}`);
     expect(status.status).toBe(410);
     expect(ErrorBodySchema.parse(await status.json()).error).toMatchObject({ code: 'gone', message: expect.stringMatching(/expired/) });

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { masterContract, resultKey, storageContract, type TaskStatus } from '@pixelmill/contracts';
+import { masterAdminContract, masterContract, resultKey, storageContract, type TaskStatus } from '@pixelmill/contracts';
 import { ContractClient, createLogger, listen, type Listening } from '@pixelmill/kit';
 import type { ServiceProcess } from '@pixelmill/kit/testing';
 import { createApp } from '../../src/app';
@@ -10,6 +10,7 @@ import { ImageStoreGateway } from '../../src/data-access/image-store-gateway';
 import { TaskEventFeed, type TaskEventHandlers } from '../../src/data-access/task-events';
 import { TaskGateway } from '../../src/data-access/task-gateway';
 import { ImageService } from '../../src/domain/image-service';
+import { TaskAdmin } from '../../src/domain/task-admin';
 import { startCountingProxy } from './counting-proxy';
 import { INTERNAL_TOKEN, pngOf, startDependency, until } from './fixtures';
 
@@ -39,9 +40,12 @@ describe('master wake-ups across instances', () => {
 
   const startMaster = async (): Promise<Master> => {
     const taskdb = new ContractClient({ service: 'taskdb', baseUrl: taskdbProcess.url!, token: INTERNAL_TOKEN });
-    const images = new ImageService({
+    const gateways = {
       tasks: new TaskGateway(taskdb),
       store: new ImageStoreGateway(storage, { publicUrl: async () => storageProcess.url! }),
+    };
+    const images = new ImageService({
+      ...gateways,
       leaseMs: 30_000,
       claimRecheckMs: CLAIM_RECHECK_MS,
       signedUrlTtlMs: 60_000,
@@ -49,7 +53,14 @@ describe('master wake-ups across instances', () => {
     const feed = new TaskEventFeed({ resolve: async () => taskdbProcess.url!, token: INTERNAL_TOKEN, handlers: images, logger });
     feed.start();
     const server: Listening = await listen(
-      createApp({ images, logger, maxUploadBytes: 4096, dependencies: [], tokens: { internal: INTERNAL_TOKEN, worker: WORKER_TOKEN } }),
+      createApp({
+        images,
+        admin: new TaskAdmin({ ...gateways, images, retentionMs: 3_600_000 }),
+        logger,
+        maxUploadBytes: 4096,
+        dependencies: [],
+        tokens: { internal: INTERNAL_TOKEN, worker: WORKER_TOKEN },
+      }),
       0,
     );
     return {
@@ -128,6 +139,34 @@ describe('master wake-ups across instances', () => {
       expect(Date.now() - ending).toBeLessThan(CLAIM_RECHECK_MS);
     },
   );
+
+  it('when a waiting task is cancelled through master A, then an isReady waiting on master B answers it failed, cancelled, before any recheck', async () => {
+    const id = await upload(a);
+    const waiting = b.master.call(masterContract.isReady, { query: { id, waitMs: 20_000 } });
+    await until(() => b.images.ended.waiting(id) === 1);
+
+    const cancelling = Date.now();
+    expect((await a.master.call(masterAdminContract.cancelTask, { params: { id } })).status).toBe(200);
+
+    expect((await waiting).body).toEqual({ id, state: 'failed', error: 'cancelled by an operator' });
+    expect(Date.now() - cancelling).toBeLessThan(CLAIM_RECHECK_MS);
+  });
+
+  it('when a failed task is retried through master A, then a getWork waiting on master B is answered with it before any recheck', async () => {
+    const id = await upload(a);
+    const work = await a.worker.call(masterContract.getWork, { query: { waitMs: 0 } });
+    if (work.status !== 200) throw new Error(`getWork answered ${work.status}`);
+    await a.worker.call(masterContract.workFailed, { body: { id, leaseToken: work.body.leaseToken, reason: 'a passing fault' } });
+    const waiting = b.worker.call(masterContract.getWork, { query: { waitMs: 20_000 } });
+    await until(() => b.images.signal.waiting() === 1);
+
+    const retrying = Date.now();
+    expect((await a.master.call(masterAdminContract.retryTask, { params: { id } })).status).toBe(200);
+
+    const again = await waiting;
+    expect(again.status === 200 && again.body).toMatchObject({ id, attempt: 2 });
+    expect(Date.now() - retrying).toBeLessThan(CLAIM_RECHECK_MS);
+  });
 
   describe('a waiting isReady for a task created through it', () => {
     let proxy: Awaited<ReturnType<typeof startCountingProxy>>;

@@ -2,13 +2,14 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { masterContract, StoredObjectSchema, type Work } from '@pixelmill/contracts';
+import { masterAdminContract, masterContract, StoredObjectSchema, type Work } from '@pixelmill/contracts';
 import { ContractClient, createLogger, deriveSigningKey, listen, type Listening } from '@pixelmill/kit';
 import { scrapeMetrics, type ServiceProcess } from '@pixelmill/kit/testing';
 import { createApp } from '../../src/app';
 import { ImageStoreGateway } from '../../src/data-access/image-store-gateway';
 import { TaskGateway } from '../../src/data-access/task-gateway';
 import { ImageService } from '../../src/domain/image-service';
+import { TaskAdmin } from '../../src/domain/task-admin';
 import { INTERNAL_TOKEN, pngOf, startDependency } from './fixtures';
 
 const PNG = pngOf(2, 2);
@@ -28,15 +29,19 @@ describe('master metrics', () => {
     [taskdbProcess, storageProcess] = await Promise.all([startDependency('taskdb', dir), startDependency('storage', dir)]);
     const taskdb = new ContractClient({ service: 'taskdb', baseUrl: taskdbProcess.url!, token: INTERNAL_TOKEN });
     const storage = new ContractClient({ service: 'storage', baseUrl: storageProcess.url!, token: INTERNAL_TOKEN });
-    const images = new ImageService({
+    const gateways = {
       tasks: new TaskGateway(taskdb),
       store: new ImageStoreGateway(storage, { publicUrl: async () => storageProcess.url!, signingKey: deriveSigningKey(INTERNAL_TOKEN) }),
+    };
+    const images = new ImageService({
+      ...gateways,
       leaseMs: 30_000,
       claimRecheckMs: 200,
       signedUrlTtlMs: 60_000,
     });
     const app = createApp({
       images,
+      admin: new TaskAdmin({ ...gateways, images, retentionMs: 3_600_000 }),
       logger: createLogger('master', 'silent'),
       maxUploadBytes: 4096,
       dependencies: [taskdb, storage],
@@ -141,6 +146,33 @@ describe('master metrics', () => {
     // Ended on its second attempt: above the first bucket.
     expect(after.attempts - before.attempts).toBe(1);
     expect(after.firstAttempts - before.firstAttempts).toBe(0);
+  });
+
+  it('when operators retry, cancel and delete tasks, then each action is counted by its name; a refused one is not', async () => {
+    const before = await scrapeMetrics(server.url, INTERNAL_TOKEN);
+    const actions = (metrics: typeof before) =>
+      Object.fromEntries(
+        ['retry', 'cancel', 'delete'].map((action) => [action, metrics.value('pixelmill_master_admin_actions_total', { action })]),
+      );
+    // Shown from the start, at 0, so that a rate over them has a first value.
+    expect(actions(before)).toEqual({ retry: expect.any(Number), cancel: expect.any(Number), delete: expect.any(Number) });
+
+    const failed = await upload();
+    const work = await claim();
+    await worker.call(masterContract.workFailed, { body: { id: failed, leaseToken: work.leaseToken, reason: 'not an image' } });
+    expect((await master.call(masterAdminContract.retryTask, { params: { id: failed } })).status).toBe(200);
+    expect((await master.call(masterAdminContract.retryTask, { params: { id: failed } })).status).toBe(409);
+    expect((await master.call(masterAdminContract.cancelTask, { params: { id: failed } })).status).toBe(200);
+    expect((await master.call(masterAdminContract.deleteTask, { params: { id: failed } })).status).toBe(204);
+    expect((await master.call(masterAdminContract.deleteTask, { params: { id: failed } })).status).toBe(404);
+
+    const after = actions(await scrapeMetrics(server.url, INTERNAL_TOKEN));
+    const was = actions(before);
+    expect({ retry: after.retry! - was.retry!, cancel: after.cancel! - was.cancel!, delete: after.delete! - was.delete! }).toEqual({
+      retry: 1,
+      cancel: 1,
+      delete: 1,
+    });
   });
 
   it("when /metrics is asked without the internal token, or with a worker's, then it is a 401", async () => {

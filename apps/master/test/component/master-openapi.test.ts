@@ -5,6 +5,7 @@ import { createApp } from '../../src/app';
 import { ImageStoreGateway } from '../../src/data-access/image-store-gateway';
 import { TaskGateway } from '../../src/data-access/task-gateway';
 import { ImageService } from '../../src/domain/image-service';
+import { TaskAdmin } from '../../src/domain/task-admin';
 
 const shipped = shippedOpenApiDocument('master');
 const INTERNAL_TOKEN = 'internal-token-0123456789';
@@ -15,15 +16,15 @@ describe('master OpenAPI document', () => {
   const taskdb = new ContractClient({ service: 'taskdb', baseUrl: nowhere, token: INTERNAL_TOKEN });
   const storage = new ContractClient({ service: 'storage', baseUrl: nowhere, token: INTERNAL_TOKEN });
 
+  const gateways = {
+    tasks: new TaskGateway(taskdb),
+    store: new ImageStoreGateway(storage, { publicUrl: async () => nowhere, signingKey: deriveSigningKey(INTERNAL_TOKEN) }),
+  };
+  const images = new ImageService({ ...gateways, leaseMs: 30_000, claimRecheckMs: 200, signedUrlTtlMs: 60_000 });
   const app = () =>
     createApp({
-      images: new ImageService({
-        tasks: new TaskGateway(taskdb),
-        store: new ImageStoreGateway(storage, { publicUrl: async () => nowhere, signingKey: deriveSigningKey(INTERNAL_TOKEN) }),
-        leaseMs: 30_000,
-        claimRecheckMs: 200,
-        signedUrlTtlMs: 60_000,
-      }),
+      images,
+      admin: new TaskAdmin({ ...gateways, images, retentionMs: 3_600_000 }),
       logger: createLogger('master', 'silent'),
       maxUploadBytes: 4096,
       dependencies: [taskdb, storage],

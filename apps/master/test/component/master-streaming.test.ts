@@ -11,6 +11,7 @@ import { createApp } from '../../src/app';
 import { ImageStoreGateway } from '../../src/data-access/image-store-gateway';
 import { TaskGateway } from '../../src/data-access/task-gateway';
 import { ImageService } from '../../src/domain/image-service';
+import { TaskAdmin } from '../../src/domain/task-admin';
 import { INTERNAL_TOKEN, pngOf, startDependency, until } from './fixtures';
 
 const MAX_UPLOAD_BYTES = 2 * 1024 * 1024;
@@ -89,17 +90,21 @@ describe('master, uploads streamed on to storage', () => {
     tap = await startStorageTap(storageProcess.url!);
     taskdb = new ContractClient({ service: 'taskdb', baseUrl: taskdbProcess.url!, token: INTERNAL_TOKEN });
     storage = new ContractClient({ service: 'storage', baseUrl: storageProcess.url!, token: INTERNAL_TOKEN });
-    const images = new ImageService({
+    const gateways = {
       tasks: new TaskGateway(taskdb),
       store: new ImageStoreGateway(new ContractClient({ service: 'storage', baseUrl: tap.url, token: INTERNAL_TOKEN }), {
         publicUrl: async () => storageProcess.url!,
       }),
+    };
+    const images = new ImageService({
+      ...gateways,
       leaseMs: 30_000,
       claimRecheckMs: 200,
       signedUrlTtlMs: 60_000,
     });
     const app = createApp({
       images,
+      admin: new TaskAdmin({ ...gateways, images, retentionMs: 3_600_000 }),
       logger: createLogger('master', 'silent'),
       maxUploadBytes: MAX_UPLOAD_BYTES,
       dependencies: [],

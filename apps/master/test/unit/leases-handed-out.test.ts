@@ -4,6 +4,7 @@ import { LeasesHandedOut } from '../../src/domain/leases-handed-out';
 const claimOf = (n: number, leaseToken = `lease-token-${n}-0123456789abcdef`): Claim => ({
   id: `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`,
   op: 'invert',
+  params: null,
   contentType: 'image/png',
   state: 'in_progress',
   attempt: 1,

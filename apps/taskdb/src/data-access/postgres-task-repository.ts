@@ -12,6 +12,8 @@ import {
 import type { TaskState } from '@pixelmill/contracts';
 import {
   applyUpdate,
+  countedBytes,
+  storedParams,
   toRecord,
   type AttemptEnd,
   type ClaimResult,
@@ -31,9 +33,10 @@ import {
 
 /**
  * Schema versions (see `migratePostgres`). The same column names as in SQLite; times are BIGINT
- * ms since the epoch, as the domain counts them.
+ * ms since the epoch, as the domain counts them. Exported for the tests that build a database of
+ * an older version.
  */
-const MIGRATIONS: readonly string[] = [
+export const POSTGRES_TASK_MIGRATIONS: readonly string[] = [
   `CREATE TABLE tasks (
      seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
      id TEXT NOT NULL UNIQUE,
@@ -86,6 +89,8 @@ const MIGRATIONS: readonly string[] = [
      outcome TEXT CHECK (outcome IN ('finished', 'failed', 'released', 'lost')),
      PRIMARY KEY (task_id, attempt)
    );`,
+  // The operation's parameters (see storedParams); the tasks before it had none.
+  `ALTER TABLE tasks ADD COLUMN params TEXT;`,
 ];
 
 const INT8_OID = 20;
@@ -132,8 +137,8 @@ const SQL = {
        FROM stored
      ), created AS (
        INSERT INTO tasks (id, op, content_type, state, owner, idempotency_key, fingerprint, source_bytes, width, height,
-         available_at, created_at, updated_at)
-       SELECT $1, $2, $3, 'not_started', $4, $5, $6, $7, $8, $9, $10, $10, $10 FROM admission WHERE locked AND fits
+         available_at, created_at, updated_at, params)
+       SELECT $1, $2, $3, 'not_started', $4, $5, $6, $7, $8, $9, $10, $10, $10, $12 FROM admission WHERE locked AND fits
        ON CONFLICT DO NOTHING
        RETURNING *
      ), counted AS (
@@ -223,6 +228,16 @@ const SQL = {
   // state. Written as `state = $1 ... ORDER BY seq`, the planner may walk the primary key in seq
   // order and filter on state, which reads every older task of the other states first.
   listByState: sql('list_by_state', 'SELECT seq, id FROM tasks WHERE (state, seq) > ($1, $2) AND state <= $1 ORDER BY state, seq LIMIT $3'),
+  listTasksByState: sql(
+    'list_tasks_by_state',
+    'SELECT * FROM tasks WHERE (state, seq) > ($1, $2) AND state <= $1 ORDER BY state, seq LIMIT $3',
+  ),
+  // The task and its leases in one statement.
+  remove: sql(
+    'remove',
+    `WITH removed AS (DELETE FROM tasks WHERE id = $1 RETURNING id)
+     DELETE FROM task_leases WHERE task_id IN (SELECT id FROM removed)`,
+  ),
   counts: sql(
     'counts',
     `SELECT state, count(*)::int AS tasks,
@@ -235,9 +250,13 @@ const SQL = {
     `INSERT INTO owner_usage (owner, shard, stored_bytes) VALUES ($1, 1 + $3::bigint % ${USAGE_SHARDS - 1}, $2)
      ON CONFLICT (owner, shard) DO UPDATE SET stored_bytes = owner_usage.stored_bytes + excluded.stored_bytes`,
   ),
+  // A failed task's source is kept until the task expires, so that an operator can retry it: the
+  // index (made for both ended states) walks those too, as many as failed within the retention.
+  // `<> 'failed'`, not `= 'finished'`: an equality would let the planner walk tasks_by_state
+  // instead, through every finished task, their sources deleted long ago.
   sourcesToDelete: sql(
     'sources_to_delete',
-    `SELECT id FROM tasks WHERE NOT source_deleted AND state IN ('finished', 'failed') ORDER BY seq LIMIT $1`,
+    `SELECT id FROM tasks WHERE NOT source_deleted AND state IN ('finished', 'failed') AND state <> 'failed' ORDER BY seq LIMIT $1`,
   ),
   toExpire: sql(
     'to_expire',
@@ -326,6 +345,10 @@ function transactionStore(client: PoolClient): TaskStore {
       await client.query({ ...SQL.markExpired, values: [record.id, now] });
       await addUsage(client, record, -((record.sourceDeleted ? 0 : record.sourceBytes) + (record.resultBytes ?? 0)));
     },
+    async remove(record) {
+      await client.query({ ...SQL.remove, values: [record.id] });
+      await addUsage(client, record, -countedBytes(record));
+    },
   };
 }
 
@@ -340,7 +363,7 @@ export class PostgresTaskRepository implements TaskRepository {
   static async open(options: PostgresOptions): Promise<PostgresTaskRepository> {
     const pool = await openPostgres(options);
     try {
-      await migratePostgres(pool, options.schema, 'taskdb', MIGRATIONS);
+      await migratePostgres(pool, options.schema, 'taskdb', POSTGRES_TASK_MIGRATIONS);
     } catch (err) {
       await pool.end();
       throw err;
@@ -380,6 +403,7 @@ export class PostgresTaskRepository implements TaskRepository {
         task.height ?? null,
         now,
         quotaBytes ?? null,
+        storedParams(task.params),
       ];
       let [row] = await rows<InsertRow>(this.pool, SQL.insert, values);
       if (!row!.locked) {
@@ -418,6 +442,10 @@ export class PostgresTaskRepository implements TaskRepository {
 
   listByState(state: TaskState, afterSeq: number, limit: number): Promise<Array<{ seq: number; id: string }>> {
     return this.guard(() => rows(this.pool, SQL.listByState, [state, afterSeq, limit]));
+  }
+
+  listTasksByState(state: TaskState, afterSeq: number, limit: number): Promise<TaskRecord[]> {
+    return this.guard(async () => (await rows<TaskRow>(this.pool, SQL.listTasksByState, [state, afterSeq, limit])).map(toRecord));
   }
 
   counts(): Promise<TaskCounts> {

@@ -4,6 +4,8 @@ import type { TaskState } from '@pixelmill/contracts';
 import { SqliteGroupCommit } from './sqlite-group-commit';
 import {
   applyUpdate,
+  countedBytes,
+  storedParams,
   toRecord,
   type AttemptEnd,
   type ClaimResult,
@@ -23,9 +25,10 @@ import {
 
 /**
  * Schema versions, applied in order and recorded in `PRAGMA user_version`, so a database
- * written by an older version is brought up to date when taskdb starts.
+ * written by an older version is brought up to date when taskdb starts. Exported for the tests
+ * that build a database of an older version.
  */
-const MIGRATIONS: readonly string[] = [
+export const SQLITE_TASK_MIGRATIONS: readonly string[] = [
   `CREATE TABLE IF NOT EXISTS tasks (
      seq INTEGER PRIMARY KEY AUTOINCREMENT,
      id TEXT NOT NULL UNIQUE,
@@ -79,6 +82,8 @@ const MIGRATIONS: readonly string[] = [
    INSERT INTO task_leases (task_id, attempt, lease_token, granted_at, expires_at)
      SELECT id, attempt, lease_token, updated_at, lease_expires_at FROM tasks
      WHERE state = 'in_progress' AND lease_token IS NOT NULL AND lease_expires_at IS NOT NULL;`,
+  // The operation's parameters (see storedParams); the tasks before it had none.
+  `ALTER TABLE tasks ADD COLUMN params TEXT;`,
 ];
 
 /**
@@ -87,15 +92,18 @@ const MIGRATIONS: readonly string[] = [
  * queries from walking every task in a state (and fails loudly should it ever be missing).
  */
 export const SQLITE_TASK_SQL = {
-  insert: `INSERT INTO tasks (id, op, content_type, state, owner, idempotency_key, fingerprint, source_bytes, width, height,
+  insert: `INSERT INTO tasks (id, op, params, content_type, state, owner, idempotency_key, fingerprint, source_bytes, width, height,
              available_at, created_at, updated_at)
-           VALUES (@id, @op, @contentType, 'not_started', @owner, @idempotencyKey, @fingerprint, @sourceBytes, @width, @height,
+           VALUES (@id, @op, @params, @contentType, 'not_started', @owner, @idempotencyKey, @fingerprint, @sourceBytes, @width, @height,
              @now, @now, @now)
            ON CONFLICT DO NOTHING RETURNING *`,
   usage: 'SELECT stored_bytes FROM owner_usage WHERE owner = ?',
   addUsage: `INSERT INTO owner_usage (owner, stored_bytes) VALUES (@owner, max(0, @bytes))
              ON CONFLICT (owner) DO UPDATE SET stored_bytes = max(0, stored_bytes + @bytes)`,
-  sourcesToDelete: `SELECT id FROM tasks INDEXED BY tasks_with_source_to_delete WHERE source_deleted = 0 AND state IN ('finished', 'failed') ORDER BY seq LIMIT ?`,
+  // A failed task's source is kept until the task expires, so that an operator can retry it: the
+  // index (made for both ended states) walks those too, as many as failed within the retention.
+  sourcesToDelete: `SELECT id FROM tasks INDEXED BY tasks_with_source_to_delete
+                    WHERE source_deleted = 0 AND state IN ('finished', 'failed') AND state <> 'failed' ORDER BY seq LIMIT ?`,
   toExpire: `SELECT id, attempt FROM tasks INDEXED BY tasks_to_expire WHERE expired_at IS NULL AND state IN ('finished', 'failed') AND updated_at < ?
              ORDER BY updated_at LIMIT ?`,
   markSourceDeleted: 'UPDATE tasks SET source_deleted = 1 WHERE id = ?',
@@ -110,6 +118,9 @@ export const SQLITE_TASK_SQL = {
            WHERE id = @id AND state = @wasState AND attempt = @wasAttempt AND lease_token IS @wasLeaseToken
              AND lease_expires_at IS @wasLeaseExpiresAt`,
   listByState: 'SELECT seq, id FROM tasks INDEXED BY tasks_by_state WHERE state = ? AND seq > ? ORDER BY seq LIMIT ?',
+  listTasksByState: 'SELECT * FROM tasks INDEXED BY tasks_by_state WHERE state = ? AND seq > ? ORDER BY seq LIMIT ?',
+  remove: 'DELETE FROM tasks WHERE id = ?',
+  removeLeases: 'DELETE FROM task_leases WHERE task_id = ?',
   counts: `SELECT state, count(*) AS tasks,
              (SELECT available_at FROM tasks INDEXED BY tasks_claimable WHERE state = 'not_started'
               ORDER BY available_at LIMIT 1) AS oldest_waiting_since
@@ -160,7 +171,7 @@ export class SqliteTaskRepository implements TaskRepository {
    */
   constructor(file: string, synchronous: SqliteOptions['synchronous'] = 'FULL') {
     this.db = openSqlite(Database, file, { synchronous });
-    migrateSqlite(this.db, MIGRATIONS);
+    migrateSqlite(this.db, SQLITE_TASK_MIGRATIONS);
     this.connection = new SqliteGroupCommit(this.db);
     this.statements = {
       insert: this.db.prepare<[Record<string, unknown>], TaskRow>(SQLITE_TASK_SQL.insert),
@@ -174,6 +185,9 @@ export class SqliteTaskRepository implements TaskRepository {
       byIdempotencyKey: this.db.prepare<[string, string], TaskRow>(SQLITE_TASK_SQL.byIdempotencyKey),
       update: this.db.prepare<[Record<string, unknown>]>(SQLITE_TASK_SQL.update),
       listByState: this.db.prepare<[string, number, number], { seq: number; id: string }>(SQLITE_TASK_SQL.listByState),
+      listTasksByState: this.db.prepare<[string, number, number], TaskRow>(SQLITE_TASK_SQL.listTasksByState),
+      remove: this.db.prepare<[string]>(SQLITE_TASK_SQL.remove),
+      removeLeases: this.db.prepare<[string]>(SQLITE_TASK_SQL.removeLeases),
       counts: this.db.prepare<[], TaskCountRow>(SQLITE_TASK_SQL.counts),
       claim: this.db.prepare<[Record<string, unknown>], TaskRow>(SQLITE_TASK_SQL.claim),
       anyLeaseExpired: this.db.prepare<[number], { found: number }>(SQLITE_TASK_SQL.anyLeaseExpired),
@@ -230,6 +244,7 @@ export class SqliteTaskRepository implements TaskRepository {
       const row = this.statements.insert.get({
         id: task.id,
         op: task.op,
+        params: storedParams(task.params),
         contentType: task.contentType,
         owner,
         idempotencyKey: task.idempotencyKey ?? null,
@@ -281,6 +296,10 @@ export class SqliteTaskRepository implements TaskRepository {
 
   listByState(state: TaskState, afterSeq: number, limit: number): Promise<Array<{ seq: number; id: string }>> {
     return this.connection.read(() => this.statements.listByState.all(state, afterSeq, limit));
+  }
+
+  listTasksByState(state: TaskState, afterSeq: number, limit: number): Promise<TaskRecord[]> {
+    return this.connection.read(() => this.statements.listTasksByState.all(state, afterSeq, limit).map(toRecord));
   }
 
   counts(): Promise<TaskCounts> {
@@ -381,6 +400,11 @@ export class SqliteTaskRepository implements TaskRepository {
         if (record.expiredAt !== null) return;
         statements.markExpired.run(now, record.id);
         this.addUsageNow(record.owner, -((record.sourceDeleted ? 0 : record.sourceBytes) + (record.resultBytes ?? 0)));
+      },
+      remove: async (record) => {
+        statements.remove.run(record.id);
+        statements.removeLeases.run(record.id);
+        this.addUsageNow(record.owner, -countedBytes(record));
       },
     };
   }

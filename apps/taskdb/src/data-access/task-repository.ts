@@ -1,10 +1,20 @@
-import type { ImageType, Operation, Task, TaskState } from '@pixelmill/contracts';
+import {
+  givenParams,
+  type ImageType,
+  type Operation,
+  type OperationParams,
+  type Task,
+  type TaskDetail,
+  type TaskState,
+} from '@pixelmill/contracts';
 
 /** A task as stored, with the lease token that the API shows only to the claimer. */
 export interface TaskRecord {
   seq: number;
   id: string;
   op: Operation;
+  /** The operation's parameters (resize: width, height); null when it takes none. */
+  params: OperationParams | null;
   contentType: ImageType;
   state: TaskState;
   attempt: number;
@@ -34,6 +44,8 @@ export interface TaskRow {
   seq: number;
   id: string;
   op: Operation;
+  /** JSON of the operation's parameters (see `storedParams`); null when it takes none, and in rows older than the column. */
+  params: string | null;
   content_type: ImageType;
   state: TaskState;
   attempt: number;
@@ -56,10 +68,22 @@ export interface TaskRow {
   expired_at: number | null;
 }
 
+/**
+ * The operation's parameters as the `params` column keeps them: JSON of the parameters given, in
+ * one order, so that two creates with the same parameters store the same text; null without any.
+ * One text column rather than a column per parameter: taskdb never looks inside (the contract
+ * checks them on the way in and out), and the next operation's parameters need no migration.
+ */
+export function storedParams(params: OperationParams | null | undefined): string | null {
+  const given = givenParams(params);
+  return Object.keys(given).length === 0 ? null : JSON.stringify(given);
+}
+
 export const toRecord = (row: TaskRow): TaskRecord => ({
   seq: row.seq,
   id: row.id,
   op: row.op,
+  params: row.params === null ? null : (JSON.parse(row.params) as OperationParams),
   contentType: row.content_type,
   state: row.state,
   attempt: row.attempt,
@@ -84,6 +108,7 @@ export const toRecord = (row: TaskRow): TaskRecord => ({
 export const toTask = (record: TaskRecord): Task => ({
   id: record.id,
   op: record.op,
+  params: record.params,
   contentType: record.contentType,
   state: record.state,
   attempt: record.attempt,
@@ -97,6 +122,17 @@ export const toTask = (record: TaskRecord): Task => ({
   width: record.width,
   height: record.height,
 });
+
+/** A task as an operator sees it: with what of its bytes is still stored. */
+export const toTaskDetail = (record: TaskRecord): TaskDetail => ({
+  ...toTask(record),
+  sourceStored: !record.sourceDeleted && record.expiredAt === null,
+  expiredAt: record.expiredAt === null ? null : new Date(record.expiredAt).toISOString(),
+});
+
+/** The bytes a task's record counts for its owner: its source until deleted, its result, none once expired. */
+export const countedBytes = (record: TaskRecord): number =>
+  record.expiredAt !== null ? 0 : (record.sourceDeleted ? 0 : record.sourceBytes) + (record.resultBytes ?? 0);
 
 /** How an attempt's lease ended: reported done or failed, given back by its holder, or run out. */
 export type LeaseOutcome = 'finished' | 'failed' | 'released' | 'lost';
@@ -145,6 +181,7 @@ export interface LeaseGrant {
 export interface NewTask {
   id: string;
   op: Operation;
+  params?: OperationParams;
   contentType: ImageType;
   owner?: string;
   idempotencyKey?: string;
@@ -230,6 +267,8 @@ export interface TaskStore extends TaskWriter {
   markSourceDeleted(record: TaskRecord): Promise<void>;
   /** The task's bytes are gone: nothing of it counts any more, and reads answer 410. */
   markExpired(record: TaskRecord, now: number): Promise<void>;
+  /** Deletes the task's row and its leases; the bytes it counted (`countedBytes`) stop counting for its owner. */
+  remove(record: TaskRecord): Promise<void>;
 }
 
 /**
@@ -276,9 +315,11 @@ export interface TaskRepository extends TaskWriter {
   counts(): Promise<TaskCounts>;
   /** Up to `limit` ids in a state after the cursor (a sequence number), oldest first. */
   listByState(state: TaskState, afterSeq: number, limit: number): Promise<Array<{ seq: number; id: string }>>;
+  /** The same page as `listByState`, the whole tasks. */
+  listTasksByState(state: TaskState, afterSeq: number, limit: number): Promise<TaskRecord[]>;
   /** Bytes stored for an owner's tasks (null: the clients without an API key). */
   usage(owner: string | null): Promise<number>;
-  /** Ended tasks whose source is still stored, oldest first. */
+  /** Finished tasks whose source is still stored, oldest first (a failed task's is kept until it expires). */
   sourcesToDelete(limit: number): Promise<string[]>;
   /** Ended tasks last changed before `before`, not expired yet, oldest first. */
   toExpire(before: number, limit: number): Promise<Array<{ id: string; attempt: number }>>;

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import {
+  OPERATOR_TRANSITIONS,
   TASK_TRANSITIONS,
   type Claim,
   type ChangeStateBody,
@@ -7,11 +8,20 @@ import {
   type Housekeeping,
   type HousekeepingDone,
   type Task,
+  type TaskDetail,
   type TaskEvent,
   type TaskState,
 } from '@pixelmill/contracts';
 import { AppError, backoffDelay } from '@pixelmill/kit';
-import { toTask, type AttemptEnd, type StateUpdate, type TaskRecord, type TaskRepository } from '../data-access/task-repository';
+import {
+  storedParams,
+  toTask,
+  toTaskDetail,
+  type AttemptEnd,
+  type StateUpdate,
+  type TaskRecord,
+  type TaskRepository,
+} from '../data-access/task-repository';
 import { TaskdbMetrics } from './taskdb-metrics';
 
 const isFinal = (state: TaskState): boolean => TASK_TRANSITIONS[state].length === 0;
@@ -56,6 +66,9 @@ const WRITE_TRIES = 5;
 
 const notFound = (id: string): AppError => new AppError('not_found', 404, `no task ${id}`);
 
+const expired = (id: string): AppError =>
+  new AppError('gone', 410, `image ${id} has expired: its files were deleted after the retention time`);
+
 /** A task reaching finished or failed, as an event. */
 const endedEvent = (record: TaskRecord): TaskEvent => ({
   kind: 'ended',
@@ -77,6 +90,17 @@ type Decision = { keep: TaskRecord } | { change: StateUpdate };
 export interface TaskPage {
   ids: string[];
   nextCursor: string | null;
+  /** With the `tasks` view: the tasks of `ids`. */
+  tasks?: TaskDetail[];
+}
+
+/** What a page of a listing carries: the ids alone, or the tasks too. */
+export type ListView = 'ids' | 'tasks';
+
+/** A page of `limit` from rows read `limit + 1` at a time: the one more tells whether a next page exists. */
+function pageOf<R extends { seq: number }>(rows: R[], limit: number): { page: R[]; nextCursor: string | null } {
+  const page = rows.slice(0, limit);
+  return { page, nextCursor: rows.length > limit ? String(page[page.length - 1]!.seq) : null };
 }
 
 export interface CreateResult {
@@ -119,7 +143,11 @@ export class TaskService {
       // The id or the idempotency key is taken, maybe by a create that committed a moment ago.
       const existing = await this.repository.get(input.id);
       if (existing) {
-        const same = existing.op === input.op && existing.contentType === input.contentType && existing.owner === (input.owner ?? null);
+        const same =
+          existing.op === input.op &&
+          storedParams(existing.params) === storedParams(input.params) &&
+          existing.contentType === input.contentType &&
+          existing.owner === (input.owner ?? null);
         if (!same) throw new AppError('conflict', 409, `task ${input.id} exists already, with other values`);
         return { task: toTask(existing), created: false };
       }
@@ -133,9 +161,7 @@ export class TaskService {
   async get(id: string): Promise<Task> {
     const record = await this.repository.get(id);
     if (!record) throw notFound(id);
-    if (record.expiredAt !== null) {
-      throw new AppError('gone', 410, `image ${id} has expired: its files were deleted after the retention time`);
-    }
+    if (record.expiredAt !== null) throw expired(id);
     return toTask(record);
   }
 
@@ -285,13 +311,102 @@ export class TaskService {
     }
   }
 
-  async list(state: TaskState, limit: number, cursor?: string): Promise<TaskPage> {
-    const rows = await this.repository.listByState(state, cursor === undefined ? 0 : Number(cursor), limit + 1);
-    const page = rows.slice(0, limit);
-    return {
-      ids: page.map((row) => row.id),
-      nextCursor: rows.length > limit ? String(page[page.length - 1]!.seq) : null,
-    };
+  /** A page of the tasks in a state, oldest first: their ids, or (`view` tasks) the tasks too. */
+  async list(state: TaskState, limit: number, cursor?: string, view: ListView = 'ids'): Promise<TaskPage> {
+    const afterSeq = cursor === undefined ? 0 : Number(cursor);
+    if (view === 'tasks') {
+      const { page, nextCursor } = pageOf(await this.repository.listTasksByState(state, afterSeq, limit + 1), limit);
+      return { ids: page.map((record) => record.id), nextCursor, tasks: page.map(toTaskDetail) };
+    }
+    const { page, nextCursor } = pageOf(await this.repository.listByState(state, afterSeq, limit + 1), limit);
+    return { ids: page.map((row) => row.id), nextCursor };
+  }
+
+  /**
+   * An operator's retry (`OPERATOR_TRANSITIONS.retry`): a failed task whose source is still stored
+   * goes back to not_started, claimable at once, its error cleared. Its attempt number goes on (each
+   * attempt has its own result key and lease row); its lost attempts count from zero, so it has the
+   * whole attempt limit again. Decided and written with the row locked, so that it never crosses
+   * the task's expiry (`housekeepingDone` locks the row too). `endedAfter` refuses a task that
+   * ended before it: housekeeping deletes the files of an expiring task before it records that.
+   */
+  async retry(id: string, endedAfter?: number): Promise<TaskDetail> {
+    const { from, to } = OPERATOR_TRANSITIONS.retry;
+    const retried = await this.repository.transaction(async (store) => {
+      const record = await store.getForUpdate(id);
+      if (!record) throw notFound(id);
+      if (record.expiredAt !== null) throw expired(id);
+      if (record.state !== from) {
+        throw new AppError('conflict', 409, `task ${id} is ${record.state}: only a failed task can be retried`);
+      }
+      if (record.sourceDeleted) {
+        throw new AppError(
+          'conflict',
+          409,
+          `task ${id} cannot be retried: its image is no longer stored (deleted after the task ended); upload it again`,
+        );
+      }
+      if (endedAfter !== undefined && record.updatedAt < endedAfter) {
+        throw new AppError(
+          'conflict',
+          409,
+          `task ${id} cannot be retried: it failed at ${new Date(record.updatedAt).toISOString()}, so near the end of its ` +
+            'retention that its files may be being deleted; upload the image again',
+        );
+      }
+      const now = this.now();
+      const change: StateUpdate = {
+        state: to,
+        error: null,
+        // The last attempt's token goes: a report of it repeated now is refused.
+        leaseToken: null,
+        leaseExpiresAt: null,
+        attemptDeadline: null,
+        lostAttempts: 0,
+        availableAt: now,
+      };
+      const next = await store.update(record, change, now);
+      // The row is locked: only a writer outside the rules could have changed it.
+      if (!next) throw new AppError('conflict', 409, `task ${id} changed while it was being retried; try again`);
+      return next;
+    });
+    // New work, as a created task is: waiting getWork calls claim it at once.
+    this.publish({ kind: 'created', id });
+    return toTaskDetail(retried);
+  }
+
+  /**
+   * An operator's cancel (`OPERATOR_TRANSITIONS.cancel`): a waiting task ends failed with the
+   * reason, and the ended event wakes the calls waiting for it. A task a worker holds is not
+   * cancelled: its attempt ends by itself. Cancelling again with the same reason answers the task.
+   */
+  async cancel(id: string, reason: string): Promise<TaskDetail> {
+    const { from, to } = OPERATOR_TRANSITIONS.cancel;
+    const { record, written } = await this.changeTask(id, (record): Decision => {
+      if (record.state === to && record.error === reason) return { keep: record };
+      if (record.state !== from) {
+        const held = record.state === 'in_progress' ? '; a worker holds it, and its attempt ends by itself' : '';
+        throw new AppError('conflict', 409, `task ${id} is ${record.state}: only a waiting (not_started) task can be cancelled${held}`);
+      }
+      return { change: { state: to, error: reason } };
+    });
+    if (written) this.publish(endedEvent(record));
+    return toTaskDetail(record);
+  }
+
+  /**
+   * Deletes a task's record (its bytes are the caller's to delete first), and uncounts its bytes.
+   * A task a worker holds is refused: the worker could still store a result no record names.
+   */
+  async remove(id: string): Promise<void> {
+    await this.repository.transaction(async (store) => {
+      const record = await store.getForUpdate(id);
+      if (!record) throw notFound(id);
+      if (record.state === 'in_progress') {
+        throw new AppError('conflict', 409, `task ${id} is in_progress: a worker holds it; delete it once its attempt has ended`);
+      }
+      await store.remove(record);
+    });
   }
 
   /** Capped exponential backoff with jitter before retry number `attempt` (1 = after the first attempt). */

@@ -15,7 +15,16 @@ export function mountTaskRoutes(router: Router, tasks: TaskService, events: Task
       },
       get: async ({ params }) => ({ status: 200, body: await tasks.get(params.id) }),
       changeState: async ({ params, body }) => ({ status: 200, body: await tasks.changeState(params.id, body) }),
-      list: async ({ query }) => ({ status: 200, body: await tasks.list(query.state, query.limit, query.cursor) }),
+      list: async ({ query }) => ({ status: 200, body: await tasks.list(query.state, query.limit, query.cursor, query.view) }),
+      retry: async ({ params, body }) => ({
+        status: 200,
+        body: await tasks.retry(params.id, body.endedAfter === undefined ? undefined : Date.parse(body.endedAfter)),
+      }),
+      cancel: async ({ params, body }) => ({ status: 200, body: await tasks.cancel(params.id, body.reason) }),
+      remove: async ({ params }) => {
+        await tasks.remove(params.id);
+        return { status: 204, body: undefined };
+      },
       claim: async ({ body }) => {
         const claim = await tasks.claim(body.leaseMs);
         return claim ? { status: 200, body: claim } : { status: 204, body: undefined };

@@ -331,6 +331,24 @@ describe.each(BACKENDS)('taskdb API on %s', (backend) => {
     expect((await client.call(taskdbContract.create, { body: { ...body, op: 'grayscale' } })).status).toBe(409);
   });
 
+  it("when a task is created with its operation's parameters, then they come back; parameters that do not go with the operation are a 400", async () => {
+    const id = randomUUID();
+    const created = await client.call(taskdbContract.create, {
+      body: { id, op: 'resize', params: { width: 640, height: 480 }, contentType: 'image/png', width: 64, height: 48 },
+    });
+    expect(created).toMatchObject({ status: 201, body: { id, op: 'resize', params: { width: 640, height: 480 }, width: 64, height: 48 } });
+    expect((await client.call(taskdbContract.get, { params: { id } })).body).toMatchObject({ params: { width: 640, height: 480 } });
+    expect((await claim())?.params).toEqual({ width: 640, height: 480 });
+
+    const refused = async (body: object) =>
+      expectError(await send('POST', '/tasks', { id: randomUUID(), contentType: 'image/png', ...body }), 400, 'bad_request');
+    expect(await refused({ op: 'resize' })).toMatch(/params: op=resize needs width, height or both/);
+    expect(await refused({ op: 'resize', params: {} })).toMatch(/needs width, height or both/);
+    expect(await refused({ op: 'invert', params: { width: 10 } })).toMatch(/params: width goes with op=resize only, not with op=invert/);
+    expect(await refused({ op: 'resize', params: { width: 0 } })).toMatch(/params\.width: must be a whole number of pixels from 1 to 8192/);
+    expect((await client.call(taskdbContract.list, { query: { state: 'not_started' } })).body).toEqual({ ids: [], nextCursor: null });
+  });
+
   it.each([
     ['not_started', 'finished'],
     ['not_started', 'failed'],
@@ -361,6 +379,62 @@ describe.each(BACKENDS)('taskdb API on %s', (backend) => {
     expect(inProgress.status === 200 && inProgress.body.ids).toEqual([ids[0]]);
   });
 
+  describe("an operator's routes", () => {
+    const fail = async () => {
+      const id = await create();
+      const held = (await claim())!;
+      const failed = await client.call(taskdbContract.changeState, {
+        params: { id },
+        body: { to: 'failed', error: 'could not decode', leaseToken: held.leaseToken },
+      });
+      expect(failed.status).toBe(200);
+      return id;
+    };
+
+    it('when tasks are listed with view=tasks, then each page carries the tasks, and the cursor leads to the next', async () => {
+      const ids = [await fail(), await fail(), await fail()];
+      const first = await client.call(taskdbContract.list, { query: { state: 'failed', limit: 2, view: 'tasks' } });
+      expect(first.status === 200 && first.body.tasks!.map((task) => [task.id, task.state, task.error, task.sourceStored])).toEqual(
+        ids.slice(0, 2).map((id) => [id, 'failed', 'could not decode', true]),
+      );
+      const cursor = first.status === 200 ? first.body.nextCursor! : '';
+      const second = await client.call(taskdbContract.list, { query: { state: 'failed', limit: 2, cursor, view: 'tasks' } });
+      expect(second.status === 200 && second.body).toMatchObject({ ids: [ids[2]], nextCursor: null, tasks: [{ id: ids[2] }] });
+      const idsOnly = await send('GET', '/tasks?state=failed');
+      expect(Object.keys((await idsOnly.json()) as object).sort()).toEqual(['ids', 'nextCursor']);
+    });
+
+    it('when a failed task is retried, then it answers not_started with the error cleared, and a claim takes it', async () => {
+      const id = await fail();
+      const retried = await client.call(taskdbContract.retry, { params: { id }, body: {} });
+      expect(retried).toMatchObject({ status: 200, body: { id, state: 'not_started', error: null, attempt: 1, sourceStored: true } });
+      expect(await claim()).toMatchObject({ id, attempt: 2 });
+      const again = await send('POST', `/tasks/${id}/retry`, {});
+      expect(await expectError(again, 409, 'conflict')).toBe(`task ${id} is in_progress: only a failed task can be retried`);
+    });
+
+    it('when a waiting task is cancelled, then it answers failed with the reason, and again the same', async () => {
+      const id = await create();
+      const cancelled = await client.call(taskdbContract.cancel, { params: { id }, body: {} });
+      expect(cancelled).toMatchObject({ status: 200, body: { id, state: 'failed', error: 'cancelled by an operator' } });
+      const again = await client.call(taskdbContract.cancel, { params: { id }, body: {} });
+      expect(again.status === 200 && cancelled.status === 200 && again.body).toEqual(cancelled.body);
+      const other = await create();
+      await claim();
+      expect(await expectError(await send('POST', `/tasks/${other}/cancel`, {}), 409, 'conflict')).toMatch(/is in_progress/);
+    });
+
+    it('when a task is deleted, then it answers 204, the task is unknown, and deleting it again is a 404', async () => {
+      const id = await fail();
+      expect((await client.call(taskdbContract.remove, { params: { id } })).status).toBe(204);
+      expect((await client.call(taskdbContract.get, { params: { id } })).status).toBe(404);
+      await expectError(await send('DELETE', `/tasks/${id}`), 404, 'not_found');
+      const held = await create();
+      await claim();
+      expect(await expectError(await send('DELETE', `/tasks/${held}`), 409, 'conflict')).toMatch(/is in_progress/);
+    });
+  });
+
   it('when the server restarts, then tasks and their states are still there', async () => {
     const id = await create();
     await claim();
@@ -377,6 +451,7 @@ describe.each(BACKENDS)('taskdb API on %s', (backend) => {
     ['a missing state', 'GET', '/tasks', undefined, 400, 'bad_request'],
     ['a bad limit', 'GET', '/tasks?state=failed&limit=0', undefined, 400, 'bad_request'],
     ['a bad cursor', 'GET', '/tasks?state=failed&cursor=abc', undefined, 400, 'bad_request'],
+    ['a cursor past any sequence number', 'GET', `/tasks?state=failed&cursor=${'9'.repeat(20)}`, undefined, 400, 'bad_request'],
     ['a missing field', 'POST', '/tasks', { id: randomUUID(), op: 'invert' }, 400, 'bad_request'],
     ['an unknown operation', 'POST', '/tasks', { id: randomUUID(), op: 'melt', contentType: 'image/png' }, 400, 'bad_request'],
     ['a malformed id in a body', 'POST', '/tasks', { id: 'x', op: 'invert', contentType: 'image/png' }, 400, 'bad_request'],
@@ -385,6 +460,14 @@ describe.each(BACKENDS)('taskdb API on %s', (backend) => {
     ['a too short lease', 'POST', '/claims', { leaseMs: 1 }, 400, 'bad_request'],
     ['malformed JSON', 'POST', '/claims', '{"leaseMs":', 400, 'bad_request'],
     ['a wrong method', 'DELETE', '/tasks', undefined, 405, 'method_not_allowed'],
+    ['a bad view', 'GET', '/tasks?state=failed&view=all', undefined, 400, 'bad_request'],
+    ['a retry of a malformed id', 'POST', '/tasks/42/retry', {}, 400, 'bad_request'],
+    ['a retry of an unknown task', 'POST', `/tasks/${randomUUID()}/retry`, {}, 404, 'not_found'],
+    ['a retry with a time that is not one', 'POST', `/tasks/${randomUUID()}/retry`, { endedAfter: 'soon' }, 400, 'bad_request'],
+    ['a cancel of a malformed id', 'POST', '/tasks/42/cancel', {}, 400, 'bad_request'],
+    ['a cancel with an empty reason', 'POST', `/tasks/${randomUUID()}/cancel`, { reason: '' }, 400, 'bad_request'],
+    ['a cancel of an unknown task', 'POST', `/tasks/${randomUUID()}/cancel`, {}, 404, 'not_found'],
+    ['a delete of a malformed id', 'DELETE', '/tasks/42', undefined, 400, 'bad_request'],
   ])('when a request has %s, then it is refused with a JSON error', async (_name, method, urlPath, body, status, code) => {
     await expectError(await send(method, urlPath, body), status, code);
     expect((await send('GET', '/healthz')).status).toBe(200);

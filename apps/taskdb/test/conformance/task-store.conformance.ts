@@ -74,6 +74,22 @@ export function describeTaskStoreConformance(backend: Backend): void {
         expect(await tasks.usage(undefined)).toEqual({ owner: null, storedBytes: 10 });
       });
 
+      it("when a task is created with its operation's parameters, then it keeps them, claimed too; the same id with others is a 409", async () => {
+        const body = { id: randomUUID(), op: 'resize' as const, contentType: 'image/png' as const, sourceBytes: 0, params: { width: 800 } };
+        await tasks.create(body);
+        const both = await create({ op: 'resize', params: { height: 600, width: 400 } });
+        const none = await create();
+        expect(await tasks.get(body.id)).toMatchObject({ op: 'resize', params: { width: 800 } });
+        expect((await tasks.get(both)).params).toEqual({ width: 400, height: 600 });
+        expect((await tasks.get(none)).params).toBeNull();
+        expect(await mustClaim()).toMatchObject({ id: body.id, params: { width: 800 } });
+        expect(await mustClaim()).toMatchObject({ id: both, params: { width: 400, height: 600 } });
+
+        expect(await tasks.create(body)).toMatchObject({ created: false, task: { id: body.id, params: { width: 800 } } });
+        expect((await refusal(tasks.create({ ...body, params: { width: 801 } }))).status).toBe(409);
+        expect((await refusal(tasks.create({ ...body, params: { width: 800, height: 10 } }))).status).toBe(409);
+      });
+
       it('when an idempotency key comes again, then the first task is answered, per owner', async () => {
         const body = {
           op: 'invert' as const,
@@ -418,6 +434,220 @@ export function describeTaskStoreConformance(backend: Backend): void {
       it('when an unknown task is changed, then it is a 404', async () => {
         expect(await refusal(tasks.changeState(randomUUID(), { to: 'failed' }))).toMatchObject({ status: 404, code: 'not_found' });
         expect(await refusal(tasks.get(randomUUID()))).toMatchObject({ status: 404 });
+      });
+    });
+
+    describe("an operator's moves", () => {
+      /** A task created with these bytes, claimed and failed by its worker. */
+      const failedTask = async (extra: Partial<CreateTaskBody> = {}) => {
+        const id = await create(extra);
+        const held = await mustClaim();
+        expect(held.id).toBe(id);
+        await tasks.changeState(id, { to: 'failed', leaseToken: held.leaseToken, error: 'could not decode' });
+        return { id, held };
+      };
+
+      it('when the tasks of a state are listed with the tasks view, then pages carry whole tasks, oldest first', async () => {
+        const ids: string[] = [];
+        for (let i = 0; i < 5; i += 1) ids.push((await failedTask({ owner: 'alice', sourceBytes: 10 + i })).id);
+        const page1 = await tasks.list('failed', 2, undefined, 'tasks');
+        const page2 = await tasks.list('failed', 2, page1.nextCursor!, 'tasks');
+        const page3 = await tasks.list('failed', 2, page2.nextCursor!, 'tasks');
+        expect([page1, page2, page3].map((page) => page.ids)).toEqual([ids.slice(0, 2), ids.slice(2, 4), ids.slice(4)]);
+        expect(page3.nextCursor).toBeNull();
+        expect(page1.tasks!.map((task) => task.id)).toEqual(page1.ids);
+        expect(page1.tasks![0]).toEqual({
+          id: ids[0],
+          op: 'invert',
+          params: null,
+          contentType: 'image/png',
+          state: 'failed',
+          attempt: 1,
+          error: 'could not decode',
+          owner: 'alice',
+          createdAt: new Date(START).toISOString(),
+          updatedAt: new Date(START).toISOString(),
+          leaseExpiresAt: null,
+          sourceBytes: 10,
+          resultBytes: null,
+          width: null,
+          height: null,
+          sourceStored: true,
+          expiredAt: null,
+        });
+        // Without the view, the ids alone, as before.
+        expect(await tasks.list('failed', 2)).toEqual({ ids: ids.slice(0, 2), nextCursor: page1.nextCursor });
+      });
+
+      it('when housekeeping runs, then a failed task keeps its source (still counted) until it expires; a finished one does not', async () => {
+        const { id: failed } = await failedTask({ owner: 'alice', sourceBytes: 1000 });
+        const finished = await create({ owner: 'alice', sourceBytes: 300 });
+        const held = await mustClaim();
+        await tasks.changeState(finished, { to: 'finished', leaseToken: held.leaseToken, resultBytes: 50 });
+
+        expect(await tasks.housekeeping(now, 100)).toEqual({ sources: [finished], expired: [] });
+        await tasks.housekeepingDone({ sourcesDeleted: [finished], expired: [] });
+        expect((await tasks.usage('alice')).storedBytes).toBe(1050);
+
+        now += 60_000;
+        const due = await tasks.housekeeping(now, 100);
+        expect(due.sources).toEqual([]);
+        expect(due.expired.map((task) => task.id).sort()).toEqual([failed, finished].sort());
+        await tasks.housekeepingDone({ sourcesDeleted: [], expired: [failed, finished] });
+        expect((await tasks.usage('alice')).storedBytes).toBe(0);
+        expect((await tasks.list('failed', 10, undefined, 'tasks')).tasks).toEqual([
+          expect.objectContaining({ id: failed, sourceStored: false, expiredAt: new Date(now).toISOString() }),
+        ]);
+      });
+
+      it('when a failed task is retried, then it is claimable at once with its error cleared, the next attempt, and the whole attempt limit', async () => {
+        // Failed by its leases running out: both attempts of the limit (2) lost.
+        const id = await create();
+        for (let attempt = 1; attempt <= 2; attempt += 1) {
+          await mustClaim(5_000);
+          now += 6_000;
+          await tasks.reapExpired();
+          now += 1_000;
+        }
+        expect(await tasks.get(id)).toMatchObject({ state: 'failed', attempt: 2 });
+        events = [];
+
+        const retried = await tasks.retry(id);
+        expect(retried).toMatchObject({ id, state: 'not_started', attempt: 2, error: null, leaseExpiresAt: null, sourceStored: true });
+        expect(events).toEqual([{ kind: 'created', id }]);
+        const again = await mustClaim(5_000);
+        expect(again).toMatchObject({ id, attempt: 3 });
+        // One lost attempt does not fail it: the lost ones count from zero again.
+        now += 6_000;
+        await tasks.reapExpired();
+        expect(await tasks.get(id)).toMatchObject({ state: 'not_started', attempt: 3 });
+        now += 60_000;
+        const last = await mustClaim();
+        expect(await tasks.changeState(id, { to: 'finished', leaseToken: last.leaseToken })).toMatchObject({
+          state: 'finished',
+          attempt: 4,
+        });
+        expect((await repository.leases(id)).map((lease) => lease.outcome)).toEqual(['lost', 'lost', 'lost', 'finished']);
+      });
+
+      it("when a failed task is retried, then its last worker's report repeated afterwards is refused", async () => {
+        const { id, held } = await failedTask();
+        await tasks.retry(id);
+        const late = await refusal(tasks.changeState(id, { to: 'failed', leaseToken: held.leaseToken, error: 'could not decode' }));
+        expect(late.status).toBe(409);
+        expect(await tasks.get(id)).toMatchObject({ state: 'not_started', error: null });
+      });
+
+      it.each(['not_started', 'in_progress', 'finished'] as const)(
+        'when a task in %s is retried, then it is a 409 that names its state',
+        async (state) => {
+          const id = await create();
+          if (state !== 'not_started') {
+            const held = await mustClaim();
+            if (state === 'finished') await tasks.changeState(id, { to: 'finished', leaseToken: held.leaseToken });
+          }
+          const refused = await refusal(tasks.retry(id));
+          expect(refused).toMatchObject({
+            status: 409,
+            code: 'conflict',
+            message: `task ${id} is ${state}: only a failed task can be retried`,
+          });
+          expect((await tasks.get(id)).state).toBe(state);
+        },
+      );
+
+      it('when a failed task whose source was deleted, or that ended before the given time, or expired, is retried, then it is refused', async () => {
+        const { id: deleted } = await failedTask();
+        await tasks.housekeepingDone({ sourcesDeleted: [deleted], expired: [] });
+        expect(await refusal(tasks.retry(deleted))).toMatchObject({ status: 409, message: expect.stringMatching(/no longer stored/) });
+
+        const { id: expired } = await failedTask();
+        await tasks.housekeepingDone({ sourcesDeleted: [], expired: [expired] });
+        expect(await refusal(tasks.retry(expired))).toMatchObject({ status: 410, code: 'gone' });
+        expect(await refusal(tasks.retry(randomUUID()))).toMatchObject({ status: 404 });
+
+        const { id: old } = await failedTask();
+        expect(await refusal(tasks.retry(old, now + 1))).toMatchObject({
+          status: 409,
+          message: expect.stringMatching(/end of its retention/),
+        });
+        // Refusals change nothing: only the creates told of work.
+        expect(events.filter((e) => e.kind === 'created')).toHaveLength(3);
+        expect(await tasks.retry(old, now)).toMatchObject({ state: 'not_started' });
+      });
+
+      it('when a waiting task is cancelled, then it ends failed with the reason and an ended event, once; no worker claims it', async () => {
+        const id = await create();
+        const cancelled = await tasks.cancel(id, 'cancelled by an operator');
+        expect(cancelled).toMatchObject({ id, state: 'failed', error: 'cancelled by an operator', attempt: 0 });
+        expect(await tasks.cancel(id, 'cancelled by an operator')).toEqual(cancelled);
+        expect(events.filter((e) => e.kind === 'ended')).toEqual([
+          { kind: 'ended', id, state: 'failed', error: 'cancelled by an operator' },
+        ]);
+        expect(await claim()).toBeUndefined();
+        // A cancelled task keeps its source: it may be retried.
+        expect(await tasks.retry(id)).toMatchObject({ state: 'not_started' });
+      });
+
+      it.each(['in_progress', 'finished'] as const)(
+        'when a task in %s is cancelled, then it is a 409 that names its state',
+        async (state) => {
+          const id = await create();
+          const held = await mustClaim();
+          if (state === 'finished') await tasks.changeState(id, { to: 'finished', leaseToken: held.leaseToken });
+          const refused = await refusal(tasks.cancel(id, 'cancelled by an operator'));
+          expect(refused).toMatchObject({ status: 409, message: expect.stringContaining(`task ${id} is ${state}: only a waiting`) });
+          expect((await tasks.get(id)).state).toBe(state);
+          // The worker holding it carries on.
+          if (state === 'in_progress')
+            expect(await tasks.changeState(id, { to: 'finished', leaseToken: held.leaseToken })).toMatchObject({ state: 'finished' });
+        },
+      );
+
+      it('when a task is removed, then it is unknown, its leases are gone, its bytes stop counting and its idempotency key is free', async () => {
+        const id = await create({ owner: 'alice', sourceBytes: 100, idempotencyKey: 'once' });
+        const held = await mustClaim();
+        await tasks.changeState(id, { to: 'finished', leaseToken: held.leaseToken, resultBytes: 40 });
+        const waiting = await create({ owner: 'alice', sourceBytes: 7 });
+        expect((await tasks.usage('alice')).storedBytes).toBe(147);
+
+        await tasks.remove(id);
+        expect(await refusal(tasks.get(id))).toMatchObject({ status: 404 });
+        expect(await repository.leases(id)).toEqual([]);
+        expect((await tasks.usage('alice')).storedBytes).toBe(7);
+        expect(await refusal(tasks.remove(id))).toMatchObject({ status: 404 });
+        expect(
+          (
+            await tasks.create({
+              id: randomUUID(),
+              op: 'invert',
+              contentType: 'image/png',
+              owner: 'alice',
+              sourceBytes: 0,
+              idempotencyKey: 'once',
+            })
+          ).created,
+        ).toBe(true);
+        expect((await tasks.list('finished', 10)).ids).toEqual([]);
+
+        await tasks.remove(waiting);
+        expect((await tasks.usage('alice')).storedBytes).toBe(0);
+      });
+
+      it('when a task a worker holds is removed, then it is a 409 and the task stays', async () => {
+        const id = await create();
+        await mustClaim();
+        expect(await refusal(tasks.remove(id))).toMatchObject({ status: 409, message: expect.stringContaining('is in_progress') });
+        expect((await tasks.get(id)).state).toBe('in_progress');
+      });
+
+      it('when an expired task is removed, then its record goes, and nothing is uncounted twice', async () => {
+        const { id } = await failedTask({ owner: 'bob', sourceBytes: 30 });
+        await create({ owner: 'bob', sourceBytes: 5 });
+        await tasks.housekeepingDone({ sourcesDeleted: [], expired: [id] });
+        await tasks.remove(id);
+        expect(await refusal(tasks.get(id))).toMatchObject({ status: 404 });
+        expect((await tasks.usage('bob')).storedBytes).toBe(5);
       });
     });
 

@@ -100,7 +100,7 @@ describe('query plans on PostgreSQL', () => {
     ],
     [
       'create under a quota',
-      () => plan(SQL.insert, [randomUUID(), 'invert', 'image/png', null, null, null, 100, null, null, NOW, 1e12]),
+      () => plan(SQL.insert, [randomUUID(), 'invert', 'image/png', null, null, null, 100, null, null, NOW, 1e12, null]),
       /Index Scan using owner_usage_pkey/,
     ],
     [
@@ -115,6 +115,11 @@ describe('query plans on PostgreSQL', () => {
       /Index Scan using tasks_by_state on tasks\s+Index Cond: \(\(ROW\(state, seq\) >/,
     ],
     ['list by state, deep page', () => plan(SQL.listByState, ['finished', FINISHED - 100, 101]), /Index Scan using tasks_by_state/],
+    [
+      'list of whole tasks by state',
+      () => plan(SQL.listTasksByState, ['finished', 100, 101]),
+      /Index Scan using tasks_by_state on tasks\s+Index Cond: \(\(ROW\(state, seq\) >/,
+    ],
     ['reaper look', () => plan(SQL.anyLeaseExpired, [NOW]), /Index Only Scan using tasks_by_lease/],
     ['idempotency key', () => plan(SQL.byIdempotencyKey, ['', 'key']), /Index Scan using tasks_by_idempotency_key/],
   ];
@@ -145,6 +150,14 @@ describe('query plans on PostgreSQL', () => {
       const text = await plan(SQL.counts, []);
       expect(text).toMatch(/Limit\s+->\s+Index (Only )?Scan using tasks_claimable/);
       expect(text).not.toMatch(/Sort/);
+    });
+
+    // Failed tasks keep their source until they expire: the sources to delete (finished tasks') are read off the
+    // partial index of ended tasks with a source (sorted, without statistics), never through every finished task.
+    it('when the sources to delete are planned, then they read the partial index of ended tasks with a source alone', async () => {
+      const text = await plan(SQL.sourcesToDelete, [100]);
+      expect(text).toMatch(/Index Scan on tasks_with_source_to_delete|Index Scan using tasks_with_source_to_delete/);
+      expect(text).not.toMatch(/Seq Scan|tasks_by_state/);
     });
 
     // The expired leases are sorted by expiry: each is given back anyway, so the work stays in proportion.
@@ -200,6 +213,7 @@ describe('query plans on SQLite', () => {
     ['change state', SQL.update, /SEARCH tasks USING INDEX sqlite_autoindex_tasks_1 \(id=\?\)/],
     ['lease end', SQL.endLease, /SEARCH task_leases USING PRIMARY KEY/],
     ['list by state', SQL.listByState, /SEARCH tasks USING INDEX tasks_by_state \(state=\? AND seq>\?\)/],
+    ['list of whole tasks by state', SQL.listTasksByState, /SEARCH tasks USING INDEX tasks_by_state \(state=\? AND seq>\?\)/],
     ['reaper', SQL.expired, /SEARCH tasks USING INDEX tasks_by_lease \(state=\? AND lease_expires_at<\?\)/],
     ['idempotency key', SQL.byIdempotencyKey, /SEARCH tasks USING INDEX tasks_by_idempotency_key/],
   ];
@@ -215,6 +229,12 @@ describe('query plans on SQLite', () => {
       expect(detail).toMatch(/SEARCH tasks USING COVERING INDEX tasks_by_state \(state=\?\)/);
       expect(detail).toMatch(/SCAN tasks USING COVERING INDEX tasks_claimable/);
       expect(detail).not.toMatch(/TEMP B-TREE/);
+    });
+
+    // The partial index holds the ended tasks whose source is kept: walked in seq order, no other task is read.
+    it('when the sources to delete are planned, then they are read off their partial index in seq order, with no sort', () => {
+      const detail = plan(SQL.sourcesToDelete);
+      expect(detail).toBe('SCAN tasks USING INDEX tasks_with_source_to_delete');
     });
 
     it.each(HOT_PATH)('when the %s is planned, then it searches an index, with no scan of the table and no sort', (_n, text, index) => {

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Client } from 'pg';
 import { createTestSchema } from '@pixelmill/kit/testing';
-import { PostgresTaskRepository } from '../../src/data-access/postgres-task-repository';
+import { POSTGRES_TASK_MIGRATIONS, PostgresTaskRepository } from '../../src/data-access/postgres-task-repository';
 import type { TaskRepository } from '../../src/data-access/task-repository';
 import { TaskService } from '../../src/domain/task-service';
 import { createTestDatabase, type TestDatabase } from '../support/test-databases';
@@ -106,7 +106,7 @@ describe('several taskdb instances on one PostgreSQL', () => {
       await client.connect();
       try {
         const { rows } = await client.query(`SELECT version FROM ${schema.schema}.taskdb_migrations ORDER BY version`);
-        expect(rows).toEqual([{ version: 1 }]);
+        expect(rows).toEqual(POSTGRES_TASK_MIGRATIONS.map((_migration, index) => ({ version: index + 1 })));
       } finally {
         await client.end();
       }

@@ -1,4 +1,4 @@
-import { masterContract, type StorageReceipt, type Work } from '@pixelmill/contracts';
+import { commonContract, masterContract, type StorageReceipt, type Work } from '@pixelmill/contracts';
 import { AppError, errorBodyMessage, type ContractClient } from '@pixelmill/kit';
 import { LeaseLostError } from '../domain/work-errors';
 
@@ -28,6 +28,11 @@ export interface MasterApi {
   fail(work: Work, reason: string): Promise<void>;
   /** Gives the task back at once, to be retried later. Throws LeaseLostError when the lease is gone. */
   release(work: Work, reason: string): Promise<void>;
+  /**
+   * Resolves when master answers `/healthz` (for the worker's `/readyz`): reachable, whatever it
+   * makes of the token. A claim tells the rest.
+   */
+  ping(options?: CallOptions): Promise<void>;
 }
 
 const REASON_MAX_LENGTH = 2000;
@@ -84,6 +89,11 @@ export function createMasterApi(client: ContractClient, options: MasterApiOption
     async release(work, reason) {
       const result = await client.call(masterContract.workReleased, { body: withReason(work, reason) });
       if (result.status !== 200) throw refusal(work, 'workReleased', result);
+    },
+
+    async ping({ signal, timeoutMs } = {}) {
+      // The contract has no other answer: anything else throws in the client.
+      await client.call(commonContract.health, { signal, timeoutMs });
     },
   };
 }

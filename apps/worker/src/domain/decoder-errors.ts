@@ -1,13 +1,13 @@
 /**
  * What a decoder's exception means for the user who sent the image. The decoders (pngjs,
- * jpeg-js, bmp-ts, omggif) throw terse or misleading messages: pngjs reports a truncated file as
+ * jpeg-js, bmp-ts, omggif, utif) throw terse or misleading messages: pngjs reports a truncated file as
  * "There are some read requests waitng on finished stream". A failure is put in one of three
  * words (the file is broken, uses an unsupported variant, or is too large to decode), followed by
  * a readable detail when one is known, or the decoder's own words when they say something.
  */
 
-const TRUNCATED_OR_CORRUPT = 'the file is truncated or corrupt';
-const UNSUPPORTED = 'the file uses a variant of the format that is not supported';
+export const TRUNCATED_OR_CORRUPT = 'the file is truncated or corrupt';
+export const UNSUPPORTED = 'the file uses a variant of the format that is not supported';
 const TOO_LARGE = 'the image needs more memory to decode than allowed';
 
 interface KnownMessage {

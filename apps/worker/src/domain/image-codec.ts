@@ -1,18 +1,20 @@
 import bmp from '@jimp/js-bmp';
-import gif from '@jimp/js-gif';
 import jpeg from '@jimp/js-jpeg';
 import png, { PNGColorType, PNGFilterType } from '@jimp/js-png';
 import { inflateSync } from 'node:zlib';
 import type { ImageType } from '@pixelmill/contracts';
-import { BitmapImage, GifCodec, GifFrame, GifUtil } from 'gifwrap';
-import type { RgbaBitmap } from './bitmap';
+import { hasTransparency, packRgb, type DecodedImage, type RgbaBitmap } from './bitmap';
 import { checkPixelLimit, planDecode, toMb, type DecodePlan } from './decode-plan';
 import { describeDecoderError } from './decoder-errors';
+import { orientUpright } from './exif-orientation';
+import { decodeGif, encodeGif } from './gif-frames';
+import { decodeTiff, encodeTiff } from './tiff-codec';
 import { ImageDecodeError, PermanentWorkError } from './work-errors';
 
-// jimp stays behind this module. Its format plugins (and gifwrap, its GIF library) are used
-// directly: `Jimp.read` sniffs the type through a dynamic import() of the ESM-only `file-type`,
-// which breaks under jest and CommonJS. The type comes from the task and is checked here instead.
+// jimp stays behind this module and its format modules. Its format plugins (and its libraries:
+// omggif and gifwrap for GIF, utif for TIFF) are used directly: `Jimp.read` sniffs the type
+// through a dynamic import() of the ESM-only `file-type`, which breaks under jest and CommonJS.
+// The type comes from the task and is checked here instead.
 
 export interface ImageCodecOptions {
   /** zlib level 0–9 of PNG output; scripts/measure-png-deflate.js measures the choices. */
@@ -29,8 +31,8 @@ export interface ImageCodecOptions {
 }
 
 interface FormatCodec {
-  decode(bytes: Buffer, plan: DecodePlan): RgbaBitmap;
-  encode(bitmap: RgbaBitmap): Buffer | Promise<Buffer>;
+  decode(bytes: Buffer, plan: DecodePlan): DecodedImage;
+  encode(image: DecodedImage): Buffer | Promise<Buffer>;
 }
 
 /**
@@ -50,17 +52,6 @@ const Z_DEFAULT_STRATEGY = 0;
  */
 const PNG_ROW_FILTER = PNGFilterType.SUB;
 
-/** The RGB bytes of an opaque bitmap, packed here: pngjs's own packing reads each pixel through a closure, several times slower. */
-function packRgb({ data, width, height }: RgbaBitmap): Buffer {
-  const rgb = Buffer.allocUnsafe(width * height * 3);
-  for (let from = 0, to = 0; from < data.length; from += 4, to += 3) {
-    rgb[to] = data[from]!;
-    rgb[to + 1] = data[from + 1]!;
-    rgb[to + 2] = data[from + 2]!;
-  }
-  return rgb;
-}
-
 /**
  * Lossless: RGB when every pixel is opaque (smaller), RGBA otherwise so alpha survives. The
  * bytes are handed over in the output's own layout, so pngjs takes them as they are.
@@ -79,94 +70,56 @@ function encodePng(format: ReturnType<typeof png>, bitmap: RgbaBitmap, deflateLe
   return format.encode(rgb, { ...common, colorType: PNGColorType.COLOR, inputColorType: PNGColorType.COLOR, inputHasAlpha: false });
 }
 
-function hasTransparency({ data }: RgbaBitmap): boolean {
-  for (let i = 3; i < data.length; i += 4) {
-    if (data[i] !== 255) return true;
-  }
-  return false;
-}
-
-/** A GIF frame has at most 256 palette entries, one of them spent on transparency if any. */
-const GIF_PALETTE_SIZE = 256;
-
-/** Whether the opaque pixels use more distinct colours than `limit`; stops counting past it. */
-function hasMoreColoursThan({ data }: RgbaBitmap, limit: number): boolean {
-  const colours = new Set<number>();
-  for (let i = 0; i < data.length; i += 4) {
-    if (data[i + 3] === 0) continue;
-    colours.add((data[i]! << 16) | (data[i + 1]! << 8) | data[i + 2]!);
-    if (colours.size > limit) return true;
-  }
-  return false;
-}
-
-/**
- * GIF through gifwrap (jimp's GIF library). A GIF that was decoded has at most 256 colours and
- * the operations but blur map colours to colours or move pixels, so the result usually fits a
- * palette as it is and comes out lossless. Only an image with more colours (a blurred one) is
- * quantized (lossy; Wu's method, which
- * measured closer than jimp's NeuQuant on gradients and as close on photos); the quantizer
- * rounds alpha too, so transparent pixels are restored after it. GIF has no partial alpha:
- * alpha 0 is transparent, anything else opaque.
- */
-async function encodeGif(bitmap: RgbaBitmap): Promise<Buffer> {
-  const { data } = bitmap;
-  const transparent = new Uint8Array(data.length / 4);
-  let anyTransparent = false;
-  for (let i = 3, pixel = 0; i < data.length; i += 4, pixel++) {
-    if (data[i] === 0) {
-      transparent[pixel] = 1;
-      anyTransparent = true;
-    } else {
-      data[i] = 255;
-    }
-  }
-  const maxColours = anyTransparent ? GIF_PALETTE_SIZE - 1 : GIF_PALETTE_SIZE;
-  if (hasMoreColoursThan(bitmap, maxColours)) {
-    GifUtil.quantizeWu(new BitmapImage(bitmap), maxColours);
-    for (let i = 3, pixel = 0; i < data.length; i += 4, pixel++) data[i] = transparent[pixel] ? 0 : 255;
-  }
-  const gif = await new GifCodec().encodeGif([new GifFrame(bitmap)], {});
-  return gif.buffer;
-}
-
 function createFormats(options: ImageCodecOptions): Readonly<Record<ImageType, FormatCodec>> {
   const pngFormat = png();
   const jpegFormat = jpeg();
   const bmpFormat = bmp();
-  const gifFormat = gif();
+  const still = (bitmap: RgbaBitmap): DecodedImage => ({ frames: [bitmap] });
   return {
     'image/png': {
       decode: (bytes, plan) => {
         if (plan.inspection?.pngInterlaced) checkInterlacedPngInflates(bytes, plan.inspection.pngScanlineBytes);
-        return pngFormat.decode(bytes);
+        return still(pngFormat.decode(bytes));
       },
-      encode: (bitmap) => encodePng(pngFormat, bitmap, options.pngDeflateLevel),
+      encode: (image) => encodePng(pngFormat, firstFrame(image), options.pngDeflateLevel),
     },
+    // Turned upright by its EXIF orientation; the output carries no EXIF (jpeg-js writes an APP1
+    // segment only when handed one), so nothing turns it again.
     'image/jpeg': {
-      decode: (bytes) => {
+      decode: (bytes, plan) => {
         const decoded = jpegFormat.decode(bytes, {
           formatAsRGBA: true,
           maxResolutionInMP: options.maxPixels / 1_000_000,
           // jpeg-js counts less than it holds (its coefficients, not their objects): a backstop.
           maxMemoryUsageInMB: toMb(options.maxMemoryBytes),
         });
-        return { data: decoded.data, width: decoded.width, height: decoded.height };
+        return still(orientUpright({ data: decoded.data, width: decoded.width, height: decoded.height }, plan.orientation));
       },
-      encode: (bitmap) => jpegFormat.encode(bitmap, { quality: options.jpegQuality }),
+      encode: (image) => jpegFormat.encode(firstFrame(image), { quality: options.jpegQuality }),
     },
     // The BMP decoder gives every pixel alpha 255, and the encoder writes 24-bit pixels after
     // swapping `bitmap.data` to ABGR in place: encoding must be the last use of a bitmap.
     'image/bmp': {
-      decode: (bytes) => bmpFormat.decode(bytes),
-      encode: (bitmap) => bmpFormat.encode(bitmap),
+      decode: (bytes) => still(bmpFormat.decode(bytes)),
+      encode: (image) => bmpFormat.encode(firstFrame(image)),
     },
-    // Only the first frame of an animation is decoded.
+    // Every frame of an animation, each drawn on the whole screen (see gif-frames.ts).
     'image/gif': {
-      decode: (bytes) => gifFormat.decode(bytes),
+      decode: (bytes) => decodeGif(bytes),
       encode: encodeGif,
     },
+    // The first page of a multi-page TIFF only, read and checked by the plan (see tiff-codec.ts).
+    'image/tiff': {
+      decode: (bytes, plan) => still(decodeTiff(bytes, plan.tiff!)),
+      encode: (image) => encodeTiff(firstFrame(image)),
+    },
   };
+}
+
+/** The one bitmap of a still image: only a GIF holds several frames. */
+function firstFrame({ frames }: DecodedImage): RgbaBitmap {
+  if (frames.length !== 1) throw new Error(`${frames.length} frames for a format of one`);
+  return frames[0]!;
 }
 
 /** IDAT chunks, concatenated: the zlib stream of a PNG's scanlines. */
@@ -213,36 +166,49 @@ export class ImageCodec {
   }
 
   /**
-   * Decodes bytes declared as `contentType`. Throws an ImageDecodeError, whose message is fit to
-   * show a user, when there is no codec for the type, the bytes are of another type, the image
-   * breaks a limit (see planDecode), or the decoder fails.
+   * Decodes bytes declared as `contentType`: one bitmap, or every frame of an animated GIF. Throws
+   * an ImageDecodeError, whose message is fit to show a user, when there is no codec for the type,
+   * the bytes are of another type, the image breaks a limit (see planDecode), or the decoder fails.
    */
-  decode(bytes: Buffer, contentType: string): RgbaBitmap {
+  decodeImage(bytes: Buffer, contentType: string): DecodedImage {
     const plan = planDecode(bytes, contentType, this.options);
     const fail = (why: string, cause?: unknown) => new ImageDecodeError(`could not decode ${contentType}: ${why}`, { cause });
-    let bitmap: RgbaBitmap;
+    let image: DecodedImage;
     try {
-      bitmap = this.formats[plan.type].decode(bytes, plan);
+      image = this.formats[plan.type].decode(bytes, plan);
     } catch (err) {
       if (err instanceof ImageDecodeError) throw err;
       throw fail(describeDecoderError(err), err);
     }
-    checkPixelLimit(plan.type, bitmap.width, bitmap.height, this.options.maxPixels);
-    if (bitmap.width < 1 || bitmap.height < 1 || bitmap.data.length !== bitmap.width * bitmap.height * 4) {
-      throw fail(`the decoder returned ${bitmap.data.length} bytes for ${bitmap.width}x${bitmap.height} pixels`);
+    for (const bitmap of image.frames) {
+      checkPixelLimit(plan.type, bitmap.width, bitmap.height, this.options.maxPixels);
+      if (bitmap.width < 1 || bitmap.height < 1 || bitmap.data.length !== bitmap.width * bitmap.height * 4) {
+        throw fail(`the decoder returned ${bitmap.data.length} bytes for ${bitmap.width}x${bitmap.height} pixels`);
+      }
     }
-    return bitmap;
+    return image;
+  }
+
+  /** The image's bitmap (of an animated GIF, its first frame as shown); see decodeImage. */
+  decode(bytes: Buffer, contentType: string): RgbaBitmap {
+    return this.decodeImage(bytes, contentType).frames[0]!;
   }
 
   /**
-   * Encodes pixels as `type`. May reuse or scramble `bitmap.data` (BMP, GIF): do not use the
-   * bitmap afterwards. An encoder failure is permanent too: the same pixels would fail again.
+   * Encodes an image as `type`: every frame and its timing for a GIF. May reuse or scramble the
+   * frames' data (BMP, GIF): do not use them afterwards. An encoder failure is permanent too: the
+   * same pixels would fail again.
    */
-  async encode(bitmap: RgbaBitmap, type: ImageType): Promise<Buffer> {
+  async encodeImage(image: DecodedImage, type: ImageType): Promise<Buffer> {
     try {
-      return await this.formats[type].encode(bitmap);
+      return await this.formats[type].encode(image);
     } catch (err) {
       throw new PermanentWorkError(`could not encode ${type}: ${describe(err)}`, { cause: err });
     }
+  }
+
+  /** Encodes one bitmap as `type`; see encodeImage. */
+  encode(bitmap: RgbaBitmap, type: ImageType): Promise<Buffer> {
+    return this.encodeImage({ frames: [bitmap] }, type);
   }
 }

@@ -1,4 +1,4 @@
-import type { Operation } from '@pixelmill/contracts';
+import type { Dimensions, Operation, OperationParams } from '@pixelmill/contracts';
 import type { RgbaBitmap } from './bitmap';
 import { blur } from './operations/blur';
 import { flip } from './operations/flip';
@@ -6,6 +6,7 @@ import { grayscale } from './operations/grayscale';
 import { invert } from './operations/invert';
 import { mirror } from './operations/mirror';
 import type { PixelOperation } from './operations/pixel-operation';
+import { resize } from './operations/resize';
 import { rotate180 } from './operations/rotate-180';
 import { rotate270 } from './operations/rotate-270';
 import { rotate90 } from './operations/rotate-90';
@@ -29,12 +30,19 @@ export const OPERATION_REGISTRY: Readonly<Record<Operation, PixelOperation>> = O
   'rotate-180': rotate180,
   'rotate-270': rotate270,
   blur,
+  resize,
 });
 
-/** Applies `op`; returns the bitmap to go on with, which may be a new one (see PixelOperation). */
-export function applyOperation(op: Operation, bitmap: RgbaBitmap): RgbaBitmap {
-  return OPERATION_REGISTRY[op].apply(bitmap);
+/**
+ * Applies `op` with the task's `params` (resize: width, height; the other operations take none);
+ * returns the bitmap to go on with, which may be a new one (see PixelOperation).
+ */
+export function applyOperation(op: Operation, bitmap: RgbaBitmap, params: OperationParams = {}): RgbaBitmap {
+  return OPERATION_REGISTRY[op].apply(bitmap, params);
 }
 
-/** What `op` holds besides the decoded pixels of an image of `pixels` pixels, at its peak. */
-export const operationWorkingBytes = (op: Operation, pixels: number): number => pixels * OPERATION_REGISTRY[op].workingBytesPerPixel;
+/** What `op` holds besides the decoded pixels of an image of `source`'s size, at its peak. */
+export function operationWorkingBytes(op: Operation, source: Dimensions, params: OperationParams = {}): number {
+  const operation = OPERATION_REGISTRY[op];
+  return operation.workingBytes?.(source, params) ?? source.width * source.height * operation.workingBytesPerPixel;
+}

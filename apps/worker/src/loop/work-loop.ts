@@ -4,6 +4,7 @@ import type { MasterApi } from '../data-access/master-api';
 import type { StorageApi } from '../data-access/storage-api';
 import { planDecode, type DecodeLimits } from '../domain/decode-plan';
 import { LeaseLostError, PermanentWorkError, WorkGivenBackError } from '../domain/work-errors';
+import type { WorkerMetrics } from '../status/worker-metrics';
 import type { TransformRunner } from '../threads/transform-pool';
 import type { FreeSlots, Slot } from './free-slots';
 import { LeaseKeeper } from './lease-keeper';
@@ -34,6 +35,8 @@ export interface WorkLoopDeps {
   memory: MemoryBudget;
   /** Checked on each source before it waits for memory: an image that breaks one fails at once. */
   limits: DecodeLimits;
+  /** Shared by the loops of a worker: how each task ended, and its transform's time. */
+  metrics: WorkerMetrics;
   logger: Logger;
 }
 
@@ -212,11 +215,13 @@ export class WorkLoop {
       try {
         if (done) {
           await this.deps.master.finish(work, done.receipt);
+          this.deps.metrics.taskFinished();
           logger.info(`task finished: ${work.op} on ${work.contentType}`, done.stats);
           return;
         }
         if (problem instanceof PermanentWorkError) {
           await this.deps.master.fail(work, problem.message);
+          this.deps.metrics.taskFailed(problem);
           logger.warn(`task failed: ${problem.message}`);
           return;
         }
@@ -226,6 +231,7 @@ export class WorkLoop {
       }
     }
     if (problem instanceof LeaseLostError) {
+      this.deps.metrics.taskAbandoned();
       logger.warn(`task abandoned, its lease is gone: ${problem.message}`);
       return;
     }
@@ -244,7 +250,7 @@ export class WorkLoop {
     const source = await this.deps.storage.downloadSource(work, signal);
     task.throwIfCancelled();
     const bytesIn = source.length; // the source moves to the thread: empty afterwards
-    const { memoryBytes } = planDecode(source, work.contentType, this.deps.limits, work.op);
+    const { memoryBytes } = planDecode(source, work.contentType, this.deps.limits, work.op, work.params);
     this.currentState = LoopState.WaitingForMemory;
     const waitStarted = Date.now();
     const memory = await this.deps.memory.take(memoryBytes, signal);
@@ -253,13 +259,15 @@ export class WorkLoop {
     this.currentState = LoopState.Working;
     const output = await this.deps.transformer
       .run(
-        { source, contentType: work.contentType, op: work.op },
+        { source, contentType: work.contentType, op: work.op, params: work.params },
         { signal, onEncoding: this.options.prefetch ? () => slot.release() : undefined },
       )
       .finally(() => {
         memory.release();
         slot.release();
       });
+    // A transform done is a sample, whatever becomes of its task.
+    this.deps.metrics.transformed(work.op, work.contentType, output.timings);
     task.throwIfCancelled();
     const receipt = await this.deps.storage.uploadResult(work, output.bytes, signal);
     task.throwIfCancelled();
@@ -282,8 +290,11 @@ export class WorkLoop {
   private async release(work: Work, reason: string, logger: Logger): Promise<void> {
     try {
       await this.deps.master.release(work, reason);
+      this.deps.metrics.taskReleased();
       logger.warn(`task released: ${reason}`);
     } catch (err) {
+      // Master did not take it back: the task is retried once its lease expires, as if this worker had died.
+      this.deps.metrics.taskAbandoned();
       if (err instanceof LeaseLostError) logger.warn(`task abandoned, its lease is gone: ${err.message}`);
       else logger.warn(`could not release the task (${reason}); its lease expires at ${work.leaseExpiresAt} or later: ${describe(err)}`);
     }

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Worker as Thread, type ResourceLimits } from 'node:worker_threads';
-import type { ImageType, Operation } from '@pixelmill/contracts';
+import type { ImageType, Operation, OperationParams } from '@pixelmill/contracts';
 import type { Logger } from '@pixelmill/kit';
 import type { ImageCodecOptions } from '../domain/image-codec';
 import { PermanentWorkError } from '../domain/work-errors';
@@ -20,6 +20,8 @@ export interface TransformJob {
   source: Buffer;
   contentType: ImageType;
   op: Operation;
+  /** The operation's parameters (resize: width, height); absent for those without any. */
+  params?: OperationParams;
 }
 
 export interface TransformOutput {
@@ -182,7 +184,7 @@ export class TransformPool implements TransformRunner {
     return new Promise<TransformOutput>((resolve, reject) => {
       const queued: Job = {
         id,
-        request: { id, source: view, contentType: job.contentType, op: job.op },
+        request: { id, source: view, contentType: job.contentType, op: job.op, ...(job.params ? { params: job.params } : {}) },
         transfer,
         options,
         queuedAt: performance.now(),

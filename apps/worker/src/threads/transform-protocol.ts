@@ -1,4 +1,4 @@
-import type { ImageType, Operation } from '@pixelmill/contracts';
+import type { ImageType, Operation, OperationParams } from '@pixelmill/contracts';
 import type { ImageCodecOptions } from '../domain/image-codec';
 import { ImageDecodeError, PermanentWorkError } from '../domain/work-errors';
 
@@ -16,6 +16,8 @@ export interface TransformRequest {
   source: Uint8Array;
   contentType: ImageType;
   op: Operation;
+  /** The operation's parameters (resize: width, height), structured-cloned; absent for those without any. */
+  params?: OperationParams;
 }
 
 /** Where the time of one transform went, in the thread that did it. */

@@ -12,13 +12,20 @@ const port = parentPort;
 const codec = new ImageCodec((workerData as ThreadData).codec);
 
 async function transform(request: TransformRequest): Promise<void> {
-  const { id, contentType, op } = request;
+  const { id, contentType, op, params } = request;
   const marks = [performance.now()];
   try {
-    const bytes = await transformImage(codec, asBuffer(request.source), contentType, op, (next) => {
-      marks.push(performance.now());
-      if (next === 'encode') port.postMessage({ id, type: 'encoding' } satisfies ThreadMessage);
-    });
+    const bytes = await transformImage(
+      codec,
+      asBuffer(request.source),
+      contentType,
+      op,
+      (next) => {
+        marks.push(performance.now());
+        if (next === 'encode') port.postMessage({ id, type: 'encoding' } satisfies ThreadMessage);
+      },
+      params,
+    );
     const [started, decoded, transformed] = marks as [number, number, number];
     const encoded = performance.now();
     const timings = { threadId, decodeMs: decoded - started, operationMs: transformed - decoded, encodeMs: encoded - transformed };

@@ -6,6 +6,7 @@ import {
   storageContract,
   type ImageType,
   type Operation,
+  type OperationParams,
   type StorageReceipt,
   type StorageState,
   type Work,
@@ -44,6 +45,7 @@ const MAX_ATTEMPTS = 3;
 interface FakeTask {
   id: string;
   op: Operation;
+  params?: OperationParams;
   contentType: ImageType;
   state: 'queued' | 'leased' | 'finished' | 'failed';
   attempt: number;
@@ -215,10 +217,11 @@ export class FakeMaster {
   }
 
   /** `attemptsUsed`: attempts the task had before, out of MAX_ATTEMPTS (as after releases). */
-  enqueue(task: { id?: string; op?: Operation; contentType: ImageType; attemptsUsed?: number }): string {
+  enqueue(task: { id?: string; op?: Operation; params?: OperationParams; contentType: ImageType; attemptsUsed?: number }): string {
     const id = task.id ?? randomUUID();
     const attempt = task.attemptsUsed ?? 0;
-    this.tasks.set(id, { id, op: task.op ?? 'swap-red-blue', contentType: task.contentType, state: 'queued', attempt });
+    const { op = 'swap-red-blue', params, contentType } = task;
+    this.tasks.set(id, { id, op, ...(params ? { params } : {}), contentType, state: 'queued', attempt });
     this.wake();
     return id;
   }
@@ -344,6 +347,7 @@ export class FakeMaster {
     return {
       id: task.id,
       op: task.op,
+      ...(task.params ? { params: task.params } : {}),
       contentType: task.contentType,
       attempt: task.attempt,
       leaseToken: task.leaseToken,

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import path from 'node:path';
 import jpeg from '@jimp/js-jpeg';
 import { PNG } from 'pngjs';
-import { OPERATIONS, type ImageType, type Operation } from '@pixelmill/contracts';
+import { OPERATIONS, resultDimensions, type ImageType, type Operation, type OperationParams } from '@pixelmill/contracts';
 import { createLogger, parseConfig, type Listening } from '@pixelmill/kit';
 import { WorkerConfigSchema } from '../../src/config';
 import { applyOperation } from '../../src/domain/operation-registry';
@@ -97,8 +97,8 @@ describe('worker loop over HTTP', () => {
     return worker;
   };
 
-  const queue = (bytes: Uint8Array, contentType: ImageType, op?: Operation): string => {
-    const id = master.enqueue({ contentType, op });
+  const queue = (bytes: Uint8Array, contentType: ImageType, op?: Operation, params?: OperationParams): string => {
+    const id = master.enqueue({ contentType, op, params });
     storage.put('inProgress', id, Buffer.from(bytes), contentType);
     return id;
   };
@@ -142,20 +142,21 @@ describe('worker loop over HTTP', () => {
     expect(storage.callsTo('get')[0]!.requestId).toBe(`${id}.1`);
   });
 
-  it('when a task of each operation is queued, then each comes back done by its own operation, turned ones with width and height swapped', async () => {
+  it('when a task of each operation is queued, then each comes back done by its own operation and its parameters, turned ones with width and height swapped', async () => {
     const { bytes, pixels } = makePng();
-    const tasks = OPERATIONS.map((op) => ({ op, id: queue(bytes, 'image/png', op) }));
+    const paramsOf: Partial<Record<Operation, OperationParams>> = { resize: { width: 8 } };
+    const tasks = OPERATIONS.map((op) => ({ op, params: paramsOf[op], id: queue(bytes, 'image/png', op, paramsOf[op]) }));
     startWorker();
 
     await until(() => tasks.every(({ id }) => ended(id)), 'every task to end');
 
-    for (const { op, id } of tasks) {
+    for (const { op, params, id } of tasks) {
       expect({ op, state: master.tasks.get(id)!.state }).toEqual({ op, state: 'finished' });
       const decoded = PNG.sync.read(storage.get('finished', id)!.bytes);
-      const turned = op === 'rotate-90' || op === 'rotate-270';
-      expect({ op, size: [decoded.width, decoded.height] }).toEqual({ op, size: turned ? [HEIGHT, WIDTH] : [WIDTH, HEIGHT] });
-      // The pixels (alpha included) are the operation's own, so the task's op reached the thread.
-      const expected = applyOperation(op, { data: Buffer.from(pixels), width: WIDTH, height: HEIGHT });
+      const size = resultDimensions(op, params, { width: WIDTH, height: HEIGHT });
+      expect({ op, size: [decoded.width, decoded.height] }).toEqual({ op, size: [size.width, size.height] });
+      // The pixels (alpha included) are the operation's own, so the task's op and params reached the thread.
+      const expected = applyOperation(op, { data: Buffer.from(pixels), width: WIDTH, height: HEIGHT }, params);
       expect({ op, pixels: [...decoded.data] }).toEqual({ op, pixels: [...expected.data] });
     }
   });

@@ -21,6 +21,17 @@ describe('worker config', () => {
     expect(config.WORKER_TOKEN).toBeUndefined();
   });
 
+  it('when METRICS_PORT is not set, then there is no metrics port; its host is loopback, and no token is asked', () => {
+    const config = parseConfig(WorkerConfigSchema, {});
+    expect(config.METRICS_PORT).toBeUndefined();
+    expect(config.HOST).toBe('127.0.0.1');
+    expect(config.METRICS_TOKEN).toBeUndefined();
+    expect(parseConfig(WorkerConfigSchema, { METRICS_PORT: '9464', HOST: '0.0.0.0' })).toMatchObject({
+      METRICS_PORT: 9464,
+      HOST: '0.0.0.0',
+    });
+  });
+
   it('when WORKER_TOKEN is empty, then it counts as unset', () => {
     expect(parseConfig(WorkerConfigSchema, { WORKER_TOKEN: '' }).WORKER_TOKEN).toBeUndefined();
   });
@@ -56,6 +67,8 @@ describe('worker config', () => {
     ['PNG_DEFLATE_LEVEL', { PNG_DEFLATE_LEVEL: '10' }],
     ['JPEG_QUALITY', { JPEG_QUALITY: 'high' }],
     ['ERROR_BACKOFF_MAX_MS', { ERROR_BACKOFF_MS: '5000', ERROR_BACKOFF_MAX_MS: '1000' }],
+    ['METRICS_PORT', { METRICS_PORT: '65536' }],
+    ['METRICS_TOKEN', { METRICS_TOKEN: 'too-short' }],
   ])('when %s is bad, then the error names it', (name, env) => {
     let thrown: unknown;
     try {

@@ -31,6 +31,11 @@ export function setU32be(bytes: Uint8Array, at: number, value: number): void {
   setU16be(bytes, at + 2, value);
 }
 
+export function setU32le(bytes: Uint8Array, at: number, value: number): void {
+  setU16le(bytes, at, value);
+  setU16le(bytes, at + 2, Math.floor(value / 0x10000));
+}
+
 export const u16be = (bytes: Uint8Array, at: number): number => (bytes[at]! << 8) | bytes[at + 1]!;
 
 const CRC_TABLE = Uint32Array.from({ length: 256 }, (_, n) => {

@@ -1,5 +1,6 @@
 import type { Dimensions } from '../image-dimensions';
-import { concat, crc32, latin1, setU16be, setU16le, setU32be, u16be, zlibCompress } from './bytes';
+import type { ExifOrientation } from '../image-dimensions';
+import { concat, crc32, latin1, setU16be, setU16le, setU32be, setU32le, u16be, zlibCompress } from './bytes';
 
 // Images made byte by byte, as an attacker would: sizes a decoder allocates for that the first
 // header does not show. Shared by the tests of every service that judges an image before decoding.
@@ -118,4 +119,104 @@ export function pngDeclaring(width: number, height: number, size: number): Uint8
     bytes[at] = state & 0xff;
   }
   return bytes;
+}
+
+/** A TIFF directory entry: its tag and values, SHORTs (16 bits) or LONGs (32 bits). */
+export interface TiffEntry {
+  tag: number;
+  type: 'short' | 'long';
+  values: number[];
+}
+
+export interface CraftedTiffOptions {
+  /** `II` (the default) or `MM`. */
+  littleEndian?: boolean;
+  /** The strips of pixel data; their offsets and byte counts (tags 273, 279) are added. */
+  strips?: Uint8Array[];
+  /** The directory after the strips, as many writers put it, rather than before them. */
+  directoryLast?: boolean;
+  /** Zero bytes between the header and what follows it: puts the rest that much further on. */
+  padding?: number;
+}
+
+/** A TIFF of one directory with `entries` (sorted by tag, as TIFF wants) and `strips`. */
+export function craftTiff(entries: TiffEntry[], options: CraftedTiffOptions = {}): Uint8Array {
+  const { littleEndian = true, strips = [], directoryLast = false, padding = 0 } = options;
+  const all = entries.map((entry) => ({ ...entry, values: [...entry.values] }));
+  if (strips.length > 0) {
+    all.push({ tag: 273, type: 'long', values: strips.map(() => 0) }, { tag: 279, type: 'long', values: strips.map((s) => s.length) });
+  }
+  all.sort((a, b) => a.tag - b.tag);
+  const valueBytes = (entry: TiffEntry): number => entry.values.length * (entry.type === 'short' ? 2 : 4);
+  const overflowBytes = all.reduce((total, entry) => total + (valueBytes(entry) > 4 ? valueBytes(entry) : 0), 0);
+  const directoryBytes = 2 + all.length * 12 + 4;
+  const stripBytes = strips.reduce((total, strip) => total + strip.length, 0);
+  const ifdAt = 8 + padding + (directoryLast ? stripBytes : 0);
+  let stripAt = directoryLast ? 8 + padding : ifdAt + directoryBytes + overflowBytes;
+  const offsets = all.find((entry) => entry.tag === 273);
+  if (offsets && strips.length > 0) {
+    offsets.values = strips.map((strip) => {
+      const at = stripAt;
+      stripAt += strip.length;
+      return at;
+    });
+  }
+
+  const out = new Uint8Array(8 + padding + directoryBytes + overflowBytes + stripBytes);
+  const put16 = littleEndian ? setU16le : setU16be;
+  const put32 = littleEndian ? setU32le : setU32be;
+  out.set(littleEndian ? latin1('II') : latin1('MM'));
+  put16(out, 2, 42);
+  put32(out, 4, ifdAt);
+  put16(out, ifdAt, all.length);
+  let overflowAt = ifdAt + directoryBytes;
+  all.forEach((entry, i) => {
+    const at = ifdAt + 2 + i * 12;
+    put16(out, at, entry.tag);
+    put16(out, at + 2, entry.type === 'short' ? 3 : 4);
+    put32(out, at + 4, entry.values.length);
+    let valueAt = at + 8;
+    if (valueBytes(entry) > 4) {
+      put32(out, at + 8, overflowAt);
+      valueAt = overflowAt;
+      overflowAt += valueBytes(entry);
+    }
+    entry.values.forEach((value, j) => (entry.type === 'short' ? put16(out, valueAt + j * 2, value) : put32(out, valueAt + j * 4, value)));
+  });
+  let at = directoryLast ? 8 + padding : ifdAt + directoryBytes + overflowBytes;
+  for (const strip of strips) {
+    out.set(strip, at);
+    at += strip.length;
+  }
+  return out;
+}
+
+/**
+ * A TIFF whose first page declares `width`×`height` RGB pixels of 8 bits, uncompressed, with one
+ * strip of `stripBytes` bytes (none by default): what a check of the header sees, a bomb when
+ * the size is large and the strip small.
+ */
+export function tiffDeclaring(width: number, height: number, options: CraftedTiffOptions & { stripBytes?: number } = {}): Uint8Array {
+  const { stripBytes = 0, ...rest } = options;
+  const entries: TiffEntry[] = [
+    { tag: 256, type: 'long', values: [width] },
+    { tag: 257, type: 'long', values: [height] },
+    { tag: 258, type: 'short', values: [8, 8, 8] },
+    { tag: 259, type: 'short', values: [1] },
+    { tag: 262, type: 'short', values: [2] },
+    { tag: 277, type: 'short', values: [3] },
+    { tag: 278, type: 'long', values: [height] },
+  ];
+  return craftTiff(entries, { ...rest, strips: stripBytes > 0 ? [new Uint8Array(stripBytes).fill(0x80)] : [] });
+}
+
+/**
+ * `jpeg` with an Exif segment (APP1) right after its start marker whose first directory holds
+ * the Orientation tag (0x0112) at `orientation`, in either byte order.
+ */
+export function jpegWithOrientation(jpeg: Uint8Array, orientation: ExifOrientation, littleEndian = false): Uint8Array {
+  const tiff = craftTiff([{ tag: 0x0112, type: 'short', values: [orientation] }], { littleEndian });
+  const segment = concat(Uint8Array.of(0xff, 0xe1, 0, 0), latin1('Exif\0\0'), tiff);
+  setU16be(segment, 2, segment.length - 2);
+  return concat(jpeg.subarray(0, 2), segment, jpeg.subarray(2));
 }

@@ -1,0 +1,120 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import jpeg from '@jimp/js-jpeg';
+import { GifCodec, GifFrame } from 'gifwrap';
+import { AcceptedSchema, readDeclaredDimensions, TaskStatusSchema, type Operation } from '@pixelmill/contracts';
+import { jpegWithOrientation } from '@pixelmill/contracts/testing';
+import { compare, decode, encode, makeBitmap } from './images';
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { startStack } = require('../scripts/stack') as typeof import('../scripts/stack');
+
+type Stack = Awaited<ReturnType<typeof startStack>>;
+
+/** TIFF, JPEG with an EXIF orientation and animated GIF through the whole pipeline, uploaded as the page does. */
+describe('image formats end to end', () => {
+  let dir: string;
+  let stack: Stack;
+  let frontend: string;
+
+  beforeAll(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pixelmill-formats-'));
+    stack = await startStack({ dataDir: path.join(dir, 'data'), logDir: path.join(dir, 'logs'), freePorts: true });
+    frontend = stack.urls.frontend!;
+  }, 60_000);
+
+  afterAll(async () => {
+    await stack?.stop();
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** Uploads through the page's form, waits for the end, and returns the result's type and bytes. */
+  async function transform(bytes: Buffer, filename: string, op: Operation): Promise<{ type: string | null; output: Buffer }> {
+    const form = new FormData();
+    form.append('image', new Blob([bytes]), filename);
+    form.append('op', op);
+    const response = await fetch(`${frontend}/newImage`, { method: 'POST', body: form, headers: { accept: 'application/json' } });
+    expect(response.status).toBe(202);
+    const { id } = AcceptedSchema.parse(await response.json());
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const status = TaskStatusSchema.parse(await (await fetch(`${frontend}/image/isReady?id=${id}&waitMs=10000`)).json());
+      if (status.state === 'finished' || status.state === 'failed') {
+        expect(status).toEqual({ id, state: 'finished' });
+        break;
+      }
+      if (Date.now() > deadline) throw new Error(`${id} still ${status.state}`);
+    }
+    const result = await fetch(`${frontend}/image/get?id=${id}`);
+    expect(result.status).toBe(200);
+    return { type: result.headers.get('content-type'), output: Buffer.from(await result.arrayBuffer()) };
+  }
+
+  it('swaps red and blue exactly in a TIFF with transparency, and the result is a TIFF', async () => {
+    const input = await encode('image/tiff', makeBitmap(40, 30, { alpha: true }));
+
+    const { type, output } = await transform(input, 'scan.tiff', 'swap-red-blue');
+
+    expect(type).toBe('image/tiff');
+    expect(compare(decode('image/tiff', input), decode('image/tiff', output), (r, g, b, a) => [b, g, r, a])).toEqual({
+      maxDiff: 0,
+      meanDiff: 0,
+      alphaChanged: 0,
+    });
+  });
+
+  it('turns a portrait photo stored on its side (EXIF orientation 6) upright, and the result carries no EXIF', async () => {
+    // Upright 32×48: red top half, blue bottom half. Stored turned a quarter anticlockwise (48×32),
+    // as a camera held upright writes it: the stored left side is the upright top.
+    const stored = Buffer.alloc(48 * 32 * 4);
+    for (let y = 0; y < 32; y++) {
+      for (let x = 0; x < 48; x++) stored.set(x < 24 ? [230, 20, 20, 255] : [30, 30, 220, 255], (y * 48 + x) * 4);
+    }
+    const input = Buffer.from(jpegWithOrientation(jpeg().encode({ data: stored, width: 48, height: 32 }, { quality: 95 }), 6));
+    expect(readDeclaredDimensions('image/jpeg', input)).toEqual({ width: 32, height: 48 });
+
+    const { type, output } = await transform(input, 'portrait.jpg', 'invert');
+
+    expect(type).toBe('image/jpeg');
+    const result = decode('image/jpeg', output);
+    expect([result.width, result.height]).toEqual([32, 48]);
+    const at = (x: number, y: number) => [...result.data.subarray((y * 32 + x) * 4, (y * 32 + x) * 4 + 3)];
+    // Inverted red above, inverted blue below (away from the middle, where JPEG blends the colours).
+    for (const [x, y, colour] of [
+      [3, 3, [25, 235, 235]],
+      [28, 12, [25, 235, 235]],
+      [3, 44, [225, 225, 35]],
+      [28, 36, [225, 225, 35]],
+    ] as const) {
+      at(x, y).forEach((value, c) => expect(Math.abs(value - colour[c]!)).toBeLessThanOrEqual(16));
+    }
+    expect(output.includes(Buffer.from('Exif\0\0', 'latin1'))).toBe(false);
+  });
+
+  it('inverts every frame of an animated GIF, keeping each delay, the loop count and transparency', async () => {
+    const frame = (colour: number[], delay: number) => {
+      const data = Buffer.alloc(20 * 10 * 4);
+      for (let i = 0; i < 200; i++) data.set(i % 20 === 0 ? [0, 0, 0, 0] : [...colour, 255], i * 4);
+      return new GifFrame(20, 10, data, { delayCentisecs: delay });
+    };
+    const colours = [
+      [200, 30, 30],
+      [20, 180, 40],
+      [10, 20, 240],
+    ];
+    const input = (await new GifCodec().encodeGif([frame(colours[0]!, 10), frame(colours[1]!, 25), frame(colours[2]!, 40)], { loops: 2 }))
+      .buffer;
+
+    const { type, output } = await transform(input, 'animation.gif', 'invert');
+
+    expect(type).toBe('image/gif');
+    const gif = await new GifCodec().decodeGif(output);
+    expect([gif.width, gif.height, gif.loops]).toEqual([20, 10, 2]);
+    expect(gif.frames.map((f) => f.delayCentisecs)).toEqual([10, 25, 40]);
+    gif.frames.forEach((f, i) => {
+      expect([f.bitmap.width, f.bitmap.height]).toEqual([20, 10]);
+      expect([...f.bitmap.data.subarray(0, 4)]).toEqual([0, 0, 0, 0]);
+      expect([...f.bitmap.data.subarray(4, 8)]).toEqual([...colours[i]!.map((v) => 255 - v), 255]);
+    });
+  });
+});
