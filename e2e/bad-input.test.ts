@@ -82,7 +82,8 @@ const SMALL_PNG = Buffer.concat([pngHeader(16, 16), Buffer.alloc(64)]);
 const OVER_UPLOAD_LIMIT = Buffer.concat([pngHeader(64, 64), Buffer.alloc(UPLOAD_LIMIT + 16 * KIB)]);
 const OVER_OBJECT_LIMIT = Buffer.concat([pngHeader(64, 64), Buffer.alloc(OBJECT_LIMIT + 16 * KIB)]);
 const TEXT = Buffer.from('this is plain text, not a picture, whatever its name says\n');
-const TIFF = Buffer.concat([Buffer.from([0x49, 0x49, 0x2a, 0x00, 0x08, 0x00, 0x00, 0x00]), Buffer.alloc(64)]);
+/** A WebP's RIFF header: a real image format pixelmill does not take. */
+const WEBP = Buffer.concat([Buffer.from('RIFF\x24\x00\x00\x00WEBPVP8 ', 'latin1'), Buffer.alloc(64)]);
 const PDF = Buffer.from('%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj << /Type /Catalog >> endobj\n', 'latin1');
 /** 35 bytes: a 1×1 screen whose one frame is 65535×65535; the header alone passes. */
 const HUGE_FRAME_GIF = Buffer.from(gifWithHugeFrame());
@@ -218,7 +219,7 @@ const frontendRows: Row[] = [
     send: raw(TEXT, 'image/png'),
     status: 415,
   },
-  { name: 'a TIFF (form)', server: 'frontend', method: 'POST', path: '/newImage', send: imageForm(TIFF, 'scan.tiff'), status: 415 },
+  { name: 'a WebP (form)', server: 'frontend', method: 'POST', path: '/newImage', send: imageForm(WEBP, 'photo.webp'), status: 415 },
   {
     name: 'a PDF declared image/png (raw)',
     server: 'frontend',
@@ -434,7 +435,7 @@ const masterRows: Row[] = [
   // frontend side (INTERNAL_TOKEN)
   { name: 'an empty body', server: 'master', method: 'POST', path: '/newImage', send: raw('', 'image/png'), status: 400 },
   { name: 'text declared image/png', server: 'master', method: 'POST', path: '/newImage', send: raw(TEXT, 'image/png'), status: 415 },
-  { name: 'a TIFF', server: 'master', method: 'POST', path: '/newImage', send: raw(TIFF, 'image/tiff'), status: 415 },
+  { name: 'a WebP', server: 'master', method: 'POST', path: '/newImage', send: raw(WEBP, 'image/webp'), status: 415 },
   { name: 'a PDF', server: 'master', method: 'POST', path: '/newImage', send: raw(PDF, 'application/pdf'), status: 415 },
   {
     name: 'an upload over MAX_UPLOAD_BYTES',
@@ -590,6 +591,25 @@ const masterRows: Row[] = [
     status: 404,
   },
   { name: 'POST on /getWork', server: 'master', method: 'POST', path: '/getWork', status: 405, allow: 'GET, HEAD' },
+  // the operators' routes (INTERNAL_TOKEN)
+  { name: 'the admin list without a token', server: 'master', method: 'GET', path: '/admin/tasks?state=failed', as: 'none', status: 401 },
+  {
+    name: "the admin list with the worker's token",
+    server: 'master',
+    method: 'GET',
+    path: '/admin/tasks?state=failed',
+    as: 'worker',
+    status: 401,
+  },
+  { name: 'the admin list of an unknown state', server: 'master', method: 'GET', path: '/admin/tasks?state=done', status: 400 },
+  { name: 'the admin list without a state', server: 'master', method: 'GET', path: '/admin/tasks', status: 400 },
+  { name: 'the admin list with a limit of 0', server: 'master', method: 'GET', path: '/admin/tasks?state=failed&limit=0', status: 400 },
+  { name: 'the admin list with a forged cursor', server: 'master', method: 'GET', path: '/admin/tasks?state=failed&cursor=x', status: 400 },
+  { name: 'a retry of a malformed id', server: 'master', method: 'POST', path: '/admin/tasks/not-an-id/retry', status: 400 },
+  { name: 'a retry of an unknown task', server: 'master', method: 'POST', path: `/admin/tasks/${UNKNOWN_ID}/retry`, status: 404 },
+  { name: 'a cancel of an unknown task', server: 'master', method: 'POST', path: `/admin/tasks/${UNKNOWN_ID}/cancel`, status: 404 },
+  { name: 'a delete of an unknown task', server: 'master', method: 'DELETE', path: `/admin/tasks/${UNKNOWN_ID}`, status: 404 },
+  { name: 'GET on an admin retry', server: 'master', method: 'GET', path: `/admin/tasks/${UNKNOWN_ID}/retry`, status: 405, allow: 'POST' },
   { name: 'GET on /workFinished', server: 'master', method: 'GET', path: '/workFinished', status: 405, allow: 'POST' },
   {
     name: 'PUT on /heartbeat',
@@ -732,7 +752,7 @@ const taskdbRows: Row[] = [
     server: 'taskdb',
     method: 'POST',
     path: '/tasks',
-    send: json({ id: randomUUID(), op: 'invert', contentType: 'image/tiff' }),
+    send: json({ id: randomUUID(), op: 'invert', contentType: 'image/webp' }),
     status: 400,
   },
   {
@@ -874,7 +894,16 @@ const taskdbRows: Row[] = [
     status: 404,
   },
   { name: 'PUT on /tasks', server: 'taskdb', method: 'PUT', path: '/tasks', send: json({}), status: 405, allow: 'GET, HEAD, POST' },
-  { name: 'DELETE on a task', server: 'taskdb', method: 'DELETE', path: `/tasks/${UNKNOWN_ID}`, status: 405, allow: 'GET, HEAD' },
+  {
+    name: 'PUT on a task',
+    server: 'taskdb',
+    method: 'PUT',
+    path: `/tasks/${UNKNOWN_ID}`,
+    send: json({}),
+    status: 405,
+    allow: 'DELETE, GET, HEAD',
+  },
+  { name: 'DELETE of an unknown task', server: 'taskdb', method: 'DELETE', path: `/tasks/${UNKNOWN_ID}`, status: 404 },
   { name: 'GET on /claims', server: 'taskdb', method: 'GET', path: '/claims', status: 405, allow: 'POST' },
   { name: 'GET on a state change', server: 'taskdb', method: 'GET', path: `/tasks/${UNKNOWN_ID}/state`, status: 405, allow: 'POST' },
   { name: 'an unknown route', server: 'taskdb', method: 'GET', path: `/tasks/${UNKNOWN_ID}/history`, status: 404 },
@@ -900,7 +929,7 @@ const storageRows: Row[] = [
     send: raw(TEXT, 'image/png'),
     status: 415,
   },
-  { name: 'put a TIFF', server: 'storage', method: 'POST', path: object(randomUUID()), send: raw(TIFF, 'image/tiff'), status: 415 },
+  { name: 'put a WebP', server: 'storage', method: 'POST', path: object(randomUUID()), send: raw(WEBP, 'image/webp'), status: 415 },
   {
     name: 'put a PDF',
     server: 'storage',
