@@ -84,8 +84,7 @@ export const OPERATION_DESCRIPTIONS: Readonly<Record<(typeof OPERATIONS)[number]
   blur: `a soft blur of radius ${BLUR_RADIUS} pixels (jimp's fast blur, close to a Gaussian one)`,
   resize:
     // Plain text, no Markdown: the docs page shows these phrases as they are written.
-    `a new size, width and/or height pixels (each 1 to ${MAX_RESIZE_SIDE}); given one, the other keeps the aspect ratio ` +
-    "(jimp's resampling: linear between pixels when enlarging, the average of the pixels covered when reducing)",
+    `a new size: width and/or height in pixels (1 to ${MAX_RESIZE_SIDE}); given one, the other keeps the aspect ratio`,
 };
 
 /**
