@@ -103,6 +103,11 @@ describe('workflows', () => {
       s.uses?.startsWith('docker/build-push-action'),
     );
     expect(build?.with).toMatchObject({ file: 'Dockerfile', push: false, 'build-args': 'APP=${{ matrix.app }}' });
+    // The browser test's screenshots are kept, whether the tests passed or not.
+    const artefacts = (ci.jobs.test.steps as Array<{ uses?: string; if?: string; with?: Record<string, unknown> }>).find((s) =>
+      s.uses?.startsWith('actions/upload-artifact'),
+    );
+    expect(artefacts).toMatchObject({ if: 'always()', with: { path: 'apps/frontend/test-artifacts/' } });
   });
 
   test('deploy runs after ci succeeds on main, or by hand for one named app, and pushes to GHCR', () => {
