@@ -11,7 +11,7 @@ const { startStack } = require('../scripts/stack') as typeof import('../scripts/
 
 type Stack = Awaited<ReturnType<typeof startStack>>;
 
-/** TIFF, JPEG with an EXIF orientation and animated GIF through the whole pipeline, uploaded as the page does. */
+/** TIFF, JPEG with an EXIF orientation, animated GIF and BMP with alpha through the whole pipeline, uploaded as the page does. */
 describe('image formats end to end', () => {
   let dir: string;
   let stack: Stack;
@@ -61,6 +61,51 @@ describe('image formats end to end', () => {
       meanDiff: 0,
       alphaChanged: 0,
     });
+  });
+
+  it('swaps red and blue in a 32-bit BMP with transparency, and the result is a BMP with the same alpha', async () => {
+    // BITMAPV5HEADER, BI_BITFIELDS, masks R, G, B, A; rows bottom-up; each pixel B, G, R, A.
+    const { data, width, height } = makeBitmap(24, 16, { alpha: true });
+    const pixel = (file: Buffer, at: number) => [file[at + 2]!, file[at + 1]!, file[at]!, file[at + 3]!];
+    const input = Buffer.alloc(138 + width * height * 4);
+    input.write('BM', 0, 'latin1');
+    // File size, pixels' offset, header size, width, height (positive: bottom-up), compression, pixels' size, masks.
+    const fields = [
+      [2, input.length],
+      [10, 138],
+      [14, 124],
+      [18, width],
+      [22, height],
+      [30, 3],
+      [34, width * height * 4],
+      [54, 0xff0000],
+      [58, 0xff00],
+      [62, 0xff],
+      [66, 0xff000000],
+    ] as const;
+    for (const [at, value] of fields) input.writeUInt32LE(value, at);
+    input.writeUInt16LE(1, 26);
+    input.writeUInt16LE(32, 28);
+    for (let y = 0; y < height; y++) {
+      for (let x = 0; x < width; x++) {
+        const i = (y * width + x) * 4;
+        input.set([data[i + 2]!, data[i + 1]!, data[i]!, data[i + 3]!], 138 + ((height - 1 - y) * width + x) * 4);
+      }
+    }
+
+    const { type, output } = await transform(input, 'sprite.bmp', 'swap-red-blue');
+
+    expect(type).toBe('image/bmp');
+    expect(readDeclaredDimensions('image/bmp', output)).toEqual({ width, height });
+    // 32 bits a pixel, bottom-up and with the input's masks: each pixel is where it was in the input, B, G, R, A.
+    const layout = (file: Buffer) => [file.readUInt16LE(28), file.readInt32LE(22), ...[54, 58, 62, 66].map((at) => file.readUInt32LE(at))];
+    expect(layout(output)).toEqual(layout(input));
+    expect(output.length - output.readUInt32LE(10)).toBe(width * height * 4);
+    const [inputAt, outputAt] = [138, output.readUInt32LE(10)];
+    for (let i = 0; i < width * height * 4; i += 4) {
+      const [r, g, b, a] = pixel(input, inputAt + i);
+      expect(pixel(output, outputAt + i)).toEqual([b, g, r, a]);
+    }
   });
 
   it('turns a portrait photo stored on its side (EXIF orientation 6) upright, and the result carries no EXIF', async () => {

@@ -13,6 +13,7 @@ import {
   type OperationParams,
 } from '@pixelmill/contracts';
 import { IMAGE_TYPE_BYTES } from '@pixelmill/kit';
+import { bmpEncodedBytesPerPixel } from './bmp-codec';
 import { TRUNCATED_OR_CORRUPT } from './decoder-errors';
 import { operationWorkingBytes } from './operation-registry';
 import { readTiffPage, tiffCodecMemoryBytes, type TiffPage } from './tiff-codec';
@@ -56,8 +57,9 @@ export interface DecodePlan {
  *   to RGBA at their bit depth (16-bit: 8 bytes a pixel), then to 8 bits (4 more); its encoder
  *   filters a copy of the RGBA and deflates it. 16384×3000 at 16 bits measured 1.14 GB for an
  *   estimate of 1.7 GB (the 100 MB source counts twice); 7000×7000 interlaced, 0.94 GB.
- * - bmp-ts reads its colour table into one object per entry, then fills RGBA; the encoder writes 3
- *   bytes a pixel.
+ * - bmp-ts reads its colour table into one object per entry, then fills RGBA (turned to our order
+ *   in place); the encoder writes 3 bytes a pixel, or 4 for a file with an alpha channel (see
+ *   bmp-codec.ts).
  * - omggif decodes each frame's indices (1 byte a pixel of the frame) and draws them on the
  *   screen's RGBA, which is copied for every frame (a whole screen each, see gif-frames.ts), with a
  *   second screen kept for a frame that restores what was before it; our GIF encoder marks
@@ -68,7 +70,6 @@ export interface DecodePlan {
 const JPEG_BYTES_PER_BLOCK = 256 + 224 + 64;
 const JPEG_BYTES_PER_PIXEL = 4 + 4 + 2;
 const BMP_BYTES_PER_PALETTE_ENTRY = 80;
-const BMP_ENCODE_BYTES_PER_PIXEL = 3;
 const GIF_ENCODE_BYTES_PER_PIXEL = 3;
 /** RGBA at 8 bits. */
 const RGBA_BYTES = 4;
@@ -100,9 +101,10 @@ const uprightSize = (size: Dimensions, orientation: ExifOrientation): Dimensions
 function estimateCodecMemoryBytes(
   type: ImageType,
   inspection: ImageInspection,
-  sourceBytes: number,
+  source: Uint8Array,
   { tiff, orientation }: Pick<DecodePlan, 'tiff' | 'orientation'>,
 ): number {
+  const sourceBytes = source.byteLength;
   const pixels = decodedPixels(inspection);
   switch (type) {
     case 'image/jpeg': {
@@ -122,7 +124,7 @@ function estimateCodecMemoryBytes(
         sourceBytes +
         inspection.bmpPaletteEntries * BMP_BYTES_PER_PALETTE_ENTRY +
         inspection.decodedBytes +
-        pixels * BMP_ENCODE_BYTES_PER_PIXEL
+        pixels * bmpEncodedBytesPerPixel(source)
       );
     case 'image/gif': {
       // The largest frame's indices, the screen drawn on and the one kept for "restore to
@@ -199,7 +201,7 @@ export function planDecode(
   // until the encoding, each the result's size (larger than its source after an enlarging resize).
   const operationBytes =
     op === undefined ? 0 : operationWorkingBytes(op, operand, params) + heldResultBytes(op, params, operand, frameCount);
-  const memoryBytes = estimateCodecMemoryBytes(type, inspection, bytes.byteLength, { tiff, orientation }) + operationBytes;
+  const memoryBytes = estimateCodecMemoryBytes(type, inspection, bytes, { tiff, orientation }) + operationBytes;
   if (memoryBytes > limits.maxMemoryBytes) {
     throw new ImageDecodeError(
       `${type} of ${inspection.width}x${inspection.height} pixels needs ${toMb(memoryBytes)} MB to transform${operationBytes > 0 ? ` with ${op}` : ''}, ` +

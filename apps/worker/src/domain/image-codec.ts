@@ -1,9 +1,9 @@
-import bmp from '@jimp/js-bmp';
 import jpeg from '@jimp/js-jpeg';
 import png, { PNGColorType, PNGFilterType } from '@jimp/js-png';
 import { inflateSync } from 'node:zlib';
 import type { ImageType } from '@pixelmill/contracts';
 import { hasTransparency, packRgb, type DecodedImage, type RgbaBitmap } from './bitmap';
+import { decodeBmp, encodeBmp } from './bmp-codec';
 import { checkPixelLimit, planDecode, toMb, type DecodePlan } from './decode-plan';
 import { describeDecoderError } from './decoder-errors';
 import { orientUpright } from './exif-orientation';
@@ -12,9 +12,9 @@ import { decodeTiff, encodeTiff } from './tiff-codec';
 import { ImageDecodeError, PermanentWorkError } from './work-errors';
 
 // jimp stays behind this module and its format modules. Its format plugins (and its libraries:
-// omggif and gifwrap for GIF, utif for TIFF) are used directly: `Jimp.read` sniffs the type
-// through a dynamic import() of the ESM-only `file-type`, which breaks under jest and CommonJS.
-// The type comes from the task and is checked here instead.
+// omggif and gifwrap for GIF, utif for TIFF, bmp-ts for BMP) are used directly: `Jimp.read`
+// sniffs the type through a dynamic import() of the ESM-only `file-type`, which breaks under jest
+// and CommonJS. The type comes from the task and is checked here instead.
 
 export interface ImageCodecOptions {
   /** zlib level 0–9 of PNG output; scripts/measure-png-deflate.js measures the choices. */
@@ -73,7 +73,6 @@ function encodePng(format: ReturnType<typeof png>, bitmap: RgbaBitmap, deflateLe
 function createFormats(options: ImageCodecOptions): Readonly<Record<ImageType, FormatCodec>> {
   const pngFormat = png();
   const jpegFormat = jpeg();
-  const bmpFormat = bmp();
   const still = (bitmap: RgbaBitmap): DecodedImage => ({ frames: [bitmap] });
   return {
     'image/png': {
@@ -97,11 +96,11 @@ function createFormats(options: ImageCodecOptions): Readonly<Record<ImageType, F
       },
       encode: (image) => jpegFormat.encode(firstFrame(image), { quality: options.jpegQuality }),
     },
-    // The BMP decoder gives every pixel alpha 255, and the encoder writes 24-bit pixels after
-    // swapping `bitmap.data` to ABGR in place: encoding must be the last use of a bitmap.
+    // Alpha kept where the file has an alpha channel; written 24-bit when opaque, 32-bit with
+    // alpha otherwise (see bmp-codec.ts). Encoding may scramble `bitmap.data`: it is the last use.
     'image/bmp': {
-      decode: (bytes) => still(bmpFormat.decode(bytes)),
-      encode: (image) => bmpFormat.encode(firstFrame(image)),
+      decode: (bytes) => still(decodeBmp(bytes)),
+      encode: (image) => encodeBmp(firstFrame(image)),
     },
     // Every frame of an animation, each drawn on the whole screen (see gif-frames.ts).
     'image/gif': {

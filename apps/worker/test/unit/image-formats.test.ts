@@ -1,3 +1,4 @@
+import bmp from '@jimp/js-bmp';
 import jpeg from '@jimp/js-jpeg';
 import tiff from '@jimp/js-tiff';
 import { GifCodec, GifFrame } from 'gifwrap';
@@ -397,5 +398,152 @@ describe('animated GIF', () => {
     );
     // Every frame and its encoding is counted: more than one screen's worth.
     expect(planDecode(file, 'image/gif', { maxPixels: 1_000_000, maxMemoryBytes: 1024 * MB }).memoryBytes).toBeGreaterThan(3 * 10_000 * 4);
+  });
+});
+
+describe('BMP', () => {
+  /** Four levels of alpha, each next to the others, so a pixel whose alpha moved shows. */
+  const ALPHAS = [0, 128, 255, 64];
+  const translucent = (width: number, height: number) => picture(width, height, (x, y) => ALPHAS[(x + 2 * y) % ALPHAS.length]!);
+
+  const swapRedBlue = ({ data, width, height }: RgbaBitmap): RgbaBitmap => {
+    const out = Buffer.from(data);
+    for (let i = 0; i < out.length; i += 4) [out[i], out[i + 2]] = [data[i + 2]!, data[i]!];
+    return { data: out, width, height };
+  };
+
+  interface Bmp32Layout {
+    /** 40 (BITMAPINFOHEADER), 56 (V3), 108 (V4), 124 (V5). */
+    headerSize?: number;
+    /** 0 BI_RGB, 3 BI_BITFIELDS, 6 BI_ALPHABITFIELDS. */
+    compression?: number;
+    alphaMask?: number;
+    topDown?: boolean;
+  }
+
+  /**
+   * A 32-bit BMP written byte by byte as other programs write one: masks in the header from V3 on,
+   * after a 40-byte one with BI_BITFIELDS (red, green, blue) or BI_ALPHABITFIELDS (and alpha);
+   * each pixel B, G, R and then its alpha (the fourth byte, whatever the header says of it).
+   */
+  function craftBmp32({ data, width, height }: RgbaBitmap, layout: Bmp32Layout = {}): Buffer {
+    const { headerSize = 108, compression = 3, alphaMask = 0xff000000, topDown = false } = layout;
+    const masksAfter = headerSize === 40 ? (({ 3: 12, 6: 16 } as Record<number, number>)[compression] ?? 0) : 0;
+    const pixelsAt = 14 + headerSize + masksAfter;
+    const file = Buffer.alloc(pixelsAt + width * height * 4);
+    file.write('BM', 0, 'latin1');
+    file.writeUInt32LE(file.length, 2);
+    file.writeUInt32LE(pixelsAt, 10);
+    file.writeUInt32LE(headerSize, 14);
+    file.writeInt32LE(width, 18);
+    file.writeInt32LE(topDown ? -height : height, 22);
+    file.writeUInt16LE(1, 26);
+    file.writeUInt16LE(32, 28);
+    file.writeUInt32LE(compression, 30);
+    file.writeUInt32LE(width * height * 4, 34);
+    if (headerSize > 40 || masksAfter > 0) [0xff0000, 0xff00, 0xff].forEach((mask, i) => file.writeUInt32LE(mask, 54 + 4 * i));
+    if (headerSize >= 56 || compression === 6) file.writeUInt32LE(alphaMask, 66);
+    for (let y = 0; y < height; y++) {
+      for (let x = 0; x < width; x++) {
+        const [r, g, b, a] = pixelAt({ data, width, height }, x, y);
+        file.set([b!, g!, r!, a!], pixelsAt + ((topDown ? y : height - 1 - y) * width + x) * 4);
+      }
+    }
+    return file;
+  }
+
+  /**
+   * The pixels of a BMP result, read as a viewer reads it, after checking its header is the 32-bit
+   * one with alpha: BITMAPV4HEADER, BI_BITFIELDS, masks R, G, B, A, LCS_sRGB, rows bottom-up.
+   */
+  function read32BitResult(file: Buffer): RgbaBitmap {
+    expect({
+      headerSize: file.readUInt32LE(14),
+      bitsPerPixel: file.readUInt16LE(28),
+      compression: file.readUInt32LE(30),
+      masks: [54, 58, 62, 66].map((at) => file.readUInt32LE(at)),
+      colourSpace: file.readUInt32LE(70),
+    }).toEqual({ headerSize: 108, bitsPerPixel: 32, compression: 3, masks: [0xff0000, 0xff00, 0xff, 0xff000000], colourSpace: 0x73524742 });
+    const [width, height, pixelsAt] = [file.readInt32LE(18), file.readInt32LE(22), file.readUInt32LE(10)];
+    expect([pixelsAt, file.readUInt32LE(2), file.length]).toEqual([122, file.length, 122 + width * height * 4]);
+    const data = Buffer.alloc(width * height * 4);
+    for (let y = 0; y < height; y++) {
+      for (let x = 0; x < width; x++) {
+        const at = pixelsAt + ((height - 1 - y) * width + x) * 4;
+        data.set([file[at + 2]!, file[at + 1]!, file[at]!, file[at + 3]!], (y * width + x) * 4);
+      }
+    }
+    return { data, width, height };
+  }
+
+  const bitsPerPixel = (file: Buffer): number => file.readUInt16LE(28);
+
+  it('when a 32-bit BMP with an alpha channel goes through swap-red-blue, then the result is a 32-bit BMP of the swapped colours and the same alpha', async () => {
+    const original = translucent(9, 5);
+    const source = craftBmp32(original);
+    expect(codec.decode(source, 'image/bmp')).toEqual(original);
+
+    const output = await transformImage(codec, source, 'image/bmp', 'swap-red-blue');
+
+    expect(read32BitResult(output)).toEqual(swapRedBlue(original));
+    expect(codec.decode(output, 'image/bmp')).toEqual(swapRedBlue(original));
+  });
+
+  it('when a 32-bit BMP with an alpha channel goes through rotate-90, then each alpha moves with its pixel', async () => {
+    const original = translucent(7, 4);
+
+    const output = await transformImage(codec, craftBmp32(original), 'image/bmp', 'rotate-90');
+
+    expect(read32BitResult(output)).toEqual(turnedClockwise(original));
+  });
+
+  it('when an opaque 24-bit BMP goes through swap-red-blue, then the result is the 24-bit BMP written before alpha was kept', async () => {
+    // 10 pixels a row: 30 bytes, padded to 32.
+    const original = picture(10, 5);
+    const source = Buffer.from(bmp().encode({ ...original, data: Buffer.from(original.data) }));
+    expect(bitsPerPixel(source)).toBe(24);
+
+    const output = await transformImage(codec, source, 'image/bmp', 'swap-red-blue');
+
+    expect(bitsPerPixel(output)).toBe(24);
+    // What @jimp/js-bmp, which wrote every BMP result before, writes of the swapped pixels.
+    expect(output).toEqual(Buffer.from(bmp().encode(swapRedBlue(original))));
+  });
+
+  it('when a 32-bit BMP has an alpha mask but every alpha is 0, then it is opaque, as Chromium shows it, and the result is 24-bit', async () => {
+    const colours = picture(6, 4, () => 0);
+    const opaque = picture(6, 4);
+
+    expect(codec.decode(craftBmp32(colours), 'image/bmp')).toEqual(opaque);
+    const output = await transformImage(codec, craftBmp32(colours), 'image/bmp', 'swap-red-blue');
+
+    expect(bitsPerPixel(output)).toBe(24);
+    expect(codec.decode(output, 'image/bmp')).toEqual(swapRedBlue(opaque));
+  });
+
+  it.each<[string, Bmp32Layout]>([
+    ['BI_ALPHABITFIELDS after a 40-byte header', { headerSize: 40, compression: 6 }],
+    ['a BITMAPV3INFOHEADER (56 bytes)', { headerSize: 56 }],
+    ['a BITMAPV5HEADER (124 bytes), top-down', { headerSize: 124, topDown: true }],
+    ['a V4 header and BI_RGB, with an alpha mask', { compression: 0 }],
+  ])('when a 32-bit BMP has its alpha mask in %s, then it is read with its alpha', (_name, layout) => {
+    const original = translucent(5, 3);
+    expect(codec.decode(craftBmp32(original, layout), 'image/bmp')).toEqual(original);
+  });
+
+  it.each<[string, Bmp32Layout]>([
+    ['BI_RGB with a 40-byte header (the fourth byte is padding)', { headerSize: 40, compression: 0 }],
+    ['BI_BITFIELDS with a 40-byte header (red, green and blue masks only)', { headerSize: 40, compression: 3 }],
+    ['a V4 header whose alpha mask is 0', { alphaMask: 0 }],
+  ])('when a 32-bit BMP has no alpha mask (%s), then it is opaque whatever its fourth bytes hold', (_name, layout) => {
+    const original = translucent(5, 3);
+    expect(codec.decode(craftBmp32(original, layout), 'image/bmp')).toEqual(picture(5, 3));
+  });
+
+  it('when a BMP has an alpha channel, then its plan counts the 32-bit encoding, a byte a pixel more than a 24-bit one', () => {
+    const limits = { maxPixels: 1_000_000, maxMemoryBytes: 1024 * MB };
+    const withAlpha = planDecode(craftBmp32(translucent(20, 10)), 'image/bmp', limits).memoryBytes;
+    const withoutAlpha = planDecode(craftBmp32(translucent(20, 10), { alphaMask: 0 }), 'image/bmp', limits).memoryBytes;
+    expect(withAlpha - withoutAlpha).toBe(20 * 10);
   });
 });
