@@ -3,9 +3,10 @@ import os from 'node:os';
 import path from 'node:path';
 import jpeg from '@jimp/js-jpeg';
 import { GifCodec, GifFrame } from 'gifwrap';
-import { AcceptedSchema, readDeclaredDimensions, TaskStatusSchema, type Operation } from '@pixelmill/contracts';
+import { AcceptedSchema, readDeclaredDimensions, type Operation } from '@pixelmill/contracts';
 import { jpegWithOrientation } from '@pixelmill/contracts/testing';
 import { compare, decode, encode, makeBitmap } from './images';
+import { waitUntilEnded } from './upload-client';
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { startStack } = require('../scripts/stack') as typeof import('../scripts/stack');
 
@@ -36,15 +37,7 @@ describe('image formats end to end', () => {
     const response = await fetch(`${frontend}/newImage`, { method: 'POST', body: form, headers: { accept: 'application/json' } });
     expect(response.status).toBe(202);
     const { id } = AcceptedSchema.parse(await response.json());
-    const deadline = Date.now() + 60_000;
-    for (;;) {
-      const status = TaskStatusSchema.parse(await (await fetch(`${frontend}/image/isReady?id=${id}&waitMs=10000`)).json());
-      if (status.state === 'finished' || status.state === 'failed') {
-        expect(status).toEqual({ id, state: 'finished' });
-        break;
-      }
-      if (Date.now() > deadline) throw new Error(`${id} still ${status.state}`);
-    }
+    expect((await waitUntilEnded([frontend], [id], 60_000)).get(id)).toEqual({ state: 'finished' });
     const result = await fetch(`${frontend}/image/get?id=${id}`);
     expect(result.status).toBe(200);
     return { type: result.headers.get('content-type'), output: Buffer.from(await result.arrayBuffer()) };

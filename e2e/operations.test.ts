@@ -1,8 +1,9 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { AcceptedSchema, ErrorBodySchema, TaskStatusSchema } from '@pixelmill/contracts';
+import { AcceptedSchema, ErrorBodySchema } from '@pixelmill/contracts';
 import { decode, encode, makeBitmap, type Bitmap, type Mime } from './images';
+import { waitUntilEnded } from './upload-client';
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { startStack } = require('../scripts/stack') as typeof import('../scripts/stack');
 
@@ -39,15 +40,7 @@ describe('pixelmill end to end: operations that change the size', () => {
   const resultOf = async (response: Response, mime: Mime): Promise<Bitmap> => {
     expect(response.status).toBe(202);
     const { id } = AcceptedSchema.parse(await response.json());
-    const deadline = Date.now() + 60_000;
-    for (;;) {
-      const status = TaskStatusSchema.parse(await (await fetch(`${frontend}/image/isReady?id=${id}&waitMs=10000`)).json());
-      if (status.state === 'finished' || status.state === 'failed') {
-        expect(status).toEqual({ id, state: 'finished' });
-        break;
-      }
-      if (Date.now() > deadline) throw new Error(`${id} still ${status.state}`);
-    }
+    expect((await waitUntilEnded([frontend], [id], 60_000)).get(id)).toEqual({ state: 'finished' });
     const result = await fetch(`${frontend}/image/get?id=${id}`);
     expect(result.status).toBe(200);
     expect(result.headers.get('content-type')).toBe(mime);
